@@ -1,0 +1,196 @@
+//! `ManagedDevice`: one device. Its agent writes `status`; the operator writes `spec.plan`
+//! and `status.compliance`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One device under patch management: its agent reports its patch state in `status`,
+/// the operator tells it what to install or uninstall in `spec.plan`.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "patching.ringmaster.dev",
+    version = "v1alpha1",
+    kind = "ManagedDevice",
+    namespaced,
+    status = "ManagedDeviceStatus",
+    shortname = "mdev",
+    category = "patching",
+    doc = "One device under patch management: the agent reports in status, the operator plans in spec.plan.",
+    printcolumn(
+        name = "Tier",
+        type_ = "string",
+        json_path = ".metadata.labels.ringmaster\\.dev/tier"
+    ),
+    printcolumn(name = "Ring", type_ = "string", json_path = ".status.compliance.ring"),
+    printcolumn(name = "Last-Seen", type_ = "date", json_path = ".status.lastSeen"),
+    printcolumn(
+        name = "Overdue",
+        type_ = "integer",
+        json_path = ".status.compliance.overdue"
+    ),
+    printcolumn(
+        name = "Planned",
+        type_ = "integer",
+        json_path = ".status.compliance.planned",
+        description = "Patches the plan asks it to install"
+    ),
+    printcolumn(
+        name = "OS",
+        type_ = "string",
+        json_path = ".spec.os.family",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedDeviceSpec {
+    /// The device's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The device's operating system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+    /// Written by the operator only: what to install or uninstall, and when.
+    #[serde(default)]
+    pub plan: DevicePlan,
+}
+
+/// An operating system.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OsInfo {
+    /// `windows`, `linux`, `macos`, …
+    pub family: String,
+    /// The release, e.g. `11 24H2` or `12 (bookworm)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The operator's instructions to the device's agent, keyed by patch id so concurrent
+/// rollouts each write only their own entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DevicePlan {
+    /// Patches to install, by patch id.
+    #[serde(default)]
+    pub install: BTreeMap<String, PlanEntry>,
+    /// Patches to uninstall, by patch id.
+    #[serde(default)]
+    pub uninstall: BTreeMap<String, PlanEntry>,
+}
+
+/// One instruction. An agent starts it only between `notBefore` and `notAfter`, and
+/// attempts it once: a patch whose last attempt is at or after `notBefore` is not retried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanEntry {
+    /// The PatchRollout that assigned it.
+    pub rollout: String,
+    /// Do not start before this instant.
+    #[schemars(with = "Time")]
+    pub not_before: jiff::Timestamp,
+    /// Do not start after this instant (the end of the maintenance window), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Time>")]
+    pub not_after: Option<jiff::Timestamp>,
+    /// The SLA deadline for this device and patch, if the policy sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Time>")]
+    pub deadline: Option<jiff::Timestamp>,
+}
+
+/// The state of one patch on one device, as its agent reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PatchState {
+    /// Applicable and not installed.
+    Missing,
+    /// Being installed now.
+    Installing,
+    /// Installed.
+    Installed,
+    /// The last attempt failed.
+    Failed,
+    /// Installed, waiting for a reboot to take effect.
+    PendingReboot,
+    /// Uninstalled after a rollback.
+    RolledBack,
+}
+
+/// Written by the device's agent (and `compliance` by the operator).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedDeviceStatus {
+    /// When the agent last checked in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Time>")]
+    pub last_seen: Option<jiff::Timestamp>,
+    /// Every patch applicable to the device, with its state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
+    pub patches: Vec<DevicePatchStatus>,
+    /// The device waits for a reboot.
+    #[serde(default)]
+    pub reboot_pending: bool,
+    /// The agent that reports for the device, e.g. `ringmaster-agent/0.1.0 (simulated)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Written by the operator: the device's policy, ring and SLA counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<DeviceCompliance>,
+}
+
+/// One applicable patch on a device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DevicePatchStatus {
+    /// The patch id (as in `Patch.spec.id`).
+    pub id: String,
+    /// Its state on the device.
+    pub state: PatchState,
+    /// Install attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the last attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Time>")]
+    pub last_attempt_at: Option<jiff::Timestamp>,
+    /// When it was installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Time>")]
+    pub installed_at: Option<jiff::Timestamp>,
+    /// The installer's last word (an error code, a log line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The operator's summary of a device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceCompliance {
+    /// The PatchPolicy that governs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The ring it belongs to under that policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<String>,
+    /// Applicable patches past their SLA deadline.
+    #[serde(default)]
+    pub overdue: u32,
+    /// Applicable patches due within the policy's margin.
+    #[serde(default)]
+    pub due_soon: u32,
+    /// Patches the plan asks it to install.
+    #[serde(default)]
+    pub planned: u32,
+    /// Why it gets no assignments, when it gets none (conflict, no ring, no policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

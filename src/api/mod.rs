@@ -1,0 +1,40 @@
+//! The custom resources of `patching.ringmaster.dev/v1alpha1` and their value types.
+//!
+//! Every field carries a doc comment: they become the CRD descriptions `kubectl explain`
+//! shows.
+
+pub mod common;
+pub mod device;
+pub mod exception;
+pub mod patch;
+pub mod policy;
+pub mod ring;
+pub mod rollout;
+
+pub use common::*;
+pub use device::*;
+pub use exception::*;
+pub use patch::*;
+pub use policy::*;
+pub use ring::*;
+pub use rollout::*;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group of every ringmaster kind.
+pub const GROUP: &str = "patching.ringmaster.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Every CRD, in a stable order (the order `ringmaster crds` prints them in).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        PatchPolicy::crd(),
+        DeploymentRing::crd(),
+        PatchException::crd(),
+        ManagedDevice::crd(),
+        Patch::crd(),
+        PatchRollout::crd(),
+    ]
+}

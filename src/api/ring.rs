@@ -1,0 +1,208 @@
+//! `DeploymentRing`: a group of devices a patch reaches together, how fast, when, and
+//! what it must show before it moves on.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Duration, Freeze, MaintenanceWindow};
+
+/// A group of devices a patch reaches together: how many at once, in which maintenance
+/// windows, the gates before promotion to the next ring, and when to halt.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
+#[kube(
+    group = "patching.ringmaster.dev",
+    version = "v1alpha1",
+    kind = "DeploymentRing",
+    namespaced,
+    status = "DeploymentRingStatus",
+    shortname = "ring",
+    category = "patching",
+    doc = "A group of devices a patch reaches together, with its pace, windows, promotion gates and halt rule.",
+    printcolumn(
+        name = "Members",
+        type_ = "integer",
+        json_path = ".status.members",
+        description = "Devices in this ring"
+    ),
+    printcolumn(
+        name = "Max",
+        type_ = "string",
+        json_path = ".spec.maxConcurrent",
+        description = "Installs in progress at once"
+    ),
+    printcolumn(
+        name = "Window",
+        type_ = "string",
+        json_path = ".status.window",
+        description = "Whether a maintenance window is open, or when the next opens"
+    ),
+    printcolumn(
+        name = "Active",
+        type_ = "integer",
+        json_path = ".status.activeRollouts",
+        description = "Rollouts deploying in this ring"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRingSpec {
+    /// The devices of this ring (within a policy's devices; the first ring of the
+    /// policy's list that matches a device claims it).
+    pub device_selector: LabelSelector,
+    /// Installs in progress at once: a count (at least 1) or a percentage of the ring's
+    /// targeted devices (`25%`, rounded up, at least one device).
+    #[serde(default = "default_max_concurrent")]
+    #[schemars(schema_with = "int_or_percent_schema")]
+    pub max_concurrent: IntOrString,
+    /// When installs may start. Unset or empty means at any time. Work left unfinished
+    /// when a window closes resumes in the next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// What a patch must show in this ring before the next ring may start.
+    #[serde(default)]
+    pub promotion: PromotionSpec,
+    /// When to stop a failing patch, and what to do then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<HaltSpec>,
+    /// A device not seen for this long is Unreachable: reported, given no new work, and
+    /// left out of success-rate denominators (default 72h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_after: Option<Duration>,
+    /// Change freezes for this ring only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub freezes: Vec<Freeze>,
+}
+
+fn default_max_concurrent() -> IntOrString {
+    IntOrString::Int(1)
+}
+
+fn int_or_percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "x-kubernetes-validations": [{
+            "rule": "string(self).matches('^([1-9][0-9]{0,8}|([1-9][0-9]?|100)%)$')",
+            "message": "maxConcurrent is a count of at least 1 or a percentage from 1% to 100%"
+        }],
+        "description": "A count (at least 1) or a percentage of the ring's targeted devices."
+    })
+}
+
+/// Gates a patch must pass in this ring before it is promoted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionSpec {
+    /// Time after the ring's last install finished before it may pass (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<Duration>,
+    /// Lowest share of successful installs (percent of finished attempts) to pass
+    /// (default 100).
+    #[serde(default = "default_success_rate")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub min_success_rate: f64,
+    /// Most failed installs the ring may have and still pass (unset: no limit beyond
+    /// the success rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u32>,
+    /// The ring passes only when a person lists it in the rollout's `spec.promote`.
+    #[serde(default)]
+    pub require_manual_approval: bool,
+    /// Soak for patches approved by an emergency rule (default: the normal soak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_soak: Option<Duration>,
+}
+
+impl Default for PromotionSpec {
+    fn default() -> Self {
+        Self {
+            soak: None,
+            min_success_rate: default_success_rate(),
+            max_failures: None,
+            require_manual_approval: false,
+            emergency_soak: None,
+        }
+    }
+}
+
+fn default_success_rate() -> f64 {
+    100.0
+}
+
+/// What to do when a patch fails in this ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OnFailure {
+    /// Stop admitting and promoting; a person decides (promote, abort or fix and resume).
+    #[default]
+    Pause,
+    /// Stop the rollout for good; devices that have not started are released.
+    Abort,
+    /// Uninstall the patch from every device of the policy that installed it (when the
+    /// patch is uninstallable; otherwise behave as Pause).
+    Rollback,
+}
+
+/// The halt rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HaltSpec {
+    /// Percentage of failed attempts above which the ring halts.
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub failure_rate: f64,
+    /// Finished attempts needed before the rate counts.
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1))]
+    pub min_samples: u32,
+    /// What happens when it halts (default `Pause`).
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+fn default_min_samples() -> u32 {
+    1
+}
+
+/// What the operator observed for a ring.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRingStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling and Stalled, in the kstatus sense.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// One line on the ring's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Devices this ring claims, over every policy that lists it.
+    #[serde(default)]
+    pub members: u32,
+    /// Devices this ring's selector matches that an earlier ring of a policy claims.
+    #[serde(default)]
+    pub claimed_elsewhere: u32,
+    /// Policies that list this ring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// Rollouts deploying or soaking in this ring.
+    #[serde(default)]
+    pub active_rollouts: u32,
+    /// `Open until …`, `Opens …`, or `Always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+}
