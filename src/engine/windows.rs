@@ -751,7 +751,7 @@ mod tests {
     }
 
     #[test]
-    fn new_york_across_spring_forward() {
+    fn new_york_across_dst_changes() {
         // 2026-03-08 (Sunday): 02:00 EST -> 03:00 EDT, at 07:00 UTC.
         let ny = "America/New_York";
         let s = schedule(&[weekly(&[Sat], "22:00", "06:00", ny)]);
@@ -782,6 +782,18 @@ mod tests {
             s.next_occurrence_after(utc("2026-03-07T00:00:00Z")),
             Some(occ("2026-03-08T06:30:00Z", "2026-03-08T07:00:00Z"))
         );
+        // Fall back, 2026-11-01: 02:00 EDT -> 01:00 EST at 06:00 UTC. 01:19 happens twice;
+        // the window opens at the first (EDT) and runs to midnight EST.
+        let s = schedule(&[weekly(&[Sun], "01:19", "00:00", ny)]);
+        assert_eq!(
+            s.next_occurrence_after(utc("2026-10-31T00:00:00Z")),
+            Some(occ("2026-11-01T05:19:00Z", "2026-11-02T05:00:00Z"))
+        );
+        assert_eq!(
+            s.next_open_after(utc("2026-11-01T05:19:00Z")),
+            Some(utc("2026-11-08T06:19:00Z"))
+        );
+
         // A weekday daytime window: 09:00 is 14:00 UTC before, 13:00 UTC after.
         let s = schedule(&[weekly(&[Fri, Mon], "09:00", "17:00", ny)]);
         assert_eq!(
