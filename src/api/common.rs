@@ -70,7 +70,10 @@ impl FromStr for Duration {
         let err = || DurationError {
             input: s.to_string(),
         };
-        let (digits, unit) = s.split_at(s.len().checked_sub(1).ok_or_else(err)?);
+        // The unit is the last character; split on a char boundary so that text ending
+        // in a multi-byte character is refused rather than panicking.
+        let unit_at = s.char_indices().last().map(|(i, _)| i).ok_or_else(err)?;
+        let (digits, unit) = s.split_at(unit_at);
         if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err());
         }
@@ -354,4 +357,17 @@ pub mod condition {
 /// Reads an optional [`Time`] from a status as a plain timestamp.
 pub fn time_of(t: &Option<Time>) -> Option<jiff::Timestamp> {
     t.as_ref().map(|t| t.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_refuses_a_multibyte_unit_without_panicking() {
+        for bad in ["5é", "é", "7日", "", "d", "12"] {
+            assert!(bad.parse::<Duration>().is_err(), "{bad:?}");
+        }
+        assert_eq!("36h".parse::<Duration>(), Ok(Duration::hours(36)));
+    }
 }
