@@ -3,6 +3,10 @@
 //! Every field carries a doc comment: they become the CRD descriptions `kubectl explain`
 //! shows.
 
+// kube-derive's `printcolumn(name = …, type_ = …)` repeats keys across columns, which
+// clippy's duplicated_attributes lint mistakes for duplicate attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod common;
 pub mod device;
 pub mod exception;

@@ -1,0 +1,386 @@
+//! The SLA clock of one device–patch pair, and the per tier × severity aggregates.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::api::{Duration, Severity, SlaCell};
+
+/// Where a device–patch pair stands against its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClockState {
+    /// Not installed, deadline more than the margin away.
+    NotDue,
+    /// Not installed, deadline within the margin.
+    DueSoon,
+    /// Not installed, deadline passed.
+    Overdue,
+    /// Installed by its deadline.
+    InstalledOnTime,
+    /// Installed after its deadline.
+    InstalledLate,
+    /// An active exception covers it; the clock is stopped.
+    Exempt,
+}
+
+impl ClockState {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockState::NotDue => "NotDue",
+            ClockState::DueSoon => "DueSoon",
+            ClockState::Overdue => "Overdue",
+            ClockState::InstalledOnTime => "InstalledOnTime",
+            ClockState::InstalledLate => "InstalledLate",
+            ClockState::Exempt => "Exempt",
+        }
+    }
+}
+
+/// The clock of one pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    /// The state at `now`.
+    pub state: ClockState,
+    /// The deadline: release + install-within + time spent exempt. None without an SLA.
+    pub deadline: Option<Timestamp>,
+    /// The next instant the state changes by time alone (DueSoon, then Overdue).
+    pub next_change: Option<Timestamp>,
+}
+
+/// What the clock needs to know about a pair.
+#[derive(Clone, Copy, Debug)]
+pub struct PairFacts<'a> {
+    /// The patch's first release time.
+    pub released: Timestamp,
+    /// Install-within for the device's tier and the patch's severity (None: no SLA).
+    pub within: Option<Duration>,
+    /// The DueSoon margin.
+    pub margin: Duration,
+    /// When it was installed, if it is.
+    pub installed_at: Option<Timestamp>,
+    /// An active exception covers it now.
+    pub exempt_now: bool,
+    /// Intervals during which exceptions covered it (may overlap, any order).
+    pub exempt_intervals: &'a [(Timestamp, Timestamp)],
+}
+
+/// Runs the clock of one pair at `now`.
+pub fn clock(f: PairFacts<'_>, now: Timestamp) -> Clock {
+    let end = f.installed_at.map_or(now, |i| i.min(now));
+    let exempt = exempt_time(f.exempt_intervals, f.released, end);
+    let deadline = f.within.and_then(|w| {
+        f.released
+            .checked_add(w.span())
+            .and_then(|d| d.checked_add(exempt))
+            .ok()
+    });
+    if let Some(installed) = f.installed_at {
+        let on_time = deadline.is_none_or(|d| installed <= d);
+        let state = if on_time {
+            ClockState::InstalledOnTime
+        } else {
+            ClockState::InstalledLate
+        };
+        return Clock {
+            state,
+            deadline,
+            next_change: None,
+        };
+    }
+    if f.exempt_now {
+        return Clock {
+            state: ClockState::Exempt,
+            deadline,
+            next_change: None,
+        };
+    }
+    let Some(d) = deadline else {
+        return Clock {
+            state: ClockState::NotDue,
+            deadline: None,
+            next_change: None,
+        };
+    };
+    let soon = d.checked_sub(f.margin.span()).unwrap_or(d);
+    if now >= d {
+        Clock {
+            state: ClockState::Overdue,
+            deadline,
+            next_change: None,
+        }
+    } else if now >= soon {
+        Clock {
+            state: ClockState::DueSoon,
+            deadline,
+            next_change: Some(d),
+        }
+    } else {
+        Clock {
+            state: ClockState::NotDue,
+            deadline,
+            next_change: Some(soon),
+        }
+    }
+}
+
+/// Total time inside the union of `intervals`, clipped to `[from, to)`.
+pub fn exempt_time(
+    intervals: &[(Timestamp, Timestamp)],
+    from: Timestamp,
+    to: Timestamp,
+) -> SignedDuration {
+    if intervals.is_empty() || to <= from {
+        return SignedDuration::ZERO;
+    }
+    let mut clipped: Vec<(Timestamp, Timestamp)> = intervals
+        .iter()
+        .map(|&(a, b)| (a.max(from), b.min(to)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    clipped.sort();
+    let mut total = SignedDuration::ZERO;
+    let mut current: Option<(Timestamp, Timestamp)> = None;
+    for (a, b) in clipped {
+        current = match current {
+            Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
+            Some((ca, cb)) => {
+                total = total.saturating_add(cb.duration_since(ca));
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    if let Some((ca, cb)) = current {
+        total = total.saturating_add(cb.duration_since(ca));
+    }
+    total
+}
+
+/// Accumulates pair clocks into per tier × severity figures.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// A handful of tiers × four severities: a short list searched without allocating.
+    cells: Vec<((String, Severity), CellTally)>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct CellTally {
+    on_time: u32,
+    late: u32,
+    overdue: u32,
+    open: u32,
+    exempt: u32,
+    tti_secs: Vec<i64>,
+}
+
+impl Tally {
+    /// Adds one pair. `time_to_install` is the time from release to install, for
+    /// installed pairs.
+    pub fn add(
+        &mut self,
+        tier: &str,
+        severity: Severity,
+        state: ClockState,
+        time_to_install: Option<SignedDuration>,
+    ) {
+        let cell = match self
+            .cells
+            .iter()
+            .position(|((t, s), _)| *s == severity && t == tier)
+        {
+            Some(i) => &mut self.cells[i].1,
+            None => {
+                self.cells
+                    .push(((tier.to_string(), severity), CellTally::default()));
+                let last = self.cells.len() - 1;
+                &mut self.cells[last].1
+            }
+        };
+        match state {
+            ClockState::InstalledOnTime => cell.on_time += 1,
+            ClockState::InstalledLate => cell.late += 1,
+            ClockState::Overdue => cell.overdue += 1,
+            ClockState::NotDue | ClockState::DueSoon => cell.open += 1,
+            ClockState::Exempt => cell.exempt += 1,
+        }
+        if let Some(t) = time_to_install {
+            cell.tti_secs.push(t.as_secs().max(0));
+        }
+    }
+
+    /// Pairs counted as compliant (installed on time, open and not yet due, or exempt)
+    /// and all pairs.
+    pub fn totals(&self) -> (u32, u32) {
+        self.cells
+            .iter()
+            .map(|(_, c)| c)
+            .fold((0, 0), |(ok, all), c| {
+                (
+                    ok + c.on_time + c.open + c.exempt,
+                    all + c.on_time + c.late + c.overdue + c.open + c.exempt,
+                )
+            })
+    }
+
+    /// Pairs past their deadline and not installed.
+    pub fn overdue(&self) -> u32 {
+        self.cells.iter().map(|(_, c)| c.overdue).sum()
+    }
+
+    /// The per-cell figures, sorted by tier then severity (most severe first).
+    pub fn cells(&self) -> Vec<SlaCell> {
+        let mut out: Vec<SlaCell> = self
+            .cells
+            .iter()
+            .map(|((tier, severity), c)| {
+                let total = c.on_time + c.late + c.overdue + c.open + c.exempt;
+                SlaCell {
+                    tier: tier.clone(),
+                    severity: *severity,
+                    installed_on_time: c.on_time,
+                    installed_late: c.late,
+                    overdue: c.overdue,
+                    open: c.open,
+                    exempt: c.exempt,
+                    compliance_percent: percent(c.on_time + c.open + c.exempt, total),
+                    median_time_to_install: median(&c.tti_secs).map(Duration::from_secs),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.severity.cmp(&a.severity)));
+        out
+    }
+
+    /// Every time-to-install sample, in seconds, for one tier and severity.
+    pub fn samples(&self, tier: &str, severity: Severity) -> &[i64] {
+        self.cells
+            .iter()
+            .find(|((t, s), _)| *s == severity && t == tier)
+            .map_or(&[], |(_, c)| &c.tti_secs)
+    }
+}
+
+/// `part` of `whole` as a percentage rounded to one decimal; None when `whole` is 0.
+pub fn percent(part: u32, whole: u32) -> Option<f64> {
+    (whole > 0).then(|| (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0)
+}
+
+/// The median of a sample (the lower middle for even counts), rounded down to a minute.
+pub fn median(samples: &[i64]) -> Option<i64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    let m = v[(v.len() - 1) / 2];
+    Some(m - m % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn facts<'a>(
+        installed: Option<&str>,
+        exempt_now: bool,
+        intervals: &'a [(Timestamp, Timestamp)],
+    ) -> PairFacts<'a> {
+        PairFacts {
+            released: ts("2026-11-10T18:00:00Z"),
+            within: Some(Duration::days(7)),
+            margin: Duration::hours(24),
+            installed_at: installed.map(ts),
+            exempt_now,
+            exempt_intervals: intervals,
+        }
+    }
+
+    #[test]
+    fn states_follow_the_deadline_and_the_margin() {
+        let c = clock(facts(None, false, &[]), ts("2026-11-12T00:00:00Z"));
+        assert_eq!(c.state, ClockState::NotDue);
+        assert_eq!(c.deadline, Some(ts("2026-11-17T18:00:00Z")));
+        assert_eq!(c.next_change, Some(ts("2026-11-16T18:00:00Z")));
+        let c = clock(facts(None, false, &[]), ts("2026-11-16T18:00:00Z"));
+        assert_eq!(c.state, ClockState::DueSoon);
+        assert_eq!(c.next_change, Some(ts("2026-11-17T18:00:00Z")));
+        assert_eq!(
+            clock(facts(None, false, &[]), ts("2026-11-17T18:00:00Z")).state,
+            ClockState::Overdue
+        );
+        let on_time = clock(
+            facts(Some("2026-11-17T18:00:00Z"), false, &[]),
+            ts("2026-11-20T00:00:00Z"),
+        );
+        assert_eq!(on_time.state, ClockState::InstalledOnTime);
+        let late = clock(
+            facts(Some("2026-11-17T18:00:01Z"), false, &[]),
+            ts("2026-11-20T00:00:00Z"),
+        );
+        assert_eq!(late.state, ClockState::InstalledLate);
+    }
+
+    #[test]
+    fn an_exception_pauses_the_clock_and_it_resumes_where_it_stood() {
+        // Exempt for three days starting two days after release; now one day after expiry.
+        let iv = [(ts("2026-11-12T18:00:00Z"), ts("2026-11-15T18:00:00Z"))];
+        let during = clock(facts(None, true, &iv), ts("2026-11-14T00:00:00Z"));
+        assert_eq!(during.state, ClockState::Exempt);
+        let after = clock(facts(None, false, &iv), ts("2026-11-16T18:00:00Z"));
+        assert_eq!(
+            after.deadline,
+            Some(ts("2026-11-20T18:00:00Z")),
+            "7d + 3d exempt"
+        );
+        assert_eq!(after.state, ClockState::NotDue);
+        // Granted after the pair was already overdue: still overdue by the same amount once it ends.
+        let late_iv = [(ts("2026-11-19T18:00:00Z"), ts("2026-11-22T18:00:00Z"))];
+        let c = clock(facts(None, false, &late_iv), ts("2026-11-23T18:00:00Z"));
+        assert_eq!(c.deadline, Some(ts("2026-11-20T18:00:00Z")));
+        assert_eq!(c.state, ClockState::Overdue);
+    }
+
+    #[test]
+    fn overlapping_exemptions_count_once() {
+        let iv = [
+            (ts("2026-11-11T00:00:00Z"), ts("2026-11-13T00:00:00Z")),
+            (ts("2026-11-12T00:00:00Z"), ts("2026-11-14T00:00:00Z")),
+            (ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z")),
+        ];
+        let t = exempt_time(&iv, ts("2026-11-10T18:00:00Z"), ts("2026-11-30T00:00:00Z"));
+        assert_eq!(t, SignedDuration::from_hours(72));
+    }
+
+    #[test]
+    fn tally_computes_compliance_and_median() {
+        let mut t = Tally::default();
+        t.add(
+            "tier-1",
+            Severity::Critical,
+            ClockState::InstalledOnTime,
+            Some(SignedDuration::from_hours(10)),
+        );
+        t.add(
+            "tier-1",
+            Severity::Critical,
+            ClockState::InstalledLate,
+            Some(SignedDuration::from_hours(70)),
+        );
+        t.add(
+            "tier-1",
+            Severity::Critical,
+            ClockState::InstalledOnTime,
+            Some(SignedDuration::from_hours(20)),
+        );
+        t.add("tier-1", Severity::Critical, ClockState::Overdue, None);
+        let cells = t.cells();
+        assert_eq!(cells.len(), 1);
+        assert_eq!(cells[0].compliance_percent, Some(50.0));
+        assert_eq!(cells[0].median_time_to_install, Some(Duration::hours(20)));
+        assert_eq!(t.totals(), (2, 4));
+        assert_eq!(t.overdue(), 1);
+    }
+}
