@@ -6,3 +6,4 @@
 pub mod api;
 pub mod crds;
 pub mod engine;
+pub mod sim;

@@ -1,3 +1,19 @@
-//! Pure decisions: schedules, freezes and the choices built on them. No I/O, no async, no clock: now is a parameter.
+//! Pure decisions: approval, SLA clocks, membership, windows, exceptions and the
+//! rollout state machine. No I/O, no async, no clock: `now` is a parameter.
+//!
+//! [`decide`] takes a [`Snapshot`] of one tenant's objects and an instant and returns
+//! [`Decisions`]: statuses, plan changes, rollouts to create, Events and the next instant
+//! the engine must run again. The operator and the simulator are thin loops around it.
 
+pub mod approval;
+pub mod decision;
+pub mod exceptions;
+pub mod rollout;
+pub mod selector;
+pub mod severity;
+pub mod sla;
+pub mod tenant;
 pub mod windows;
+
+pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList};
+pub use tenant::{Snapshot, decide, rollout_name};

@@ -1,0 +1,938 @@
+//! One decision pass over a tenant (a namespace): membership, exceptions, SLA clocks,
+//! approvals and every rollout, from a snapshot of its objects and an instant.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::Timestamp;
+
+use crate::api::{
+    ApprovalRecord, ApprovalSummary, DEFAULT_TIER, DeploymentRing, DeploymentRingStatus,
+    DeviceCompliance, Duration, ExceptionPhase, ManagedDevice, Patch, PatchException,
+    PatchExceptionStatus, PatchPolicy, PatchPolicyStatus, PatchRollout, PatchRolloutSpec,
+    PatchState, PendingApproval, PolicyConflict, RingPhase, RolloutPhase, Severity,
+};
+
+use super::approval::{self, Approval, Outcomes};
+use super::decision::{Decisions, Event, EventType, Health, Kind, NewRollout, PlanList};
+use super::exceptions::{self, Evaluated, Limits};
+use super::rollout::{self, Member, RingInput, RolloutInput};
+use super::selector::Selector;
+use super::severity::{release_time, severity_of};
+use super::sla::{self, ClockState, PairFacts, Tally};
+use super::windows::Schedule;
+
+/// The objects one decision pass reads: a namespace's objects and the shared catalog.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot<'a> {
+    /// The namespace (tenant).
+    pub namespace: &'a str,
+    /// Its PatchPolicies.
+    pub policies: Vec<&'a PatchPolicy>,
+    /// Its DeploymentRings.
+    pub rings: Vec<&'a DeploymentRing>,
+    /// Its PatchExceptions.
+    pub exceptions: Vec<&'a PatchException>,
+    /// Its ManagedDevices.
+    pub devices: Vec<&'a ManagedDevice>,
+    /// Its PatchRollouts.
+    pub rollouts: Vec<&'a PatchRollout>,
+    /// The cluster's Patch catalog.
+    pub patches: Vec<&'a Patch>,
+}
+
+/// The most pending approvals a policy status lists.
+const PENDING_LISTED: usize = 20;
+/// The most conflicts a policy status lists.
+const CONFLICTS_LISTED: usize = 20;
+/// The DueSoon margin when a policy sets none.
+const DEFAULT_MARGIN: Duration = Duration::hours(24);
+
+/// The rollout name for a patch under a policy: `<policy>.<patch id>`, lower-cased, with
+/// characters a Kubernetes name cannot hold replaced by `-`.
+pub fn rollout_name(policy: &str, patch: &str) -> String {
+    let id: String = patch
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let id = id.trim_matches(|c| c == '-' || c == '.');
+    let mut name = format!("{policy}.{id}");
+    name.truncate(253);
+    name.trim_end_matches(['-', '.']).to_string()
+}
+
+struct RingView<'a> {
+    ring: &'a DeploymentRing,
+    name: &'a str,
+    selector: Option<Selector>,
+    schedule: Schedule,
+    problem: Option<String>,
+}
+
+struct PolicyView<'a> {
+    policy: &'a PatchPolicy,
+    name: &'a str,
+    selector: Option<Selector>,
+    /// Ring indices into `rings`, in the policy's order; None for a missing ring.
+    rings: Vec<(&'a str, Option<usize>)>,
+    problems: Vec<String>,
+}
+
+impl PolicyView<'_> {
+    fn blocked(&self) -> Option<String> {
+        (!self.problems.is_empty())
+            .then(|| format!("policy cannot roll out: {}", self.problems.join("; ")))
+    }
+}
+
+/// What one pass knows about one patch under one policy.
+struct Slot<'a> {
+    approval: Approval,
+    superseded_by: Option<String>,
+    outcomes: Outcomes,
+    /// Members per ring position of the policy.
+    members: Vec<Vec<Member<'a>>>,
+    /// Some governed device reports the patch.
+    reported: bool,
+}
+
+/// FNV-1a: patch ids are short and trusted to be few, so a fast hasher beats SipHash here.
+#[derive(Clone, Copy, Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<Fnv>;
+
+#[derive(Clone, Default)]
+struct DeviceView {
+    policy: Option<usize>,
+    conflict: Vec<usize>,
+    /// Position in the policy's ring list.
+    ring: Option<usize>,
+    overdue: u32,
+    due_soon: u32,
+}
+
+/// Decides everything for one tenant at `now`.
+pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
+    let mut d = Decisions::default();
+
+    // The catalog, by id, interned: every per-patch table below is indexed by position.
+    let patches: Vec<&Patch> = snap.patches.clone();
+    let catalog: HashMap<&str, usize, FastHash> = patches
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.spec.id.as_str(), i))
+        .collect();
+    let severity: Vec<Severity> = patches.iter().map(|p| severity_of(p)).collect();
+    let released: Vec<Timestamp> = patches.iter().map(|p| release_time(p)).collect();
+
+    // Rings, compiled.
+    let mut rings: Vec<RingView<'_>> = snap
+        .rings
+        .iter()
+        .map(|r| {
+            let mut problem = None;
+            let selector = match Selector::compile(&r.spec.device_selector) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problem = Some(format!("spec.deviceSelector.{e}"));
+                    None
+                }
+            };
+            let schedule = match Schedule::compile(&r.spec.maintenance_windows) {
+                Ok(s) => s,
+                Err(e) => {
+                    problem.get_or_insert(format!("spec.{e}"));
+                    Schedule::always()
+                }
+            };
+            RingView {
+                ring: r,
+                name: name_of(&r.metadata),
+                selector,
+                schedule,
+                problem,
+            }
+        })
+        .collect();
+    rings.sort_by(|a, b| a.name.cmp(b.name));
+    let ring_index: HashMap<&str, usize> =
+        rings.iter().enumerate().map(|(i, r)| (r.name, i)).collect();
+
+    // Policies, compiled and checked against the rings.
+    let mut policies: Vec<PolicyView<'_>> = snap
+        .policies
+        .iter()
+        .map(|p| {
+            let mut problems = Vec::new();
+            let selector = match Selector::compile(&p.spec.device_selector) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(format!("spec.deviceSelector.{e}"));
+                    None
+                }
+            };
+            let mut seen = BTreeSet::new();
+            let rings_of = p
+                .spec
+                .rings
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let idx = ring_index.get(name.as_str()).copied();
+                    match idx {
+                        None => problems.push(format!(
+                            "spec.rings[{i}]: DeploymentRing {name:?} not found"
+                        )),
+                        Some(r) => {
+                            if let Some(problem) = &rings[r].problem {
+                                problems.push(format!(
+                                    "spec.rings[{i}]: DeploymentRing {name:?} is invalid: {problem}"
+                                ));
+                            }
+                        }
+                    }
+                    if !seen.insert(name.as_str()) {
+                        problems.push(format!("spec.rings[{i}]: {name:?} is listed twice"));
+                    }
+                    (name.as_str(), idx)
+                })
+                .collect();
+            if p.spec.rings.is_empty() {
+                problems.push("spec.rings: no rings".into());
+            }
+            PolicyView {
+                policy: p,
+                name: name_of(&p.metadata),
+                selector,
+                rings: rings_of,
+                problems,
+            }
+        })
+        .collect();
+    policies.sort_by(|a, b| a.name.cmp(b.name));
+
+    // Devices: which policy governs each, and which ring of it.
+    let mut devices: Vec<&ManagedDevice> = snap.devices.clone();
+    devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    let mut views: Vec<DeviceView> = vec![DeviceView::default(); devices.len()];
+    let mut ring_members: Vec<u32> = vec![0; rings.len()];
+    let mut ring_claimed_elsewhere: Vec<u32> = vec![0; rings.len()];
+    for (di, dev) in devices.iter().enumerate() {
+        let labels = dev.metadata.labels.as_ref();
+        let mut best: Option<i32> = None;
+        let mut chosen: Vec<usize> = Vec::new();
+        for (pi, p) in policies.iter().enumerate() {
+            if p.selector.as_ref().is_some_and(|s| s.matches(labels)) {
+                let prio = p.policy.spec.priority;
+                match best {
+                    Some(b) if prio < b => {}
+                    Some(b) if prio == b => chosen.push(pi),
+                    _ => {
+                        best = Some(prio);
+                        chosen = vec![pi];
+                    }
+                }
+            }
+        }
+        let view = &mut views[di];
+        match chosen.as_slice() {
+            [one] => {
+                view.policy = Some(*one);
+                let mut claimed = false;
+                for (pos, (_, ri)) in policies[*one].rings.iter().enumerate() {
+                    let Some(ri) = ri else { continue };
+                    if rings[*ri]
+                        .selector
+                        .as_ref()
+                        .is_some_and(|s| s.matches(labels))
+                    {
+                        if claimed {
+                            ring_claimed_elsewhere[*ri] += 1;
+                        } else {
+                            claimed = true;
+                            view.ring = Some(pos);
+                            ring_members[*ri] += 1;
+                        }
+                    }
+                }
+            }
+            [] => {}
+            many => view.conflict = many.to_vec(),
+        }
+    }
+
+    // Exceptions.
+    let limits = Limits::combined(snap.policies.iter().copied());
+    let mut excs: Vec<&PatchException> = snap.exceptions.clone();
+    excs.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    let evals: Vec<Evaluated> = excs
+        .iter()
+        .map(|e| exceptions::evaluate(e, &limits, |id| catalog.get(id).map(|i| severity[*i]), now))
+        .collect();
+    let mut exc_by_patch: Vec<Vec<usize>> = vec![Vec::new(); patches.len()];
+    for (i, e) in excs.iter().enumerate() {
+        for p in &e.spec.patches {
+            if let Some(pi) = catalog.get(p.as_str()) {
+                exc_by_patch[*pi].push(i);
+            }
+        }
+    }
+    let mut exc_covered: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); excs.len()];
+
+    // Per policy and patch (indexed `policy * patches + patch`): approval, supersession,
+    // outcomes and the members of each ring.
+    let n_patches = patches.len();
+    let mut slots: Vec<Option<Slot<'_>>> = Vec::new();
+    slots.resize_with(policies.len() * n_patches, || None);
+    let superseded_by = |pi: usize, id: &str| -> Option<String> {
+        patches
+            .iter()
+            .filter(|other| other.spec.supersedes.iter().any(|s| s == id))
+            .find(|other| approval::evaluate(&policies[pi].policy.spec, other, now).is_approved())
+            .map(|other| other.spec.id.clone())
+    };
+    let slot_for = |pi: usize, ix: usize| Slot {
+        approval: approval::evaluate(&policies[pi].policy.spec, patches[ix], now),
+        superseded_by: superseded_by(pi, &patches[ix].spec.id),
+        outcomes: Outcomes::default(),
+        members: (0..policies[pi].rings.len()).map(|_| Vec::new()).collect(),
+        reported: false,
+    };
+    let mut tallies: Vec<Tally> = vec![Tally::default(); policies.len()];
+    let mut unknown: Vec<BTreeSet<String>> = vec![BTreeSet::new(); policies.len()];
+    let mut intervals: Vec<(Timestamp, Timestamp)> = Vec::new();
+    for (di, dev) in devices.iter().enumerate() {
+        let Some(pi) = views[di].policy else { continue };
+        let policy = policies[pi].policy;
+        let dev_name = name_of(&dev.metadata);
+        let labels = dev.metadata.labels.as_ref();
+        let tier = labels
+            .and_then(|l| l.get(&policy.spec.tier_label))
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_TIER);
+        let row = policy
+            .spec
+            .sla
+            .iter()
+            .find(|r| r.tier == tier)
+            .or_else(|| policy.spec.sla.iter().find(|r| r.tier == DEFAULT_TIER));
+        let margin = policy.spec.due_soon_margin.unwrap_or(DEFAULT_MARGIN);
+        let ring_pos = views[di].ring;
+        let last_seen = dev.status.as_ref().and_then(|s| s.last_seen);
+        let Some(status) = dev.status.as_ref() else {
+            continue;
+        };
+        for report in &status.patches {
+            let id = report.id.as_str();
+            let Some(&ix) = catalog.get(id) else {
+                unknown[pi].insert(report.id.clone());
+                continue;
+            };
+            let slot = slots[pi * n_patches + ix].get_or_insert_with(|| slot_for(pi, ix));
+            slot.reported = true;
+            let counted =
+                !matches!(slot.approval, Approval::Rejected { .. }) && slot.superseded_by.is_none();
+
+            // Exceptions covering this pair.
+            let mut exempt_now = false;
+            let mut blocks = false;
+            intervals.clear();
+            for &ei in &exc_by_patch[ix] {
+                if exceptions::covers(excs[ei], &evals[ei], dev_name, labels, id) {
+                    if evals[ei].phase == ExceptionPhase::Active {
+                        exempt_now = true;
+                        exc_covered[ei].insert(di);
+                    }
+                    blocks |= evals[ei].blocks_assignment;
+                    if let Some(iv) = exceptions::exempt_interval(excs[ei], &evals[ei]) {
+                        intervals.push(iv);
+                    }
+                }
+            }
+            let installed_at =
+                (report.state == PatchState::Installed).then(|| report.installed_at.unwrap_or(now));
+            let sev = severity[ix];
+            let clock = sla::clock(
+                PairFacts {
+                    released: released[ix],
+                    within: row.map(|r| r.within(sev)),
+                    margin,
+                    installed_at,
+                    exempt_now,
+                    exempt_intervals: &intervals,
+                },
+                now,
+            );
+            if counted {
+                let tti = installed_at.map(|i| i.duration_since(released[ix]));
+                tallies[pi].add(tier, sev, clock.state, tti);
+                match clock.state {
+                    ClockState::Overdue => views[di].overdue += 1,
+                    ClockState::DueSoon => views[di].due_soon += 1,
+                    _ => {}
+                }
+                d.wake(clock.next_change, now);
+            }
+            match report.state {
+                PatchState::Installed | PatchState::PendingReboot => slot.outcomes.installed += 1,
+                PatchState::Failed => slot.outcomes.failed += 1,
+                _ => {}
+            }
+            // Built here, while the device is in cache, rather than looked up again per rollout.
+            if let Some(pos) = ring_pos {
+                slot.members[pos].push(Member {
+                    name: dev_name,
+                    report,
+                    install: dev.spec.plan.install.get(id),
+                    uninstall: dev.spec.plan.uninstall.get(id),
+                    last_seen,
+                    excepted: blocks,
+                    deadline: clock.deadline,
+                });
+            }
+        }
+    }
+
+    // Existing rollouts by policy and patch.
+    let mut existing: BTreeMap<(&str, &str), &PatchRollout> = BTreeMap::new();
+    for r in &snap.rollouts {
+        existing.insert((r.spec.policy.as_str(), r.spec.patch.as_str()), *r);
+    }
+
+    // Per policy: approvals, rollouts, status.
+    let mut ring_active: Vec<u32> = vec![0; rings.len()];
+    for (pi, pv) in policies.iter().enumerate() {
+        let policy = pv.policy;
+        let mut summary = ApprovalSummary::default();
+        let mut pending: Vec<PendingApproval> = Vec::new();
+        let mut patch_ids: BTreeSet<&str> = (0..n_patches)
+            .filter(|ix| {
+                slots[pi * n_patches + ix]
+                    .as_ref()
+                    .is_some_and(|s| s.reported)
+            })
+            .map(|ix| patches[ix].spec.id.as_str())
+            .collect();
+        for ((pol, patch), _) in existing.iter() {
+            if *pol == pv.name {
+                patch_ids.insert(patch);
+            }
+        }
+        for id in patch_ids {
+            let ix = catalog.get(id).copied();
+            if let Some(ix) = ix {
+                slots[pi * n_patches + ix].get_or_insert_with(|| slot_for(pi, ix));
+            }
+            let mut slot = ix.and_then(|ix| slots[pi * n_patches + ix].as_mut());
+            let patch = ix.map(|ix| patches[ix]);
+            let appr = slot.as_ref().map_or(
+                Approval::AwaitingManual {
+                    by: "unknown patch".into(),
+                },
+                |s| s.approval.clone(),
+            );
+            let existing_rollout = existing.get(&(pv.name, id)).copied();
+            let sup = slot.as_ref().and_then(|s| s.superseded_by.clone());
+            if existing_rollout.is_none() {
+                match (&appr, &sup) {
+                    (_, Some(_)) => {
+                        summary.superseded += 1;
+                        continue;
+                    }
+                    (Approval::Rejected { .. }, _) => {
+                        summary.rejected += 1;
+                        continue;
+                    }
+                    (Approval::Scheduled { at, by }, _) => {
+                        summary.scheduled += 1;
+                        pending.push(PendingApproval {
+                            patch: id.to_string(),
+                            state: "Scheduled".into(),
+                            at: Some(*at),
+                            by: by.clone(),
+                        });
+                        d.wake(Some(*at), now);
+                        continue;
+                    }
+                    (Approval::AwaitingManual { by }, _) => {
+                        summary.awaiting_manual += 1;
+                        pending.push(PendingApproval {
+                            patch: id.to_string(),
+                            state: "AwaitingManual".into(),
+                            at: None,
+                            by: by.clone(),
+                        });
+                        continue;
+                    }
+                    (Approval::Approved { .. }, _) => {}
+                }
+            }
+            let Some(patch) = patch else {
+                // A rollout for a patch the catalog no longer has: leave it as it stands.
+                continue;
+            };
+            let name = existing_rollout
+                .map(|r| name_of(&r.metadata).to_string())
+                .unwrap_or_else(|| rollout_name(pv.name, id));
+            let old = existing_rollout.and_then(|r| r.status.as_ref());
+            let old_record = old.and_then(|s| s.approval.as_ref());
+            let hold = approval::hold_reason(
+                policy.spec.approval.hold.as_ref(),
+                slot.as_ref().map(|s| s.outcomes).unwrap_or_default(),
+            );
+            let (approved_at, by, emergency) = match (&appr, old_record) {
+                (_, Some(rec)) if rec.approved_at.is_some() => {
+                    (rec.approved_at, rec.by.clone(), rec.emergency)
+                }
+                (Approval::Approved { at, by, emergency }, _) => {
+                    (Some(at.unwrap_or(now)), Some(by.clone()), *emergency)
+                }
+                _ => (Some(now), None, false),
+            };
+            let (state, reason) = match (&appr, &hold) {
+                (Approval::Rejected { by }, _) => ("Rejected", Some(format!("rejected by {by}"))),
+                (_, Some(h)) => ("Held", Some(h.clone())),
+                _ => ("Approved", None),
+            };
+            let record = ApprovalRecord {
+                state: state.into(),
+                approved_at,
+                by: by.clone(),
+                emergency,
+                reason,
+            };
+            match state {
+                "Held" => summary.held += 1,
+                "Rejected" => summary.rejected += 1,
+                _ => summary.rolling_out += 1,
+            }
+            let default_spec;
+            let spec = match existing_rollout {
+                Some(r) => &r.spec,
+                None => {
+                    default_spec = PatchRolloutSpec {
+                        policy: pv.name.to_string(),
+                        patch: id.to_string(),
+                        paused: false,
+                        promote: vec![],
+                        abort: false,
+                    };
+                    &default_spec
+                }
+            };
+            let ring_inputs: Vec<RingInput<'_>> = pv
+                .rings
+                .iter()
+                .enumerate()
+                .map(|(pos, (ring_name, ri))| {
+                    let ring = match ri {
+                        Some(ri) => match &rings[*ri].problem {
+                            None => Ok((&rings[*ri].ring.spec, &rings[*ri].schedule)),
+                            Some(p) => Err(format!("DeploymentRing {ring_name} is invalid: {p}")),
+                        },
+                        None => Err(format!("DeploymentRing {ring_name} not found")),
+                    };
+                    let ring_members = slot
+                        .as_mut()
+                        .and_then(|s| s.members.get_mut(pos))
+                        .map(std::mem::take)
+                        .unwrap_or_default();
+                    RingInput {
+                        name: ring_name,
+                        ring,
+                        members: ring_members,
+                    }
+                })
+                .collect();
+            let input = RolloutInput {
+                name: &name,
+                spec,
+                old,
+                approval: record,
+                uninstallable: patch.spec.uninstallable,
+                policy_freezes: &policy.spec.freezes,
+                rings: ring_inputs,
+                blocked: pv.blocked(),
+            };
+            let mut outcome = rollout::decide(&input, now);
+            // A created object starts at generation 1.
+            let generation = existing_rollout.map_or(Some(1), |r| r.metadata.generation);
+            outcome.status.observed_generation = generation;
+            let health = rollout_health(&outcome.status);
+            outcome.status.conditions = health.conditions(
+                old.map(|s| s.conditions.as_slice()).unwrap_or(&[]),
+                generation,
+                now,
+            );
+            for (pos, rp) in outcome.status.rings.iter().enumerate() {
+                let active = matches!(rp.phase, RingPhase::Deploying | RingPhase::Soaking);
+                if let (true, Some((_, Some(ri)))) = (active, pv.rings.get(pos)) {
+                    ring_active[*ri] += 1;
+                }
+            }
+            if existing_rollout.is_none() {
+                d.new_rollouts.push(NewRollout {
+                    name: name.clone(),
+                    spec: spec.clone(),
+                });
+                d.events.push(Event {
+                    kind: Kind::PatchPolicy,
+                    name: pv.name.to_string(),
+                    type_: if emergency {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
+                    reason: "PatchApproved",
+                    message: format!(
+                        "{id} approved by {}{}; rollout {name} created",
+                        by.as_deref().unwrap_or("policy"),
+                        if emergency { " (emergency)" } else { "" }
+                    ),
+                });
+            }
+            d.plan.extend(outcome.plan);
+            d.events.extend(outcome.events);
+            d.wake(outcome.wake, now);
+            d.rollouts.push((name, outcome.status));
+        }
+        pending.sort_by(|a, b| {
+            a.at.unwrap_or(Timestamp::MAX)
+                .cmp(&b.at.unwrap_or(Timestamp::MAX))
+                .then(a.patch.cmp(&b.patch))
+        });
+        pending.truncate(PENDING_LISTED);
+        summary.pending = pending;
+        summary.unknown_patches = unknown[pi].iter().take(PENDING_LISTED).cloned().collect();
+
+        // Policy status.
+        let governed = views.iter().filter(|v| v.policy == Some(pi)).count() as u32;
+        let in_no_ring = views
+            .iter()
+            .filter(|v| v.policy == Some(pi) && v.ring.is_none())
+            .count() as u32;
+        let conflicts: Vec<PolicyConflict> = views
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.conflict.contains(&pi))
+            .take(CONFLICTS_LISTED)
+            .map(|(di, v)| PolicyConflict {
+                device: name_of(&devices[di].metadata).to_string(),
+                policies: v
+                    .conflict
+                    .iter()
+                    .filter(|o| **o != pi)
+                    .map(|o| policies[*o].name.to_string())
+                    .collect(),
+            })
+            .collect();
+        let tally = &tallies[pi];
+        let (ok, all) = tally.totals();
+        let old = policy.status.as_ref();
+        let overdue = tally.overdue();
+        if overdue > old.map_or(0, |s| s.overdue) {
+            d.events.push(Event {
+                kind: Kind::PatchPolicy,
+                name: pv.name.to_string(),
+                type_: EventType::Warning,
+                reason: "SLABreached",
+                message: format!(
+                    "{overdue} device-patch pair(s) are past their SLA deadline (was {})",
+                    old.map_or(0, |s| s.overdue)
+                ),
+            });
+        }
+        if !conflicts.is_empty() && old.is_none_or(|s| s.conflicts.is_empty()) {
+            d.events.push(Event {
+                kind: Kind::PatchPolicy,
+                name: pv.name.to_string(),
+                type_: EventType::Warning,
+                reason: "PolicyConflict",
+                message: format!("{} device(s) are also selected by another policy at priority {}; they get no new assignments", conflicts.len(), policy.spec.priority),
+            });
+        }
+        let health = if let Some(blocked) = pv.blocked() {
+            Health::stalled("InvalidSpec", blocked)
+        } else if !conflicts.is_empty() {
+            Health::stalled(
+                "Conflict",
+                format!(
+                    "{} device(s) claimed by another policy at the same priority",
+                    conflicts.len()
+                ),
+            )
+        } else {
+            Health::ready(
+                "Reconciled",
+                format!(
+                    "{governed} devices, {} rollout(s), {overdue} overdue pair(s)",
+                    summary.rolling_out
+                ),
+            )
+        };
+        let generation = policy.metadata.generation;
+        let status = PatchPolicyStatus {
+            observed_generation: generation,
+            conditions: health.conditions(
+                old.map(|s| s.conditions.as_slice()).unwrap_or(&[]),
+                generation,
+                now,
+            ),
+            message: Some(health.message.clone()),
+            devices: governed,
+            devices_in_no_ring: in_no_ring,
+            conflicts,
+            compliance: sla::percent(ok, all).map(|p| format!("{p:.1}%")),
+            overdue,
+            approvals: summary,
+            sla: tally.cells(),
+        };
+        d.policies.push((pv.name.to_string(), status));
+    }
+
+    // Ring statuses.
+    for (ri, rv) in rings.iter().enumerate() {
+        let listed_by: Vec<String> = policies
+            .iter()
+            .filter(|p| p.rings.iter().any(|(_, r)| *r == Some(ri)))
+            .map(|p| p.name.to_string())
+            .collect();
+        let window = if rv.schedule.is_always() {
+            "Always".to_string()
+        } else if let Some(o) = rv.schedule.open_at(now) {
+            d.wake(Some(o.end), now);
+            format!("Open until {}", o.end)
+        } else {
+            d.wake(rv.schedule.next_open_after(now), now);
+            rv.schedule.describe_next(now).map_or_else(
+                || "None within a year".to_string(),
+                |w| format!("Opens {w}"),
+            )
+        };
+        let health = match &rv.problem {
+            Some(p) => Health::stalled("InvalidSpec", p.clone()),
+            None if listed_by.is_empty() => {
+                Health::ready("Unused", "no PatchPolicy lists this ring")
+            }
+            None => Health::ready(
+                "Reconciled",
+                format!(
+                    "{} member(s), {} active rollout(s)",
+                    ring_members[ri], ring_active[ri]
+                ),
+            ),
+        };
+        let old = rv.ring.status.as_ref();
+        let generation = rv.ring.metadata.generation;
+        d.rings.push((
+            rv.name.to_string(),
+            DeploymentRingStatus {
+                observed_generation: generation,
+                conditions: health.conditions(
+                    old.map(|s| s.conditions.as_slice()).unwrap_or(&[]),
+                    generation,
+                    now,
+                ),
+                message: Some(health.message.clone()),
+                members: ring_members[ri],
+                claimed_elsewhere: ring_claimed_elsewhere[ri],
+                policies: listed_by,
+                active_rollouts: ring_active[ri],
+                window: Some(window),
+            },
+        ));
+    }
+
+    // Exception statuses and their Events.
+    for (ei, (exc, ev)) in excs.iter().zip(&evals).enumerate() {
+        let name = name_of(&exc.metadata).to_string();
+        let old = exc.status.as_ref();
+        let reminder = exceptions::due_reminder(exc, ev, now);
+        if let Some(r) = reminder {
+            d.events.push(Event {
+                kind: Kind::PatchException,
+                name: name.clone(),
+                type_: EventType::Warning,
+                reason: "ExceptionExpiring",
+                message: format!(
+                    "expires in {r} at {} (owner {})",
+                    exc.spec.expires_at, exc.spec.owner
+                ),
+            });
+        }
+        if old.and_then(|s| s.phase) != Some(ev.phase) {
+            let (type_, reason) = match ev.phase {
+                ExceptionPhase::Active => (EventType::Normal, "ExceptionActive"),
+                ExceptionPhase::PendingApproval => (EventType::Normal, "ExceptionPendingApproval"),
+                ExceptionPhase::Expired => (EventType::Warning, "ExceptionExpired"),
+                ExceptionPhase::Invalid => (EventType::Warning, "ExceptionInvalid"),
+            };
+            d.events.push(Event {
+                kind: Kind::PatchException,
+                name: name.clone(),
+                type_,
+                reason,
+                message: ev.message.clone(),
+            });
+        }
+        d.wake(exceptions::next_change(exc, ev, now), now);
+        let health = match ev.phase {
+            ExceptionPhase::Active => Health::ready("Active", ev.message.clone()),
+            ExceptionPhase::Expired => Health::ready("Expired", ev.message.clone()),
+            ExceptionPhase::PendingApproval => {
+                Health::stalled("PendingApproval", ev.message.clone())
+            }
+            ExceptionPhase::Invalid => Health::stalled("Invalid", ev.message.clone()),
+        };
+        let generation = exc.metadata.generation;
+        d.exceptions.push((
+            name,
+            PatchExceptionStatus {
+                observed_generation: generation,
+                conditions: health.conditions(
+                    old.map(|s| s.conditions.as_slice()).unwrap_or(&[]),
+                    generation,
+                    now,
+                ),
+                phase: Some(ev.phase),
+                message: Some(ev.message.clone()),
+                active_since: ev.active_since,
+                covered_devices: exc_covered[ei].len() as u32,
+                last_reminder: reminder
+                    .map(str::to_string)
+                    .or_else(|| old.and_then(|s| s.last_reminder.clone())),
+            },
+        ));
+    }
+
+    // Device compliance summaries.
+    let by_name: HashMap<&str, &ManagedDevice> = devices
+        .iter()
+        .map(|dev| (name_of(&dev.metadata), *dev))
+        .collect();
+    let mut plan_delta: HashMap<&str, i64> = HashMap::new();
+    for c in d.plan.iter().filter(|c| c.list == PlanList::Install) {
+        let had = by_name
+            .get(c.device.as_str())
+            .is_some_and(|dev| dev.spec.plan.install.contains_key(&c.patch));
+        let delta = match (&c.entry, had) {
+            (Some(_), false) => 1,
+            (None, true) => -1,
+            _ => 0,
+        };
+        *plan_delta.entry(c.device.as_str()).or_default() += delta;
+    }
+    for (di, dev) in devices.iter().enumerate() {
+        let v = &views[di];
+        let name = name_of(&dev.metadata);
+        let install_after = (dev.spec.plan.install.len() as i64
+            + plan_delta.get(name).copied().unwrap_or(0))
+        .max(0);
+        let (policy, ring, message) = match (v.policy, v.conflict.is_empty()) {
+            (Some(pi), _) => {
+                let pv = &policies[pi];
+                let ring = v
+                    .ring
+                    .and_then(|pos| pv.rings.get(pos))
+                    .map(|(n, _)| n.to_string());
+                let msg = ring.is_none().then(|| {
+                    format!(
+                        "matches none of policy {}'s rings: it gets no patches",
+                        pv.name
+                    )
+                });
+                (Some(pv.name.to_string()), ring, msg)
+            }
+            (None, false) => {
+                let names: Vec<&str> = v.conflict.iter().map(|p| policies[*p].name).collect();
+                (
+                    None,
+                    None,
+                    Some(format!(
+                        "conflict: policies {} select it at the same priority; it gets no new assignments",
+                        names.join(", ")
+                    )),
+                )
+            }
+            (None, true) => (
+                None,
+                None,
+                Some("no PatchPolicy selects this device".to_string()),
+            ),
+        };
+        d.devices.push((
+            name.to_string(),
+            DeviceCompliance {
+                policy,
+                ring,
+                overdue: v.overdue,
+                due_soon: v.due_soon,
+                planned: install_after as u32,
+                message,
+            },
+        ));
+    }
+
+    d.events.sort_by(|a, b| {
+        (a.kind, &a.name, a.reason)
+            .cmp(&(b.kind, &b.name, b.reason))
+            .then(a.message.cmp(&b.message))
+    });
+    d
+}
+
+fn rollout_health(status: &crate::api::PatchRolloutStatus) -> Health {
+    let msg = status.message.clone().unwrap_or_default();
+    match status.phase {
+        Some(RolloutPhase::Completed) => Health::ready("Completed", msg),
+        Some(RolloutPhase::RolledBack) => Health::ready("RolledBack", msg),
+        Some(RolloutPhase::Aborted) => Health::ready("Aborted", msg),
+        Some(RolloutPhase::Halted) => Health::stalled("Halted", msg),
+        Some(RolloutPhase::Held) => Health::stalled("Held", msg),
+        Some(RolloutPhase::Paused) => Health::ready("Paused", msg),
+        Some(RolloutPhase::RollingBack) => Health::progressing("RollingBack", msg),
+        Some(RolloutPhase::Progressing) | None => {
+            if status.rings.iter().any(|r| {
+                r.waiting_for.as_deref().is_some_and(|w| {
+                    w.starts_with("policy cannot roll out")
+                        || w.contains("not found")
+                        || w.contains("is invalid")
+                })
+            }) {
+                Health::stalled("InvalidSpec", msg)
+            } else {
+                Health::progressing("Progressing", msg)
+            }
+        }
+    }
+}
+
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or("")
+}

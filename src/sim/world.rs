@@ -1,0 +1,214 @@
+//! An in-memory world of one tenant's objects that applies the engine's decisions the
+//! way the operator applies them to an API server: statuses replaced, plan keys set or
+//! removed one by one, rollouts created with an owner, Events recorded.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+
+use crate::api::{
+    DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchException,
+    PatchPolicy, PatchRollout, PatchState, PatchStatus,
+};
+use crate::engine::{self, Decisions, Event, PlanList, Snapshot};
+
+/// One tenant's objects plus the shared catalog, keyed by name.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    /// The tenant's namespace.
+    pub namespace: String,
+    /// PatchPolicies by name.
+    pub policies: BTreeMap<String, PatchPolicy>,
+    /// DeploymentRings by name.
+    pub rings: BTreeMap<String, DeploymentRing>,
+    /// PatchExceptions by name.
+    pub exceptions: BTreeMap<String, PatchException>,
+    /// ManagedDevices by name.
+    pub devices: BTreeMap<String, ManagedDevice>,
+    /// PatchRollouts by name.
+    pub rollouts: BTreeMap<String, PatchRollout>,
+    /// The Patch catalog by patch id.
+    pub patches: BTreeMap<String, Patch>,
+    /// Every Event recorded, with the instant it was recorded at.
+    pub events: Vec<(Timestamp, Event)>,
+    /// Plan keys written (set or removed) so far: what an operator would send.
+    pub plan_writes: u64,
+    /// Status objects written so far (only those that changed).
+    pub status_writes: u64,
+}
+
+impl World {
+    /// An empty world for a namespace.
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The engine's view of the world.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            namespace: &self.namespace,
+            policies: self.policies.values().collect(),
+            rings: self.rings.values().collect(),
+            exceptions: self.exceptions.values().collect(),
+            devices: self.devices.values().collect(),
+            rollouts: self.rollouts.values().collect(),
+            patches: self.patches.values().collect(),
+        }
+    }
+
+    /// Runs the engine at `now` and applies what it decided; returns the decisions.
+    pub fn step(&mut self, now: Timestamp) -> Decisions {
+        self.record_patch_releases();
+        let decisions = engine::decide(&self.snapshot(), now);
+        self.apply(&decisions, now);
+        decisions
+    }
+
+    /// Records each patch's first release time, as the operator does in `Patch.status`.
+    pub fn record_patch_releases(&mut self) {
+        for patch in self.patches.values_mut() {
+            let first = patch.status.as_ref().and_then(|s| s.first_released_at);
+            let released = patch.spec.released_at;
+            let wanted = Some(first.map_or(released, |f| f.min(released)));
+            let severity = Some(engine::severity::severity_of(patch));
+            let status = patch.status.get_or_insert_with(PatchStatus::default);
+            status.first_released_at = wanted;
+            status.severity = severity;
+        }
+    }
+
+    /// Applies decisions: only what changed is written.
+    pub fn apply(&mut self, d: &Decisions, now: Timestamp) {
+        for (name, status) in &d.policies {
+            if let Some(p) = self.policies.get_mut(name) {
+                self.status_writes += u64::from(replace(&mut p.status, status));
+            }
+        }
+        for (name, status) in &d.rings {
+            if let Some(r) = self.rings.get_mut(name) {
+                self.status_writes += u64::from(replace(&mut r.status, status));
+            }
+        }
+        for (name, status) in &d.exceptions {
+            if let Some(e) = self.exceptions.get_mut(name) {
+                self.status_writes += u64::from(replace(&mut e.status, status));
+            }
+        }
+        for new in &d.new_rollouts {
+            let mut r = PatchRollout::new(&new.name, new.spec.clone());
+            r.metadata.namespace = Some(self.namespace.clone());
+            r.metadata.generation = Some(1);
+            r.metadata.creation_timestamp = Some(Time(now));
+            r.metadata.owner_references = self.policies.get(&new.spec.policy).map(|p| {
+                vec![OwnerReference {
+                    api_version: "patching.ringmaster.dev/v1alpha1".into(),
+                    kind: "PatchPolicy".into(),
+                    name: new.spec.policy.clone(),
+                    uid: p.metadata.uid.clone().unwrap_or_default(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]
+            });
+            self.rollouts.insert(new.name.clone(), r);
+        }
+        for (name, status) in &d.rollouts {
+            if let Some(r) = self.rollouts.get_mut(name) {
+                let mut status = status.clone();
+                if status.observed_generation.is_none() {
+                    status.observed_generation = r.metadata.generation;
+                }
+                self.status_writes += u64::from(replace(&mut r.status, &status));
+            }
+        }
+        for change in &d.plan {
+            let Some(dev) = self.devices.get_mut(&change.device) else {
+                continue;
+            };
+            let map = match change.list {
+                PlanList::Install => &mut dev.spec.plan.install,
+                PlanList::Uninstall => &mut dev.spec.plan.uninstall,
+            };
+            let changed = match &change.entry {
+                Some(e) => map.insert(change.patch.clone(), e.clone()).as_ref() != Some(e),
+                None => map.remove(&change.patch).is_some(),
+            };
+            if changed {
+                self.plan_writes += 1;
+            }
+        }
+        for (name, compliance) in &d.devices {
+            if let Some(dev) = self.devices.get_mut(name) {
+                let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
+                self.status_writes += u64::from(replace(&mut status.compliance, compliance));
+            }
+        }
+        self.events
+            .extend(d.events.iter().map(|e| (now, e.clone())));
+    }
+
+    /// Sets what a device's agent reports for one patch (adding the patch if new) and
+    /// marks the device seen at `at`.
+    pub fn report(&mut self, device: &str, patch: &str, state: PatchState, at: Timestamp) {
+        let Some(dev) = self.devices.get_mut(device) else {
+            return;
+        };
+        let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
+        status.last_seen = Some(at);
+        let entry = match status.patches.iter_mut().position(|p| p.id == patch) {
+            Some(i) => &mut status.patches[i],
+            None => {
+                status.patches.push(DevicePatchStatus {
+                    id: patch.to_string(),
+                    state: PatchState::Missing,
+                    attempts: 0,
+                    last_attempt_at: None,
+                    installed_at: None,
+                    message: None,
+                });
+                let last = status.patches.len() - 1;
+                &mut status.patches[last]
+            }
+        };
+        if matches!(state, PatchState::Installing) {
+            entry.attempts += 1;
+            entry.last_attempt_at = Some(at);
+        }
+        if matches!(state, PatchState::Installed) && entry.installed_at.is_none() {
+            entry.installed_at = Some(at);
+        }
+        if matches!(state, PatchState::RolledBack | PatchState::Missing) {
+            entry.installed_at = None;
+        }
+        entry.state = state;
+    }
+
+    /// Marks a device as seen at `at` without changing its patches.
+    pub fn touch(&mut self, device: &str, at: Timestamp) {
+        if let Some(dev) = self.devices.get_mut(device) {
+            dev.status
+                .get_or_insert_with(ManagedDeviceStatus::default)
+                .last_seen = Some(at);
+        }
+    }
+
+    /// The Events recorded with a reason, in order.
+    pub fn events_with(&self, reason: &str) -> Vec<&(Timestamp, Event)> {
+        self.events
+            .iter()
+            .filter(|(_, e)| e.reason == reason)
+            .collect()
+    }
+}
+
+/// Sets `slot` to `new` when it differs; returns whether it was written.
+fn replace<T: PartialEq + Clone>(slot: &mut Option<T>, new: &T) -> bool {
+    if slot.as_ref() == Some(new) {
+        return false;
+    }
+    *slot = Some(new.clone());
+    true
+}

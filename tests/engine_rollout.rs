@@ -1,0 +1,416 @@
+//! The rollout state machine, driven through whole scenarios with virtual time.
+
+mod common;
+
+use common::*;
+use ringmaster::api::*;
+
+const NOW: &str = "2026-11-11T00:00:00Z";
+
+fn base_world(it: usize, pilot: usize) -> ringmaster::sim::World {
+    let yaml = format!(
+        "{BASE}{}{}",
+        devices("it", "it", "tier-1", it, NOW),
+        devices("pc", "pilot", "tier-2", pilot, NOW)
+    );
+    world(&yaml)
+}
+
+#[test]
+fn approval_admits_ring_zero_within_max_concurrent_then_promotes_after_soak() {
+    let mut w = base_world(5, 4);
+    let t0 = ts(NOW);
+    let d = w.step(t0);
+    assert_eq!(
+        d.new_rollouts.len(),
+        1,
+        "a Critical patch is approved by rule 1"
+    );
+    assert_eq!(d.new_rollouts[0].name, "ws.kb1");
+    assert_eq!(
+        planned(&w, "KB1", t0),
+        vec!["it-0", "it-1"],
+        "maxConcurrent 2, earliest deadline then name first"
+    );
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(
+        (r.phase, r.targeted, r.in_progress, r.waiting),
+        (RingPhase::Deploying, 5, 2, 3)
+    );
+    assert_eq!(ring(&w, "ws.kb1", "pilot").phase, RingPhase::Pending);
+    assert!(
+        w.events_with("PatchApproved")[0]
+            .1
+            .message
+            .contains("KB1 approved by rule 1")
+    );
+
+    // Installs finish one batch at a time; each step admits the next batch.
+    let mut t = t0;
+    for _ in 0..3 {
+        t = t.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+        agents_install(&mut w, "KB1", t, &[]);
+        w.step(t);
+    }
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!((r.phase, r.installed), (RingPhase::Soaking, 5));
+    assert_eq!(
+        r.waiting_for.as_deref(),
+        Some("soak ends at 2026-11-12T03:00:00Z")
+    );
+    assert!(
+        w.devices["it-0"].spec.plan.install.is_empty(),
+        "a finished install leaves the plan"
+    );
+
+    // Not a second early.
+    let d = w.step(ts("2026-11-12T02:59:59Z"));
+    assert_eq!(d.wake_at, Some(ts("2026-11-12T03:00:00Z")));
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::Soaking);
+    w.step(ts("2026-11-12T03:00:00Z"));
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::Passed);
+    let pilot = ring(&w, "ws.kb1", "pilot");
+    assert_eq!(pilot.phase, RingPhase::Deploying);
+    assert_eq!(pilot.in_progress, 2, "50% of 4 targeted devices");
+    assert_eq!(rollout(&w, "ws.kb1").current_ring.as_deref(), Some("pilot"));
+}
+
+#[test]
+fn a_failing_patch_halts_and_rolls_back_everywhere_it_was_installed() {
+    let mut w = base_world(4, 2);
+    let t0 = ts(NOW);
+    w.step(t0);
+    let t1 = ts("2026-11-11T01:00:00Z");
+    agents_install(&mut w, "KB1", t1, &["it-0", "it-1"]);
+    w.step(t1);
+    assert!(
+        w.events_with("RingHalted")[0]
+            .1
+            .message
+            .contains("2 of 2 finished installs failed (100.0% > halt.failureRate 50%)")
+    );
+    assert_eq!(w.events_with("RollbackStarted").len(), 1);
+    assert!(
+        planned(&w, "KB1", t1).is_empty(),
+        "no new admissions, and the failed entries are released"
+    );
+    assert!(
+        w.devices.values().all(|d| d.spec.plan.uninstall.is_empty()),
+        "nothing installed yet, nothing to uninstall"
+    );
+    assert_eq!(
+        rollout(&w, "ws.kb1").phase,
+        Some(RolloutPhase::RolledBack),
+        "nothing to uninstall: rolled back at once"
+    );
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::RolledBack);
+    assert_eq!(
+        ring(&w, "ws.kb1", "pilot").phase,
+        RingPhase::Pending,
+        "the next ring never started"
+    );
+}
+
+#[test]
+fn rollback_uninstalls_from_devices_that_installed_it() {
+    let mut w = base_world(4, 0);
+    w.devices
+        .get_mut("it-0")
+        .unwrap()
+        .status
+        .as_mut()
+        .unwrap()
+        .patches[0]
+        .state = PatchState::Installed;
+    let t0 = ts(NOW);
+    w.step(t0);
+    let t1 = ts("2026-11-11T01:00:00Z");
+    // it-1 and it-2 admitted; both fail: 2 of 3 finished failed (66.7% > 50%).
+    agents_install(&mut w, "KB1", t1, &["it-1", "it-2"]);
+    w.step(t1);
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::RollingBack));
+    assert!(
+        w.devices["it-0"].spec.plan.uninstall.contains_key("KB1"),
+        "the device that has it gets an uninstall"
+    );
+    assert_eq!(w.events_with("RollbackStarted").len(), 1);
+    let t2 = ts("2026-11-11T02:00:00Z");
+    assert_eq!(agents_uninstall(&mut w, "KB1", t2), vec!["it-0"]);
+    w.step(t2);
+    let s = rollout(&w, "ws.kb1");
+    assert_eq!(s.phase, Some(RolloutPhase::RolledBack));
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::RolledBack);
+    assert!(
+        w.devices["it-0"].spec.plan.uninstall.is_empty(),
+        "finished uninstalls leave the plan"
+    );
+    assert_eq!(w.events_with("RolledBack").len(), 1);
+}
+
+#[test]
+fn rollback_of_a_patch_that_cannot_be_uninstalled_pauses_instead() {
+    let mut w = base_world(2, 0);
+    w.patches.get_mut("KB1").unwrap().spec.uninstallable = false;
+    w.step(ts(NOW));
+    agents_install(&mut w, "KB1", ts("2026-11-11T01:00:00Z"), &["it-0", "it-1"]);
+    w.step(ts("2026-11-11T01:00:00Z"));
+    let s = rollout(&w, "ws.kb1");
+    assert_eq!(s.phase, Some(RolloutPhase::Halted));
+    assert!(
+        s.message.as_deref().unwrap().contains("not uninstallable"),
+        "{:?}",
+        s.message
+    );
+    let ready = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(ready.status, "True");
+}
+
+#[test]
+fn success_gate_below_threshold_halts_instead_of_passing() {
+    // Pilot needs 95%; 1 of 4 fails (75%) and the halt rule alone would not trigger.
+    let mut w = base_world(0, 4);
+    let mut t = ts(NOW);
+    w.step(t);
+    assert_eq!(
+        ring(&w, "ws.kb1", "it").phase,
+        RingPhase::Passed,
+        "an empty ring passes at once"
+    );
+    for _ in 0..3 {
+        t = t.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+        agents_install(&mut w, "KB1", t, &["pc-3"]);
+        w.step(t);
+    }
+    let r = ring(&w, "ws.kb1", "pilot");
+    assert_eq!(r.phase, RingPhase::Halted, "{r:?}");
+    assert!(
+        r.waiting_for
+            .as_deref()
+            .unwrap()
+            .contains("3/4 succeeded (75.0%, needs 95%)"),
+        "{:?}",
+        r.waiting_for
+    );
+    assert_eq!(
+        rollout(&w, "ws.kb1").phase,
+        Some(RolloutPhase::Halted),
+        "onFailure defaults to Pause"
+    );
+    // A person accepts the risk.
+    w.rollouts.get_mut("ws.kb1").unwrap().spec.promote = vec!["pilot".into()];
+    w.step(t);
+    assert_eq!(ring(&w, "ws.kb1", "pilot").phase, RingPhase::Passed);
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::Completed));
+}
+
+#[test]
+fn manual_gate_waits_for_spec_promote() {
+    let mut w = base_world(1, 0);
+    w.rings
+        .get_mut("it")
+        .unwrap()
+        .spec
+        .promotion
+        .require_manual_approval = true;
+    w.rings.get_mut("it").unwrap().spec.promotion.soak = None;
+    w.step(ts(NOW));
+    agents_install(&mut w, "KB1", ts("2026-11-11T01:00:00Z"), &[]);
+    w.step(ts("2026-11-11T01:00:00Z"));
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(r.phase, RingPhase::Soaking);
+    assert_eq!(
+        r.waiting_for.as_deref(),
+        Some("waiting for manual promotion: add it to spec.promote")
+    );
+    w.rollouts.get_mut("ws.kb1").unwrap().spec.promote = vec!["it".into()];
+    w.step(ts("2026-11-11T02:00:00Z"));
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::Passed);
+}
+
+#[test]
+fn pause_stops_admission_and_promotion_and_resume_continues() {
+    let mut w = base_world(4, 0);
+    w.step(ts(NOW));
+    w.rollouts.get_mut("ws.kb1").unwrap().spec.paused = true;
+    let t1 = ts("2026-11-11T01:00:00Z");
+    agents_install(&mut w, "KB1", t1, &[]);
+    let d = w.step(t1);
+    assert!(
+        d.plan.iter().all(|c| c.entry.is_none()),
+        "paused: no admissions, only finished entries cleared"
+    );
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::Paused));
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::Paused);
+    w.rollouts.get_mut("ws.kb1").unwrap().spec.paused = false;
+    w.step(ts("2026-11-11T02:00:00Z"));
+    assert_eq!(
+        planned(&w, "KB1", ts("2026-11-11T02:00:00Z")),
+        vec!["it-2", "it-3"]
+    );
+    assert_eq!(w.events_with("RolloutResumed").len(), 1);
+}
+
+#[test]
+fn abort_releases_devices_that_have_not_started() {
+    let mut w = base_world(4, 0);
+    w.step(ts(NOW));
+    assert_eq!(planned(&w, "KB1", ts(NOW)).len(), 2);
+    w.rollouts.get_mut("ws.kb1").unwrap().spec.abort = true;
+    w.step(ts("2026-11-11T00:10:00Z"));
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::Aborted));
+    assert!(w.devices.values().all(|d| d.spec.plan.install.is_empty()));
+    // Terminal: nothing more happens.
+    let d = w.step(ts("2026-11-12T00:00:00Z"));
+    assert!(d.plan.is_empty());
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::Aborted));
+}
+
+#[test]
+fn exception_keeps_devices_out_until_it_expires_to_the_second() {
+    let yaml = format!(
+        "{BASE}{}---\nkind: PatchException\nmetadata: {{name: lob}}\nspec: {{patches: [KB1], devices: {{names: [it-0]}}, reason: r, owner: alice, expiresAt: \"2026-11-11T06:00:00Z\"}}\n",
+        devices("it", "it", "tier-1", 1, NOW)
+    );
+    let mut w = world(&yaml);
+    let d = w.step(ts(NOW));
+    assert!(planned(&w, "KB1", ts(NOW)).is_empty());
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(
+        (r.excepted, r.targeted, r.phase),
+        (1, 0, RingPhase::Passed),
+        "an excepted device is not targeted"
+    );
+    assert_eq!(
+        d.wake_at,
+        Some(ts("2026-11-11T06:00:00Z")),
+        "woken exactly at expiry"
+    );
+    assert_eq!(
+        w.exceptions["lob"].status.as_ref().unwrap().phase,
+        Some(ExceptionPhase::Active)
+    );
+    w.touch("it-0", ts("2026-11-11T05:59:59Z"));
+    w.step(ts("2026-11-11T05:59:59Z"));
+    assert!(planned(&w, "KB1", ts("2026-11-11T05:59:59Z")).is_empty());
+    w.step(ts("2026-11-11T06:00:00Z"));
+    assert_eq!(
+        planned(&w, "KB1", ts("2026-11-11T06:00:00Z")),
+        vec!["it-0"],
+        "a late joiner of a passed ring"
+    );
+    assert_eq!(
+        w.exceptions["lob"].status.as_ref().unwrap().phase,
+        Some(ExceptionPhase::Expired)
+    );
+    assert_eq!(w.events_with("ExceptionExpired").len(), 1);
+}
+
+#[test]
+fn unreachable_devices_are_left_out_and_release_their_slot() {
+    let mut w = base_world(3, 0);
+    w.step(ts(NOW));
+    assert_eq!(planned(&w, "KB1", ts(NOW)), vec!["it-0", "it-1"]);
+    // it-1 goes dark; 72h later its slot is released and it-2 is admitted.
+    let later = ts("2026-11-14T00:00:00Z");
+    w.touch("it-0", later);
+    w.touch("it-2", later);
+    let d = w.step(later);
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(r.unreachable, 1);
+    assert!(
+        d.plan
+            .iter()
+            .any(|c| c.device == "it-1" && c.entry.is_none()),
+        "its assignment is released"
+    );
+    assert!(planned(&w, "KB1", later).contains(&"it-2".to_string()));
+}
+
+#[test]
+fn freeze_blocks_admission_and_ends_by_itself() {
+    let mut w = base_world(2, 0);
+    w.policies.get_mut("ws").unwrap().spec.freezes = vec![Freeze {
+        from: ts("2026-11-10T00:00:00Z"),
+        until: ts("2026-11-12T00:00:00Z"),
+        reason: "DR test".into(),
+        owner: "cab@acme.example".into(),
+    }];
+    let d = w.step(ts(NOW));
+    assert!(planned(&w, "KB1", ts(NOW)).is_empty());
+    assert!(
+        d.wake_at.is_some_and(|t| t <= ts("2026-11-12T00:00:00Z")),
+        "woken by the freeze's end at the latest"
+    );
+    assert!(
+        ring(&w, "ws.kb1", "it")
+            .waiting_for
+            .as_deref()
+            .unwrap()
+            .starts_with("change freeze until 2026-11-12T00:00:00Z (DR test")
+    );
+    w.step(ts("2026-11-12T00:00:00Z"));
+    assert_eq!(planned(&w, "KB1", ts("2026-11-12T00:00:00Z")).len(), 2);
+}
+
+#[test]
+fn fleet_failures_hold_the_patch() {
+    let mut w = base_world(4, 0);
+    w.policies.get_mut("ws").unwrap().spec.approval.hold = Some(HoldSpec {
+        failure_rate: 10.0,
+        min_samples: 2,
+    });
+    w.rings.get_mut("it").unwrap().spec.halt = None;
+    w.step(ts(NOW));
+    agents_install(&mut w, "KB1", ts("2026-11-11T01:00:00Z"), &["it-0"]);
+    w.step(ts("2026-11-11T01:00:00Z"));
+    let s = rollout(&w, "ws.kb1");
+    assert_eq!(s.phase, Some(RolloutPhase::Held), "{s:?}");
+    assert!(
+        s.approval
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("1 of 2 attempts failed")
+    );
+    let planned_now = planned(&w, "KB1", ts("2026-11-11T01:00:00Z"));
+    assert!(
+        !planned_now.contains(&"it-2".to_string()) && !planned_now.contains(&"it-3".to_string()),
+        "no new admissions while held: {planned_now:?}"
+    );
+}
+
+#[test]
+fn steady_state_writes_nothing() {
+    let mut w = base_world(3, 2);
+    w.step(ts(NOW));
+    let (plan, status) = (w.plan_writes, w.status_writes);
+    let d = w.step(ts("2026-11-11T00:00:30Z"));
+    assert!(d.plan.is_empty());
+    assert!(d.new_rollouts.is_empty());
+    assert_eq!(
+        (w.plan_writes, w.status_writes),
+        (plan, status),
+        "nothing changed, nothing written"
+    );
+    assert!(d.events.is_empty(), "{:?}", d.events);
+}
+
+#[test]
+fn a_policy_naming_a_missing_ring_admits_nothing_and_says_why() {
+    let mut w = base_world(2, 2);
+    w.policies.get_mut("ws").unwrap().spec.rings = vec!["it".into(), "pilott".into()];
+    w.step(ts(NOW));
+    assert!(planned(&w, "KB1", ts(NOW)).is_empty());
+    let st = w.policies["ws"].status.as_ref().unwrap();
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready
+            .message
+            .contains("spec.rings[1]: DeploymentRing \"pilott\" not found"),
+        "{}",
+        ready.message
+    );
+}
