@@ -1,0 +1,606 @@
+//! Invariants of the engine over arbitrary fleets and timelines (proptest):
+//! - never more installs admitted in a ring than `maxConcurrent` allows;
+//! - never an admission outside a window, inside a freeze, or for a device whose
+//!   exception keeps it out;
+//! - ring N+1 never leaves Pending before ring N has passed;
+//! - a ring never passes below its success threshold, nor before its soak ends;
+//! - the next wake-up is after `now` and no later than the next exception expiry,
+//!   scheduled approval, soak end or window opening that has work waiting;
+//! - no engine function panics on any input.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use proptest::prelude::*;
+use ringmaster::api::*;
+use ringmaster::engine::windows::{Schedule, active_freeze};
+use ringmaster::engine::{self, PlanList};
+use ringmaster::sim::World;
+
+const START: &str = "2026-11-09T00:00:00Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+fn meta(name: &str, labels: &[(&str, String)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some("t".into()),
+        generation: Some(1),
+        creation_timestamp: Some(Time(ts(START))),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn selector(key: &str, value: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(key.to_string(), value.to_string())])),
+        match_expressions: None,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RingPlan {
+    max: IntOrString,
+    window: Option<(Vec<Weekday>, String, String, String)>,
+    soak_h: i64,
+    min_success: f64,
+    halt: Option<(f64, u32, OnFailure)>,
+    manual: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    rings: Vec<RingPlan>,
+    devices: Vec<(usize, u8)>,
+    patches: Vec<(f64, bool, i64)>,
+    freezes: Vec<(i64, i64)>,
+    exceptions: Vec<(Vec<usize>, usize, i64, bool)>,
+    steps: Vec<(i64, u8, u8)>,
+}
+
+fn ring_plan() -> impl Strategy<Value = RingPlan> {
+    let max = prop_oneof![
+        (1i32..4).prop_map(IntOrString::Int),
+        (1u8..=100).prop_map(|p| IntOrString::String(format!("{p}%")))
+    ];
+    let zones = prop::sample::select(vec![
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+    ]);
+    let days = prop::sample::subsequence(
+        vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+            Weekday::Sun,
+        ],
+        1..=7,
+    );
+    let window =
+        prop::option::of((days, 0u8..24, 0u8..24, zones).prop_map(|(d, s, e, z)| {
+            (d, format!("{s:02}:00"), format!("{e:02}:30"), z.to_string())
+        }));
+    let halt = prop::option::of((
+        0f64..100.0,
+        1u32..5,
+        prop::sample::select(vec![
+            OnFailure::Pause,
+            OnFailure::Abort,
+            OnFailure::Rollback,
+        ]),
+    ));
+    (
+        max,
+        window,
+        0i64..72,
+        0f64..=100.0,
+        halt,
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(
+            |(max, window, soak_h, min_success, halt, manual)| RingPlan {
+                max,
+                window,
+                soak_h,
+                min_success,
+                halt,
+                manual,
+            },
+        )
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    prop::collection::vec(ring_plan(), 1..4).prop_flat_map(|rings| {
+        let n = rings.len();
+        (
+            Just(rings),
+            prop::collection::vec((0..n + 1, 0u8..3), 0..25),
+            prop::collection::vec((0f64..10.0, any::<bool>(), -5i64..5), 1..4),
+            prop::collection::vec((0i64..400, 1i64..100), 0..3),
+            prop::collection::vec(
+                (
+                    prop::collection::vec(0usize..25, 1..4),
+                    0usize..3,
+                    1i64..400,
+                    any::<bool>(),
+                ),
+                0..3,
+            ),
+            prop::collection::vec((1i64..720, 0u8..100, 0u8..100), 1..40),
+        )
+            .prop_map(
+                |(rings, devices, patches, freezes, exceptions, steps)| Scenario {
+                    rings,
+                    devices,
+                    patches,
+                    freezes,
+                    exceptions,
+                    steps,
+                },
+            )
+    })
+}
+
+fn build(s: &Scenario) -> World {
+    let mut w = World::new("t");
+    let start = ts(START);
+    let hours = |h: i64| {
+        start
+            .checked_add(SignedDuration::from_hours(h))
+            .expect("in range")
+    };
+    let ring_names: Vec<String> = (0..s.rings.len()).map(|i| format!("r{i}")).collect();
+    w.policies.insert(
+        "p".into(),
+        PatchPolicy {
+            metadata: meta("p", &[]),
+            spec: PatchPolicySpec {
+                device_selector: selector("managed", "yes"),
+                priority: 0,
+                tier_label: "tier".into(),
+                sla: vec![SlaTier {
+                    tier: "default".into(),
+                    critical: Duration::days(2),
+                    high: Duration::days(7),
+                    medium: Duration::days(30),
+                    low: Duration::days(90),
+                }],
+                due_soon_margin: None,
+                approval: ApprovalSpec {
+                    rules: vec![ApprovalRule {
+                        name: None,
+                        matches: RuleMatch::default(),
+                        action: ApprovalAction::Approve,
+                        delay: Some(Duration::hours(6)),
+                        emergency: false,
+                    }],
+                    hold: Some(HoldSpec {
+                        failure_rate: 60.0,
+                        min_samples: 5,
+                    }),
+                    ..Default::default()
+                },
+                rings: ring_names.clone(),
+                exceptions: ExceptionLimits::default(),
+                freezes: s
+                    .freezes
+                    .iter()
+                    .map(|(from, len)| Freeze {
+                        from: hours(*from),
+                        until: hours(from + len),
+                        reason: "f".into(),
+                        owner: "o".into(),
+                    })
+                    .collect(),
+            },
+            status: None,
+        },
+    );
+    for (i, r) in s.rings.iter().enumerate() {
+        let windows = r
+            .window
+            .iter()
+            .map(|(days, start, end, tz)| MaintenanceWindow {
+                days: Some(days.clone()),
+                weeks_of_month: None,
+                patch_tuesday_offset_days: None,
+                start: start.clone(),
+                end: end.clone(),
+                time_zone: tz.clone(),
+            })
+            .collect();
+        w.rings.insert(
+            ring_names[i].clone(),
+            DeploymentRing {
+                metadata: meta(&ring_names[i], &[]),
+                spec: DeploymentRingSpec {
+                    device_selector: selector("ring", &ring_names[i]),
+                    max_concurrent: r.max.clone(),
+                    maintenance_windows: windows,
+                    promotion: PromotionSpec {
+                        soak: Some(Duration::hours(r.soak_h)),
+                        min_success_rate: r.min_success,
+                        max_failures: None,
+                        require_manual_approval: r.manual,
+                        emergency_soak: None,
+                    },
+                    halt: r
+                        .halt
+                        .map(|(failure_rate, min_samples, on_failure)| HaltSpec {
+                            failure_rate,
+                            min_samples,
+                            on_failure,
+                        }),
+                    unreachable_after: Some(Duration::hours(48)),
+                    freezes: vec![],
+                },
+                status: None,
+            },
+        );
+    }
+    let patch_ids: Vec<String> = (0..s.patches.len()).map(|i| format!("KB{i}")).collect();
+    for (i, (cvss, uninstallable, released_h)) in s.patches.iter().enumerate() {
+        let mut p = Patch::new(
+            &patch_ids[i].to_lowercase(),
+            PatchSpec {
+                id: patch_ids[i].clone(),
+                title: None,
+                vendor: "V".into(),
+                product: None,
+                classification: Classification::Security,
+                cvss_score: Some(*cvss),
+                vendor_severity: None,
+                cves: vec![],
+                known_exploited: false,
+                released_at: hours(*released_h),
+                reboot_required: false,
+                uninstallable: *uninstallable,
+                supersedes: vec![],
+            },
+        );
+        p.metadata.creation_timestamp = Some(Time(start));
+        w.patches.insert(patch_ids[i].clone(), p);
+    }
+    for (d, (ring, tier)) in s.devices.iter().enumerate() {
+        let ring_label = if *ring < ring_names.len() {
+            ring_names[*ring].clone()
+        } else {
+            "none".to_string()
+        };
+        let name = format!("d{d:02}");
+        w.devices.insert(
+            name.clone(),
+            ManagedDevice {
+                metadata: meta(
+                    &name,
+                    &[
+                        ("managed", "yes".into()),
+                        ("ring", ring_label),
+                        ("tier", format!("t{tier}")),
+                    ],
+                ),
+                spec: ManagedDeviceSpec::default(),
+                status: Some(ManagedDeviceStatus {
+                    last_seen: Some(start),
+                    patches: patch_ids
+                        .iter()
+                        .map(|id| DevicePatchStatus {
+                            id: id.clone(),
+                            state: PatchState::Missing,
+                            attempts: 0,
+                            last_attempt_at: None,
+                            installed_at: None,
+                            message: None,
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+            },
+        );
+    }
+    for (i, (devs, patch, expires_h, approved)) in s.exceptions.iter().enumerate() {
+        let name = format!("e{i}");
+        w.exceptions.insert(
+            name.clone(),
+            PatchException {
+                metadata: meta(&name, &[]),
+                spec: PatchExceptionSpec {
+                    patches: vec![format!("KB{patch}")],
+                    devices: ExceptionDevices {
+                        names: devs.iter().map(|d| format!("d{d:02}")).collect(),
+                        selector: None,
+                    },
+                    reason: "r".into(),
+                    owner: "o".into(),
+                    approved_by: approved.then(|| "b".to_string()),
+                    expires_at: hours(*expires_h),
+                    compensating_controls: vec![],
+                    ticket: None,
+                    on_expiry: OnExpiry::Enforce,
+                },
+                status: None,
+            },
+        );
+    }
+    w
+}
+
+/// Plays agents for one step: devices with an open install entry may start (and finish
+/// at once, succeeding or failing by the dice); some devices go quiet.
+fn play_agents(w: &mut World, now: Timestamp, dice: u8, fail_pct: u8) {
+    let names: Vec<String> = w.devices.keys().cloned().collect();
+    for (i, name) in names.iter().enumerate() {
+        let roll = (dice as usize + i * 37) % 100;
+        if roll < 10 {
+            continue; // offline this step: not seen
+        }
+        w.touch(name, now);
+        let dev = &w.devices[name];
+        let entries: Vec<(String, PlanEntry)> = dev
+            .spec
+            .plan
+            .install
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (patch, entry) in entries {
+            let open = entry.not_before <= now && entry.not_after.is_none_or(|na| now < na);
+            let report = w.devices[name]
+                .status
+                .as_ref()
+                .and_then(|s| s.patches.iter().find(|p| p.id == patch))
+                .cloned();
+            let Some(report) = report else { continue };
+            if !open
+                || report.state == PatchState::Installed
+                || report
+                    .last_attempt_at
+                    .is_some_and(|t| t >= entry.not_before)
+            {
+                continue;
+            }
+            w.report(name, &patch, PatchState::Installing, now);
+            if !roll.is_multiple_of(3) {
+                let fail = ((roll * 7) % 100) < fail_pct as usize;
+                w.report(
+                    name,
+                    &patch,
+                    if fail {
+                        PatchState::Failed
+                    } else {
+                        PatchState::Installed
+                    },
+                    now,
+                );
+            }
+        }
+        let uninstalls: Vec<String> = w.devices[name]
+            .spec
+            .plan
+            .uninstall
+            .keys()
+            .cloned()
+            .collect();
+        for patch in uninstalls {
+            w.report(name, &patch, PatchState::RolledBack, now);
+        }
+    }
+}
+
+fn check_step(
+    before: &World,
+    d: &engine::Decisions,
+    after: &World,
+    now: Timestamp,
+) -> Result<(), TestCaseError> {
+    // Wake-ups are in the future.
+    if let Some(wake) = d.wake_at {
+        prop_assert!(wake > now, "wake {wake} is not after now {now}");
+    }
+    let policy = &before.policies["p"];
+    // Exception expiries of active exceptions bound the wake-up.
+    for (name, st) in &d.exceptions {
+        if st.phase == Some(ExceptionPhase::Active) {
+            let exp = before.exceptions[name].spec.expires_at;
+            prop_assert!(
+                d.wake_at.is_some_and(|w| w <= exp),
+                "wake {:?} after expiry {exp} of active {name}",
+                d.wake_at
+            );
+        }
+    }
+    // Admissions.
+    for c in d
+        .plan
+        .iter()
+        .filter(|c| c.list == PlanList::Install && c.entry.is_some())
+    {
+        let dev = &before.devices[&c.device];
+        let ring_label = dev
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("ring"))
+            .cloned()
+            .unwrap_or_default();
+        let ring = &before.rings[&ring_label];
+        let schedule =
+            Schedule::compile(&ring.spec.maintenance_windows).expect("generated windows compile");
+        prop_assert!(
+            schedule.is_open(now),
+            "{} admitted to {ring_label} outside its window at {now}",
+            c.device
+        );
+        prop_assert!(
+            active_freeze(policy.spec.freezes.iter(), now).is_none(),
+            "{} admitted inside a freeze at {now}",
+            c.device
+        );
+        for (en, e) in &after.exceptions {
+            let covers =
+                e.spec.patches.contains(&c.patch) && e.spec.devices.names.contains(&c.device);
+            let active = e.status.as_ref().and_then(|s| s.phase) == Some(ExceptionPhase::Active);
+            prop_assert!(
+                !(covers && active),
+                "{} admitted for {} while exception {en} is active",
+                c.device,
+                c.patch
+            );
+        }
+    }
+    // Per rollout: concurrency, ring order, success threshold.
+    for (name, st) in &d.rollouts {
+        let admitted_now: BTreeMap<&str, u32> = d
+            .plan
+            .iter()
+            .filter(|c| {
+                c.list == PlanList::Install
+                    && c.entry.as_ref().is_some_and(|e| &e.rollout == name)
+                    && !before.devices[&c.device]
+                        .spec
+                        .plan
+                        .install
+                        .contains_key(&c.patch)
+            })
+            .fold(BTreeMap::new(), |mut m, c| {
+                let ring = before.devices[&c.device]
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("ring"))
+                    .map(String::as_str)
+                    .unwrap_or("");
+                *m.entry(ring).or_default() += 1;
+                m
+            });
+        for rp in &st.rings {
+            if admitted_now.get(rp.name.as_str()).copied().unwrap_or(0) > 0 {
+                let limit = engine::rollout::max_concurrent(
+                    &before.rings[&rp.name].spec.max_concurrent,
+                    rp.targeted - rp.unreachable,
+                );
+                prop_assert!(
+                    rp.in_progress <= limit,
+                    "{name}/{}: {} in progress > maxConcurrent {limit}",
+                    rp.name,
+                    rp.in_progress
+                );
+            }
+        }
+        let rolling_back = matches!(
+            st.phase,
+            Some(RolloutPhase::RollingBack | RolloutPhase::RolledBack | RolloutPhase::Aborted)
+        );
+        if !rolling_back {
+            for pair in st.rings.windows(2) {
+                if pair[1].phase != RingPhase::Pending {
+                    prop_assert_eq!(
+                        pair[0].phase,
+                        RingPhase::Passed,
+                        "{}: ring {} left Pending before {} passed",
+                        name,
+                        pair[1].name,
+                        pair[0].name
+                    );
+                }
+            }
+        }
+        let old = before.rollouts.get(name).and_then(|r| r.status.as_ref());
+        for rp in &st.rings {
+            let was_passed = old
+                .and_then(|o| o.rings.iter().find(|r| r.name == rp.name))
+                .is_some_and(|r| r.phase == RingPhase::Passed);
+            if rp.phase == RingPhase::Passed && !was_passed && rp.installed + rp.failed > 0 {
+                let rate = f64::from(rp.installed) * 100.0 / f64::from(rp.installed + rp.failed);
+                let min = before.rings[&rp.name].spec.promotion.min_success_rate;
+                prop_assert!(
+                    rate >= min,
+                    "{name}/{} passed at {rate:.1}% below {min}%",
+                    rp.name
+                );
+                if let (Some(last), Some(soak)) = (
+                    rp.last_install_at,
+                    before.rings[&rp.name].spec.promotion.soak,
+                ) {
+                    let end = last.checked_add(soak.span()).expect("in range");
+                    prop_assert!(
+                        now >= end,
+                        "{name}/{} passed at {now}, before its soak ended at {end}",
+                        rp.name
+                    );
+                }
+            }
+            let open_soak = rp.gates.iter().find(|g| g.name == "soak" && !g.passed);
+            if let (RingPhase::Soaking, Some(gate)) = (rp.phase, open_soak) {
+                let end: Timestamp = gate
+                    .message
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .expect("soak gate names its end");
+                prop_assert!(
+                    d.wake_at.is_some_and(|w| w <= end),
+                    "wake {:?} after soak end {end}",
+                    d.wake_at
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_invariants_hold_over_arbitrary_fleets_and_timelines(s in scenario()) {
+        let mut w = build(&s);
+        let mut now = ts(START);
+        for (minutes, dice, fail) in &s.steps {
+            let before = w.clone();
+            let d = engine::decide(&before.snapshot(), now);
+            w.apply(&d, now);
+            check_step(&before, &d, &w, now)?;
+            // Jump to the wake-up when it comes first, as the shells do.
+            let next = now.checked_add(SignedDuration::from_mins(*minutes)).expect("in range");
+            now = d.wake_at.filter(|t| *t < next).unwrap_or(next);
+            play_agents(&mut w, now, *dice, *fail);
+        }
+    }
+
+    #[test]
+    fn decide_never_panics_on_odd_input(
+        s in scenario(),
+        op in prop::sample::select(vec!["In", "NotIn", "Exists", "DoesNotExist", "Equals", ""]),
+        tz in prop::sample::select(vec!["UTC", "Mars/Olympus", "", "Europe/Berlin"]),
+        start in prop::sample::select(vec!["22:00", "25:00", "7:00", "", "ab:cd"]),
+        far in -3_000_000i64..3_000_000,
+    ) {
+        let mut w = build(&s);
+        if let Some(r) = w.rings.values_mut().next() {
+            r.spec.device_selector.match_expressions = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement { key: "ring".into(), operator: op.to_string(), values: None }]);
+            r.spec.maintenance_windows = vec![MaintenanceWindow { days: None, weeks_of_month: Some(vec![0, 9]), patch_tuesday_offset_days: Some(99), start: start.to_string(), end: "04:00".into(), time_zone: tz.to_string() }];
+            r.spec.max_concurrent = IntOrString::String("abc%".into());
+        }
+        let now = ts(START).checked_add(SignedDuration::from_hours(far)).unwrap_or(ts(START));
+        let d = engine::decide(&w.snapshot(), now);
+        if let Some(wake) = d.wake_at {
+            prop_assert!(wake > now);
+        }
+    }
+}
