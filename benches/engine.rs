@@ -1,1 +1,230 @@
-fn main() {}
+//! A full decision pass over one tenant: N devices in three rings, 100 patches each
+//! approved with an active rollout, every device reporting `PER_DEVICE` of them, a
+//! quarter of the reports already installed and some devices mid-install.
+//!
+//! Run: `cargo bench --bench engine` (figures in docs/benchmarks.md).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use ringmaster::api::*;
+use ringmaster::sim::World;
+
+const PATCHES: usize = 100;
+
+fn meta(name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some("bench".into()),
+        generation: Some(1),
+        creation_timestamp: Some(Time("2026-11-01T00:00:00Z".parse().expect("ts"))),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Builds the tenant and runs two passes so every rollout exists and has admitted work.
+fn tenant(devices: usize, per_device: usize) -> (World, Timestamp) {
+    let start: Timestamp = "2026-11-11T00:00:00Z".parse().expect("ts");
+    let mut w = World::new("bench");
+    let rings = ["it", "pilot", "broad"];
+    w.policies.insert(
+        "fleet".into(),
+        PatchPolicy {
+            metadata: meta("fleet", BTreeMap::new()),
+            spec: PatchPolicySpec {
+                device_selector: LabelSelector {
+                    match_labels: Some(labels(&[("managed", "yes")])),
+                    match_expressions: None,
+                },
+                priority: 0,
+                tier_label: "tier".into(),
+                sla: vec![
+                    SlaTier {
+                        tier: "tier-1".into(),
+                        critical: Duration::days(2),
+                        high: Duration::days(7),
+                        medium: Duration::days(30),
+                        low: Duration::days(90),
+                    },
+                    SlaTier {
+                        tier: "default".into(),
+                        critical: Duration::days(7),
+                        high: Duration::days(14),
+                        medium: Duration::days(60),
+                        low: Duration::days(120),
+                    },
+                ],
+                due_soon_margin: None,
+                approval: ApprovalSpec {
+                    rules: vec![ApprovalRule {
+                        name: None,
+                        matches: RuleMatch::default(),
+                        action: ApprovalAction::Approve,
+                        delay: None,
+                        emergency: false,
+                    }],
+                    ..Default::default()
+                },
+                rings: rings.iter().map(|r| r.to_string()).collect(),
+                exceptions: ExceptionLimits::default(),
+                freezes: vec![],
+            },
+            status: None,
+        },
+    );
+    for r in rings {
+        w.rings.insert(
+            r.into(),
+            DeploymentRing {
+                metadata: meta(r, BTreeMap::new()),
+                spec: DeploymentRingSpec {
+                    device_selector: LabelSelector {
+                        match_labels: Some(labels(&[("ring", r)])),
+                        match_expressions: None,
+                    },
+                    max_concurrent: IntOrString::String("10%".into()),
+                    maintenance_windows: vec![MaintenanceWindow {
+                        days: Some(vec![
+                            Weekday::Mon,
+                            Weekday::Tue,
+                            Weekday::Wed,
+                            Weekday::Thu,
+                            Weekday::Fri,
+                            Weekday::Sat,
+                            Weekday::Sun,
+                        ]),
+                        weeks_of_month: None,
+                        patch_tuesday_offset_days: None,
+                        start: "00:00".into(),
+                        end: "00:00".into(),
+                        time_zone: "Europe/Berlin".into(),
+                    }],
+                    promotion: PromotionSpec {
+                        soak: Some(Duration::hours(24)),
+                        ..Default::default()
+                    },
+                    halt: Some(HaltSpec {
+                        failure_rate: 20.0,
+                        min_samples: 10,
+                        on_failure: OnFailure::Pause,
+                    }),
+                    unreachable_after: None,
+                    freezes: vec![],
+                },
+                status: None,
+            },
+        );
+    }
+    for p in 0..PATCHES {
+        let id = format!("KB{}", 5_000_000 + p);
+        w.patches.insert(
+            id.clone(),
+            Patch::new(
+                &id.to_lowercase(),
+                PatchSpec {
+                    id,
+                    title: None,
+                    vendor: "Microsoft".into(),
+                    product: None,
+                    classification: Classification::Security,
+                    cvss_score: Some((p % 10) as f64 + 0.5),
+                    vendor_severity: None,
+                    cves: vec![],
+                    known_exploited: false,
+                    released_at: "2026-11-10T18:00:00Z".parse().expect("ts"),
+                    reboot_required: true,
+                    uninstallable: true,
+                    supersedes: vec![],
+                },
+            ),
+        );
+    }
+    for d in 0..devices {
+        let name = format!("dev-{d:06}");
+        let ring = match d % 20 {
+            0 => "it",
+            1..=4 => "pilot",
+            _ => "broad",
+        };
+        let tier = if d % 3 == 0 { "tier-1" } else { "tier-2" };
+        let patches = (0..per_device)
+            .map(|k| {
+                let p = (d + k * (PATCHES / per_device)) % PATCHES;
+                let installed = (d + k) % 4 == 0;
+                DevicePatchStatus {
+                    id: format!("KB{}", 5_000_000 + p),
+                    state: if installed {
+                        PatchState::Installed
+                    } else {
+                        PatchState::Missing
+                    },
+                    attempts: u32::from(installed),
+                    last_attempt_at: installed.then_some(start),
+                    installed_at: installed.then_some(start),
+                    message: None,
+                }
+            })
+            .collect();
+        w.devices.insert(
+            name.clone(),
+            ManagedDevice {
+                metadata: meta(
+                    &name,
+                    labels(&[("managed", "yes"), ("ring", ring), ("tier", tier)]),
+                ),
+                spec: ManagedDeviceSpec::default(),
+                status: Some(ManagedDeviceStatus {
+                    last_seen: Some(start),
+                    patches,
+                    ..Default::default()
+                }),
+            },
+        );
+    }
+    w.step(start);
+    let now = start.checked_add(SignedDuration::from_mins(5)).expect("ts");
+    w.step(now);
+    (
+        w,
+        now.checked_add(SignedDuration::from_mins(5)).expect("ts"),
+    )
+}
+
+fn decision_pass(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decide");
+    group.sample_size(10);
+    for (devices, per_device) in [(10_000, 10), (100_000, 10), (10_000, 100)] {
+        let (w, now) = tenant(devices, per_device);
+        assert_eq!(
+            w.rollouts.len(),
+            PATCHES,
+            "every patch has an active rollout"
+        );
+        let snapshot = w.snapshot();
+        group.throughput(Throughput::Elements(devices as u64));
+        group.bench_with_input(
+            BenchmarkId::new(
+                format!("{PATCHES}-rollouts-{per_device}-patches-per-device"),
+                devices,
+            ),
+            &snapshot,
+            |b, snap| b.iter(|| black_box(ringmaster::engine::decide(black_box(snap), now))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision_pass);
+criterion_main!(benches);
