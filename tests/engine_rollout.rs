@@ -350,6 +350,18 @@ fn freeze_blocks_admission_and_ends_by_itself() {
     );
     w.step(ts("2026-11-12T00:00:00Z"));
     assert_eq!(planned(&w, "KB1", ts("2026-11-12T00:00:00Z")).len(), 2);
+    let started = w.events_with("FreezeStarted");
+    assert_eq!(started.len(), 1);
+    assert!(
+        started[0]
+            .1
+            .message
+            .contains("DR test until 2026-11-12T00:00:00Z"),
+        "{}",
+        started[0].1.message
+    );
+    assert_eq!(w.events_with("FreezeEnded").len(), 1);
+    assert_eq!(w.policies["ws"].status.as_ref().unwrap().freeze, None);
 }
 
 #[test]

@@ -264,6 +264,9 @@ pub struct PatchPolicyStatus {
     /// One line on the policy's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The change freeze in force, if any (`reason until …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<String>,
     /// Devices this policy governs.
     #[serde(default)]
     pub devices: u32,

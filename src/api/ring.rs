@@ -190,6 +190,9 @@ pub struct DeploymentRingStatus {
     /// One line on the ring's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The ring's own change freeze in force, if any (`reason until …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<String>,
     /// Devices this ring claims, over every policy that lists it.
     #[serde(default)]
     pub members: u32,

@@ -19,7 +19,7 @@ use super::rollout::{self, Member, RingInput, RolloutInput};
 use super::selector::Selector;
 use super::severity::{release_time, severity_of};
 use super::sla::{self, ClockState, PairFacts, Tally};
-use super::windows::Schedule;
+use super::windows::{self, Schedule};
 
 /// The objects one decision pass reads: a namespace's objects and the shared catalog.
 #[derive(Clone, Debug, Default)]
@@ -696,8 +696,21 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
                 ),
             )
         };
+        let freeze = freeze_status(&policy.spec.freezes, now);
+        freeze_events(
+            &mut d,
+            Kind::PatchPolicy,
+            pv.name,
+            old.and_then(|s| s.freeze.as_deref()),
+            freeze.as_deref(),
+        );
+        d.wake(
+            windows::next_freeze_change(policy.spec.freezes.iter(), now),
+            now,
+        );
         let generation = policy.metadata.generation;
         let status = PatchPolicyStatus {
+            freeze,
             observed_generation: generation,
             conditions: health.conditions(
                 old.map(|s| s.conditions.as_slice()).unwrap_or(&[]),
@@ -749,6 +762,18 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
             ),
         };
         let old = rv.ring.status.as_ref();
+        let freeze = freeze_status(&rv.ring.spec.freezes, now);
+        freeze_events(
+            &mut d,
+            Kind::DeploymentRing,
+            rv.name,
+            old.and_then(|s| s.freeze.as_deref()),
+            freeze.as_deref(),
+        );
+        d.wake(
+            windows::next_freeze_change(rv.ring.spec.freezes.iter(), now),
+            now,
+        );
         let generation = rv.ring.metadata.generation;
         d.rings.push((
             rv.name.to_string(),
@@ -760,6 +785,7 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
                     now,
                 ),
                 message: Some(health.message.clone()),
+                freeze,
                 members: ring_members[ri],
                 claimed_elsewhere: ring_claimed_elsewhere[ri],
                 policies: listed_by,
@@ -905,6 +931,39 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
             .then(a.message.cmp(&b.message))
     });
     d
+}
+
+/// The freeze in force at `now`, in words for a status.
+fn freeze_status(freezes: &[crate::api::Freeze], now: Timestamp) -> Option<String> {
+    windows::active_freeze(freezes.iter(), now)
+        .map(|f| format!("{} until {} (owner {})", f.reason, f.until, f.owner))
+}
+
+/// FreezeStarted / FreezeEnded Events from the change between two freeze statuses.
+fn freeze_events(d: &mut Decisions, kind: Kind, name: &str, old: Option<&str>, new: Option<&str>) {
+    if old == new {
+        return;
+    }
+    let (reason, type_, message) = match (old, new) {
+        (_, Some(n)) => (
+            "FreezeStarted",
+            EventType::Warning,
+            format!("change freeze began: {n}; no ring admits new devices"),
+        ),
+        (Some(o), None) => (
+            "FreezeEnded",
+            EventType::Normal,
+            format!("change freeze ended: {o}"),
+        ),
+        (None, None) => return,
+    };
+    d.events.push(Event {
+        kind,
+        name: name.to_string(),
+        type_,
+        reason,
+        message,
+    });
 }
 
 fn rollout_health(status: &crate::api::PatchRolloutStatus) -> Health {
