@@ -277,7 +277,11 @@ fn device(agent: Option<&str>, plan_install: Json) -> Json {
             "os": {"family": "windows", "version": "11 24H2"},
             "plan": {"install": plan_install, "uninstall": {}}
         },
-        "status": {"lastSeen": "2026-11-01T10:00:00Z", "rebootPending": false}
+        "status": {
+            "lastSeen": "2026-11-01T10:00:00Z",
+            "rebootPending": false,
+            "compliance": {"policy": "workstations", "ring": "pilot", "overdue": 2, "dueSoon": 0, "planned": 1}
+        }
     })
 }
 
@@ -381,6 +385,41 @@ fn an_agent_cannot_relabel_or_reannotate_its_device() {
         admit(&p, "UPDATE", &agent(AGENT), &note, Some(&old)),
         "changing an annotation",
         "labels or annotations",
+    );
+}
+
+#[test]
+fn an_agent_cannot_forge_the_operators_compliance_summary() {
+    let p = device_policy();
+    let old = device(Some(AGENT), planned());
+    let mut clean = old.clone();
+    clean["status"]["compliance"]["overdue"] = json!(0);
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &clean, Some(&old)),
+        "zeroing its overdue count",
+        "status.compliance",
+    );
+    let mut dropped = old.clone();
+    dropped["status"]
+        .as_object_mut()
+        .expect("status")
+        .remove("compliance");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &dropped, Some(&old)),
+        "dropping its compliance",
+        "status.compliance",
+    );
+    // The operator writes it.
+    let operator = user(
+        OPERATOR,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ringmaster-system",
+        ],
+    );
+    assert_admitted(
+        admit(&p, "UPDATE", &operator, &clean, Some(&old)),
+        "the operator updating compliance",
     );
 }
 
