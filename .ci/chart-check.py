@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""Checks the chart's renders that .ci/chart leaves in target/chart/.
+
+Usage: chart-check.py REPO_ROOT RENDER_DIR
+
+Rules for every render:
+- no Role or ClusterRole rule has a "*" in its verbs, resources, apiGroups, resourceNames
+  or nonResourceURLs;
+- every Deployment's pods and containers run with the restricted security context
+  (runAsNonRoot, runAsUser 65532, readOnlyRootFilesystem, allowPrivilegeEscalation false,
+  capabilities drop ALL, seccompProfile RuntimeDefault), with requests and limits, and
+  ask for their ServiceAccount token themselves (the ServiceAccounts mount none);
+- the operator and the simulated agent get exactly the permissions they need: the
+  expected set is written out below from the contract, and any permission more or less
+  is a failure;
+- and what each configuration promises (leader election, strategy, namespaces, admission
+  policies, ServiceMonitor, dashboard, simulated agent) is there, and nothing else.
+Prints every failure and exits 1 if there is any.
+"""
+
+import json
+import os
+import sys
+
+import yaml
+
+ROOT, OUT = sys.argv[1], sys.argv[2]
+CHART = os.path.join(ROOT, "charts", "ringmaster")
+RELEASE_NS = "ringmaster-system"
+FULLNAME = "ringmaster"
+OPERATOR_SA = ("ServiceAccount", RELEASE_NS, "ringmaster")
+AGENT_SA = ("ServiceAccount", RELEASE_NS, "ringmaster-agent-simulator")
+GROUP = "patching.ringmaster.dev"
+NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts"]
+ALL_KINDS = NAMESPACED_KINDS + ["patches"]
+CRD_NAMES = sorted(f"{k}.{GROUP}" for k in ALL_KINDS)
+METRICS = [
+    "ringmaster_sla_compliance_ratio",
+    "ringmaster_time_to_install_seconds",
+    "ringmaster_ring_failure_rate",
+    "ringmaster_ring_rollback_rate",
+    "ringmaster_exceptions",
+    "ringmaster_rollouts",
+    "ringmaster_devices",
+    "ringmaster_reconcile_total",
+    "ringmaster_reconcile_duration_seconds",
+]
+
+# What each render of .ci/chart is expected to hold.
+RENDERS = {
+    "default": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                    service_monitor=False, dashboard=False, agent=None, log_format="json"),
+    "default-vap": dict(watch=[], replicas=1, leader=False, lease=None, vap=True, actions=["Deny"],
+                        service_monitor=False, dashboard=False, agent=None, log_format="json"),
+    "all-on": dict(watch=["team-a", "team-b"], replicas=2, leader=True, lease="ringmaster-leader",
+                   vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True,
+                   agent="team-a", log_format="json"),
+    "namespaced-single": dict(watch=["tenant-a"], replicas=1, leader=True, lease="ringmaster-tenant-a",
+                              vap=True, actions=["Deny"], service_monitor=False, dashboard=False,
+                              agent=None, log_format="text"),
+    "vap-off": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                    service_monitor=False, dashboard=False, agent=None, log_format="json"),
+}
+
+failures = []
+
+
+def fail(render, what):
+    failures.append(f"[{render}] {what}")
+
+
+def load(render):
+    with open(os.path.join(OUT, f"{render}.yaml")) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def key(obj):
+    md = obj.get("metadata", {})
+    return (obj.get("kind"), md.get("namespace"), md.get("name"))
+
+
+# ---- RBAC ----
+
+def check_no_wildcards(render, docs):
+    for obj in docs:
+        if obj.get("kind") not in ("Role", "ClusterRole"):
+            continue
+        for i, rule in enumerate(obj.get("rules") or []):
+            for field in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
+                for item in rule.get(field) or []:
+                    if "*" in item:
+                        fail(render, f"{key(obj)} rule {i}: {field} contains {item!r}")
+            if not rule.get("verbs"):
+                fail(render, f"{key(obj)} rule {i}: no verbs")
+        if obj.get("aggregationRule"):
+            fail(render, f"{key(obj)}: the chart defines no aggregating roles")
+
+
+def grants(render, docs, subject):
+    """Every (scope, apiGroup, resource, verb, resourceName) the subject is granted."""
+    kind, ns, name = subject
+    roles = {key(o): o for o in docs if o.get("kind") in ("Role", "ClusterRole")}
+    out = set()
+    for b in docs:
+        if b.get("kind") not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s.get("kind") == kind and s.get("name") == name and s.get("namespace") == ns
+                   for s in b.get("subjects") or []):
+            continue
+        ref = b["roleRef"]
+        if ref.get("apiGroup") != "rbac.authorization.k8s.io":
+            fail(render, f"{key(b)}: roleRef apiGroup {ref.get('apiGroup')!r}")
+        if ref["kind"] == "ClusterRole":
+            role = roles.get(("ClusterRole", None, ref["name"]))
+        else:
+            role = roles.get(("Role", b["metadata"]["namespace"], ref["name"]))
+        if role is None:
+            fail(render, f"{key(b)} binds {ref['kind']} {ref['name']}, which the chart does not render")
+            continue
+        scope = "cluster" if b["kind"] == "ClusterRoleBinding" else b["metadata"]["namespace"]
+        for rule in role.get("rules") or []:
+            for g in rule.get("apiGroups") or []:
+                for r in rule.get("resources") or []:
+                    for v in rule.get("verbs") or []:
+                        for n in rule.get("resourceNames") or [None]:
+                            out.add((scope, g, r, v, n))
+    return out
+
+
+def expected_operator_grants(exp):
+    want = set()
+    scopes = exp["watch"] or ["cluster"]
+    for scope in scopes:
+        for r in NAMESPACED_KINDS:
+            for v in ("get", "list", "watch"):
+                want.add((scope, GROUP, r, v, None))
+            want.add((scope, GROUP, f"{r}/status", "patch", None))
+        want.add((scope, GROUP, "manageddevices", "patch", None))
+        want.add((scope, GROUP, "patchrollouts", "create", None))
+        want.add((scope, GROUP, "patchrollouts", "patch", None))
+        want.add((scope, "events.k8s.io", "events", "create", None))
+        want.add((scope, "events.k8s.io", "events", "patch", None))
+    for v in ("get", "list", "watch"):
+        want.add(("cluster", GROUP, "patches", v, None))
+    want.add(("cluster", GROUP, "patches/status", "patch", None))
+    for crd in CRD_NAMES:
+        want.add(("cluster", "apiextensions.k8s.io", "customresourcedefinitions", "get", crd))
+    if exp["leader"]:
+        want.add((RELEASE_NS, "coordination.k8s.io", "leases", "create", None))
+        for v in ("get", "update", "patch"):
+            want.add((RELEASE_NS, "coordination.k8s.io", "leases", v, exp["lease"]))
+    return want
+
+
+def expected_agent_grants(exp):
+    want = set()
+    ns = exp["agent"]
+    if ns is None:
+        return want
+    for v in ("get", "list", "watch", "create", "patch"):
+        want.add((ns, GROUP, "manageddevices", v, None))
+    want.add((ns, GROUP, "manageddevices/status", "patch", None))
+    for v in ("get", "list", "watch"):
+        want.add(("cluster", GROUP, "patches", v, None))
+    return want
+
+
+def check_exact(render, who, got, want):
+    for g in sorted(got - want, key=str):
+        fail(render, f"{who} is granted more than it needs: {g}")
+    for g in sorted(want - got, key=str):
+        fail(render, f"{who} lacks a permission it needs: {g}")
+
+
+def check_user_roles(render, docs):
+    roles = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "ClusterRole"}
+    agg = "rbac.authorization.k8s.io/aggregate-to-"
+
+    def flat(role):
+        return {(g, r, v) for rule in role.get("rules") or [] for g in rule["apiGroups"]
+                for r in rule["resources"] for v in rule["verbs"]}
+
+    def labels(role):
+        return {k for k, v in (role["metadata"].get("labels") or {}).items()
+                if k.startswith(agg) and v == "true"}
+
+    expect = {
+        "ringmaster-view": ({agg + "view"},
+                            {(GROUP, r, v) for r in ALL_KINDS for v in ("get", "list", "watch")}),
+        "ringmaster-edit": ({agg + "edit"},
+                            {(GROUP, r, v) for r in ("patchpolicies", "deploymentrings", "patchexceptions")
+                             for v in ("create", "update", "patch", "delete")}
+                            | {(GROUP, "patchrollouts", "patch")}),
+        "ringmaster-catalog-editor": (set(),
+                                      {(GROUP, "patches", v) for v in
+                                       ("get", "list", "watch", "create", "update", "patch", "delete")}),
+    }
+    expect["ringmaster-admin"] = ({agg + "admin"},
+                                  expect["ringmaster-edit"][1] | {(GROUP, "patchrollouts", "delete")})
+    for name, (want_labels, want_rules) in expect.items():
+        role = roles.get(name)
+        if role is None:
+            fail(render, f"ClusterRole {name} is missing")
+            continue
+        if labels(role) != want_labels:
+            fail(render, f"ClusterRole {name}: aggregation labels {sorted(labels(role))}, want {sorted(want_labels)}")
+        if flat(role) != want_rules:
+            fail(render, f"ClusterRole {name}: rules differ: more {sorted(flat(role) - want_rules)}, "
+                         f"less {sorted(want_rules - flat(role))}")
+
+
+# ---- workloads ----
+
+def effective(pod_sc, c_sc, field):
+    return c_sc[field] if field in c_sc else pod_sc.get(field)
+
+
+def check_deployments(render, docs):
+    sas = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "ServiceAccount"}
+    for sa in sas.values():
+        if sa.get("automountServiceAccountToken") is not False:
+            fail(render, f"{key(sa)}: ServiceAccount must set automountServiceAccountToken: false")
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        where = key(d)
+        pod = d["spec"]["template"]["spec"]
+        psc = pod.get("securityContext") or {}
+        for field in ("hostNetwork", "hostPID", "hostIPC"):
+            if pod.get(field):
+                fail(render, f"{where}: {field}")
+        if pod.get("automountServiceAccountToken") is not True:
+            fail(render, f"{where}: the pod must ask for its token explicitly (it talks to the API)")
+        if pod.get("serviceAccountName") not in sas:
+            fail(render, f"{where}: serviceAccountName {pod.get('serviceAccountName')!r} is not rendered")
+        selector = d["spec"]["selector"]["matchLabels"]
+        pod_labels = d["spec"]["template"]["metadata"]["labels"]
+        if any(pod_labels.get(k) != v for k, v in selector.items()):
+            fail(render, f"{where}: the selector does not match the pod labels")
+        containers = pod.get("containers", []) + pod.get("initContainers", [])
+        if not containers:
+            fail(render, f"{where}: no containers")
+        for c in containers:
+            cw = f"{where} container {c['name']}"
+            csc = c.get("securityContext") or {}
+            if effective(psc, csc, "runAsNonRoot") is not True:
+                fail(render, f"{cw}: runAsNonRoot is not true")
+            if effective(psc, csc, "runAsUser") != 65532:
+                fail(render, f"{cw}: runAsUser is not 65532")
+            if csc.get("readOnlyRootFilesystem") is not True:
+                fail(render, f"{cw}: readOnlyRootFilesystem is not true")
+            if csc.get("allowPrivilegeEscalation") is not False:
+                fail(render, f"{cw}: allowPrivilegeEscalation is not false")
+            if csc.get("privileged"):
+                fail(render, f"{cw}: privileged")
+            caps = csc.get("capabilities") or {}
+            if "ALL" not in (caps.get("drop") or []):
+                fail(render, f"{cw}: capabilities do not drop ALL")
+            if caps.get("add"):
+                fail(render, f"{cw}: capabilities add {caps['add']}")
+            seccomp = csc.get("seccompProfile") or psc.get("seccompProfile") or {}
+            if seccomp.get("type") != "RuntimeDefault":
+                fail(render, f"{cw}: seccompProfile is not RuntimeDefault")
+            res = c.get("resources") or {}
+            for kind in ("requests", "limits"):
+                for r in ("cpu", "memory"):
+                    if r not in (res.get(kind) or {}):
+                        fail(render, f"{cw}: no {kind}.{r}")
+            if (c.get("image") or "").endswith(":latest") or ":" not in (c.get("image") or "").split("/")[-1] \
+                    and "@" not in (c.get("image") or ""):
+                fail(render, f"{cw}: image {c.get('image')!r} is not pinned to a tag or digest")
+
+
+def env_field(container, name):
+    for e in container.get("env") or []:
+        if e["name"] == name:
+            return (((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")) or e.get("value")
+    return None
+
+
+def check_operator(render, docs, exp):
+    deps = [d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == FULLNAME]
+    if len(deps) != 1:
+        fail(render, "no operator Deployment")
+        return
+    d = deps[0]
+    pod = d["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c.get("args") or []
+    if d["spec"]["replicas"] != exp["replicas"]:
+        fail(render, f"replicas {d['spec']['replicas']}, want {exp['replicas']}")
+    if args[:1] != ["run"]:
+        fail(render, f"operator args do not start with `run`: {args}")
+    opts = {}
+    for a in args[1:]:
+        if a.startswith("--"):
+            k, _, v = a.partition("=")
+            opts.setdefault(k, []).append(v)
+    if opts.get("--namespace", []) != exp["watch"]:
+        fail(render, f"--namespace flags {opts.get('--namespace')}, want {exp['watch']}")
+    if opts.get("--log-format") != [exp["log_format"]]:
+        fail(render, f"--log-format {opts.get('--log-format')}")
+    leader = "--leader-elect" in opts
+    if leader != exp["leader"]:
+        fail(render, f"--leader-elect is {'on' if leader else 'off'}, want {'on' if exp['leader'] else 'off'}")
+    if exp["replicas"] > 1 and not leader:
+        fail(render, "more than one replica without --leader-elect")
+    if leader and opts.get("--lease-name") != [exp["lease"]]:
+        fail(render, f"--lease-name {opts.get('--lease-name')}, want {exp['lease']}")
+    strategy = d["spec"].get("strategy", {}).get("type")
+    want_strategy = "Recreate" if (exp["replicas"] == 1 and not leader) else "RollingUpdate"
+    if strategy != want_strategy:
+        fail(render, f"strategy {strategy}, want {want_strategy}")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports") or []}
+    for flag, port in (("--metrics-addr", "metrics"), ("--health-addr", "health")):
+        if opts.get(flag) != [f"0.0.0.0:{ports.get(port)}"]:
+            fail(render, f"{flag} {opts.get(flag)} does not match the {port} port {ports.get(port)}")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = (c.get(probe) or {}).get("httpGet") or {}
+        if get.get("path") != path or get.get("port") not in ("health", ports.get("health")):
+            fail(render, f"{probe} is not GET {path} on the health port: {get}")
+    if env_field(c, "POD_NAME") != "metadata.name" or env_field(c, "POD_NAMESPACE") != "metadata.namespace":
+        fail(render, "POD_NAME / POD_NAMESPACE do not come from the downward API")
+    if not env_field(c, "RUST_LOG"):
+        fail(render, "no RUST_LOG")
+
+    # The metrics Service selects the operator pods, and only them.
+    svcs = [o for o in docs if o.get("kind") == "Service"]
+    if len(svcs) != 1:
+        fail(render, f"{len(svcs)} Services, want the metrics Service only")
+    for svc in svcs:
+        sel = svc["spec"]["selector"]
+        for dep in (o for o in docs if o.get("kind") == "Deployment"):
+            labels = dep["spec"]["template"]["metadata"]["labels"]
+            selected = all(labels.get(k) == v for k, v in sel.items())
+            if selected != (dep is d):
+                fail(render, f"Service {svc['metadata']['name']} {'selects' if selected else 'misses'} "
+                             f"Deployment {dep['metadata']['name']}")
+        if [p.get("targetPort") for p in svc["spec"]["ports"]] != ["metrics"]:
+            fail(render, "the Service does not target the metrics port")
+
+    # Namespaced mode: the operator ClusterRole holds nothing namespaced.
+    for o in docs:
+        if o.get("kind") == "ClusterRole" and o["metadata"]["name"] == f"{FULLNAME}-operator" and exp["watch"]:
+            for rule in o["rules"]:
+                if set(rule.get("resources") or []) & set(NAMESPACED_KINDS + ["events"]):
+                    fail(render, f"namespaced mode, but the operator ClusterRole grants {rule['resources']}")
+
+
+def check_agent(render, docs, exp):
+    deps = [d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] != FULLNAME]
+    if exp["agent"] is None:
+        if deps:
+            fail(render, f"unexpected Deployments {[d['metadata']['name'] for d in deps]}")
+        return
+    if len(deps) != 1:
+        fail(render, "no simulated agent Deployment")
+        return
+    args = deps[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    if args[:2] != ["agent", "--simulate"] or f"--namespace={exp['agent']}" not in args:
+        fail(render, f"simulated agent args {args}")
+
+
+# ---- admission, monitoring ----
+
+def check_admission(render, docs, exp):
+    policies = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "ValidatingAdmissionPolicy"}
+    bindings = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "ValidatingAdmissionPolicyBinding"}
+    if not exp["vap"]:
+        if policies or bindings:
+            fail(render, f"admission policies rendered: {sorted(policies) + sorted(bindings)}")
+        return
+    for short, resources in (("device-agent", ["manageddevices", "manageddevices/status"]),
+                             ("exception-approval", ["patchexceptions"])):
+        name = f"{FULLNAME}-{short}"
+        p, b = policies.get(name), bindings.get(name)
+        if p is None or b is None:
+            fail(render, f"ValidatingAdmissionPolicy or binding {name} missing")
+            continue
+        if p["apiVersion"] != "admissionregistration.k8s.io/v1" or b["apiVersion"] != "admissionregistration.k8s.io/v1":
+            fail(render, f"{name}: not admissionregistration.k8s.io/v1")
+        spec = p["spec"]
+        if spec.get("failurePolicy") != "Fail":
+            fail(render, f"{name}: failurePolicy {spec.get('failurePolicy')}")
+        rules = spec["matchConstraints"]["resourceRules"]
+        if rules != [{"apiGroups": [GROUP], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                      "resources": resources}]:
+            fail(render, f"{name}: resourceRules {rules}")
+        with open(os.path.join(CHART, "files", "admission", f"{short}.yaml")) as f:
+            src = yaml.safe_load(f)
+        variables = spec.get("variables") or []
+        if variables[len(variables) - len(src["variables"]):] != src["variables"]:
+            fail(render, f"{name}: the rendered variables do not end with files/admission/{short}.yaml's")
+        if spec.get("validations") != src["validations"]:
+            fail(render, f"{name}: the rendered validations are not files/admission/{short}.yaml's")
+        for v in variables:
+            if not v.get("expression"):
+                fail(render, f"{name}: variable {v.get('name')} has no expression")
+        if b["spec"].get("policyName") != name:
+            fail(render, f"binding {name} names policy {b['spec'].get('policyName')}")
+        if b["spec"].get("validationActions") != exp["actions"]:
+            fail(render, f"binding {name}: validationActions {b['spec'].get('validationActions')}")
+        ns_sel = (b["spec"].get("matchResources") or {}).get("namespaceSelector")
+        if exp["watch"]:
+            want = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                          "values": exp["watch"]}]}
+            if ns_sel != want:
+                fail(render, f"binding {name}: namespaceSelector {ns_sel}, want the watched namespaces")
+        elif ns_sel:
+            fail(render, f"binding {name}: namespaceSelector {ns_sel} with every namespace watched")
+    operator = [v for v in policies.get(f"{FULLNAME}-device-agent", {}).get("spec", {}).get("variables", [])
+                if v["name"] == "operatorUsername"]
+    if operator and operator[0]["expression"] != json.dumps(f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA[2]}"):
+        fail(render, f"operatorUsername is {operator[0]['expression']}")
+
+
+def check_monitoring(render, docs, exp):
+    sms = [o for o in docs if o.get("kind") == "ServiceMonitor"]
+    if bool(sms) != exp["service_monitor"]:
+        fail(render, f"{len(sms)} ServiceMonitors")
+    svc = next((o for o in docs if o.get("kind") == "Service"), None)
+    for sm in sms:
+        sel = sm["spec"]["selector"]["matchLabels"]
+        if svc is None or any(svc["metadata"]["labels"].get(k) != v for k, v in sel.items()):
+            fail(render, "the ServiceMonitor does not select the metrics Service")
+        if [e.get("port") for e in sm["spec"]["endpoints"]] != ["metrics"]:
+            fail(render, "the ServiceMonitor does not scrape the metrics port")
+
+    cms = [o for o in docs if o.get("kind") == "ConfigMap"]
+    if bool(cms) != exp["dashboard"]:
+        fail(render, f"{len(cms)} dashboard ConfigMaps")
+    for cm in cms:
+        if cm["metadata"]["labels"].get("grafana_dashboard") != "1":
+            fail(render, 'the dashboard ConfigMap lacks grafana_dashboard: "1"')
+        try:
+            dash = json.loads(cm["data"]["ringmaster.json"])
+        except (KeyError, ValueError) as e:
+            fail(render, f"the dashboard is not JSON: {e}")
+            continue
+        panels = [p for p in dash["panels"] if p.get("type") != "row"]
+        ids = [p["id"] for p in dash["panels"]]
+        if len(ids) != len(set(ids)):
+            fail(render, "dashboard panel ids repeat")
+        exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
+        for m in METRICS:
+            if m not in exprs:
+                fail(render, f"no dashboard panel shows {m}")
+        for p in panels:
+            if not p.get("targets"):
+                fail(render, f"dashboard panel {p.get('title')!r} has no query")
+
+
+# ---- everything ----
+
+def check_common(render, docs):
+    seen = set()
+    for o in docs:
+        k = (o.get("apiVersion"),) + key(o)
+        if k in seen:
+            fail(render, f"{k} rendered twice")
+        seen.add(k)
+        labels = (o.get("metadata") or {}).get("labels") or {}
+        for label in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                      "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", "helm.sh/chart"):
+            if label not in labels:
+                fail(render, f"{key(o)} has no {label} label")
+        if o.get("kind") in ("CustomResourceDefinition",):
+            fail(render, "CRDs belong in crds/, not templates/")
+
+
+def main():
+    for render, exp in RENDERS.items():
+        path = os.path.join(OUT, f"{render}.yaml")
+        if not os.path.exists(path):
+            fail(render, f"{path} was not rendered")
+            continue
+        docs = load(render)
+        check_common(render, docs)
+        check_no_wildcards(render, docs)
+        check_deployments(render, docs)
+        check_operator(render, docs, exp)
+        check_agent(render, docs, exp)
+        check_exact(render, "the operator", grants(render, docs, OPERATOR_SA), expected_operator_grants(exp))
+        check_exact(render, "the simulated agent", grants(render, docs, AGENT_SA), expected_agent_grants(exp))
+        check_user_roles(render, docs)
+        check_admission(render, docs, exp)
+        check_monitoring(render, docs, exp)
+        kinds = {}
+        for o in docs:
+            kinds[o["kind"]] = kinds.get(o["kind"], 0) + 1
+        print(f"    {render}: {len(docs)} objects ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    if failures:
+        print(f"{len(failures)} problem(s) in the rendered chart:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    print("    every render: no RBAC wildcard, restricted security contexts, exact permissions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "ringmaster.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name every object is named after: fullnameOverride, else the release name when it
+already contains the chart name, else "<release>-<chart>". Kept to 52 characters so that
+the longest suffix added to it ("-catalog-editor", "-agent-simulator") still fits 63.
+*/}}
+{{- define "ringmaster.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"name-version" for the helm.sh/chart label.
+*/}}
+{{- define "ringmaster.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The labels every object carries.
+*/}}
+{{- define "ringmaster.labels" -}}
+helm.sh/chart: {{ include "ringmaster.chart" . }}
+{{ include "ringmaster.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ringmaster
+{{- end }}
+
+{{/*
+The labels that pick a release's objects (add app.kubernetes.io/component to pick one part).
+*/}}
+{{- define "ringmaster.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ringmaster.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The operator's ServiceAccount name.
+*/}}
+{{- define "ringmaster.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ringmaster.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's user name in admission requests.
+*/}}
+{{- define "ringmaster.operatorUsername" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "ringmaster.serviceAccountName" . }}
+{{- end }}
+
+{{/*
+The simulated agent's ServiceAccount name.
+*/}}
+{{- define "ringmaster.agentServiceAccountName" -}}
+{{- printf "%s-agent-simulator" (include "ringmaster.fullname" .) }}
+{{- end }}
+
+{{/*
+The namespace of the simulated agent's ManagedDevices.
+*/}}
+{{- define "ringmaster.agentNamespace" -}}
+{{- default .Release.Namespace .Values.agent.simulate.namespace }}
+{{- end }}
+
+{{/*
+The image reference: repository@digest, else repository:tag (tag defaults to appVersion).
+*/}}
+{{- define "ringmaster.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the operator runs with --leader-elect: asked for, or more than one replica.
+*/}}
+{{- define "ringmaster.leaderElect" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- end }}
+
+{{/*
+The Lease the operator holds when leader election is on.
+*/}}
+{{- define "ringmaster.leaseName" -}}
+{{- default (printf "%s-leader" (include "ringmaster.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+The names of the six CRDs (the files in crds/ without ".yaml").
+*/}}
+{{- define "ringmaster.crdNames" -}}
+- patchpolicies.patching.ringmaster.dev
+- deploymentrings.patching.ringmaster.dev
+- patchexceptions.patching.ringmaster.dev
+- manageddevices.patching.ringmaster.dev
+- patchrollouts.patching.ringmaster.dev
+- patches.patching.ringmaster.dev
+{{- end }}
+
+{{/*
+The restricted security context every container runs with. Not a value on purpose: the
+chart's checks (.ci/chart) require exactly this.
+*/}}
+{{- define "ringmaster.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "ringmaster.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

@@ -1,0 +1,857 @@
+//! The chart's ValidatingAdmissionPolicies allow and refuse what they should, evaluated
+//! offline with the CEL interpreter kube ships (`kube::core::cel`, the `cel` crate plus
+//! Kubernetes' CEL libraries).
+//!
+//! Their CEL lives in `charts/ringmaster/files/admission/*.yaml`, which the template
+//! `templates/admission-policies.yaml` takes as it is, after a few variables it defines
+//! from values; here those variables get the defaults from `values.yaml`. Like the API
+//! server, the evaluation binds `object`, `oldObject` (null on CREATE), `request` and
+//! `variables`. An expression that fails to evaluate fails the test: on a cluster it
+//! would refuse the request (failurePolicy Fail) with an unhelpful message.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kube::core::cel::KubeCelExt;
+use kube::core::cel::cel::objects::{Key, Map};
+use kube::core::cel::cel::{Context, Program, Value};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+fn chart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/ringmaster")
+}
+
+#[derive(Deserialize)]
+struct Variable {
+    name: String,
+    expression: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Validation {
+    expression: String,
+    message: Option<String>,
+    message_expression: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PolicyFile {
+    variables: Vec<Variable>,
+    validations: Vec<Validation>,
+}
+
+/// One policy as the template renders it: the variables from values first, then the file.
+struct Policy {
+    /// The names of the variables the template defines from values.
+    from_values: Vec<String>,
+    variables: Vec<Variable>,
+    validations: Vec<Validation>,
+}
+
+fn values() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(chart().join("values.yaml")).expect("read values.yaml");
+    serde_yaml::from_str(&text).expect("values.yaml parses")
+}
+
+fn default_value(key: &str) -> String {
+    values()["admissionPolicies"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("admissionPolicies.{key} is a string in values.yaml"))
+        .to_string()
+}
+
+/// A string as a CEL literal, the way the template writes it (`toJson`).
+fn cel_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+const OPERATOR: &str = "system:serviceaccount:ringmaster-system:ringmaster";
+
+fn load(name: &str, from_values: &[(&str, String)]) -> Policy {
+    let path = chart().join(format!("files/admission/{name}.yaml"));
+    let text = std::fs::read_to_string(&path).expect("read policy file");
+    let file: PolicyFile = serde_yaml::from_str(&text).expect("policy file parses");
+    let mut variables: Vec<Variable> = from_values
+        .iter()
+        .map(|(n, v)| Variable {
+            name: n.to_string(),
+            expression: v.clone(),
+        })
+        .collect();
+    variables.extend(file.variables);
+    Policy {
+        from_values: from_values.iter().map(|(n, _)| n.to_string()).collect(),
+        variables,
+        validations: file.validations,
+    }
+}
+
+fn device_policy() -> Policy {
+    load(
+        "device-agent",
+        &[
+            (
+                "agentUsernamePrefix",
+                cel_string(&default_value("agentUsernamePrefix")),
+            ),
+            ("agentGroup", cel_string(&default_value("agentGroup"))),
+            ("operatorUsername", cel_string(OPERATOR)),
+        ],
+    )
+}
+
+fn exception_policy() -> Policy {
+    load(
+        "exception-approval",
+        &[(
+            "exceptionApproverGroup",
+            cel_string(&default_value("exceptionApproverGroup")),
+        )],
+    )
+}
+
+struct User {
+    name: String,
+    groups: Vec<String>,
+}
+
+fn user(name: &str, groups: &[&str]) -> User {
+    let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    groups.push("system:authenticated".into());
+    User {
+        name: name.into(),
+        groups,
+    }
+}
+
+fn to_cel(value: &Json) -> Value {
+    kube::core::cel::cel::to_value(value).expect("JSON converts to CEL")
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    let map: HashMap<Key, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.to_string())), v))
+        .collect();
+    Value::Map(Map { map: Arc::new(map) })
+}
+
+fn eval(program: &str, ctx: &Context) -> Result<Value, String> {
+    let compiled = Program::compile(program).map_err(|e| format!("does not compile: {e}"))?;
+    compiled
+        .execute(ctx)
+        .map_err(|e| format!("evaluation error: {e}"))
+}
+
+/// Runs `policy` on one request; Ok when admitted, Err with the messages of every
+/// validation that refused it. Panics when an expression errors or is not a boolean.
+fn admit(
+    policy: &Policy,
+    operation: &str,
+    who: &User,
+    object: &Json,
+    old_object: Option<&Json>,
+) -> Result<(), Vec<String>> {
+    let request = map(vec![
+        ("operation", Value::String(Arc::new(operation.into()))),
+        (
+            "userInfo",
+            map(vec![
+                ("username", Value::String(Arc::new(who.name.clone()))),
+                ("uid", Value::String(Arc::new("uid".into()))),
+                (
+                    "groups",
+                    Value::List(Arc::new(
+                        who.groups
+                            .iter()
+                            .map(|g| Value::String(Arc::new(g.clone())))
+                            .collect(),
+                    )),
+                ),
+            ]),
+        ),
+    ]);
+    let mut ctx = Context::default();
+    ctx.register_all();
+    ctx.add_variable_from_value("object", to_cel(object));
+    ctx.add_variable_from_value("oldObject", old_object.map(to_cel).unwrap_or(Value::Null));
+    ctx.add_variable_from_value("request", request);
+
+    // Variables in order, each seeing the ones before it (as on the API server, where
+    // they are evaluated lazily; none of these may fail).
+    let mut bound: HashMap<Key, Value> = HashMap::new();
+    for var in &policy.variables {
+        ctx.add_variable_from_value(
+            "variables",
+            Value::Map(Map {
+                map: Arc::new(bound.clone()),
+            }),
+        );
+        let value = eval(&var.expression, &ctx)
+            .unwrap_or_else(|e| panic!("variable {}: {e}\n  {}", var.name, var.expression));
+        bound.insert(Key::String(Arc::new(var.name.clone())), value);
+    }
+    ctx.add_variable_from_value(
+        "variables",
+        Value::Map(Map {
+            map: Arc::new(bound),
+        }),
+    );
+
+    let mut refused = Vec::new();
+    for v in &policy.validations {
+        match eval(&v.expression, &ctx) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => {
+                let message = match (&v.message_expression, &v.message) {
+                    (Some(expr), _) => match eval(expr, &ctx) {
+                        Ok(Value::String(s)) => s.to_string(),
+                        other => panic!("messageExpression {expr}: {other:?}"),
+                    },
+                    (None, Some(m)) => m.clone(),
+                    (None, None) => panic!("validation without a message: {}", v.expression),
+                };
+                refused.push(message);
+            }
+            other => panic!("validation {}: {other:?}", v.expression),
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
+    }
+}
+
+fn assert_admitted(result: Result<(), Vec<String>>, what: &str) {
+    if let Err(messages) = result {
+        panic!("{what}: refused: {messages:?}");
+    }
+}
+
+fn assert_refused(result: Result<(), Vec<String>>, what: &str, expect: &str) {
+    match result {
+        Ok(()) => panic!("{what}: admitted"),
+        Err(messages) => assert!(
+            messages.iter().any(|m| m.contains(expect)),
+            "{what}: refused, but no message contains {expect:?}: {messages:?}"
+        ),
+    }
+}
+
+// ---- the device-agent policy ----
+
+const AGENT: &str = "system:serviceaccount:ringmaster-agents:laptop-17";
+const OTHER_AGENT: &str = "system:serviceaccount:ringmaster-agents:laptop-18";
+
+fn agent(name: &str) -> User {
+    user(
+        name,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ringmaster-agents",
+        ],
+    )
+}
+
+fn device(agent: Option<&str>, plan_install: Json) -> Json {
+    let mut annotations = json!({"note": "lab bench 3"});
+    if let Some(a) = agent {
+        annotations["ringmaster.dev/agent"] = json!(a);
+    }
+    json!({
+        "apiVersion": "patching.ringmaster.dev/v1alpha1",
+        "kind": "ManagedDevice",
+        "metadata": {
+            "name": "laptop-17",
+            "namespace": "fleet",
+            "labels": {"ringmaster.dev/tier": "workstation"},
+            "annotations": annotations
+        },
+        "spec": {
+            "hostname": "laptop-17.corp",
+            "os": {"family": "windows", "version": "11 24H2"},
+            "plan": {"install": plan_install, "uninstall": {}}
+        },
+        "status": {
+            "lastSeen": "2026-11-01T10:00:00Z",
+            "rebootPending": false,
+            "compliance": {"policy": "workstations", "ring": "pilot", "overdue": 2, "dueSoon": 0, "planned": 1}
+        }
+    })
+}
+
+fn planned() -> Json {
+    json!({"KB5036893": {"rollout": "kb5036893-workstations", "notBefore": "2026-11-02T01:00:00Z"}})
+}
+
+#[test]
+fn an_agent_reports_status_on_its_own_device() {
+    let p = device_policy();
+    let old = device(Some(AGENT), planned());
+    let mut new = old.clone();
+    new["status"]["lastSeen"] = json!("2026-11-01T11:00:00Z");
+    new["status"]["patches"] = json!([{"id": "KB5036893", "state": "Installed", "attempts": 1}]);
+    assert_admitted(
+        admit(&p, "UPDATE", &agent(AGENT), &new, Some(&old)),
+        "status update by the device's agent",
+    );
+}
+
+#[test]
+fn an_agent_cannot_write_another_agents_device_or_an_unclaimed_one() {
+    let p = device_policy();
+    for owner in [Some(OTHER_AGENT), None] {
+        let old = device(owner, planned());
+        let mut new = old.clone();
+        new["status"]["lastSeen"] = json!("2026-11-01T11:00:00Z");
+        assert_refused(
+            admit(&p, "UPDATE", &agent(AGENT), &new, Some(&old)),
+            &format!("status update of a device claimed by {owner:?}"),
+            "may only write ManagedDevices annotated ringmaster.dev/agent: system:serviceaccount:ringmaster-agents:laptop-17",
+        );
+    }
+}
+
+#[test]
+fn an_agent_cannot_claim_a_device_by_rewriting_its_annotation() {
+    let p = device_policy();
+    for owner in [Some(OTHER_AGENT), None] {
+        let old = device(owner, planned());
+        let new = device(Some(AGENT), planned());
+        assert_refused(
+            admit(&p, "UPDATE", &agent(AGENT), &new, Some(&old)),
+            &format!("taking over a device claimed by {owner:?}"),
+            "does not belong to the agent",
+        );
+    }
+}
+
+#[test]
+fn an_agent_cannot_change_the_plan_or_any_other_spec() {
+    let p = device_policy();
+    let old = device(Some(AGENT), planned());
+    let mut cleared = old.clone();
+    cleared["spec"]["plan"]["install"] = json!({});
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &cleared, Some(&old)),
+        "clearing its plan",
+        "may not change a ManagedDevice's spec",
+    );
+    let mut later = old.clone();
+    later["spec"]["plan"]["install"]["KB5036893"]["notBefore"] = json!("2027-01-01T00:00:00Z");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &later, Some(&old)),
+        "postponing a plan entry",
+        "may not change a ManagedDevice's spec",
+    );
+    let mut renamed = old.clone();
+    renamed["spec"]["hostname"] = json!("laptop-17b.corp");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &renamed, Some(&old)),
+        "changing its host name",
+        "may not change a ManagedDevice's spec",
+    );
+}
+
+#[test]
+fn an_agent_cannot_relabel_or_reannotate_its_device() {
+    let p = device_policy();
+    let old = device(Some(AGENT), planned());
+    let mut tier = old.clone();
+    tier["metadata"]["labels"]["ringmaster.dev/tier"] = json!("lab");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &tier, Some(&old)),
+        "moving itself to another tier",
+        "labels or annotations",
+    );
+    let mut unlabelled = old.clone();
+    unlabelled["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("labels");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &unlabelled, Some(&old)),
+        "dropping its labels",
+        "labels or annotations",
+    );
+    let mut note = old.clone();
+    note["metadata"]["annotations"]["note"] = json!("moved");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &note, Some(&old)),
+        "changing an annotation",
+        "labels or annotations",
+    );
+}
+
+#[test]
+fn an_agent_cannot_forge_the_operators_compliance_summary() {
+    let p = device_policy();
+    let old = device(Some(AGENT), planned());
+    let mut clean = old.clone();
+    clean["status"]["compliance"]["overdue"] = json!(0);
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &clean, Some(&old)),
+        "zeroing its overdue count",
+        "status.compliance",
+    );
+    let mut dropped = old.clone();
+    dropped["status"]
+        .as_object_mut()
+        .expect("status")
+        .remove("compliance");
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &dropped, Some(&old)),
+        "dropping its compliance",
+        "status.compliance",
+    );
+    // The operator writes it.
+    let operator = user(
+        OPERATOR,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ringmaster-system",
+        ],
+    );
+    assert_admitted(
+        admit(&p, "UPDATE", &operator, &clean, Some(&old)),
+        "the operator updating compliance",
+    );
+}
+
+#[test]
+fn an_agent_registers_its_device_with_its_annotation_and_no_plan() {
+    let p = device_policy();
+    // The API server applies the CRD's defaults (plan: {install: {}, uninstall: {}})
+    // before admission; without them the plan is absent.
+    let defaulted = device(Some(AGENT), json!({}));
+    assert_admitted(
+        admit(&p, "CREATE", &agent(AGENT), &defaulted, None),
+        "registering a device with an empty plan",
+    );
+    let mut bare = defaulted.clone();
+    bare["spec"].as_object_mut().expect("spec").remove("plan");
+    assert_admitted(
+        admit(&p, "CREATE", &agent(AGENT), &bare, None),
+        "registering a device with no plan",
+    );
+    assert_refused(
+        admit(
+            &p,
+            "CREATE",
+            &agent(AGENT),
+            &device(Some(AGENT), planned()),
+            None,
+        ),
+        "registering a device with a plan",
+        "only with an empty plan",
+    );
+    let mut uninstall = defaulted.clone();
+    uninstall["spec"]["plan"]["uninstall"] = planned();
+    assert_refused(
+        admit(&p, "CREATE", &agent(AGENT), &uninstall, None),
+        "registering a device with an uninstall plan",
+        "only with an empty plan",
+    );
+    for owner in [Some(OTHER_AGENT), None] {
+        assert_refused(
+            admit(&p, "CREATE", &agent(AGENT), &device(owner, json!({})), None),
+            &format!("registering a device for {owner:?}"),
+            "may only write ManagedDevices annotated",
+        );
+    }
+}
+
+#[test]
+fn the_operator_and_people_are_not_agents() {
+    let p = device_policy();
+    let old = device(Some(AGENT), json!({}));
+    let mut plan = old.clone();
+    plan["spec"]["plan"]["install"] = planned();
+    plan["metadata"]["labels"]["ringmaster.dev/tier"] = json!("lab");
+    let not_agents = [
+        // The operator, even when (misconfigured) it is in the agent group.
+        user(
+            OPERATOR,
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:ringmaster-system",
+                "system:serviceaccounts:ringmaster-agents",
+            ],
+        ),
+        // A ServiceAccount of another namespace.
+        user(
+            "system:serviceaccount:ci:deployer",
+            &["system:serviceaccounts", "system:serviceaccounts:ci"],
+        ),
+        // In the agent group but without the agent prefix.
+        user("laptop-17", &["system:serviceaccounts:ringmaster-agents"]),
+        // A person.
+        user("alice@example.com", &["platform-team"]),
+    ];
+    for who in &not_agents {
+        assert_admitted(
+            admit(&p, "UPDATE", who, &plan, Some(&old)),
+            &format!("{} writing a plan and a label", who.name),
+        );
+        assert_admitted(
+            admit(&p, "CREATE", who, &device(None, planned()), None),
+            &format!("{} creating an unclaimed device with a plan", who.name),
+        );
+    }
+}
+
+// ---- the exception-approval policy ----
+
+const APPROVERS: &str = "ringmaster:exception-approvers";
+
+fn exception(created_by: Option<&str>, approved_by: Option<&str>) -> Json {
+    let mut annotations = json!({"team": "payments"});
+    if let Some(c) = created_by {
+        annotations["ringmaster.dev/created-by"] = json!(c);
+    }
+    let mut e = json!({
+        "apiVersion": "patching.ringmaster.dev/v1alpha1",
+        "kind": "PatchException",
+        "metadata": {"name": "pos-terminals", "namespace": "fleet", "annotations": annotations},
+        "spec": {
+            "patches": ["KB5036893"],
+            "devices": {"names": ["pos-1", "pos-2"]},
+            "reason": "The vendor has not certified the update for the POS software.",
+            "owner": "payments-team",
+            "expiresAt": "2026-12-01T00:00:00Z",
+            "onExpiry": "Enforce"
+        }
+    });
+    if let Some(a) = approved_by {
+        e["spec"]["approvedBy"] = json!(a);
+    }
+    e
+}
+
+fn alice() -> User {
+    user("alice@example.com", &["payments-team"])
+}
+fn bob() -> User {
+    user("bob@example.com", &["security", APPROVERS])
+}
+fn carol() -> User {
+    user("carol@example.com", &["security"])
+}
+fn approving_creator() -> User {
+    user("dana@example.com", &[APPROVERS])
+}
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+
+#[test]
+fn the_creator_is_recorded_on_create() {
+    let p = exception_policy();
+    assert_admitted(
+        admit(&p, "CREATE", &alice(), &exception(Some(ALICE), None), None),
+        "creating with created-by = self",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &alice(), &exception(None, None), None),
+        "creating without created-by",
+        "must carry the annotation ringmaster.dev/created-by: alice@example.com",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &alice(), &exception(Some(BOB), None), None),
+        "creating in someone else's name",
+        "must carry the annotation ringmaster.dev/created-by: alice@example.com",
+    );
+}
+
+#[test]
+fn the_creator_annotation_never_changes() {
+    let p = exception_policy();
+    let old = exception(Some(ALICE), None);
+    for (new, what) in [
+        (exception(Some(BOB), None), "changing created-by"),
+        (exception(None, None), "removing created-by"),
+    ] {
+        assert_refused(
+            admit(&p, "UPDATE", &alice(), &new, Some(&old)),
+            what,
+            "cannot be added, changed or removed",
+        );
+    }
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &alice(),
+            &exception(Some(ALICE), None),
+            Some(&exception(None, None)),
+        ),
+        "adding created-by to an exception that had none",
+        "cannot be added, changed or removed",
+    );
+}
+
+#[test]
+fn an_approver_approves_someone_elses_exception_in_their_own_name() {
+    let p = exception_policy();
+    let old = exception(Some(ALICE), None);
+    assert_admitted(
+        admit(
+            &p,
+            "UPDATE",
+            &bob(),
+            &exception(Some(ALICE), Some(BOB)),
+            Some(&old),
+        ),
+        "bob approving alice's exception",
+    );
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &bob(),
+            &exception(Some(ALICE), Some("carol@example.com")),
+            Some(&old),
+        ),
+        "bob approving in carol's name",
+        "must name the approver making the change: bob@example.com",
+    );
+}
+
+#[test]
+fn only_approvers_approve() {
+    let p = exception_policy();
+    let old = exception(Some(ALICE), None);
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &carol(),
+            &exception(Some(ALICE), Some("carol@example.com")),
+            Some(&old),
+        ),
+        "carol (no approver) approving",
+        "only members of ringmaster:exception-approvers may set or change spec.approvedBy",
+    );
+    // Changing an approval to another name is approving too.
+    let approved = exception(Some(ALICE), Some(BOB));
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &carol(),
+            &exception(Some(ALICE), Some("carol@example.com")),
+            Some(&approved),
+        ),
+        "carol replacing bob's approval",
+        "only members of ringmaster:exception-approvers",
+    );
+}
+
+#[test]
+fn nobody_approves_their_own_exception() {
+    let p = exception_policy();
+    let dana = "dana@example.com";
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &approving_creator(),
+            &exception(Some(dana), Some(dana)),
+            Some(&exception(Some(dana), None)),
+        ),
+        "an approver approving their own exception",
+        "nobody may approve a PatchException they created",
+    );
+    // Nor create one already approved, approver or not.
+    for who in [approving_creator(), alice()] {
+        let name = who.name.clone();
+        assert_refused(
+            admit(
+                &p,
+                "CREATE",
+                &who,
+                &exception(Some(&name), Some(&name)),
+                None,
+            ),
+            &format!("{name} creating an approved exception"),
+            "nobody may approve a PatchException they created",
+        );
+    }
+    assert_refused(
+        admit(
+            &p,
+            "CREATE",
+            &alice(),
+            &exception(Some(ALICE), Some(BOB)),
+            None,
+        ),
+        "alice creating an exception approved in bob's name",
+        "only members of ringmaster:exception-approvers",
+    );
+}
+
+#[test]
+fn an_approved_spec_is_frozen_until_approved_again() {
+    let p = exception_policy();
+    let approved = exception(Some(ALICE), Some(BOB));
+    let mut longer = approved.clone();
+    longer["spec"]["expiresAt"] = json!("2030-01-01T00:00:00Z");
+    assert_refused(
+        admit(&p, "UPDATE", &alice(), &longer, Some(&approved)),
+        "extending an approved exception",
+        "cannot change under its approval",
+    );
+    let mut wider = approved.clone();
+    wider["spec"]["patches"] = json!(["KB5036893", "KB5040442"]);
+    assert_refused(
+        admit(&p, "UPDATE", &bob(), &wider, Some(&approved)),
+        "widening an approved exception, even by its approver without re-approving",
+        "cannot change under its approval",
+    );
+    let mut ticket = approved.clone();
+    ticket["spec"]["ticket"] = json!("CHG-1234");
+    assert_refused(
+        admit(&p, "UPDATE", &alice(), &ticket, Some(&approved)),
+        "adding a field to an approved exception",
+        "cannot change under its approval",
+    );
+    let mut no_controls = approved.clone();
+    no_controls["spec"]["compensatingControls"] = json!(["VLAN isolation"]);
+    let with_controls = no_controls.clone();
+    no_controls["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("compensatingControls");
+    assert_refused(
+        admit(&p, "UPDATE", &alice(), &no_controls, Some(&with_controls)),
+        "removing a field from an approved exception",
+        "cannot change under its approval",
+    );
+    // Withdrawing the approval along with the change: allowed, and pending again.
+    let mut withdrawn = longer.clone();
+    withdrawn["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("approvedBy");
+    assert_admitted(
+        admit(&p, "UPDATE", &alice(), &withdrawn, Some(&approved)),
+        "alice withdrawing bob's approval while extending",
+    );
+    // Another approver approving the change in the same request.
+    let mut reapproved = longer.clone();
+    reapproved["spec"]["approvedBy"] = json!("erin@example.com");
+    assert_admitted(
+        admit(
+            &p,
+            "UPDATE",
+            &user("erin@example.com", &[APPROVERS]),
+            &reapproved,
+            Some(&approved),
+        ),
+        "erin approving the extension",
+    );
+    // Metadata is not the approved spec.
+    let mut labelled = approved.clone();
+    labelled["metadata"]["labels"] = json!({"cost-center": "42"});
+    assert_admitted(
+        admit(&p, "UPDATE", &alice(), &labelled, Some(&approved)),
+        "labelling an approved exception",
+    );
+}
+
+#[test]
+fn unapproved_exceptions_are_edited_freely_and_legacy_ones_can_be_approved() {
+    let p = exception_policy();
+    let old = exception(Some(ALICE), None);
+    let mut edited = old.clone();
+    edited["spec"]["expiresAt"] = json!("2026-12-15T00:00:00Z");
+    edited["spec"]["patches"] = json!(["KB5036893", "KB5040442"]);
+    assert_admitted(
+        admit(&p, "UPDATE", &alice(), &edited, Some(&old)),
+        "editing a pending exception",
+    );
+    // Created before the policy existed: no creator recorded.
+    let legacy = exception(None, None);
+    assert_admitted(
+        admit(
+            &p,
+            "UPDATE",
+            &bob(),
+            &exception(None, Some(BOB)),
+            Some(&legacy),
+        ),
+        "approving a legacy exception",
+    );
+    assert_admitted(
+        admit(&p, "UPDATE", &alice(), &legacy, Some(&legacy)),
+        "a no-op update of a legacy exception",
+    );
+}
+
+// ---- the files and the template agree ----
+
+/// Every `variables.NAME` an expression uses.
+fn used_variables(expr: &str) -> BTreeSet<String> {
+    let re = regex::Regex::new(r"variables\.([A-Za-z_][A-Za-z0-9_]*)").expect("regex");
+    re.captures_iter(expr).map(|c| c[1].to_string()).collect()
+}
+
+#[test]
+fn every_variable_a_policy_uses_is_defined_before_use() {
+    let template = std::fs::read_to_string(chart().join("templates/admission-policies.yaml"))
+        .expect("read the template");
+    for (policy, name) in [
+        (device_policy(), "device-agent"),
+        (exception_policy(), "exception-approval"),
+    ] {
+        let mut defined = BTreeSet::new();
+        for var in &policy.variables {
+            for used in used_variables(&var.expression) {
+                assert!(
+                    defined.contains(&used),
+                    "{name}: variable {} uses variables.{used} before it is defined",
+                    var.name
+                );
+            }
+            assert!(
+                defined.insert(var.name.clone()),
+                "{name}: variable {} defined twice",
+                var.name
+            );
+        }
+        // The ones from values are the ones the template defines, by name.
+        for var in &policy.from_values {
+            assert!(
+                template.contains(&format!("\"name\" \"{var}\"")),
+                "{name}: the template does not define variable {var}"
+            );
+        }
+        for v in &policy.validations {
+            for text in [Some(&v.expression), v.message_expression.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                for used in used_variables(text) {
+                    assert!(
+                        defined.contains(&used),
+                        "{name}: validation uses undefined variables.{used}: {text}"
+                    );
+                }
+            }
+            assert_eq!(v.reason.as_deref(), Some("Forbidden"), "{name}");
+            assert!(
+                v.message.is_some() || v.message_expression.is_some(),
+                "{name}: every validation explains itself"
+            );
+        }
+        assert!(
+            template.contains(&format!("\"name\" \"{name}\"")),
+            "the template renders files/admission/{name}.yaml"
+        );
+    }
+}
