@@ -8,9 +8,13 @@ fn crds_directory_matches_the_generated_crds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let files = ringmaster::crds::render_files().expect("CRDs render");
     if std::env::var_os("UPDATE_CRDS").is_some() {
-        std::fs::create_dir_all(&dir).expect("create crds/");
-        for (name, yaml) in &files {
-            std::fs::write(dir.join(name), yaml).expect("write CRD");
+        // The chart carries the same files (tests/chart_crds.rs checks they are equal).
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ringmaster/crds");
+        for target in [&dir, &chart] {
+            std::fs::create_dir_all(target).expect("create CRD directory");
+            for (name, yaml) in &files {
+                std::fs::write(target.join(name), yaml).expect("write CRD");
+            }
         }
     }
     let mut expected: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
