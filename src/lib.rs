@@ -2,6 +2,8 @@
 //!
 //! - [`api`]: the custom resources.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
+//! - [`manifest`]: loading manifest files and checking them against the CRDs offline.
 
 pub mod api;
 pub mod crds;
+pub mod manifest;
