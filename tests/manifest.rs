@@ -224,6 +224,20 @@ fn a_pattern_violation_names_file_line_object_field_and_pattern() {
 }
 
 #[test]
+fn an_empty_defaulted_field_takes_its_default() {
+    let text = edit(RING, "maxConcurrent: 25%", "maxConcurrent:");
+    let (objects, problems) = parse_documents(docs("r.yaml", &text));
+    assert_eq!(problems, vec![]);
+    let Some((_, Object::Ring(ring))) = objects.first() else {
+        panic!("not a ring: {objects:?}")
+    };
+    assert_eq!(
+        ring.spec.max_concurrent,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)
+    );
+}
+
+#[test]
 fn a_missing_required_field_is_named() {
     let text = edit(POLICY, "  rings: [pilot, broad]\n", "");
     assert_eq!(
