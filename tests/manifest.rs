@@ -238,6 +238,18 @@ fn an_empty_defaulted_field_takes_its_default() {
 }
 
 #[test]
+fn an_explicit_null_in_an_optional_field_is_no_value() {
+    // As an API server's CEL sees it: the field is absent, its rules do not run.
+    let text = edit(POLICY, "delay: 2d", "delay:");
+    let (objects, problems) = parse_documents(docs("p.yaml", &text));
+    assert_eq!(problems, vec![]);
+    let Some((_, Object::Policy(policy))) = objects.first() else {
+        panic!("not a policy: {objects:?}")
+    };
+    assert_eq!(policy.spec.approval.rules[0].delay, None);
+}
+
+#[test]
 fn a_missing_required_field_is_named() {
     let text = edit(POLICY, "  rings: [pilot, broad]\n", "");
     assert_eq!(
@@ -300,6 +312,14 @@ fn an_unknown_field_is_refused_with_a_suggestion() {
         vec![
             "r.yaml:1: DeploymentRing acme/pilot: spec.maxConcurent: \
              unknown field (did you mean maxConcurrent?)"
+        ]
+    );
+    let text = edit(DEVICE, "  labels:", "  lables:");
+    assert_eq!(
+        problems("d.yaml", &text),
+        vec![
+            "d.yaml:1: ManagedDevice default/kiosk-01: metadata.lables: \
+             unknown field (did you mean labels?)"
         ]
     );
     let text = format!("{RING}extra: 1\n");

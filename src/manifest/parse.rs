@@ -222,6 +222,26 @@ fn finding(field: &str, message: impl Into<String>) -> Finding {
     }
 }
 
+/// The fields of `metadata` (ObjectMeta); any other is a typo an API server would
+/// refuse under strict validation.
+const OBJECT_META_FIELDS: &[&str] = &[
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
 /// A lowercase RFC 1123 label (`a-z`, `0-9`, `-`; alphanumeric at both ends).
 fn is_dns_label(s: &str, max: usize) -> bool {
     let bytes = s.as_bytes();
@@ -492,6 +512,7 @@ impl Schemas {
             return outcome;
         }
 
+        schema::strip_nulls(schema, &mut value);
         if let Some(cel) = &ks.cel {
             let root = RootContext {
                 api_version: api_version.clone(),
@@ -519,8 +540,9 @@ impl Schemas {
     }
 
     /// `metadata`: a name is required; a namespace is refused on cluster-scoped kinds and
-    /// set to `default` on namespaced ones when absent. Nothing else in it is checked
-    /// here (typed decoding still refuses values of the wrong type).
+    /// set to `default` on namespaced ones when absent; a field ObjectMeta does not have
+    /// is unknown. The values of the other fields are not checked here (typed decoding
+    /// still refuses values of the wrong type).
     fn check_metadata(
         &self,
         ks: &KindSchema,
@@ -541,6 +563,15 @@ impl Schemas {
             }
             None => return,
         };
+        for key in meta.keys() {
+            if !OBJECT_META_FIELDS.contains(&key.as_str()) {
+                let message = match schema::suggest(key, OBJECT_META_FIELDS.iter().copied()) {
+                    Some(near) => format!("unknown field (did you mean {near}?)"),
+                    None => "unknown field".to_string(),
+                };
+                findings.push(finding(&format!("metadata.{key}"), message));
+            }
+        }
         match meta.get("name") {
             None | Some(Value::Null) => {
                 findings.push(finding("metadata.name", "required field is missing"));

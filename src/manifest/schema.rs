@@ -171,6 +171,39 @@ pub(crate) fn apply_defaults(schema: &Value, value: &mut Value) {
     }
 }
 
+/// Removes the `null`s left in fields of objects with declared properties (they are
+/// `nullable` ones, as [`apply_defaults`] dropped the others), recursively. An API
+/// server's CEL treats such a field as absent (`has()` is false, its own rules do not
+/// run), while kube's client-side evaluator sees a null; stripping them first gives the
+/// server's answer. Nulls in maps and lists are kept.
+pub(crate) fn strip_nulls(schema: &Value, value: &mut Value) {
+    let Some(s) = schema.as_object() else { return };
+    match value {
+        Value::Object(m) => {
+            let props = s.get("properties").and_then(Value::as_object);
+            if let Some(props) = props {
+                m.retain(|k, v| !(v.is_null() && props.contains_key(k)));
+            }
+            let additional = s.get("additionalProperties").filter(|a| a.is_object());
+            for (key, child) in m.iter_mut() {
+                if let Some(prop) = props.and_then(|p| p.get(key)) {
+                    strip_nulls(prop, child);
+                } else if let Some(add) = additional {
+                    strip_nulls(add, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = s.get("items") {
+                for item in items.iter_mut() {
+                    strip_nulls(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Checks `value` (a whole object: apiVersion, kind and metadata are allowed at its root
 /// and not looked into) against `schema`, returning every finding.
 pub(crate) fn validate(schema: &Value, value: &Value, patterns: &Patterns) -> Vec<Finding> {
@@ -415,6 +448,7 @@ impl Checker<'_> {
 
     fn number(&mut self, s: &Map<String, Value>, value: &Value, path: &str) {
         let Some(x) = value.as_f64() else { return };
+        let before = self.findings.len();
         let exclusive = |key: &str| flag(s, key);
         if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
             if exclusive("exclusiveMinimum") {
@@ -446,7 +480,9 @@ impl Checker<'_> {
             Some("int64") => Some((i64::MIN, i64::MAX)),
             _ => None,
         };
+        // The format's range, unless a bound of the schema already refused the value.
         if let Some((lo, hi)) = range
+            && self.findings.len() == before
             && (value.is_i64() || value.is_u64())
             && !value.as_i64().is_some_and(|i| (lo..=hi).contains(&i))
         {
@@ -851,6 +887,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_value_out_of_bounds_is_reported_once() {
+        let schema = spec(json!({"n": {"type": "integer", "format": "uint32", "minimum": 0.0}}));
+        assert_eq!(
+            check(schema.clone(), json!({"spec": {"n": -1}})),
+            vec![f("spec.n", "must be at least 0")]
+        );
+        assert_eq!(
+            check(schema, json!({"spec": {"n": 4_294_967_296_i64}})),
+            vec![f("spec.n", "must be between 0 and 4294967295")]
+        );
+    }
+
+    #[test]
+    fn nullable_nulls_are_stripped_from_objects_only() {
+        let schema = spec(json!({
+            "d": {"type": "string", "nullable": true},
+            "m": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
+            "l": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "string", "nullable": true}}}},
+        }));
+        let mut v = json!({"spec": {"d": null, "m": {"k": null}, "l": [{"x": null}]}});
+        strip_nulls(&schema, &mut v);
+        assert_eq!(v, json!({"spec": {"m": {"k": null}, "l": [{}]}}));
     }
 
     #[test]
