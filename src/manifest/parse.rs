@@ -273,21 +273,10 @@ fn root_string(map: &Map<String, Value>, key: &str, findings: &mut Vec<Finding>)
         Some(other) => {
             findings.push(finding(
                 key,
-                format!("must be a string, found {}", schema_found(other)),
+                format!("must be a string, found {}", schema::found(other)),
             ));
             None
         }
-    }
-}
-
-fn schema_found(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(_) => "a boolean".to_string(),
-        Value::Number(_) => "a number".to_string(),
-        Value::String(_) => "a string".to_string(),
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "a mapping".to_string(),
     }
 }
 
@@ -408,7 +397,7 @@ impl Schemas {
                     "",
                     format!(
                         "a manifest must be a mapping with apiVersion, kind and metadata, found {}",
-                        schema_found(&other)
+                        schema::found(&other)
                     ),
                 ));
                 return outcome;
@@ -557,7 +546,7 @@ impl Schemas {
             Some(other) => {
                 findings.push(finding(
                     "metadata",
-                    format!("must be a mapping, found {}", schema_found(other)),
+                    format!("must be a mapping, found {}", schema::found(other)),
                 ));
                 return;
             }
@@ -590,7 +579,7 @@ impl Schemas {
             }
             Some(other) => findings.push(finding(
                 "metadata.name",
-                format!("must be a string, found {}", schema_found(other)),
+                format!("must be a string, found {}", schema::found(other)),
             )),
         }
         match meta.get("namespace") {
@@ -612,7 +601,7 @@ impl Schemas {
             }
             Some(other) => findings.push(finding(
                 "metadata.namespace",
-                format!("must be a string, found {}", schema_found(other)),
+                format!("must be a string, found {}", schema::found(other)),
             )),
         }
         if ks.namespaced

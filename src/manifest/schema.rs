@@ -241,7 +241,7 @@ fn type_name(t: &str) -> &str {
 }
 
 /// What a value is, for "must be X, found Y".
-fn found(v: &Value) -> String {
+pub(crate) fn found(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(_) => "a boolean".to_string(),
