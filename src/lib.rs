@@ -2,8 +2,11 @@
 //!
 //! - [`api`]: the custom resources.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
+//! - [`manifest`]: offline loading and checking of manifests.
+//! - [`sim`]: the offline shell that plays the engine forward in virtual time.
 
 pub mod api;
 pub mod crds;
 pub mod engine;
+pub mod manifest;
 pub mod sim;

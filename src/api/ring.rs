@@ -93,8 +93,12 @@ fn default_max_concurrent() -> IntOrString {
 }
 
 fn int_or_percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // `nullable: false` stops kube's OptionalIntOrString transform from marking the field
+    // nullable: an API server would then keep a `null` (skipping the default) that the
+    // non-optional `IntOrString` cannot decode.
     schemars::json_schema!({
         "x-kubernetes-int-or-string": true,
+        "nullable": false,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-validations": [{
             "rule": "string(self).matches('^([1-9][0-9]{0,8}|([1-9][0-9]?|100)%)$')",
