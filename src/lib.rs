@@ -10,3 +10,4 @@ pub mod crds;
 pub mod engine;
 pub mod manifest;
 pub mod sim;
+pub mod validate;

@@ -89,7 +89,7 @@ pub struct PatchPolicySpec {
     pub approval: ApprovalSpec,
     /// The DeploymentRings (in this namespace) a patch moves through, in order. A device
     /// belongs to the first ring whose selector matches it.
-    #[schemars(length(min = 1, max = 16))]
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 253)))]
     #[x_kube(validation = kube::core::Rule::new("self.all(r, self.exists_one(s, s == r))").message("rings must not repeat"))]
     pub rings: Vec<String>,
     /// Limits on the exceptions that may cover this policy's devices.

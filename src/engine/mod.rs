@@ -16,4 +16,4 @@ pub mod tenant;
 pub mod windows;
 
 pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList};
-pub use tenant::{Snapshot, decide, rollout_name};
+pub use tenant::{Snapshot, SpecProblem, decide, rollout_name, spec_problems};

@@ -350,6 +350,8 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         if let (RingPhase::Deploying, Some(spec)) = (phase, spec) {
             if rp.started_at.is_none() {
                 rp.started_at = Some(now);
+            }
+            if old.and_then(|o| o.started_at).is_none() && reachable_targeted > 0 {
                 out.events.push(event(
                     EventType::Normal,
                     "RingStarted",

@@ -151,91 +151,8 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
     let severity: Vec<Severity> = patches.iter().map(|p| severity_of(p)).collect();
     let released: Vec<Timestamp> = patches.iter().map(|p| release_time(p)).collect();
 
-    // Rings, compiled.
-    let mut rings: Vec<RingView<'_>> = snap
-        .rings
-        .iter()
-        .map(|r| {
-            let mut problem = None;
-            let selector = match Selector::compile(&r.spec.device_selector) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    problem = Some(format!("spec.deviceSelector.{e}"));
-                    None
-                }
-            };
-            let schedule = match Schedule::compile(&r.spec.maintenance_windows) {
-                Ok(s) => s,
-                Err(e) => {
-                    problem.get_or_insert(format!("spec.{e}"));
-                    Schedule::always()
-                }
-            };
-            RingView {
-                ring: r,
-                name: name_of(&r.metadata),
-                selector,
-                schedule,
-                problem,
-            }
-        })
-        .collect();
-    rings.sort_by(|a, b| a.name.cmp(b.name));
-    let ring_index: HashMap<&str, usize> =
-        rings.iter().enumerate().map(|(i, r)| (r.name, i)).collect();
-
-    // Policies, compiled and checked against the rings.
-    let mut policies: Vec<PolicyView<'_>> = snap
-        .policies
-        .iter()
-        .map(|p| {
-            let mut problems = Vec::new();
-            let selector = match Selector::compile(&p.spec.device_selector) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    problems.push(format!("spec.deviceSelector.{e}"));
-                    None
-                }
-            };
-            let mut seen = BTreeSet::new();
-            let rings_of = p
-                .spec
-                .rings
-                .iter()
-                .enumerate()
-                .map(|(i, name)| {
-                    let idx = ring_index.get(name.as_str()).copied();
-                    match idx {
-                        None => problems.push(format!(
-                            "spec.rings[{i}]: DeploymentRing {name:?} not found"
-                        )),
-                        Some(r) => {
-                            if let Some(problem) = &rings[r].problem {
-                                problems.push(format!(
-                                    "spec.rings[{i}]: DeploymentRing {name:?} is invalid: {problem}"
-                                ));
-                            }
-                        }
-                    }
-                    if !seen.insert(name.as_str()) {
-                        problems.push(format!("spec.rings[{i}]: {name:?} is listed twice"));
-                    }
-                    (name.as_str(), idx)
-                })
-                .collect();
-            if p.spec.rings.is_empty() {
-                problems.push("spec.rings: no rings".into());
-            }
-            PolicyView {
-                policy: p,
-                name: name_of(&p.metadata),
-                selector,
-                rings: rings_of,
-                problems,
-            }
-        })
-        .collect();
-    policies.sort_by(|a, b| a.name.cmp(b.name));
+    let rings = compile_rings(snap);
+    let policies = compile_policies(snap, &rings);
 
     // Devices: which policy governs each, and which ring of it.
     let mut devices: Vec<&ManagedDevice> = snap.devices.clone();
@@ -925,11 +842,9 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
         ));
     }
 
-    d.events.sort_by(|a, b| {
-        (a.kind, &a.name, a.reason)
-            .cmp(&(b.kind, &b.name, b.reason))
-            .then(a.message.cmp(&b.message))
-    });
+    // Grouped by object, each object's Events in the order they happened.
+    d.events
+        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     d
 }
 
@@ -964,6 +879,216 @@ fn freeze_events(d: &mut Decisions, kind: Kind, name: &str, old: Option<&str>, n
         reason,
         message,
     });
+}
+
+/// Compiles every ring's selector and windows, sorted by name; a ring that cannot be
+/// used carries its problem.
+fn compile_rings<'a>(snap: &Snapshot<'a>) -> Vec<RingView<'a>> {
+    let mut rings: Vec<RingView<'_>> = snap
+        .rings
+        .iter()
+        .map(|r| {
+            let mut problem = None;
+            let selector = match Selector::compile(&r.spec.device_selector) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problem = Some(format!("spec.deviceSelector.{e}"));
+                    None
+                }
+            };
+            let schedule = match Schedule::compile(&r.spec.maintenance_windows) {
+                Ok(s) => s,
+                Err(e) => {
+                    problem.get_or_insert(format!("spec.{e}"));
+                    Schedule::always()
+                }
+            };
+            RingView {
+                ring: r,
+                name: name_of(&r.metadata),
+                selector,
+                schedule,
+                problem,
+            }
+        })
+        .collect();
+    rings.sort_by(|a, b| a.name.cmp(b.name));
+    rings
+}
+
+/// Compiles every policy's selector and resolves its rings, sorted by name; what makes
+/// a policy unusable is in its `problems`.
+fn compile_policies<'a>(snap: &Snapshot<'a>, rings: &[RingView<'a>]) -> Vec<PolicyView<'a>> {
+    let ring_index: HashMap<&str, usize> =
+        rings.iter().enumerate().map(|(i, r)| (r.name, i)).collect();
+    let mut policies: Vec<PolicyView<'_>> = snap
+        .policies
+        .iter()
+        .map(|p| {
+            let mut problems = Vec::new();
+            let selector = match Selector::compile(&p.spec.device_selector) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(format!("spec.deviceSelector.{e}"));
+                    None
+                }
+            };
+            let mut seen = BTreeSet::new();
+            let rings_of = p
+                .spec
+                .rings
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let idx = ring_index.get(name.as_str()).copied();
+                    match idx {
+                        None => problems.push(format!(
+                            "spec.rings[{i}]: DeploymentRing {name:?} not found"
+                        )),
+                        Some(r) => {
+                            if let Some(problem) = &rings[r].problem {
+                                problems.push(format!(
+                                    "spec.rings[{i}]: DeploymentRing {name:?} is invalid: {problem}"
+                                ));
+                            }
+                        }
+                    }
+                    if !seen.insert(name.as_str()) {
+                        problems.push(format!("spec.rings[{i}]: {name:?} is listed twice"));
+                    }
+                    (name.as_str(), idx)
+                })
+                .collect();
+            if p.spec.rings.is_empty() {
+                problems.push("spec.rings: no rings".into());
+            }
+            PolicyView {
+                policy: p,
+                name: name_of(&p.metadata),
+                selector,
+                rings: rings_of,
+                problems,
+            }
+        })
+        .collect();
+    policies.sort_by(|a, b| a.name.cmp(b.name));
+
+    policies
+}
+
+/// A spec that passes the schema but cannot be used, found by the same checks a
+/// decision pass makes (for `ringmaster validate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// The kind.
+    pub kind: Kind,
+    /// The object's name.
+    pub name: String,
+    /// The field, e.g. `spec.rings[1]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem with the tenant's policies, rings and exceptions at `now`: missing or
+/// unusable rings, malformed selectors and windows, exceptions that break the policies'
+/// limits, and policies of equal priority whose selectors can claim the same device.
+pub fn spec_problems(snap: &Snapshot<'_>, now: Timestamp) -> Vec<SpecProblem> {
+    let split = |kind: Kind, name: &str, text: &str| {
+        let (field, message) = text.split_once(": ").unwrap_or(("spec", text));
+        SpecProblem {
+            kind,
+            name: name.to_string(),
+            field: field.to_string(),
+            message: message.to_string(),
+        }
+    };
+    let rings = compile_rings(snap);
+    let policies = compile_policies(snap, &rings);
+    let mut out: Vec<SpecProblem> = Vec::new();
+    for r in &rings {
+        if let Some(p) = &r.problem {
+            out.push(split(Kind::DeploymentRing, r.name, p));
+        }
+    }
+    for p in &policies {
+        for problem in &p.problems {
+            out.push(split(Kind::PatchPolicy, p.name, problem));
+        }
+    }
+    for (i, a) in policies.iter().enumerate() {
+        for b in &policies[i + 1..] {
+            if a.policy.spec.priority == b.policy.spec.priority
+                && may_overlap(
+                    &a.policy.spec.device_selector,
+                    &b.policy.spec.device_selector,
+                )
+            {
+                out.push(SpecProblem {
+                    kind: Kind::PatchPolicy,
+                    name: b.name.to_string(),
+                    field: "spec.deviceSelector".into(),
+                    message: format!(
+                        "can select the same devices as PatchPolicy {} at the same priority {}; such devices get no assignments (give one a higher priority)",
+                        a.name, b.policy.spec.priority
+                    ),
+                });
+            }
+        }
+    }
+    let severity: HashMap<&str, Severity> = snap
+        .patches
+        .iter()
+        .map(|p| (p.spec.id.as_str(), severity_of(p)))
+        .collect();
+    let limits = Limits::combined(snap.policies.iter().copied());
+    for e in &snap.exceptions {
+        let ev = exceptions::evaluate(e, &limits, |id| severity.get(id).copied(), now);
+        if ev.phase == ExceptionPhase::Invalid {
+            let field = if ev.message.contains("compensatingControls") {
+                "spec.compensatingControls"
+            } else if ev.message.starts_with("spec.devices") {
+                "spec.devices.selector"
+            } else {
+                "spec.expiresAt"
+            };
+            let message = ev
+                .message
+                .strip_prefix("spec.devices.selector.")
+                .unwrap_or(&ev.message)
+                .to_string();
+            out.push(SpecProblem {
+                kind: Kind::PatchException,
+                name: name_of(&e.metadata).to_string(),
+                field: field.into(),
+                message,
+            });
+        }
+    }
+    out
+}
+
+/// Whether two selectors certainly can match one device: one selects everything, or
+/// their `matchLabels` agree on every key they share. Selectors that differ only in
+/// expressions cannot be judged without devices and are not reported here (the
+/// operator reports the devices two policies really claim).
+fn may_overlap(
+    a: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    b: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> bool {
+    let everything = |s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
+        s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+            && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    };
+    if everything(a) || everything(b) {
+        return true;
+    }
+    match (a.match_labels.as_ref(), b.match_labels.as_ref()) {
+        (Some(la), Some(lb)) if !la.is_empty() && !lb.is_empty() => {
+            la.iter().all(|(k, v)| lb.get(k).is_none_or(|w| w == v))
+        }
+        _ => false,
+    }
 }
 
 fn rollout_health(status: &crate::api::PatchRolloutStatus) -> Health {

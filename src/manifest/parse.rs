@@ -22,6 +22,8 @@ pub const EXTENSION_GROUP: &str = "sim.ringmaster.dev";
 
 /// A document that passed every check, as its typed resource.
 #[derive(Clone, Debug)]
+// Each object is built once and moved into place, so boxing the larger kinds buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Object {
     /// A `PatchPolicy`.
     Policy(PatchPolicy),

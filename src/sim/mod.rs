@@ -1,5 +1,12 @@
-//! The offline shell: an in-memory world and a virtual clock driving the same engine.
+//! The offline shell: an in-memory world, a virtual clock and simulated agents driving
+//! the very same engine.
 
+pub mod fleet;
+pub mod load;
+pub mod report;
+pub mod run;
 pub mod world;
 
+pub use fleet::FleetSpec;
+pub use run::{Options, Outcome, Simulation};
 pub use world::World;

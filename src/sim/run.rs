@@ -1,0 +1,795 @@
+//! The simulation: a virtual clock, simulated agents and scripted people around the
+//! engine, played forward over a tenant's objects.
+//!
+//! Agents act on a check-in grid (every `checkIn` from the start): they read their plan,
+//! start one install or uninstall at a time, and report results at the first check-in
+//! after the work finished, as pull-based patch agents do. The engine runs after every
+//! batch of agent reports and at every instant it asked to be woken, to the second.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::api::{
+    DevicePatchStatus, Duration, ManagedDevice, ManagedDeviceSpec, ManagedDeviceStatus, OsInfo,
+    Patch, PatchState,
+};
+use crate::engine::selector::Selector;
+use crate::engine::{EventType, Kind};
+
+use super::fleet::{AgentBehaviour, FleetSpec, Offline, Range, Rng};
+use super::world::World;
+
+/// How a run is set up.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The first instant.
+    pub start: Timestamp,
+    /// How long it runs.
+    pub days: u32,
+    /// The seed of every random draw.
+    pub seed: u64,
+}
+
+/// One line of the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// When.
+    pub at: Timestamp,
+    /// A CamelCase reason (the Event reason, or an agent's `Installed` / `InstallFailed`…).
+    pub reason: String,
+    /// `Warning` or `Normal`.
+    pub severity: String,
+    /// The object, `kind/name`.
+    pub object: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A finished run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The world at the end.
+    pub world: World,
+    /// Every decision and agent report, in order.
+    pub timeline: Vec<Entry>,
+    /// The run's set-up.
+    pub options: Options,
+    /// How many engine passes ran.
+    pub passes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Release(String),
+    Action(usize),
+    Offline(String, Timestamp),
+    Online(String),
+    CheckIn(String),
+    Finished {
+        device: String,
+        patch: String,
+        ok: bool,
+        reboot: bool,
+    },
+    Rebooted {
+        device: String,
+        patch: String,
+    },
+    Uninstalled {
+        device: String,
+        patch: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Agent {
+    check_in: Duration,
+    install_time: Range,
+    failure_rate: f64,
+    rng: Rng,
+    online: bool,
+    busy: bool,
+    /// A check-in is already queued at this instant.
+    queued: Option<Timestamp>,
+    os: String,
+}
+
+/// Engine passes at one instant before the clock is moved on regardless.
+const MAX_PASSES_PER_INSTANT: u32 = 16;
+
+const DEFAULT_CHECK_IN: Duration = Duration::from_secs(15 * 60);
+
+fn resolve(
+    group: &AgentBehaviour,
+    defaults: &AgentBehaviour,
+) -> (Duration, Range, f64, Option<Offline>) {
+    let check_in = group
+        .check_in
+        .or(defaults.check_in)
+        .unwrap_or(DEFAULT_CHECK_IN);
+    let install = group
+        .install_time
+        .or(defaults.install_time)
+        .unwrap_or(Range {
+            min: Duration::from_secs(600),
+            max: Duration::from_secs(2400),
+        });
+    let failure = group
+        .failure_rate
+        .or(defaults.failure_rate)
+        .unwrap_or(0.01)
+        .clamp(0.0, 1.0);
+    (
+        check_in.max(Duration::from_secs(60)),
+        install,
+        failure,
+        group.offline.or(defaults.offline),
+    )
+}
+
+/// A simulation, ready to run.
+pub struct Simulation {
+    world: World,
+    fleet: FleetSpec,
+    options: Options,
+    agents: BTreeMap<String, Agent>,
+    applicable: BTreeMap<String, Vec<String>>,
+    held_back: BTreeMap<String, Patch>,
+    queue: BinaryHeap<Reverse<(Timestamp, u64, Ev)>>,
+    seq: u64,
+    timeline: Vec<Entry>,
+    failure_selectors: Vec<Option<Selector>>,
+}
+
+impl Simulation {
+    /// Sets up a run: generates the fleet's devices, holds back patches released after
+    /// the start, and schedules offline spells and people's actions.
+    pub fn new(mut world: World, fleet: FleetSpec, options: Options) -> Self {
+        let start = options.start;
+        let end = end_of(&options);
+        // Patches released later appear in the catalog at their release.
+        let mut held_back = BTreeMap::new();
+        let ids: Vec<String> = world.patches.keys().cloned().collect();
+        for id in ids {
+            if world.patches[&id].spec.released_at <= start {
+                continue;
+            }
+            if let Some(p) = world.patches.remove(&id) {
+                held_back.insert(id, p);
+            }
+        }
+        let all_patches: Vec<(String, String)> = world
+            .patches
+            .values()
+            .chain(held_back.values())
+            .map(|p| (p.spec.id.clone(), p.spec.vendor.clone()))
+            .collect();
+        let mut sim = Self {
+            world,
+            fleet: fleet.clone(),
+            options: options.clone(),
+            agents: BTreeMap::new(),
+            applicable: BTreeMap::new(),
+            held_back,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            timeline: Vec::new(),
+            failure_selectors: fleet
+                .failures
+                .iter()
+                .map(|f| f.selector.as_ref().and_then(|s| Selector::compile(s).ok()))
+                .collect(),
+        };
+        for group in &fleet.groups {
+            let (check_in, install_time, failure_rate, offline) =
+                resolve(&group.behaviour, &fleet.defaults);
+            let patches: Vec<String> = all_patches
+                .iter()
+                .filter(|(id, vendor)| {
+                    group.patches.iter().any(|p| p == id)
+                        || (group.patches.iter().any(|p| p == "*")
+                            && (group.vendors.is_empty()
+                                || group.vendors.iter().any(|v| v.eq_ignore_ascii_case(vendor))))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            let width = group.count.max(1).to_string().len().max(3);
+            for i in 1..=group.count {
+                let name = format!("{}-{i:0width$}", group.prefix);
+                let reports = patches
+                    .iter()
+                    .filter(|id| sim.world.patches.contains_key(*id))
+                    .map(|id| {
+                        let installed = group.installed.contains(id);
+                        DevicePatchStatus {
+                            id: id.clone(),
+                            state: if installed {
+                                PatchState::Installed
+                            } else {
+                                PatchState::Missing
+                            },
+                            attempts: u32::from(installed),
+                            last_attempt_at: None,
+                            installed_at: installed.then_some(start),
+                            message: None,
+                        }
+                    })
+                    .collect();
+                let os = group.os.clone().unwrap_or_else(|| "windows".into());
+                let device = ManagedDevice {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(sim.world.namespace.clone()),
+                        labels: Some(group.labels.clone()),
+                        generation: Some(1),
+                        creation_timestamp: Some(Time(start)),
+                        ..Default::default()
+                    },
+                    spec: ManagedDeviceSpec {
+                        hostname: Some(format!("{name}.{}.example", sim.world.namespace)),
+                        os: Some(OsInfo {
+                            family: os.clone(),
+                            version: None,
+                        }),
+                        plan: Default::default(),
+                    },
+                    status: Some(ManagedDeviceStatus {
+                        last_seen: Some(start),
+                        patches: reports,
+                        agent: Some("ringmaster-agent (simulated)".into()),
+                        ..Default::default()
+                    }),
+                };
+                sim.world.devices.insert(name.clone(), device);
+                sim.applicable.insert(name.clone(), patches.clone());
+                let rng = Rng::derive(options.seed, &name);
+                sim.agents.insert(
+                    name.clone(),
+                    Agent {
+                        check_in,
+                        install_time,
+                        failure_rate,
+                        rng,
+                        online: true,
+                        busy: false,
+                        queued: None,
+                        os,
+                    },
+                );
+                if let Some(off) = offline {
+                    sim.schedule_offline(&name, off, start, end);
+                }
+            }
+        }
+        // Devices written in manifests get the default behaviour.
+        let (check_in, install_time, failure_rate, _) =
+            resolve(&AgentBehaviour::default(), &fleet.defaults);
+        let manual: Vec<String> = sim
+            .world
+            .devices
+            .keys()
+            .filter(|n| !sim.agents.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in manual {
+            let os = sim.world.devices[&name]
+                .spec
+                .os
+                .as_ref()
+                .map_or_else(|| "windows".to_string(), |o| o.family.clone());
+            let rng = Rng::derive(options.seed, &name);
+            sim.agents.insert(
+                name,
+                Agent {
+                    check_in,
+                    install_time,
+                    failure_rate,
+                    rng,
+                    online: true,
+                    busy: false,
+                    queued: None,
+                    os,
+                },
+            );
+        }
+        let releases: Vec<(Timestamp, String)> = sim
+            .held_back
+            .iter()
+            .map(|(id, p)| (p.spec.released_at, id.clone()))
+            .collect();
+        for (at, id) in releases {
+            sim.push(at, Ev::Release(id));
+        }
+        for (i, a) in fleet.actions.iter().enumerate() {
+            sim.push(a.at, Ev::Action(i));
+        }
+        for obj in sim.world.exceptions.values_mut() {
+            obj.metadata.creation_timestamp.get_or_insert(Time(start));
+        }
+        sim
+    }
+
+    fn push(&mut self, at: Timestamp, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, ev)));
+    }
+
+    fn schedule_offline(&mut self, name: &str, off: Offline, start: Timestamp, end: Timestamp) {
+        let Some(agent) = self.agents.get_mut(name) else {
+            return;
+        };
+        let mut t = start;
+        let mut spells = Vec::new();
+        while t < end {
+            if agent.rng.chance(off.chance.clamp(0.0, 1.0)) {
+                let from = t
+                    .checked_add(SignedDuration::from_mins(
+                        (agent.rng.next_u64() % 1440) as i64,
+                    ))
+                    .unwrap_or(t);
+                let until = from
+                    .checked_add(agent.rng.duration(off.length).span())
+                    .unwrap_or(from);
+                spells.push((from, until));
+                t = until.max(t.checked_add(SignedDuration::from_hours(24)).unwrap_or(end));
+            } else {
+                t = t.checked_add(SignedDuration::from_hours(24)).unwrap_or(end);
+            }
+        }
+        for (from, until) in spells {
+            self.push(from, Ev::Offline(name.to_string(), until));
+            self.push(until, Ev::Online(name.to_string()));
+        }
+    }
+
+    /// The first check-in of `device` at or after `t`.
+    fn grid(&self, device: &str, t: Timestamp) -> Timestamp {
+        let every = self
+            .agents
+            .get(device)
+            .map_or(DEFAULT_CHECK_IN, |a| a.check_in)
+            .as_secs()
+            .max(1);
+        let since = t.duration_since(self.options.start).as_secs().max(0);
+        let k = (since + every - 1) / every;
+        self.options
+            .start
+            .checked_add(SignedDuration::from_secs(k * every))
+            .unwrap_or(t)
+    }
+
+    fn queue_check_in(&mut self, device: &str, not_before: Timestamp) {
+        let at = self.grid(device, not_before);
+        let Some(agent) = self.agents.get_mut(device) else {
+            return;
+        };
+        if agent.queued.is_some_and(|q| q <= at) {
+            return;
+        }
+        agent.queued = Some(at);
+        self.push(at, Ev::CheckIn(device.to_string()));
+    }
+
+    /// Runs to the end and returns what happened.
+    pub fn run(mut self) -> Outcome {
+        let end = end_of(&self.options);
+        let mut now = self.options.start;
+        let mut passes = 0u64;
+        let mut same_instant = 0u32;
+        loop {
+            // Everything due now, including what handling it schedules for now.
+            while let Some(Reverse((at, _, _))) = self.queue.peek() {
+                if *at > now {
+                    break;
+                }
+                let Some(Reverse((_, _, ev))) = self.queue.pop() else {
+                    break;
+                };
+                self.handle(ev, now);
+            }
+            for (name, agent) in &self.agents {
+                if agent.online {
+                    self.world.touch(name, now);
+                }
+            }
+            let decisions = self.world.step(now);
+            passes += 1;
+            for e in &decisions.events {
+                self.timeline.push(Entry {
+                    at: now,
+                    reason: e.reason.to_string(),
+                    severity: if e.type_ == EventType::Warning {
+                        "Warning".into()
+                    } else {
+                        "Normal".into()
+                    },
+                    object: format!("{}/{}", kind_short(e.kind), e.name),
+                    message: e.message.clone(),
+                });
+            }
+            let touched: BTreeSet<String> =
+                decisions.plan.iter().map(|c| c.device.clone()).collect();
+            for device in touched {
+                self.queue_check_in(&device, now);
+            }
+            let next_event = self.queue.peek().map(|Reverse((at, _, _))| *at);
+            let next = [next_event, decisions.wake_at].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= end => {
+                    // Agents react within the same instant; the batches settle in a few
+                    // passes. The guard only keeps a pathological input from spinning.
+                    same_instant = if t <= now { same_instant + 1 } else { 0 };
+                    now = if same_instant > MAX_PASSES_PER_INSTANT {
+                        now.checked_add(SignedDuration::from_secs(1)).unwrap_or(t)
+                    } else {
+                        t.max(now)
+                    };
+                }
+                _ => break,
+            }
+        }
+        Outcome {
+            world: self.world,
+            timeline: self.timeline,
+            options: self.options,
+            passes,
+        }
+    }
+
+    fn handle(&mut self, ev: Ev, now: Timestamp) {
+        match ev {
+            Ev::Release(id) => {
+                if let Some(p) = self.held_back.remove(&id) {
+                    let devices: Vec<String> = self
+                        .applicable
+                        .iter()
+                        .filter(|(_, ps)| ps.contains(&id))
+                        .map(|(d, _)| d.clone())
+                        .collect();
+                    self.entry(
+                        now,
+                        "PatchReleased",
+                        "Normal",
+                        &format!("patch/{id}"),
+                        format!(
+                            "{} released by {}{}",
+                            id,
+                            p.spec.vendor,
+                            p.spec
+                                .title
+                                .as_deref()
+                                .map(|t| format!(": {t}"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                    self.world.patches.insert(id.clone(), p);
+                    for d in devices {
+                        self.world.report(&d, &id, PatchState::Missing, now);
+                    }
+                }
+            }
+            Ev::Action(i) => self.act(i, now),
+            Ev::Offline(device, until) => {
+                if let Some(a) = self.agents.get_mut(&device) {
+                    a.online = false;
+                }
+                self.entry(
+                    now,
+                    "DeviceOffline",
+                    "Normal",
+                    &format!("mdev/{device}"),
+                    format!("{device} went offline until {until}"),
+                );
+            }
+            Ev::Online(device) => {
+                if let Some(a) = self.agents.get_mut(&device) {
+                    a.online = true;
+                }
+                self.world.touch(&device, now);
+                self.queue_check_in(&device, now);
+            }
+            Ev::CheckIn(device) => self.check_in(&device, now),
+            Ev::Finished {
+                device,
+                patch,
+                ok,
+                reboot,
+            } => {
+                if !self.is_online(&device) {
+                    let later = now
+                        .checked_add(SignedDuration::from_hours(1))
+                        .unwrap_or(now);
+                    self.push(
+                        later,
+                        Ev::Finished {
+                            device,
+                            patch,
+                            ok,
+                            reboot,
+                        },
+                    );
+                    return;
+                }
+                if ok && reboot {
+                    self.world
+                        .report(&device, &patch, PatchState::PendingReboot, now);
+                    let at = self.grid(
+                        &device,
+                        now.checked_add(SignedDuration::from_mins(5)).unwrap_or(now),
+                    );
+                    self.push(at, Ev::Rebooted { device, patch });
+                    return;
+                }
+                self.finish(&device, &patch, ok, now);
+            }
+            Ev::Rebooted { device, patch } => self.finish(&device, &patch, true, now),
+            Ev::Uninstalled { device, patch } => {
+                self.world
+                    .report(&device, &patch, PatchState::RolledBack, now);
+                self.entry(
+                    now,
+                    "Uninstalled",
+                    "Normal",
+                    &format!("mdev/{device}"),
+                    format!("{device} uninstalled {patch}"),
+                );
+                if let Some(a) = self.agents.get_mut(&device) {
+                    a.busy = false;
+                }
+                self.queue_check_in(&device, now);
+            }
+        }
+    }
+
+    fn is_online(&self, device: &str) -> bool {
+        self.agents.get(device).is_some_and(|a| a.online)
+    }
+
+    fn finish(&mut self, device: &str, patch: &str, ok: bool, now: Timestamp) {
+        if ok {
+            self.world.report(device, patch, PatchState::Installed, now);
+            self.entry(
+                now,
+                "Installed",
+                "Normal",
+                &format!("mdev/{device}"),
+                format!("{device} installed {patch}"),
+            );
+        } else {
+            let message = self.failure_message(device, patch);
+            self.world.report(device, patch, PatchState::Failed, now);
+            if let Some(r) = self
+                .world
+                .devices
+                .get_mut(device)
+                .and_then(|d| d.status.as_mut())
+                .and_then(|s| s.patches.iter_mut().find(|p| p.id == patch))
+            {
+                r.message = Some(message.clone());
+            }
+            self.entry(
+                now,
+                "InstallFailed",
+                "Warning",
+                &format!("mdev/{device}"),
+                format!("{device} failed to install {patch}: {message}"),
+            );
+        }
+        if let Some(a) = self.agents.get_mut(device) {
+            a.busy = false;
+        }
+        self.queue_check_in(device, now);
+    }
+
+    fn check_in(&mut self, device: &str, now: Timestamp) {
+        let Some(agent) = self.agents.get_mut(device) else {
+            return;
+        };
+        if agent.queued.is_some_and(|q| q <= now) {
+            agent.queued = None;
+        }
+        if !agent.online || agent.busy {
+            return;
+        }
+        let Some(dev) = self.world.devices.get(device) else {
+            return;
+        };
+        let reports: BTreeMap<&str, &DevicePatchStatus> = dev
+            .status
+            .as_ref()
+            .map(|s| s.patches.iter().map(|p| (p.id.as_str(), p)).collect())
+            .unwrap_or_default();
+        // Uninstalls first: they undo harm.
+        let uninstall = dev.spec.plan.uninstall.iter().find(|(id, e)| {
+            e.not_before <= now
+                && reports.get(id.as_str()).is_some_and(|r| {
+                    matches!(r.state, PatchState::Installed | PatchState::PendingReboot)
+                })
+        });
+        if let Some((id, _)) = uninstall {
+            let id = id.clone();
+            let Some(agent) = self.agents.get_mut(device) else {
+                return;
+            };
+            agent.busy = true;
+            let took = agent.rng.duration(agent.install_time);
+            let at = self.grid(device, now.checked_add(took.span()).unwrap_or(now));
+            self.push(
+                at,
+                Ev::Uninstalled {
+                    device: device.to_string(),
+                    patch: id,
+                },
+            );
+            return;
+        }
+        let install = dev.spec.plan.install.iter().find(|(id, e)| {
+            let open = e.not_before <= now && e.not_after.is_none_or(|na| now < na);
+            open && reports.get(id.as_str()).is_some_and(|r| {
+                matches!(
+                    r.state,
+                    PatchState::Missing | PatchState::RolledBack | PatchState::Failed
+                ) && r.last_attempt_at.is_none_or(|t| t < e.not_before)
+            })
+        });
+        let Some((id, _)) = install else { return };
+        let id = id.clone();
+        let reboot = self
+            .world
+            .patches
+            .get(&id)
+            .is_some_and(|p| p.spec.reboot_required);
+        let rate = self.failure_rate(device, &id);
+        let Some(agent) = self.agents.get_mut(device) else {
+            return;
+        };
+        agent.busy = true;
+        let took = agent.rng.duration(agent.install_time);
+        let ok = !agent.rng.chance(rate);
+        let at = self.grid(device, now.checked_add(took.span()).unwrap_or(now));
+        self.world.report(device, &id, PatchState::Installing, now);
+        self.push(
+            at,
+            Ev::Finished {
+                device: device.to_string(),
+                patch: id,
+                ok,
+                reboot,
+            },
+        );
+    }
+
+    fn failure_rate(&self, device: &str, patch: &str) -> f64 {
+        let labels = self
+            .world
+            .devices
+            .get(device)
+            .and_then(|d| d.metadata.labels.as_ref());
+        self.fleet
+            .failures
+            .iter()
+            .zip(&self.failure_selectors)
+            .find(|(f, sel)| {
+                f.patch == patch
+                    && (f.selector.is_none() || sel.as_ref().is_some_and(|s| s.matches(labels)))
+            })
+            .map(|(f, _)| f.rate.clamp(0.0, 1.0))
+            .or_else(|| self.agents.get(device).map(|a| a.failure_rate))
+            .unwrap_or(0.0)
+    }
+
+    fn failure_message(&self, device: &str, patch: &str) -> String {
+        let rule = self
+            .fleet
+            .failures
+            .iter()
+            .find(|f| f.patch == patch)
+            .and_then(|f| f.message.clone());
+        rule.unwrap_or_else(|| match self.agents.get(device).map(|a| a.os.as_str()) {
+            Some("linux") => "dpkg: error processing package (--configure)".into(),
+            _ => "0x80070643".into(),
+        })
+    }
+
+    fn act(&mut self, i: usize, now: Timestamp) {
+        let Some(a) = self.fleet.actions.get(i).cloned() else {
+            return;
+        };
+        if let Some(pp) = &a.approve {
+            if let Some(p) = self.world.policies.get_mut(&pp.policy) {
+                p.spec.approval.approve.push(pp.patch.clone());
+                p.metadata.generation = p.metadata.generation.map(|g| g + 1);
+            }
+            self.entry(
+                now,
+                "ManualApproval",
+                "Normal",
+                &format!("ppol/{}", pp.policy),
+                format!("a person approved {} (added to approval.approve)", pp.patch),
+            );
+        }
+        if let Some(pp) = &a.reject {
+            if let Some(p) = self.world.policies.get_mut(&pp.policy) {
+                p.spec.approval.reject.push(pp.patch.clone());
+                p.metadata.generation = p.metadata.generation.map(|g| g + 1);
+            }
+            self.entry(
+                now,
+                "ManualRejection",
+                "Warning",
+                &format!("ppol/{}", pp.policy),
+                format!("a person rejected {} (added to approval.reject)", pp.patch),
+            );
+        }
+        if let Some(ae) = &a.approve_exception {
+            if let Some(e) = self.world.exceptions.get_mut(&ae.name) {
+                e.spec.approved_by = Some(ae.by.clone());
+                e.metadata.generation = e.metadata.generation.map(|g| g + 1);
+            }
+            self.entry(
+                now,
+                "ExceptionApproved",
+                "Normal",
+                &format!("pex/{}", ae.name),
+                format!("{} approved the exception", ae.by),
+            );
+        }
+        if let Some(rr) = &a.promote {
+            if let Some(r) = self.world.rollouts.get_mut(&rr.rollout) {
+                r.spec.promote.push(rr.ring.clone());
+            }
+            self.entry(
+                now,
+                "ManualPromotion",
+                "Normal",
+                &format!("prl/{}", rr.rollout),
+                format!("a person promoted ring {}", rr.ring),
+            );
+        }
+        for (name, paused) in [(&a.pause, true), (&a.resume, false)] {
+            if let Some(r) = name.as_ref().and_then(|n| self.world.rollouts.get_mut(n)) {
+                r.spec.paused = paused;
+            }
+        }
+    }
+
+    fn entry(
+        &mut self,
+        at: Timestamp,
+        reason: &str,
+        severity: &str,
+        object: &str,
+        message: String,
+    ) {
+        self.timeline.push(Entry {
+            at,
+            reason: reason.into(),
+            severity: severity.into(),
+            object: object.into(),
+            message,
+        });
+    }
+}
+
+/// The instant a run ends.
+pub fn end_of(options: &Options) -> Timestamp {
+    options
+        .start
+        .checked_add(SignedDuration::from_hours(i64::from(options.days) * 24))
+        .unwrap_or(options.start)
+}
+
+/// The short name `kubectl` knows a kind by.
+pub fn kind_short(kind: Kind) -> &'static str {
+    match kind {
+        Kind::PatchPolicy => "ppol",
+        Kind::DeploymentRing => "ring",
+        Kind::PatchException => "pex",
+        Kind::ManagedDevice => "mdev",
+        Kind::PatchRollout => "prl",
+    }
+}

@@ -1,0 +1,83 @@
+//! `ringmaster validate`: the schema and CEL checks of [`crate::manifest`] plus the
+//! cross-object checks the engine makes (missing or unusable rings, overlapping
+//! policies at one priority, exceptions beyond their policy's limits).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::engine::{self, Kind};
+use crate::manifest::{Document, Object, Problem, Source, parse_documents};
+use crate::sim::World;
+
+/// Every problem in a set of documents, sorted by file, document and field.
+///
+/// Time-dependent checks (an exception's length, whether it has already expired) are
+/// judged at `at`; without it, at the `spec.start` of a simulator Fleet among the
+/// documents (the instant they describe), else at `now`.
+pub fn check(docs: Vec<Document>, at: Option<Timestamp>, now: Timestamp) -> Vec<Problem> {
+    let (objects, mut problems) = parse_documents(docs);
+    let fleet_start = objects.iter().find_map(|(_, o)| match o {
+        Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"]
+            .as_str()
+            .and_then(|s| s.parse::<Timestamp>().ok()),
+        _ => None,
+    });
+    let now = at.or(fleet_start).unwrap_or(now);
+    // Cross-object checks run per namespace (tenant) over what parsed cleanly.
+    let mut sources: BTreeMap<(Kind, String, String), Source> = BTreeMap::new();
+    let mut worlds: BTreeMap<String, World> = BTreeMap::new();
+    let mut patches = Vec::new();
+    for (source, object) in objects {
+        let ns = object.namespace().unwrap_or("").to_string();
+        let name = object.name().unwrap_or("").to_string();
+        let world = || World::new(&ns);
+        match object {
+            Object::Policy(p) => {
+                sources.insert((Kind::PatchPolicy, ns.clone(), name.clone()), source);
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .policies
+                    .insert(name, p);
+            }
+            Object::Ring(r) => {
+                sources.insert((Kind::DeploymentRing, ns.clone(), name.clone()), source);
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .rings
+                    .insert(name, r);
+            }
+            Object::Exception(e) => {
+                sources.insert((Kind::PatchException, ns.clone(), name.clone()), source);
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .exceptions
+                    .insert(name, e);
+            }
+            Object::Patch(p) => patches.push(p),
+            Object::Device(_) | Object::Rollout(_) | Object::Extension { .. } => {}
+        }
+    }
+    for (ns, mut world) in worlds {
+        for p in &patches {
+            world.patches.insert(p.spec.id.clone(), p.clone());
+        }
+        for sp in engine::spec_problems(&world.snapshot(), now) {
+            let Some(source) = sources.get(&(sp.kind, ns.clone(), sp.name.clone())) else {
+                continue;
+            };
+            problems.push(Problem {
+                source: source.clone(),
+                object: format!("{} {ns}/{}", sp.kind.as_str(), sp.name),
+                field: sp.field,
+                message: sp.message,
+            });
+        }
+    }
+    problems
+        .sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
+    problems
+}
