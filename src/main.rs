@@ -123,6 +123,17 @@ fn simulate(
         eprintln!("{} problem(s); nothing was simulated", problems.len());
         return ExitCode::from(2);
     }
+    // Problems across objects are what the operator would report on their status: the
+    // run goes ahead so their effect can be seen.
+    let warn_at = start.or_else(|| {
+        objects.iter().find_map(|(_, o)| match o {
+            manifest::Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"].as_str().and_then(|s| s.parse().ok()),
+            _ => None,
+        })
+    });
+    for p in validate::cross_check(&objects, warn_at.unwrap_or_else(jiff::Timestamp::now)) {
+        eprintln!("warning: {p}");
+    }
     let (world, fleet) = match sim::load::world_from(objects) {
         Ok(w) => w,
         Err(e) => {

@@ -18,13 +18,18 @@ use crate::sim::World;
 pub fn check(docs: Vec<Document>, at: Option<Timestamp>, now: Timestamp) -> Vec<Problem> {
     let (objects, mut problems) = parse_documents(docs);
     let fleet_start = objects.iter().find_map(|(_, o)| match o {
-        Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"]
-            .as_str()
-            .and_then(|s| s.parse::<Timestamp>().ok()),
+        Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"].as_str().and_then(|s| s.parse::<Timestamp>().ok()),
         _ => None,
     });
-    let now = at.or(fleet_start).unwrap_or(now);
-    // Cross-object checks run per namespace (tenant) over what parsed cleanly.
+    problems.extend(cross_check(&objects, at.or(fleet_start).unwrap_or(now)));
+    problems.sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
+    problems
+}
+
+/// The cross-object problems among objects that passed their schema, judged at `now`,
+/// per namespace (tenant).
+pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem> {
+    let mut problems = Vec::new();
     let mut sources: BTreeMap<(Kind, String, String), Source> = BTreeMap::new();
     let mut worlds: BTreeMap<String, World> = BTreeMap::new();
     let mut patches = Vec::new();
@@ -34,30 +39,18 @@ pub fn check(docs: Vec<Document>, at: Option<Timestamp>, now: Timestamp) -> Vec<
         let world = || World::new(&ns);
         match object {
             Object::Policy(p) => {
-                sources.insert((Kind::PatchPolicy, ns.clone(), name.clone()), source);
-                worlds
-                    .entry(ns.clone())
-                    .or_insert_with(world)
-                    .policies
-                    .insert(name, p);
+                sources.insert((Kind::PatchPolicy, ns.clone(), name.clone()), source.clone());
+                worlds.entry(ns.clone()).or_insert_with(world).policies.insert(name, p.clone());
             }
             Object::Ring(r) => {
-                sources.insert((Kind::DeploymentRing, ns.clone(), name.clone()), source);
-                worlds
-                    .entry(ns.clone())
-                    .or_insert_with(world)
-                    .rings
-                    .insert(name, r);
+                sources.insert((Kind::DeploymentRing, ns.clone(), name.clone()), source.clone());
+                worlds.entry(ns.clone()).or_insert_with(world).rings.insert(name, r.clone());
             }
             Object::Exception(e) => {
-                sources.insert((Kind::PatchException, ns.clone(), name.clone()), source);
-                worlds
-                    .entry(ns.clone())
-                    .or_insert_with(world)
-                    .exceptions
-                    .insert(name, e);
+                sources.insert((Kind::PatchException, ns.clone(), name.clone()), source.clone());
+                worlds.entry(ns.clone()).or_insert_with(world).exceptions.insert(name, e.clone());
             }
-            Object::Patch(p) => patches.push(p),
+            Object::Patch(p) => patches.push(p.clone()),
             Object::Device(_) | Object::Rollout(_) | Object::Extension { .. } => {}
         }
     }
@@ -66,9 +59,7 @@ pub fn check(docs: Vec<Document>, at: Option<Timestamp>, now: Timestamp) -> Vec<
             world.patches.insert(p.spec.id.clone(), p.clone());
         }
         for sp in engine::spec_problems(&world.snapshot(), now) {
-            let Some(source) = sources.get(&(sp.kind, ns.clone(), sp.name.clone())) else {
-                continue;
-            };
+            let Some(source) = sources.get(&(sp.kind, ns.clone(), sp.name.clone())) else { continue };
             problems.push(Problem {
                 source: source.clone(),
                 object: format!("{} {ns}/{}", sp.kind.as_str(), sp.name),
@@ -77,7 +68,6 @@ pub fn check(docs: Vec<Document>, at: Option<Timestamp>, now: Timestamp) -> Vec<
             });
         }
     }
-    problems
-        .sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
+    problems.sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
     problems
 }

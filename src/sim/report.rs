@@ -254,7 +254,7 @@ pub fn text(o: &Outcome) -> String {
             };
             let _ = writeln!(
                 out,
-                "{}  {:<18} {:<34} {patch} installed on {} device(s): {}{more}",
+                "{}  {:<24} {:<34} {patch} installed on {} device(s): {}{more}",
                 when(e.at),
                 "Installed",
                 format!("patch/{patch}"),
@@ -267,7 +267,7 @@ pub fn text(o: &Outcome) -> String {
         let mark = if e.severity == "Warning" { "!" } else { " " };
         let _ = writeln!(
             out,
-            "{}{mark} {:<18} {:<34} {}",
+            "{}{mark} {:<24} {:<34} {}",
             when(e.at),
             e.reason,
             e.object,
