@@ -127,7 +127,9 @@ fn simulate(
     // run goes ahead so their effect can be seen.
     let warn_at = start.or_else(|| {
         objects.iter().find_map(|(_, o)| match o {
-            manifest::Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"].as_str().and_then(|s| s.parse().ok()),
+            manifest::Object::Extension { kind, value, .. } if kind == "Fleet" => {
+                value["spec"]["start"].as_str().and_then(|s| s.parse().ok())
+            }
             _ => None,
         })
     });

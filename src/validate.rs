@@ -18,11 +18,14 @@ use crate::sim::World;
 pub fn check(docs: Vec<Document>, at: Option<Timestamp>, now: Timestamp) -> Vec<Problem> {
     let (objects, mut problems) = parse_documents(docs);
     let fleet_start = objects.iter().find_map(|(_, o)| match o {
-        Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"].as_str().and_then(|s| s.parse::<Timestamp>().ok()),
+        Object::Extension { kind, value, .. } if kind == "Fleet" => value["spec"]["start"]
+            .as_str()
+            .and_then(|s| s.parse::<Timestamp>().ok()),
         _ => None,
     });
     problems.extend(cross_check(&objects, at.or(fleet_start).unwrap_or(now)));
-    problems.sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
+    problems
+        .sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
     problems
 }
 
@@ -39,16 +42,37 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
         let world = || World::new(&ns);
         match object {
             Object::Policy(p) => {
-                sources.insert((Kind::PatchPolicy, ns.clone(), name.clone()), source.clone());
-                worlds.entry(ns.clone()).or_insert_with(world).policies.insert(name, p.clone());
+                sources.insert(
+                    (Kind::PatchPolicy, ns.clone(), name.clone()),
+                    source.clone(),
+                );
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .policies
+                    .insert(name, p.clone());
             }
             Object::Ring(r) => {
-                sources.insert((Kind::DeploymentRing, ns.clone(), name.clone()), source.clone());
-                worlds.entry(ns.clone()).or_insert_with(world).rings.insert(name, r.clone());
+                sources.insert(
+                    (Kind::DeploymentRing, ns.clone(), name.clone()),
+                    source.clone(),
+                );
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .rings
+                    .insert(name, r.clone());
             }
             Object::Exception(e) => {
-                sources.insert((Kind::PatchException, ns.clone(), name.clone()), source.clone());
-                worlds.entry(ns.clone()).or_insert_with(world).exceptions.insert(name, e.clone());
+                sources.insert(
+                    (Kind::PatchException, ns.clone(), name.clone()),
+                    source.clone(),
+                );
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .exceptions
+                    .insert(name, e.clone());
             }
             Object::Patch(p) => patches.push(p.clone()),
             Object::Device(_) | Object::Rollout(_) | Object::Extension { .. } => {}
@@ -59,7 +83,9 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
             world.patches.insert(p.spec.id.clone(), p.clone());
         }
         for sp in engine::spec_problems(&world.snapshot(), now) {
-            let Some(source) = sources.get(&(sp.kind, ns.clone(), sp.name.clone())) else { continue };
+            let Some(source) = sources.get(&(sp.kind, ns.clone(), sp.name.clone())) else {
+                continue;
+            };
             problems.push(Problem {
                 source: source.clone(),
                 object: format!("{} {ns}/{}", sp.kind.as_str(), sp.name),
@@ -68,6 +94,7 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
             });
         }
     }
-    problems.sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
+    problems
+        .sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
     problems
 }

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant");
 
 fn ringmaster(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringmaster")).args(args).output().expect("run ringmaster")
+    Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(args)
+        .output()
+        .expect("run ringmaster")
 }
 
 fn text(b: &[u8]) -> String {
@@ -21,7 +24,11 @@ fn broken_example(test: &str, file: &str, edit: impl Fn(String) -> String) -> Pa
     std::fs::create_dir_all(&dir).expect("temp dir");
     for entry in std::fs::read_dir(EXAMPLE).expect("example dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let body = std::fs::read_to_string(&path).expect("read");
         let body = if name == file { edit(body) } else { body };
         std::fs::write(dir.join(&name), body).expect("write");
@@ -46,9 +53,15 @@ fn simulate_on_the_example_prints_the_timeline_and_report() {
     let out = ringmaster(&["simulate", EXAMPLE]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("ringmaster simulate: tenant acme with 286 devices"), "{stdout}");
+    assert!(
+        stdout.starts_with("ringmaster simulate: tenant acme with 286 devices"),
+        "{stdout}"
+    );
     insta::assert_snapshot!("example_timeline_and_report", stdout);
-    assert!(text(&out.stderr).contains("warning: "), "the example's invalid exception is pointed out");
+    assert!(
+        text(&out.stderr).contains("warning: "),
+        "the example's invalid exception is pointed out"
+    );
 }
 
 #[test]
@@ -58,12 +71,18 @@ fn simulate_json_is_the_same_run_in_machine_form() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(doc["report"]["devices"], 286);
     assert_eq!(doc["report"]["end"], "2023-11-23T00:00:00Z");
-    assert!(doc["timeline"].as_array().is_some_and(|t| t.iter().any(|e| e["reason"] == "RingHalted")));
+    assert!(
+        doc["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["reason"] == "RingHalted"))
+    );
 }
 
 #[test]
 fn malformed_yaml_names_the_file_and_line_and_nothing_is_simulated() {
-    let dir = broken_example("yaml", "rings.yaml", |s| s.replacen("maxConcurrent: 5", "maxConcurrent: [5", 1));
+    let dir = broken_example("yaml", "rings.yaml", |s| {
+        s.replacen("maxConcurrent: 5", "maxConcurrent: [5", 1)
+    });
     let out = ringmaster(&["simulate", path(&dir)]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
@@ -77,7 +96,9 @@ fn malformed_yaml_names_the_file_and_line_and_nothing_is_simulated() {
 
 #[test]
 fn an_unknown_kind_is_refused_by_name() {
-    let dir = broken_example("kind", "rings.yaml", |s| s.replacen("kind: DeploymentRing", "kind: DeploymentRng", 1));
+    let dir = broken_example("kind", "rings.yaml", |s| {
+        s.replacen("kind: DeploymentRing", "kind: DeploymentRng", 1)
+    });
     let out = ringmaster(&["validate", path(&dir)]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
@@ -96,20 +117,46 @@ fn schema_and_cel_violations_name_file_object_and_field() {
     // runs CEL only on documents that pass their schema, and so does validate).
     let dir = broken_example("schema", "policies.yaml", |s| {
         let s = s
-            .replacen("action: Approve, delay: 3d}", "action: Approve, delay: 3 days}", 1)
-            .replacen("action: Approve, delay: 2d}", "action: Approve, delay: 45d}", 1);
-        replace_last(&s, "until: \"2023-11-27T06:00:00Z\"", "until: \"2023-11-20T06:00:00Z\"")
+            .replacen(
+                "action: Approve, delay: 3d}",
+                "action: Approve, delay: 3 days}",
+                1,
+            )
+            .replacen(
+                "action: Approve, delay: 2d}",
+                "action: Approve, delay: 45d}",
+                1,
+            );
+        replace_last(
+            &s,
+            "until: \"2023-11-27T06:00:00Z\"",
+            "until: \"2023-11-20T06:00:00Z\"",
+        )
     });
     let out = ringmaster(&["validate", path(&dir)]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
-        lines.iter().any(|l| l.starts_with(&format!("{}/policies.yaml:2: PatchPolicy acme/workstations: spec.approval.rules[2].delay:", dir.display()))),
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{}/policies.yaml:2: PatchPolicy acme/workstations: spec.approval.rules[2].delay:",
+            dir.display()
+        ))),
         "pattern violation: {stdout}"
     );
-    assert!(lines.iter().any(|l| l.contains("policies.yaml:38: PatchPolicy acme/servers: spec.freezes[0]") && l.contains("until must be after from")), "CEL rule: {stdout}");
-    assert!(lines.iter().any(|l| l.contains("PatchPolicy acme/servers: spec.approval.rules[1]") && l.contains("delay may be at most 30d")), "CEL rule: {stdout}");
+    assert!(
+        lines.iter().any(|l| l
+            .contains("policies.yaml:38: PatchPolicy acme/servers: spec.freezes[0]")
+            && l.contains("until must be after from")),
+        "CEL rule: {stdout}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.contains("PatchPolicy acme/servers: spec.approval.rules[1]")
+                && l.contains("delay may be at most 30d")
+        ),
+        "CEL rule: {stdout}"
+    );
     let sim = ringmaster(&["simulate", path(&dir)]);
     assert_eq!(sim.status.code(), Some(2));
     assert!(text(&sim.stderr).contains("nothing was simulated"));
@@ -117,16 +164,30 @@ fn schema_and_cel_violations_name_file_object_and_field() {
 
 #[test]
 fn a_dangling_ring_is_a_problem_for_validate_and_a_warning_for_simulate() {
-    let dir = broken_example("dangling", "policies.yaml", |s| s.replacen("rings: [ring-0-it, ring-1-pilot, ring-2-broad]", "rings: [ring-0-it, ring-1-pilot, ring-2-brod]", 1));
+    let dir = broken_example("dangling", "policies.yaml", |s| {
+        s.replacen(
+            "rings: [ring-0-it, ring-1-pilot, ring-2-broad]",
+            "rings: [ring-0-it, ring-1-pilot, ring-2-brod]",
+            1,
+        )
+    });
     let out = ringmaster(&["validate", path(&dir)]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("PatchPolicy acme/workstations: spec.rings[2]: DeploymentRing \"ring-2-brod\" not found"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "PatchPolicy acme/workstations: spec.rings[2]: DeploymentRing \"ring-2-brod\" not found"
+        ),
+        "{stdout}"
+    );
     let sim = ringmaster(&["simulate", path(&dir), "--days", "3"]);
     assert!(sim.status.success());
     assert!(text(&sim.stderr).contains("warning: ") && text(&sim.stderr).contains("ring-2-brod"));
     let stdout = text(&sim.stdout);
-    assert!(!stdout.contains("prl/workstations.kb5032190         admitted"), "a policy with a missing ring admits nothing");
+    assert!(
+        !stdout.contains("prl/workstations.kb5032190         admitted"),
+        "a policy with a missing ring admits nothing"
+    );
 }
 
 #[test]
@@ -135,7 +196,10 @@ fn validate_accepts_the_example_but_for_its_deliberately_invalid_exception() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.contains("PatchException acme/lab-server-forever: spec.expiresAt: runs 230d"), "{stdout}");
+    assert!(
+        stdout.contains("PatchException acme/lab-server-forever: spec.expiresAt: runs 230d"),
+        "{stdout}"
+    );
 }
 
 #[test]

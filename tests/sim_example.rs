@@ -12,12 +12,26 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn run(seed: u64) -> Outcome {
-    let docs = ringmaster::manifest::load_paths(&[concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant").into()]).expect("example loads");
+    let docs = ringmaster::manifest::load_paths(&[concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/msp-tenant"
+    )
+    .into()])
+    .expect("example loads");
     let (objects, problems) = ringmaster::manifest::parse_documents(docs);
     assert!(problems.is_empty(), "{problems:?}");
     let (world, fleet) = sim::load::world_from(objects).expect("one tenant");
     let start = fleet.start.expect("the example's fleet sets a start");
-    sim::Simulation::new(world, fleet, sim::Options { start, days: 30, seed }).run()
+    sim::Simulation::new(
+        world,
+        fleet,
+        sim::Options {
+            start,
+            days: 30,
+            seed,
+        },
+    )
+    .run()
 }
 
 fn example() -> &'static Outcome {
@@ -30,18 +44,38 @@ fn entries<'a>(o: &'a Outcome, reason: &str) -> Vec<&'a sim::run::Entry> {
 }
 
 fn rollout<'a>(o: &'a Outcome, name: &str) -> &'a PatchRolloutStatus {
-    o.world.rollouts[name].status.as_ref().expect("rollout status")
+    o.world.rollouts[name]
+        .status
+        .as_ref()
+        .expect("rollout status")
 }
 
 #[test]
 fn exploited_zero_days_are_approved_at_release_as_emergencies() {
     let o = example();
     let approved = entries(o, "PatchApproved");
-    let kb5032190 = approved.iter().find(|e| e.message.starts_with("KB5032190")).expect("approved");
-    assert_eq!(kb5032190.at, ts("2023-11-14T18:00:00Z"), "approved the instant it was released");
-    assert!(kb5032190.message.contains("exploited-in-the-wild (emergency)"));
-    assert_eq!(kb5032190.severity, "Warning", "an emergency approval is a warning a person should see");
-    let rec = rollout(o, "workstations.kb5032190").approval.clone().expect("approval record");
+    let kb5032190 = approved
+        .iter()
+        .find(|e| e.message.starts_with("KB5032190"))
+        .expect("approved");
+    assert_eq!(
+        kb5032190.at,
+        ts("2023-11-14T18:00:00Z"),
+        "approved the instant it was released"
+    );
+    assert!(
+        kb5032190
+            .message
+            .contains("exploited-in-the-wild (emergency)")
+    );
+    assert_eq!(
+        kb5032190.severity, "Warning",
+        "an emergency approval is a warning a person should see"
+    );
+    let rec = rollout(o, "workstations.kb5032190")
+        .approval
+        .clone()
+        .expect("approval record");
     assert!(rec.emergency);
     assert_eq!(rec.by.as_deref(), Some("exploited-in-the-wild"));
 }
@@ -52,22 +86,59 @@ fn the_bad_dotnet_update_halts_in_pilot_and_is_rolled_back_everywhere() {
     let halted = entries(o, "RingHalted");
     assert_eq!(halted.len(), 1, "{halted:?}");
     assert_eq!(halted[0].object, "prl/workstations.kb5032007");
-    assert!(halted[0].message.contains("ring ring-1-pilot halted"), "{}", halted[0].message);
+    assert!(
+        halted[0].message.contains("ring ring-1-pilot halted"),
+        "{}",
+        halted[0].message
+    );
     let s = rollout(o, "workstations.kb5032007");
     assert_eq!(s.phase, Some(RolloutPhase::RolledBack));
-    let it = s.rings.iter().find(|r| r.name == "ring-0-it").expect("it ring");
-    let pilot = s.rings.iter().find(|r| r.name == "ring-1-pilot").expect("pilot ring");
-    let broad = s.rings.iter().find(|r| r.name == "ring-2-broad").expect("broad ring");
-    assert_eq!(it.phase, RingPhase::RolledBack, "ring 0 had passed, and was rolled back too");
+    let it = s
+        .rings
+        .iter()
+        .find(|r| r.name == "ring-0-it")
+        .expect("it ring");
+    let pilot = s
+        .rings
+        .iter()
+        .find(|r| r.name == "ring-1-pilot")
+        .expect("pilot ring");
+    let broad = s
+        .rings
+        .iter()
+        .find(|r| r.name == "ring-2-broad")
+        .expect("broad ring");
+    assert_eq!(
+        it.phase,
+        RingPhase::RolledBack,
+        "ring 0 had passed, and was rolled back too"
+    );
     assert_eq!(pilot.phase, RingPhase::RolledBack);
-    assert_eq!(broad.phase, RingPhase::Pending, "the broad ring never started");
-    assert!(it.rolled_back + pilot.rolled_back >= 10, "the IT devices and the pilot's successes were uninstalled");
-    assert_eq!(it.installed + pilot.installed, 0, "no device keeps the bad update");
+    assert_eq!(
+        broad.phase,
+        RingPhase::Pending,
+        "the broad ring never started"
+    );
+    assert!(
+        it.rolled_back + pilot.rolled_back >= 10,
+        "the IT devices and the pilot's successes were uninstalled"
+    );
+    assert_eq!(
+        it.installed + pilot.installed,
+        0,
+        "no device keeps the bad update"
+    );
     // No broad device ever got it.
     for (name, d) in &o.world.devices {
         if name.starts_with("ws-broad") || name.starts_with("ws-exec") {
-            let r = d.status.as_ref().and_then(|s| s.patches.iter().find(|p| p.id == "KB5032007"));
-            assert!(r.is_none_or(|r| r.attempts == 0), "{name} attempted the halted update");
+            let r = d
+                .status
+                .as_ref()
+                .and_then(|s| s.patches.iter().find(|p| p.id == "KB5032007"));
+            assert!(
+                r.is_none_or(|r| r.attempts == 0),
+                "{name} attempted the halted update"
+            );
         }
     }
 }
@@ -76,28 +147,60 @@ fn the_bad_dotnet_update_halts_in_pilot_and_is_rolled_back_everywhere() {
 fn no_device_is_admitted_during_the_thanksgiving_freeze() {
     let o = example();
     let (from, until) = (ts("2023-11-22T06:00:00Z"), ts("2023-11-27T06:00:00Z"));
-    assert_eq!(entries(o, "FreezeStarted").iter().filter(|e| e.at == from).count(), 2, "both policies");
-    assert_eq!(entries(o, "FreezeEnded").iter().filter(|e| e.at == until).count(), 2);
-    let during: Vec<_> = entries(o, "DevicesAdmitted").into_iter().filter(|e| e.at >= from && e.at < until).collect();
+    assert_eq!(
+        entries(o, "FreezeStarted")
+            .iter()
+            .filter(|e| e.at == from)
+            .count(),
+        2,
+        "both policies"
+    );
+    assert_eq!(
+        entries(o, "FreezeEnded")
+            .iter()
+            .filter(|e| e.at == until)
+            .count(),
+        2
+    );
+    let during: Vec<_> = entries(o, "DevicesAdmitted")
+        .into_iter()
+        .filter(|e| e.at >= from && e.at < until)
+        .collect();
     assert!(during.is_empty(), "admitted during the freeze: {during:?}");
-    assert!(entries(o, "DevicesAdmitted").iter().any(|e| e.at >= until), "admissions resume after it");
+    assert!(
+        entries(o, "DevicesAdmitted").iter().any(|e| e.at >= until),
+        "admissions resume after it"
+    );
 }
 
 #[test]
 fn the_ledger_exception_expires_on_the_second_and_its_devices_then_get_the_update() {
     let o = example();
     let expired = entries(o, "ExceptionExpired");
-    let ledger = expired.iter().find(|e| e.object == "pex/ledger-dwm-crash").expect("expired");
+    let ledger = expired
+        .iter()
+        .find(|e| e.object == "pex/ledger-dwm-crash")
+        .expect("expired");
     assert_eq!(ledger.at, ts("2023-11-29T17:00:00Z"));
-    let reminders: Vec<_> = entries(o, "ExceptionExpiring").into_iter().filter(|e| e.object == "pex/ledger-dwm-crash").collect();
+    let reminders: Vec<_> = entries(o, "ExceptionExpiring")
+        .into_iter()
+        .filter(|e| e.object == "pex/ledger-dwm-crash")
+        .collect();
     assert_eq!(reminders.len(), 2, "7 days and 1 day before");
     assert_eq!(reminders[0].at, ts("2023-11-22T17:00:00Z"));
     assert_eq!(reminders[1].at, ts("2023-11-28T17:00:00Z"));
     for i in 1..=6 {
         let name = format!("ws-ledger-{i:03}");
-        let r = o.world.devices[&name].status.as_ref().and_then(|s| s.patches.iter().find(|p| p.id == "KB5032190")).expect("reported");
+        let r = o.world.devices[&name]
+            .status
+            .as_ref()
+            .and_then(|s| s.patches.iter().find(|p| p.id == "KB5032190"))
+            .expect("reported");
         assert_eq!(r.state, PatchState::Installed, "{name}");
-        assert!(r.installed_at.is_some_and(|t| t >= ledger.at), "{name} installed it only after the exception expired");
+        assert!(
+            r.installed_at.is_some_and(|t| t >= ledger.at),
+            "{name} installed it only after the exception expired"
+        );
     }
 }
 
@@ -105,13 +208,37 @@ fn the_ledger_exception_expires_on_the_second_and_its_devices_then_get_the_updat
 fn the_unapproved_and_the_invalid_exceptions_cover_nothing() {
     let o = example();
     let phase = |n: &str| o.world.exceptions[n].status.as_ref().and_then(|s| s.phase);
-    assert_eq!(phase("trade-show-kiosks"), Some(ExceptionPhase::PendingApproval));
+    assert_eq!(
+        phase("trade-show-kiosks"),
+        Some(ExceptionPhase::PendingApproval)
+    );
     assert_eq!(phase("lab-server-forever"), Some(ExceptionPhase::Invalid));
-    let msg = o.world.exceptions["lab-server-forever"].status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
-    assert!(msg.contains("longer than the policy's exceptions.maxDuration of 90d"), "{msg}");
-    let state = |d: &str, p: &str| o.world.devices[d].status.as_ref().and_then(|s| s.patches.iter().find(|x| x.id == p)).map(|x| x.state);
-    assert_eq!(state("ws-broad-001", "KB5032190"), Some(PatchState::Installed), "a pending exception does not hold the patch back");
-    assert_eq!(state("srv-win-016", "KB5032198"), Some(PatchState::Installed), "an invalid exception does not either");
+    let msg = o.world.exceptions["lab-server-forever"]
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("longer than the policy's exceptions.maxDuration of 90d"),
+        "{msg}"
+    );
+    let state = |d: &str, p: &str| {
+        o.world.devices[d]
+            .status
+            .as_ref()
+            .and_then(|s| s.patches.iter().find(|x| x.id == p))
+            .map(|x| x.state)
+    };
+    assert_eq!(
+        state("ws-broad-001", "KB5032190"),
+        Some(PatchState::Installed),
+        "a pending exception does not hold the patch back"
+    );
+    assert_eq!(
+        state("srv-win-016", "KB5032198"),
+        Some(PatchState::Installed),
+        "an invalid exception does not either"
+    );
 }
 
 #[test]
@@ -119,12 +246,26 @@ fn a_driver_waits_for_a_person_and_rolls_out_once_approved() {
     let o = example();
     let approval = entries(o, "ManualApproval");
     assert_eq!(approval.len(), 1);
-    let created = entries(o, "PatchApproved").into_iter().find(|e| e.message.starts_with("INTEL-GFX")).expect("approved");
-    assert_eq!(created.at, approval[0].at, "the rollout starts when the person approves");
+    let created = entries(o, "PatchApproved")
+        .into_iter()
+        .find(|e| e.message.starts_with("INTEL-GFX"))
+        .expect("approved");
+    assert_eq!(
+        created.at, approval[0].at,
+        "the rollout starts when the person approves"
+    );
     assert!(created.message.contains("approval.approve"));
     // The feature update waits out its 60-day delay and is listed as scheduled.
-    let pending = &o.world.policies["workstations"].status.as_ref().expect("status").approvals.pending;
-    let feature = pending.iter().find(|p| p.patch == "KB5027397").expect("feature update pending");
+    let pending = &o.world.policies["workstations"]
+        .status
+        .as_ref()
+        .expect("status")
+        .approvals
+        .pending;
+    let feature = pending
+        .iter()
+        .find(|p| p.patch == "KB5027397")
+        .expect("feature update pending");
     assert_eq!(feature.state, "Scheduled");
     assert_eq!(feature.at, Some(ts("2023-12-30T17:00:00Z")));
 }
@@ -134,33 +275,74 @@ fn rings_pass_in_order_and_only_after_their_soak() {
     let o = example();
     let s = rollout(o, "workstations.kb5032190");
     assert_eq!(s.phase, Some(RolloutPhase::Completed));
-    let passed = |ring: &str| s.rings.iter().find(|r| r.name == ring).and_then(|r| r.passed_at).expect("passed");
+    let passed = |ring: &str| {
+        s.rings
+            .iter()
+            .find(|r| r.name == ring)
+            .and_then(|r| r.passed_at)
+            .expect("passed")
+    };
     assert!(passed("ring-0-it") < passed("ring-1-pilot"));
     assert!(passed("ring-1-pilot") < passed("ring-2-broad"));
     let it = s.rings.iter().find(|r| r.name == "ring-0-it").expect("it");
     let last = it.last_install_at.expect("installs");
-    assert!(passed("ring-0-it") >= last.checked_add(jiff::SignedDuration::from_hours(4)).expect("in range"), "emergency soak of 4h");
+    assert!(
+        passed("ring-0-it")
+            >= last
+                .checked_add(jiff::SignedDuration::from_hours(4))
+                .expect("in range"),
+        "emergency soak of 4h"
+    );
 }
 
 #[test]
 fn the_report_has_the_sla_and_ring_figures() {
     let o = example();
     let r = sim::report::report(o);
-    let servers = r.policies.iter().find(|p| p.name == "servers").expect("servers");
+    let servers = r
+        .policies
+        .iter()
+        .find(|p| p.name == "servers")
+        .expect("servers");
     assert_eq!(servers.devices, 30);
     assert_eq!(servers.overdue, 0);
-    let critical = servers.sla.iter().find(|c| c.tier == "tier-1" && c.severity == Severity::Critical).expect("cell");
-    assert_eq!((critical.installed_on_time, critical.overdue), (20, 0), "the Server 2022 update reached every server in 3 days");
-    let ws = r.policies.iter().find(|p| p.name == "workstations").expect("workstations");
+    let critical = servers
+        .sla
+        .iter()
+        .find(|c| c.tier == "tier-1" && c.severity == Severity::Critical)
+        .expect("cell");
+    assert_eq!(
+        (critical.installed_on_time, critical.overdue),
+        (20, 0),
+        "the Server 2022 update reached every server in 3 days"
+    );
+    let ws = r
+        .policies
+        .iter()
+        .find(|p| p.name == "workstations")
+        .expect("workstations");
     assert_eq!(ws.devices, 256);
-    assert!(ws.overdue > 0, "the rolled-back .NET update leaves workstations exposed past their SLA");
-    let pilot = r.rings.iter().find(|g| g.name == "ring-1-pilot").expect("pilot");
+    assert!(
+        ws.overdue > 0,
+        "the rolled-back .NET update leaves workstations exposed past their SLA"
+    );
+    let pilot = r
+        .rings
+        .iter()
+        .find(|g| g.name == "ring-1-pilot")
+        .expect("pilot");
     assert!(pilot.rolled_back > 0 && pilot.rollback_rate.is_some_and(|x| x > 0.0));
-    let broad = r.rings.iter().find(|g| g.name == "ring-2-broad").expect("broad");
+    let broad = r
+        .rings
+        .iter()
+        .find(|g| g.name == "ring-2-broad")
+        .expect("broad");
     assert_eq!(broad.rolled_back, 0);
     assert!(broad.success_rate.is_some_and(|x| x >= 95.0));
     let text = sim::report::text(o);
-    assert!(text.contains("SLA COMPLIANCE") && text.contains("RINGS") && text.contains("EXCEPTIONS"));
+    assert!(
+        text.contains("SLA COMPLIANCE") && text.contains("RINGS") && text.contains("EXCEPTIONS")
+    );
 }
 
 #[test]
@@ -168,6 +350,13 @@ fn the_same_inputs_and_seed_give_byte_identical_output() {
     let a = run(7);
     let b = run(7);
     assert_eq!(sim::report::text(&a), sim::report::text(&b));
-    assert_eq!(sim::report::json(&a).expect("json"), sim::report::json(&b).expect("json"));
-    assert_ne!(sim::report::text(&a), sim::report::text(example()), "another seed draws other failures and install times");
+    assert_eq!(
+        sim::report::json(&a).expect("json"),
+        sim::report::json(&b).expect("json")
+    );
+    assert_ne!(
+        sim::report::text(&a),
+        sim::report::text(example()),
+        "another seed draws other failures and install times"
+    );
 }

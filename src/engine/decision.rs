@@ -107,7 +107,8 @@ pub struct Decisions {
     pub rollouts: Vec<(String, PatchRolloutStatus)>,
     /// Device plan changes (only real changes: setting an equal entry is not listed).
     pub plan: Vec<PlanChange>,
-    /// Desired `status.compliance` per device.
+    /// `status.compliance` for the devices whose summary changed (unchanged ones are not
+    /// listed, so applying this list is all the work there is).
     pub devices: Vec<(String, DeviceCompliance)>,
     /// Events to record.
     pub events: Vec<Event>,

@@ -775,14 +775,16 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
     }
 
     // Device compliance summaries.
-    let by_name: HashMap<&str, &ManagedDevice> = devices
-        .iter()
-        .map(|dev| (name_of(&dev.metadata), *dev))
-        .collect();
+    // `devices` is sorted by name: find a device by binary search, not a per-pass map.
+    let by_name = |name: &str| {
+        devices
+            .binary_search_by(|d| name_of(&d.metadata).cmp(name))
+            .ok()
+            .map(|i| devices[i])
+    };
     let mut plan_delta: HashMap<&str, i64> = HashMap::new();
     for c in d.plan.iter().filter(|c| c.list == PlanList::Install) {
-        let had = by_name
-            .get(c.device.as_str())
+        let had = by_name(c.device.as_str())
             .is_some_and(|dev| dev.spec.plan.install.contains_key(&c.patch));
         let delta = match (&c.entry, had) {
             (Some(_), false) => 1,
@@ -797,6 +799,28 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
         let install_after = (dev.spec.plan.install.len() as i64
             + plan_delta.get(name).copied().unwrap_or(0))
         .max(0);
+        let planned = install_after as u32;
+        // Most devices' summaries do not change between passes: compare in place and only
+        // build (and list) the ones that do.
+        let old = dev.status.as_ref().and_then(|st| st.compliance.as_ref());
+        let policy_name = v.policy.map(|pi| policies[pi].name);
+        let ring_name = v.policy.and_then(|pi| {
+            v.ring
+                .and_then(|pos| policies[pi].rings.get(pos))
+                .map(|(n, _)| *n)
+        });
+        let unchanged = old.is_some_and(|o| {
+            o.policy.as_deref() == policy_name
+                && o.ring.as_deref() == ring_name
+                && o.overdue == v.overdue
+                && o.due_soon == v.due_soon
+                && o.planned == planned
+                && o.message.is_some() == (ring_name.is_none() || policy_name.is_none())
+                && v.conflict.is_empty()
+        });
+        if unchanged {
+            continue;
+        }
         let (policy, ring, message) = match (v.policy, v.conflict.is_empty()) {
             (Some(pi), _) => {
                 let pv = &policies[pi];
@@ -836,7 +860,7 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
                 ring,
                 overdue: v.overdue,
                 due_soon: v.due_soon,
-                planned: install_after as u32,
+                planned,
                 message,
             },
         ));

@@ -95,6 +95,8 @@ struct Agent {
     busy: bool,
     /// A check-in is already queued at this instant.
     queued: Option<Timestamp>,
+    /// When the current offline spell began.
+    offline_since: Option<Timestamp>,
     os: String,
 }
 
@@ -143,6 +145,10 @@ pub struct Simulation {
     seq: u64,
     timeline: Vec<Entry>,
     failure_selectors: Vec<Option<Selector>>,
+    /// Something the engine reads changed since its last pass.
+    dirty: bool,
+    /// The shortest absence after which some ring counts a device unreachable.
+    unreachable_after: Duration,
 }
 
 impl Simulation {
@@ -162,6 +168,16 @@ impl Simulation {
                 held_back.insert(id, p);
             }
         }
+        let unreachable_after = world
+            .rings
+            .values()
+            .map(|r| {
+                r.spec
+                    .unreachable_after
+                    .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER)
+            })
+            .min()
+            .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER);
         let all_patches: Vec<(String, String)> = world
             .patches
             .values()
@@ -178,6 +194,8 @@ impl Simulation {
             queue: BinaryHeap::new(),
             seq: 0,
             timeline: Vec::new(),
+            dirty: true,
+            unreachable_after,
             failure_selectors: fleet
                 .failures
                 .iter()
@@ -257,6 +275,7 @@ impl Simulation {
                         online: true,
                         busy: false,
                         queued: None,
+                        offline_since: None,
                         os,
                     },
                 );
@@ -292,6 +311,7 @@ impl Simulation {
                     online: true,
                     busy: false,
                     queued: None,
+                    offline_since: None,
                     os,
                 },
             );
@@ -340,9 +360,13 @@ impl Simulation {
                 t = t.checked_add(SignedDuration::from_hours(24)).unwrap_or(end);
             }
         }
+        // Absence is only observable at check-ins, so spells start and end on the grid.
         for (from, until) in spells {
-            self.push(from, Ev::Offline(name.to_string(), until));
-            self.push(until, Ev::Online(name.to_string()));
+            let (from, until) = (self.grid(name, from), self.grid(name, until));
+            if from < until {
+                self.push(from, Ev::Offline(name.to_string(), until));
+                self.push(until, Ev::Online(name.to_string()));
+            }
         }
     }
 
@@ -380,6 +404,7 @@ impl Simulation {
         let mut now = self.options.start;
         let mut passes = 0u64;
         let mut same_instant = 0u32;
+        let mut wake: Option<Timestamp> = None;
         loop {
             // Everything due now, including what handling it schedules for now.
             while let Some(Reverse((at, _, _))) = self.queue.peek() {
@@ -391,33 +416,46 @@ impl Simulation {
                 };
                 self.handle(ev, now);
             }
-            for (name, agent) in &self.agents {
-                if agent.online {
-                    self.world.touch(name, now);
+            // The engine runs when something it reads changed, or when it asked to.
+            let due = self.dirty || passes == 0 || wake.is_some_and(|w| w <= now);
+            if due {
+                self.dirty = false;
+                // Every online agent has checked in by now. Devices and agents share one
+                // key set in one order, so they are walked together.
+                for ((device, dev), (agent_name, agent)) in
+                    self.world.devices.iter_mut().zip(&self.agents)
+                {
+                    debug_assert_eq!(device, agent_name, "every device has exactly one agent");
+                    if agent.online {
+                        dev.status
+                            .get_or_insert_with(ManagedDeviceStatus::default)
+                            .last_seen = Some(now);
+                    }
+                }
+                let decisions = self.world.step(now);
+                passes += 1;
+                wake = decisions.wake_at;
+                for e in &decisions.events {
+                    self.timeline.push(Entry {
+                        at: now,
+                        reason: e.reason.to_string(),
+                        severity: if e.type_ == EventType::Warning {
+                            "Warning".into()
+                        } else {
+                            "Normal".into()
+                        },
+                        object: format!("{}/{}", kind_short(e.kind), e.name),
+                        message: e.message.clone(),
+                    });
+                }
+                let touched: BTreeSet<String> =
+                    decisions.plan.iter().map(|c| c.device.clone()).collect();
+                for device in touched {
+                    self.queue_check_in(&device, now);
                 }
             }
-            let decisions = self.world.step(now);
-            passes += 1;
-            for e in &decisions.events {
-                self.timeline.push(Entry {
-                    at: now,
-                    reason: e.reason.to_string(),
-                    severity: if e.type_ == EventType::Warning {
-                        "Warning".into()
-                    } else {
-                        "Normal".into()
-                    },
-                    object: format!("{}/{}", kind_short(e.kind), e.name),
-                    message: e.message.clone(),
-                });
-            }
-            let touched: BTreeSet<String> =
-                decisions.plan.iter().map(|c| c.device.clone()).collect();
-            for device in touched {
-                self.queue_check_in(&device, now);
-            }
             let next_event = self.queue.peek().map(|Reverse((at, _, _))| *at);
-            let next = [next_event, decisions.wake_at].into_iter().flatten().min();
+            let next = [next_event, wake].into_iter().flatten().min();
             match next {
                 Some(t) if t <= end => {
                     // Agents react within the same instant; the batches settle in a few
@@ -441,6 +479,30 @@ impl Simulation {
     }
 
     fn handle(&mut self, ev: Ev, now: Timestamp) {
+        // Only what can change a decision marks the world dirty: finished work, releases,
+        // people's actions, and a device back from an absence long enough to have made it
+        // unreachable. Going offline is seen by the engine's own wake-up at the
+        // unreachable instant; starting an install or waiting for a reboot leaves an
+        // admitted device in progress either way.
+        match &ev {
+            Ev::Offline(..) | Ev::CheckIn(_) => {}
+            Ev::Online(device) => {
+                let away = self
+                    .agents
+                    .get(device)
+                    .and_then(|a| a.offline_since)
+                    .map(|t| now.duration_since(t));
+                if away.is_none_or(|d| d >= self.unreachable_after.span()) {
+                    self.dirty = true;
+                }
+            }
+            Ev::Finished {
+                ok: true,
+                reboot: true,
+                ..
+            } => {}
+            _ => self.dirty = true,
+        }
         match ev {
             Ev::Release(id) => {
                 if let Some(p) = self.held_back.remove(&id) {
@@ -476,6 +538,7 @@ impl Simulation {
             Ev::Offline(device, until) => {
                 if let Some(a) = self.agents.get_mut(&device) {
                     a.online = false;
+                    a.offline_since = Some(now);
                 }
                 self.entry(
                     now,
@@ -488,6 +551,7 @@ impl Simulation {
             Ev::Online(device) => {
                 if let Some(a) = self.agents.get_mut(&device) {
                     a.online = true;
+                    a.offline_since = None;
                 }
                 self.world.touch(&device, now);
                 self.queue_check_in(&device, now);
