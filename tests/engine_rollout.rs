@@ -426,3 +426,105 @@ fn a_policy_naming_a_missing_ring_admits_nothing_and_says_why() {
         ready.message
     );
 }
+
+#[test]
+fn an_exception_expiring_mid_window_frees_its_device_in_that_same_window() {
+    // The IT ring opens 22:00-04:00 UTC; the exception expires at 01:30, inside it.
+    let yaml = format!(
+        "{BASE}{}---\nkind: PatchException\nmetadata: {{name: lob}}\nspec: {{patches: [KB1], devices: {{names: [it-0]}}, reason: r, owner: alice, expiresAt: \"2026-11-12T01:30:00Z\"}}\n",
+        devices("it", "it", "tier-1", 1, NOW)
+    );
+    let mut w = world(&yaml);
+    w.rings.get_mut("it").unwrap().spec.maintenance_windows = vec![MaintenanceWindow {
+        days: Some(vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+            Weekday::Sun,
+        ]),
+        weeks_of_month: None,
+        patch_tuesday_offset_days: None,
+        start: "22:00".into(),
+        end: "04:00".into(),
+        time_zone: "UTC".into(),
+    }];
+    w.step(ts("2026-11-11T23:00:00Z"));
+    assert!(
+        planned(&w, "KB1", ts("2026-11-11T23:00:00Z")).is_empty(),
+        "covered while the exception is active"
+    );
+    let expiry = ts("2026-11-12T01:30:00Z");
+    w.touch("it-0", expiry);
+    w.step(expiry);
+    let entry = w.devices["it-0"]
+        .spec
+        .plan
+        .install
+        .get("KB1")
+        .cloned()
+        .expect("assigned at the instant of expiry");
+    assert_eq!(entry.not_before, expiry);
+    assert_eq!(
+        entry.not_after,
+        Some(ts("2026-11-12T04:00:00Z")),
+        "in the window that is open now"
+    );
+}
+
+#[test]
+fn a_ring_that_empties_mid_rollout_passes_and_the_next_ring_starts() {
+    let mut w = base_world(2, 2);
+    w.step(ts(NOW));
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::Deploying);
+    // Both IT devices are relabelled out of the ring before installing anything.
+    for d in ["it-0", "it-1"] {
+        let dev = w.devices.get_mut(d).unwrap();
+        dev.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("ring".into(), "elsewhere".into());
+    }
+    w.step(ts("2026-11-11T00:10:00Z"));
+    let it = ring(&w, "ws.kb1", "it");
+    assert_eq!((it.phase, it.targeted), (RingPhase::Passed, 0), "{it:?}");
+    assert_eq!(ring(&w, "ws.kb1", "pilot").phase, RingPhase::Deploying);
+    let st = w.policies["ws"].status.as_ref().unwrap();
+    assert_eq!(
+        st.devices_in_no_ring, 2,
+        "the relabelled devices are reported, not silently dropped"
+    );
+}
+
+#[test]
+fn a_re_released_patch_keeps_its_first_release_time_and_deadlines() {
+    let mut w = base_world(1, 0);
+    w.step(ts(NOW));
+    let deadline = w.devices["it-0"].spec.plan.install["KB1"].deadline;
+    assert_eq!(
+        deadline,
+        Some(ts("2026-11-12T18:00:00Z")),
+        "tier-1 Critical: release + 2d"
+    );
+    // The vendor re-releases KB1 a week later under the same id.
+    w.patches.get_mut("KB1").unwrap().spec.released_at = ts("2026-11-17T18:00:00Z");
+    w.step(ts("2026-11-13T00:00:00Z"));
+    assert_eq!(
+        w.patches["KB1"].status.as_ref().unwrap().first_released_at,
+        Some(ts("2026-11-10T18:00:00Z"))
+    );
+    let st = w.devices["it-0"]
+        .status
+        .as_ref()
+        .unwrap()
+        .compliance
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        st.overdue, 1,
+        "still overdue against the first release, not reset by the re-release"
+    );
+}
