@@ -565,6 +565,20 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 } else {
                     let limit = max_concurrent(&spec.max_concurrent, reachable_targeted);
                     let not_after = window.map(|w| w.end);
+                    // An install entry for this window: admission and renewal write the same.
+                    let assign = |m: &Member<'_>| {
+                        set(
+                            m.name,
+                            PlanList::Install,
+                            &m.report.id,
+                            PlanEntry {
+                                rollout: name.to_string(),
+                                not_before: now,
+                                not_after,
+                                deadline: m.deadline,
+                            },
+                        )
+                    };
                     wake.push(not_after);
                     // Entries whose window ended before the device started resume in this one.
                     for m in &ring.members {
@@ -577,17 +591,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                                         | PatchState::Installed
                                 ) || m.report.last_attempt_at.is_some_and(|t| t >= e.not_before);
                             if !started && e.not_after.is_some_and(|na| na <= now) && !m.excepted {
-                                out.plan.push(set(
-                                    m.name,
-                                    PlanList::Install,
-                                    &m.report.id,
-                                    PlanEntry {
-                                        rollout: name.to_string(),
-                                        not_before: now,
-                                        not_after,
-                                        deadline: m.deadline,
-                                    },
-                                ));
+                                out.plan.push(assign(m));
                             }
                         }
                     }
@@ -616,17 +620,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                     candidates.sort_by(order);
                     let admitted: Vec<&str> = candidates.iter().map(|m| m.name).collect();
                     for m in &candidates {
-                        out.plan.push(set(
-                            m.name,
-                            PlanList::Install,
-                            &m.report.id,
-                            PlanEntry {
-                                rollout: name.to_string(),
-                                not_before: now,
-                                not_after,
-                                deadline: m.deadline,
-                            },
-                        ));
+                        out.plan.push(assign(m));
                     }
                     let n = admitted.len() as u32;
                     rp.in_progress += n;

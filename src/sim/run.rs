@@ -764,30 +764,10 @@ impl Simulation {
             return;
         };
         if let Some(pp) = &a.approve {
-            if let Some(p) = self.world.policies.get_mut(&pp.policy) {
-                p.spec.approval.approve.push(pp.patch.clone());
-                p.metadata.generation = p.metadata.generation.map(|g| g + 1);
-            }
-            self.entry(
-                now,
-                "ManualApproval",
-                "Normal",
-                &format!("ppol/{}", pp.policy),
-                format!("a person approved {} (added to approval.approve)", pp.patch),
-            );
+            self.decide_patch(pp, true, now);
         }
         if let Some(pp) = &a.reject {
-            if let Some(p) = self.world.policies.get_mut(&pp.policy) {
-                p.spec.approval.reject.push(pp.patch.clone());
-                p.metadata.generation = p.metadata.generation.map(|g| g + 1);
-            }
-            self.entry(
-                now,
-                "ManualRejection",
-                "Warning",
-                &format!("ppol/{}", pp.policy),
-                format!("a person rejected {} (added to approval.reject)", pp.patch),
-            );
+            self.decide_patch(pp, false, now);
         }
         if let Some(ae) = &a.approve_exception {
             if let Some(e) = self.world.exceptions.get_mut(&ae.name) {
@@ -819,6 +799,32 @@ impl Simulation {
                 r.spec.paused = paused;
             }
         }
+    }
+
+    /// A person approves (or rejects) a patch under a policy, as a GitOps commit would:
+    /// the id goes into `approval.approve` (or `approval.reject`).
+    fn decide_patch(&mut self, pp: &super::fleet::PolicyPatch, approve: bool, now: Timestamp) {
+        if let Some(p) = self.world.policies.get_mut(&pp.policy) {
+            let list = if approve {
+                &mut p.spec.approval.approve
+            } else {
+                &mut p.spec.approval.reject
+            };
+            list.push(pp.patch.clone());
+            p.metadata.generation = p.metadata.generation.map(|g| g + 1);
+        }
+        let (reason, severity, verb, field) = if approve {
+            ("ManualApproval", "Normal", "approved", "approve")
+        } else {
+            ("ManualRejection", "Warning", "rejected", "reject")
+        };
+        self.entry(
+            now,
+            reason,
+            severity,
+            &format!("ppol/{}", pp.policy),
+            format!("a person {verb} {} (added to approval.{field})", pp.patch),
+        );
     }
 
     fn entry(
