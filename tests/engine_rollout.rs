@@ -528,3 +528,27 @@ fn a_re_released_patch_keeps_its_first_release_time_and_deadlines() {
         "still overdue against the first release, not reset by the re-release"
     );
 }
+
+#[test]
+fn a_superseded_patch_gets_no_rollout_and_leaves_the_sla_figures() {
+    let mut w = base_world(2, 0);
+    let mut newer = w.patches["KB1"].clone();
+    newer.metadata.name = Some("kb2".into());
+    newer.spec.id = "KB2".into();
+    newer.spec.supersedes = vec!["KB1".into()];
+    w.patches.insert("KB2".into(), newer);
+    for d in ["it-0", "it-1"] {
+        w.report(d, "KB2", PatchState::Missing, ts(NOW));
+    }
+    w.step(ts(NOW));
+    assert!(w.rollouts.contains_key("ws.kb2"));
+    assert!(!w.rollouts.contains_key("ws.kb1"), "KB2 replaces KB1");
+    let st = w.policies["ws"].status.as_ref().unwrap();
+    assert_eq!(st.approvals.superseded, 1);
+    let pairs: u32 = st
+        .sla
+        .iter()
+        .map(|c| c.installed_on_time + c.installed_late + c.overdue + c.open + c.exempt)
+        .sum();
+    assert_eq!(pairs, 2, "only the KB2 pairs count towards the SLA");
+}

@@ -227,10 +227,18 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
     let n_patches = patches.len();
     let mut slots: Vec<Option<Slot<'_>>> = Vec::new();
     slots.resize_with(policies.len() * n_patches, || None);
+    // Which patches supersede each id, indexed once: a catalog of thousands stays linear.
+    let mut superseders: HashMap<&str, Vec<usize>, FastHash> = HashMap::default();
+    for (i, p) in patches.iter().enumerate() {
+        for old in &p.spec.supersedes {
+            superseders.entry(old.as_str()).or_default().push(i);
+        }
+    }
     let superseded_by = |pi: usize, id: &str| -> Option<String> {
-        patches
+        superseders
+            .get(id)?
             .iter()
-            .filter(|other| other.spec.supersedes.iter().any(|s| s == id))
+            .map(|&i| patches[i])
             .find(|other| approval::evaluate(&policies[pi].policy.spec, other, now).is_approved())
             .map(|other| other.spec.id.clone())
     };
