@@ -20,11 +20,7 @@ use serde::{Deserialize, Serialize};
     shortname = "mdev",
     category = "patching",
     doc = "One device under patch management: the agent reports in status, the operator plans in spec.plan.",
-    printcolumn(
-        name = "Tier",
-        type_ = "string",
-        json_path = ".metadata.labels.ringmaster\\.dev/tier"
-    ),
+    printcolumn(name = "Tier", type_ = "string", json_path = ".status.compliance.tier"),
     printcolumn(name = "Ring", type_ = "string", json_path = ".status.compliance.ring"),
     printcolumn(name = "Last-Seen", type_ = "date", json_path = ".status.lastSeen"),
     printcolumn(
@@ -181,6 +177,9 @@ pub struct DeviceCompliance {
     /// The ring it belongs to under that policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ring: Option<String>,
+    /// Its tier, read from the policy's `tierLabel` (`default` when the label is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
     /// Applicable patches past their SLA deadline.
     #[serde(default)]
     pub overdue: u32,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// One approved patch under one policy, moving ring by ring. Created and owned by the
 /// operator; people use its spec as levers (pause, promote a ring, abort).
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
 #[kube(
     group = "patching.ringmaster.dev",
     version = "v1alpha1",
@@ -41,9 +41,11 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PatchRolloutSpec {
-    /// The PatchPolicy this rollout runs under.
+    /// The PatchPolicy this rollout runs under (immutable).
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("policy is immutable"))]
     pub policy: String,
-    /// The patch id (as in `Patch.spec.id`).
+    /// The patch id, as in `Patch.spec.id` (immutable).
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("patch is immutable"))]
     pub patch: String,
     /// Stop admitting devices and promoting rings until set back to false.
     #[serde(default)]

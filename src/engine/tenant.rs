@@ -817,9 +817,18 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
                 .and_then(|pos| policies[pi].rings.get(pos))
                 .map(|(n, _)| *n)
         });
+        let tier_name = v.policy.map(|pi| {
+            let label = &policies[pi].policy.spec.tier_label;
+            dev.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(label))
+                .map_or(DEFAULT_TIER, String::as_str)
+        });
         let unchanged = old.is_some_and(|o| {
             o.policy.as_deref() == policy_name
                 && o.ring.as_deref() == ring_name
+                && o.tier.as_deref() == tier_name
                 && o.overdue == v.overdue
                 && o.due_soon == v.due_soon
                 && o.planned == planned
@@ -864,6 +873,7 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
         d.devices.push((
             name.to_string(),
             DeviceCompliance {
+                tier: tier_name.map(str::to_string),
                 policy,
                 ring,
                 overdue: v.overdue,
