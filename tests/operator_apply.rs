@@ -2,249 +2,30 @@
 //! requests a decision sends, and that a second pass over an unchanged world sends none.
 
 mod common;
+mod fake_api;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
+use http::Method;
 use jiff::Timestamp;
-use kube::Client;
-use kube::client::Body;
 use ringmaster::api::*;
 use ringmaster::engine::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList};
 use ringmaster::operator::apply::Applier;
 use ringmaster::operator::metrics::Metrics;
-use ringmaster::operator::stores::Objects;
 use ringmaster::operator::tenant::reconcile_objects;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use common::*;
-
-const BASE_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
-
-/// One request the operator sent.
-#[derive(Clone, Debug)]
-struct Sent {
-    method: Method,
-    path: String,
-    content_type: Option<String>,
-    body: Value,
-}
-
-/// A tiny API server: objects by path, JSON merge patches, creations, Events.
-#[derive(Default)]
-struct FakeState {
-    objects: BTreeMap<String, Value>,
-    sent: Vec<Sent>,
-    version: u64,
-    /// Paths whose writes fail with a 500.
-    broken: Vec<String>,
-}
-
-#[derive(Clone, Default)]
-struct Fake(Arc<Mutex<FakeState>>);
-
-fn plural(kind: &str) -> &'static str {
-    match kind {
-        "PatchPolicy" => "patchpolicies",
-        "DeploymentRing" => "deploymentrings",
-        "PatchException" => "patchexceptions",
-        "ManagedDevice" => "manageddevices",
-        "PatchRollout" => "patchrollouts",
-        "Patch" => "patches",
-        other => panic!("unknown kind {other}"),
-    }
-}
-
-fn path_of(kind: &str, ns: Option<&str>, name: &str) -> String {
-    match ns {
-        Some(ns) => format!("{BASE_PATH}/namespaces/{ns}/{}/{name}", plural(kind)),
-        None => format!("{BASE_PATH}/{}/{name}", plural(kind)),
-    }
-}
-
-/// RFC 7386.
-fn merge(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let t = target.as_object_mut().expect("object");
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-fn status_response(code: u16, reason: &str) -> Response<Body> {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-        "message": reason, "reason": reason, "code": code});
-    Response::builder()
-        .status(code)
-        .body(Body::from(serde_json::to_vec(&body).expect("json")))
-        .expect("response")
-}
-
-impl Fake {
-    fn insert<T: serde::Serialize>(&self, kind: &str, obj: &T) {
-        let mut v = serde_json::to_value(obj).expect("json");
-        let ns = v["metadata"]["namespace"].as_str().map(str::to_string);
-        let name = v["metadata"]["name"].as_str().expect("name").to_string();
-        let mut s = self.0.lock().expect("lock");
-        s.version += 1;
-        v["apiVersion"] = "patching.ringmaster.dev/v1alpha1".into();
-        v["kind"] = kind.into();
-        v["metadata"]["resourceVersion"] = s.version.to_string().into();
-        if v["metadata"].get("uid").is_none() {
-            v["metadata"]["uid"] = format!("uid-{name}").into();
-        }
-        s.objects.insert(path_of(kind, ns.as_deref(), &name), v);
-    }
-
-    fn sent(&self) -> Vec<Sent> {
-        self.0.lock().expect("lock").sent.clone()
-    }
-
-    fn clear(&self) {
-        self.0.lock().expect("lock").sent.clear();
-    }
-
-    fn break_path(&self, path: &str) {
-        self.0.lock().expect("lock").broken.push(path.to_string());
-    }
-
-    /// What the server holds for a namespace, as the stores would give it.
-    fn objects(&self, ns: &str) -> Objects {
-        let s = self.0.lock().expect("lock");
-        let mut o = Objects {
-            namespace: ns.to_string(),
-            ..Objects::default()
-        };
-        for v in s.objects.values() {
-            let in_ns = v["metadata"]["namespace"].as_str() == Some(ns);
-            match v["kind"].as_str() {
-                Some("PatchPolicy") if in_ns => o.policies.push(Arc::new(from(v))),
-                Some("DeploymentRing") if in_ns => o.rings.push(Arc::new(from(v))),
-                Some("PatchException") if in_ns => o.exceptions.push(Arc::new(from(v))),
-                Some("ManagedDevice") if in_ns => o.devices.push(Arc::new(from(v))),
-                Some("PatchRollout") if in_ns => o.rollouts.push(Arc::new(from(v))),
-                Some("Patch") => o.patches.push(Arc::new(from(v))),
-                _ => {}
-            }
-        }
-        o
-    }
-
-    fn client(&self) -> Client {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let fake = self.clone();
-        tokio::spawn(async move {
-            while let Some((request, respond)) = handle.next_request().await {
-                let response = fake.handle(request).await;
-                respond.send_response(response);
-            }
-        });
-        Client::new(service, "default")
-    }
-
-    async fn handle(&self, request: Request<Body>) -> Response<Body> {
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let content_type = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = request.into_body().collect_bytes().await.expect("body");
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON body")
-        };
-        let mut s = self.0.lock().expect("lock");
-        s.sent.push(Sent {
-            method: method.clone(),
-            path: path.clone(),
-            content_type,
-            body: body.clone(),
-        });
-        if s.broken.contains(&path) {
-            return status_response(500, "InternalError");
-        }
-        s.version += 1;
-        let version = s.version.to_string();
-        let respond = |code: StatusCode, v: &Value| {
-            Response::builder()
-                .status(code)
-                .body(Body::from(serde_json::to_vec(v).expect("json")))
-                .expect("response")
-        };
-        if path.starts_with("/apis/events.k8s.io/") {
-            assert_eq!(method, Method::POST, "Events are created");
-            return respond(StatusCode::CREATED, &body);
-        }
-        match method {
-            Method::POST => {
-                let name = body["metadata"]["name"].as_str().expect("name");
-                let full = format!("{path}/{name}");
-                if s.objects.contains_key(&full) {
-                    return status_response(409, "AlreadyExists");
-                }
-                let mut obj = body.clone();
-                obj["metadata"]["resourceVersion"] = version.into();
-                obj["metadata"]["uid"] = format!("uid-{name}").into();
-                obj["metadata"]["generation"] = 1.into();
-                if let Some(o) = obj.as_object_mut() {
-                    o.remove("status");
-                }
-                s.objects.insert(full, obj.clone());
-                respond(StatusCode::CREATED, &obj)
-            }
-            Method::PATCH => {
-                let (key, status) = match path.strip_suffix("/status") {
-                    Some(k) => (k.to_string(), true),
-                    None => (path.clone(), false),
-                };
-                let Some(obj) = s.objects.get_mut(&key) else {
-                    return status_response(404, "NotFound");
-                };
-                if status {
-                    let mut st = obj.get("status").cloned().unwrap_or(Value::Null);
-                    merge(&mut st, &body["status"]);
-                    obj["status"] = st;
-                } else {
-                    let mut spec = obj.get("spec").cloned().unwrap_or(json!({}));
-                    merge(&mut spec, &body["spec"]);
-                    if obj["spec"] != spec {
-                        let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
-                        obj["metadata"]["generation"] = (g + 1).into();
-                    }
-                    obj["spec"] = spec;
-                }
-                obj["metadata"]["resourceVersion"] = version.into();
-                let obj = obj.clone();
-                respond(StatusCode::OK, &obj)
-            }
-            other => panic!("unexpected {other} {path}"),
-        }
-    }
-}
-
-fn from<T: serde::de::DeserializeOwned>(v: &Value) -> T {
-    serde_json::from_value(v.clone()).expect("a valid object")
-}
+use fake_api::{Fake, Sent};
 
 fn applier(fake: &Fake) -> (Applier, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     (
-        Applier::new(fake.client(), Arc::clone(&metrics), Some("test-pod".into())),
+        Applier::new(
+            fake.mock_client(),
+            Arc::clone(&metrics),
+            Some("test-pod".into()),
+        ),
         metrics,
     )
 }
