@@ -215,6 +215,12 @@ async fn an_agent_report_frees_a_slot_and_the_next_device_is_admitted() {
         .get("PatchRollout", Some("acme"), "ws.kb1")
         .expect("rollout");
     assert_eq!(rollout["status"]["rings"][0]["installed"], 1);
+    let text = op.metrics.encode();
+    let count = r#"ringmaster_time_to_install_seconds_count{namespace="acme",policy="ws",tier="tier-1",severity="Critical"} 1"#;
+    assert!(
+        text.contains(count),
+        "the install is observed once:\n{text}"
+    );
     op.shutdown().await;
 }
 
