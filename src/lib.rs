@@ -3,11 +3,13 @@
 //! - [`api`]: the custom resources.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
 //! - [`manifest`]: offline loading and checking of manifests.
+//! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`sim`]: the offline shell that plays the engine forward in virtual time.
 
 pub mod api;
 pub mod crds;
 pub mod engine;
 pub mod manifest;
+pub mod operator;
 pub mod sim;
 pub mod validate;

@@ -22,6 +22,8 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: watch the cluster (or the given namespaces) and reconcile.
+    Run(ringmaster::operator::RunOptions),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Play a directory of manifests forward in virtual time, without a cluster, and
@@ -60,6 +62,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(opts) => run(opts),
         Command::Crds => match ringmaster::crds::render_all() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -96,6 +99,27 @@ fn main() -> ExitCode {
                 eprintln!("{} problem(s)", problems.len());
                 ExitCode::from(1)
             }
+        }
+    }
+}
+
+fn run(opts: ringmaster::operator::RunOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ringmaster::operator::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the operator stopped");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

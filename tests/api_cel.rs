@@ -183,13 +183,26 @@ spec:
 #[test]
 fn a_rollouts_policy_and_patch_cannot_change() {
     use ringmaster::api::{PatchRollout, PatchRolloutSpec};
-    let spec = PatchRolloutSpec { policy: "ws".into(), patch: "KB1".into(), paused: false, promote: vec![], abort: false };
+    let spec = PatchRolloutSpec {
+        policy: "ws".into(),
+        patch: "KB1".into(),
+        paused: false,
+        promote: vec![],
+        abort: false,
+    };
     let old = PatchRollout::new("ws.kb1", spec.clone());
     let mut lever = old.clone();
     lever.spec.paused = true;
-    assert!(kube::core::cel::validate_cel_update(&lever, &old).is_ok(), "the levers may change");
+    assert!(
+        kube::core::cel::validate_cel_update(&lever, &old).is_ok(),
+        "the levers may change"
+    );
     let mut moved = old.clone();
     moved.spec.patch = "KB2".into();
     let errs = kube::core::cel::validate_cel_update(&moved, &old).expect_err("patch is immutable");
-    assert!(errs.iter().any(|e| e.to_string().contains("patch is immutable")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("patch is immutable")),
+        "{errs:?}"
+    );
 }

@@ -1,0 +1,508 @@
+//! Reflector stores of the six kinds, the snapshot of one namespace they give the engine,
+//! and which reconcile each watch event triggers.
+//!
+//! Namespaced kinds are watched in every namespace, or with one watcher per namespace
+//! given with `--namespace`; the Patch catalog is cluster-scoped and always watched
+//! whole. A change to an object triggers its namespace; a change to a Patch triggers the
+//! catalog and every known namespace.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::api::{
+    DEFAULT_TIER, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout,
+    PatchState,
+};
+use crate::engine::{self, Snapshot};
+
+use super::metrics::Metrics;
+use super::queue::Sink;
+use super::tenant::Key;
+
+/// One namespace's objects and the whole catalog, as the stores held them at one moment.
+/// The engine's [`Snapshot`] borrows from it, and the writer compares against it.
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    /// The namespace.
+    pub namespace: String,
+    /// Its PatchPolicies.
+    pub policies: Vec<Arc<PatchPolicy>>,
+    /// Its DeploymentRings.
+    pub rings: Vec<Arc<DeploymentRing>>,
+    /// Its PatchExceptions.
+    pub exceptions: Vec<Arc<PatchException>>,
+    /// Its ManagedDevices.
+    pub devices: Vec<Arc<ManagedDevice>>,
+    /// Its PatchRollouts.
+    pub rollouts: Vec<Arc<PatchRollout>>,
+    /// Every Patch of the catalog.
+    pub patches: Vec<Arc<Patch>>,
+}
+
+impl Objects {
+    /// The engine's view of these objects.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            namespace: &self.namespace,
+            policies: self.policies.iter().map(Arc::as_ref).collect(),
+            rings: self.rings.iter().map(Arc::as_ref).collect(),
+            exceptions: self.exceptions.iter().map(Arc::as_ref).collect(),
+            devices: self.devices.iter().map(Arc::as_ref).collect(),
+            rollouts: self.rollouts.iter().map(Arc::as_ref).collect(),
+            patches: self.patches.iter().map(Arc::as_ref).collect(),
+        }
+    }
+}
+
+/// The stores of one namespaced kind: one for all namespaces, or one per watched namespace.
+#[derive(Clone)]
+pub struct Scoped<K: Resource<DynamicType = ()> + Clone + 'static> {
+    stores: Vec<(Option<String>, Store<K>)>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
+    /// The objects of a namespace.
+    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
+        let mut out = Vec::new();
+        for (scope, store) in &self.stores {
+            match scope {
+                Some(s) if s == ns => out.extend(store.state()),
+                Some(_) => {}
+                None => {
+                    out.extend(store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)))
+                }
+            }
+        }
+        out
+    }
+
+    /// One object.
+    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
+        let key = ObjectRef::<K>::new(name).within(ns);
+        self.stores
+            .iter()
+            .filter(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns))
+            .find_map(|(_, store)| store.get(&key))
+    }
+
+    async fn wait_until_ready(&self) -> bool {
+        for (_, store) in &self.stores {
+            if store.wait_until_ready().await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Readers of every store.
+#[derive(Clone)]
+pub struct Stores {
+    /// PatchPolicies.
+    pub policies: Scoped<PatchPolicy>,
+    /// DeploymentRings.
+    pub rings: Scoped<DeploymentRing>,
+    /// PatchExceptions.
+    pub exceptions: Scoped<PatchException>,
+    /// ManagedDevices.
+    pub devices: Scoped<ManagedDevice>,
+    /// PatchRollouts.
+    pub rollouts: Scoped<PatchRollout>,
+    /// The Patch catalog.
+    pub patches: Store<Patch>,
+}
+
+impl Stores {
+    /// What the stores hold for one namespace, plus the catalog.
+    pub fn objects(&self, ns: &str) -> Objects {
+        Objects {
+            namespace: ns.to_string(),
+            policies: self.policies.in_namespace(ns),
+            rings: self.rings.in_namespace(ns),
+            exceptions: self.exceptions.in_namespace(ns),
+            devices: self.devices.in_namespace(ns),
+            rollouts: self.rollouts.in_namespace(ns),
+            patches: self.patches.state(),
+        }
+    }
+
+    /// Waits until every store has listed its objects once; false if a watcher is gone.
+    pub async fn wait_until_ready(&self) -> bool {
+        self.policies.wait_until_ready().await
+            && self.rings.wait_until_ready().await
+            && self.exceptions.wait_until_ready().await
+            && self.devices.wait_until_ready().await
+            && self.rollouts.wait_until_ready().await
+            && self.patches.wait_until_ready().await.is_ok()
+    }
+}
+
+/// Turns watch events into queue keys.
+#[derive(Debug)]
+pub struct Triggers {
+    sink: Arc<Sink<Key>>,
+    fixed: Option<BTreeSet<String>>,
+    known: Mutex<BTreeSet<String>>,
+}
+
+impl Triggers {
+    /// Triggers for the given namespaces (`None`: every namespace that has objects).
+    pub fn new(sink: Arc<Sink<Key>>, namespaces: Option<&[String]>) -> Self {
+        Self {
+            sink,
+            fixed: namespaces.map(|n| n.iter().cloned().collect()),
+            known: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The queue end the triggers go to.
+    pub fn sink(&self) -> &Arc<Sink<Key>> {
+        &self.sink
+    }
+
+    /// Every namespace the operator reconciles (that it watches, or has seen objects in).
+    pub fn namespaces(&self) -> Vec<String> {
+        match &self.fixed {
+            Some(f) => f.iter().cloned().collect(),
+            None => self
+                .known
+                .lock()
+                .map(|k| k.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn note(&self, ns: &str) {
+        if self.fixed.is_none()
+            && let Ok(mut known) = self.known.lock()
+            && !known.contains(ns)
+        {
+            known.insert(ns.to_string());
+        }
+    }
+
+    /// An object of a namespace changed.
+    pub fn namespace(&self, ns: &str) {
+        self.note(ns);
+        self.sink.send(Key::Tenant(ns.to_string()));
+    }
+
+    /// Everything may have changed (a relist, a new leader): every namespace and the catalog.
+    pub fn everything(&self) {
+        self.sink.send(Key::Catalog);
+        for ns in self.namespaces() {
+            self.sink.send(Key::Tenant(ns));
+        }
+    }
+
+    /// The catalog changed: its statuses, and every namespace's decisions.
+    pub fn catalog(&self) {
+        self.everything();
+    }
+}
+
+/// Observes each device–patch pair that becomes Installed, once, into the
+/// time-to-install histogram; only while this replica leads, so that replicas do not
+/// count the same install twice.
+pub struct InstallObserver {
+    metrics: Arc<Metrics>,
+    leading: Arc<AtomicBool>,
+    policies: Scoped<PatchPolicy>,
+    patches: Store<Patch>,
+}
+
+impl InstallObserver {
+    fn observe(&self, old: &ManagedDevice, new: &ManagedDevice) {
+        if !self.leading.load(Ordering::Relaxed) {
+            return;
+        }
+        let fresh = newly_installed(old, new);
+        if fresh.is_empty() {
+            return;
+        }
+        let ns = new.namespace().unwrap_or_default();
+        let Some(policy_name) = new
+            .status
+            .as_ref()
+            .and_then(|s| s.compliance.as_ref())
+            .and_then(|c| c.policy.clone())
+        else {
+            return;
+        };
+        let Some(policy) = self.policies.get(&ns, &policy_name) else {
+            return;
+        };
+        let tier = new
+            .labels()
+            .get(&policy.spec.tier_label)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TIER.to_string());
+        for (id, installed_at) in fresh {
+            let Some(patch) = self.patches.find(|p| p.spec.id == id) else {
+                continue;
+            };
+            let released = engine::severity::release_time(&patch);
+            let seconds = installed_at.duration_since(released).as_secs_f64();
+            if seconds < 0.0 {
+                continue;
+            }
+            let severity = engine::severity::severity_of(&patch);
+            self.metrics
+                .observe_install(&ns, &policy_name, &tier, severity, seconds);
+        }
+    }
+}
+
+/// The patches `new` reports Installed (with an install time) that `old` did not.
+pub fn newly_installed(old: &ManagedDevice, new: &ManagedDevice) -> Vec<(String, Timestamp)> {
+    let Some(status) = new.status.as_ref() else {
+        return Vec::new();
+    };
+    let before: HashMap<&str, PatchState> = old
+        .status
+        .as_ref()
+        .map(|s| s.patches.iter().map(|p| (p.id.as_str(), p.state)).collect())
+        .unwrap_or_default();
+    status
+        .patches
+        .iter()
+        .filter(|p| p.state == PatchState::Installed)
+        .filter(|p| before.get(p.id.as_str()) != Some(&PatchState::Installed))
+        .filter_map(|p| p.installed_at.map(|at| (p.id.clone(), at)))
+        .collect()
+}
+
+/// Drops what the operator never reads and costs memory per object.
+fn slim<K: ResourceExt>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+    obj.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// The running watchers and the readers of their stores.
+pub struct Watchers {
+    /// The stores.
+    pub stores: Stores,
+    /// The watch tasks (they run until aborted).
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl Watchers {
+    /// Stops every watcher.
+    pub fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts a watcher and reflector for each kind (and each namespace, when given).
+pub fn start(
+    client: &Client,
+    namespaces: Option<&[String]>,
+    triggers: Arc<Triggers>,
+    metrics: Arc<Metrics>,
+    leading: Arc<AtomicBool>,
+) -> Watchers {
+    let mut tasks = Vec::new();
+    let policies = scoped::<PatchPolicy>(client, namespaces, &triggers, &mut tasks, |_| None);
+    let rings = scoped::<DeploymentRing>(client, namespaces, &triggers, &mut tasks, |_| None);
+    let exceptions = scoped::<PatchException>(client, namespaces, &triggers, &mut tasks, |_| None);
+    let rollouts = scoped::<PatchRollout>(client, namespaces, &triggers, &mut tasks, |_| None);
+
+    let (patches, patch_writer) = reflector::store::<Patch>();
+    {
+        let triggers = Arc::clone(&triggers);
+        tasks.push(spawn_watch(
+            Api::<Patch>::all(client.clone()),
+            patch_writer,
+            |_| {},
+            move |ev| match ev {
+                watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone => {
+                    triggers.catalog()
+                }
+                watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            },
+        ));
+    }
+
+    let observer = Arc::new(InstallObserver {
+        metrics,
+        leading,
+        policies: policies.clone(),
+        patches: patches.clone(),
+    });
+    let devices = scoped::<ManagedDevice>(client, namespaces, &triggers, &mut tasks, |reader| {
+        let observer = Arc::clone(&observer);
+        Some(Box::new(move |ev: &watcher::Event<ManagedDevice>| {
+            if let watcher::Event::Apply(new) | watcher::Event::InitApply(new) = ev
+                && let Some(old) = reader.get(&ObjectRef::from_obj(new))
+            {
+                observer.observe(&old, new);
+            }
+        }))
+    });
+
+    Watchers {
+        stores: Stores {
+            policies,
+            rings,
+            exceptions,
+            devices,
+            rollouts,
+            patches,
+        },
+        tasks,
+    }
+}
+
+/// A hook that sees each watch event before its store applies it.
+type Before<K> = Box<dyn FnMut(&watcher::Event<K>) + Send>;
+
+fn scoped<K>(
+    client: &Client,
+    namespaces: Option<&[String]>,
+    triggers: &Arc<Triggers>,
+    tasks: &mut Vec<JoinHandle<()>>,
+    before: impl Fn(Store<K>) -> Option<Before<K>>,
+) -> Scoped<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let scopes: Vec<Option<String>> = match namespaces {
+        Some(list) => list.iter().cloned().map(Some).collect(),
+        None => vec![None],
+    };
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let api = match &scope {
+            Some(ns) => Api::<K>::namespaced(client.clone(), ns),
+            None => Api::<K>::all(client.clone()),
+        };
+        let (reader, writer) = reflector::store::<K>();
+        let mut hook = before(reader.clone());
+        let triggers = Arc::clone(triggers);
+        let mut listed: BTreeSet<String> = BTreeSet::new();
+        tasks.push(spawn_watch(
+            api,
+            writer,
+            move |ev| {
+                if let Some(h) = hook.as_mut() {
+                    h(ev)
+                }
+            },
+            move |ev| match ev {
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                    if let Some(ns) = o.meta().namespace.as_deref() {
+                        triggers.namespace(ns);
+                    }
+                }
+                watcher::Event::Init => listed.clear(),
+                watcher::Event::InitApply(o) => {
+                    if let Some(ns) = o.meta().namespace.as_deref() {
+                        listed.insert(ns.to_string());
+                    }
+                }
+                watcher::Event::InitDone => {
+                    // Objects deleted while the watch was down leave no Delete event:
+                    // every namespace is looked at again.
+                    for ns in std::mem::take(&mut listed) {
+                        triggers.note(&ns);
+                    }
+                    triggers.everything();
+                }
+            },
+        ));
+        stores.push((scope, reader));
+    }
+    Scoped { stores }
+}
+
+fn spawn_watch<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    mut before: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    mut after: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> JoinHandle<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let kind = K::kind(&()).to_string();
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim::<K>)
+            .inspect_ok(move |ev| before(ev));
+        let stream = reflector::reflector(writer, stream);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(ev) => {
+                    debug!(kind = %kind, event = %ev, "watch event");
+                    after(&ev);
+                }
+                Err(e) => warn!(kind = %kind, error = %e, "watch failed; retrying with backoff"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DevicePatchStatus, ManagedDeviceSpec, ManagedDeviceStatus};
+
+    fn device(states: &[(&str, PatchState, Option<&str>)]) -> ManagedDevice {
+        let mut d = ManagedDevice::new("ws-1", ManagedDeviceSpec::default());
+        d.status = Some(ManagedDeviceStatus {
+            patches: states
+                .iter()
+                .map(|(id, state, at)| DevicePatchStatus {
+                    id: id.to_string(),
+                    state: *state,
+                    attempts: 1,
+                    last_attempt_at: None,
+                    installed_at: at.and_then(|a| a.parse().ok()),
+                    message: None,
+                })
+                .collect(),
+            ..ManagedDeviceStatus::default()
+        });
+        d
+    }
+
+    #[test]
+    fn a_pair_counts_as_newly_installed_only_on_its_transition() {
+        let at = "2026-11-12T00:00:00Z";
+        let old = device(&[
+            ("KB1", PatchState::Installing, None),
+            ("KB2", PatchState::Installed, Some(at)),
+        ]);
+        let new = device(&[
+            ("KB1", PatchState::Installed, Some(at)),
+            ("KB2", PatchState::Installed, Some(at)),
+            ("KB3", PatchState::Installed, None),
+        ]);
+        let fresh = newly_installed(&old, &new);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(fresh[0].0, "KB1");
+        assert!(newly_installed(&new, &new).is_empty());
+    }
+}

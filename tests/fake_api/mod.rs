@@ -1,0 +1,479 @@
+//! A small fake API server for the operator's tests: the ringmaster kinds by path, JSON
+//! merge patches (with the status subresource), creations (409 when the name is taken),
+//! Events, the six CRDs (Established), and list + watch with a replayable event log.
+//!
+//! Two ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches), and
+//! [`Fake::client`] through a `tower::service_fn` whose watch responses stream.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use kube::Client;
+use kube::client::Body;
+use ringmaster::operator::stores::Objects;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+pub const GROUP_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
+
+/// One request the operator sent (reads are kept apart from writes).
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub content_type: Option<String>,
+    pub body: Value,
+}
+
+impl Sent {
+    pub fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+struct Watch {
+    plural: String,
+    namespace: Option<String>,
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    sent: Vec<Sent>,
+    version: u64,
+    broken: Vec<String>,
+    /// (version, plural, namespace, event JSON line)
+    log: Vec<(u64, String, Option<String>, Bytes)>,
+    watches: Vec<Watch>,
+}
+
+/// The fake server; clones share it.
+#[derive(Clone, Default)]
+pub struct Fake(Arc<Mutex<State>>);
+
+pub fn plural(kind: &str) -> &'static str {
+    match kind {
+        "PatchPolicy" => "patchpolicies",
+        "DeploymentRing" => "deploymentrings",
+        "PatchException" => "patchexceptions",
+        "ManagedDevice" => "manageddevices",
+        "PatchRollout" => "patchrollouts",
+        "Patch" => "patches",
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+fn kind_of(plural: &str) -> &'static str {
+    match plural {
+        "patchpolicies" => "PatchPolicy",
+        "deploymentrings" => "DeploymentRing",
+        "patchexceptions" => "PatchException",
+        "manageddevices" => "ManagedDevice",
+        "patchrollouts" => "PatchRollout",
+        "patches" => "Patch",
+        other => panic!("unknown resource {other}"),
+    }
+}
+
+pub fn path_of(kind: &str, ns: Option<&str>, name: &str) -> String {
+    match ns {
+        Some(ns) => format!("{GROUP_PATH}/namespaces/{ns}/{}/{name}", plural(kind)),
+        None => format!("{GROUP_PATH}/{}/{name}", plural(kind)),
+    }
+}
+
+/// RFC 7386.
+pub fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Some(t) = target.as_object_mut() {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// What an API server puts in `creationTimestamp`: now, to the second.
+fn created_now() -> Value {
+    let now = jiff::Timestamp::now();
+    let secs = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+    secs.to_string().into()
+}
+
+fn from<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+    serde_json::from_value(v.clone()).expect("a valid object")
+}
+
+/// What a request gets back.
+pub enum Reply {
+    Json(StatusCode, Value),
+    Watch(mpsc::UnboundedReceiver<Bytes>),
+}
+
+fn failure(code: u16, reason: &str) -> Reply {
+    Reply::Json(
+        StatusCode::from_u16(code).expect("code"),
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": reason, "reason": reason, "code": code}),
+    )
+}
+
+/// What a path names.
+struct Target {
+    plural: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse(path: &str) -> Option<Target> {
+    let rest = path.strip_prefix(GROUP_PATH)?.trim_start_matches('/');
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (namespace, parts) = match parts.as_slice() {
+        ["namespaces", ns, rest @ ..] => (Some(ns.to_string()), rest.to_vec()),
+        other => (None, other.to_vec()),
+    };
+    match parts.as_slice() {
+        [plural] => Some(Target {
+            plural: plural.to_string(),
+            namespace,
+            name: None,
+            status: false,
+        }),
+        [plural, name] => Some(Target {
+            plural: plural.to_string(),
+            namespace,
+            name: Some(name.to_string()),
+            status: false,
+        }),
+        [plural, name, "status"] => Some(Target {
+            plural: plural.to_string(),
+            namespace,
+            name: Some(name.to_string()),
+            status: true,
+        }),
+        _ => None,
+    }
+}
+
+impl State {
+    /// Records a change in the log and tells the watches.
+    fn changed(&mut self, type_: &str, obj: &Value) {
+        let plural = plural(obj["kind"].as_str().expect("kind")).to_string();
+        let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        let line = Bytes::from(format!("{}\n", json!({"type": type_, "object": obj})));
+        self.log
+            .push((self.version, plural.clone(), ns.clone(), line.clone()));
+        self.watches.retain(|w| {
+            if w.plural != plural || (w.namespace.is_some() && w.namespace != ns) {
+                return !w.tx.is_closed();
+            }
+            w.tx.send(line.clone()).is_ok()
+        });
+    }
+
+    fn store(&mut self, path: String, mut obj: Value, type_: &str) -> Value {
+        self.version += 1;
+        obj["metadata"]["resourceVersion"] = self.version.to_string().into();
+        self.objects.insert(path, obj.clone());
+        self.changed(type_, &obj);
+        obj
+    }
+}
+
+impl Fake {
+    /// Stores an object as its owner would create or replace it.
+    pub fn insert<T: serde::Serialize>(&self, kind: &str, obj: &T) {
+        let mut v = serde_json::to_value(obj).expect("json");
+        let ns = v["metadata"]["namespace"].as_str().map(str::to_string);
+        let name = v["metadata"]["name"].as_str().expect("name").to_string();
+        v["apiVersion"] = "patching.ringmaster.dev/v1alpha1".into();
+        v["kind"] = kind.into();
+        if v["metadata"].get("uid").is_none() {
+            v["metadata"]["uid"] = format!("uid-{name}").into();
+        }
+        if v["metadata"].get("generation").is_none() {
+            v["metadata"]["generation"] = 1.into();
+        }
+        if v["metadata"].get("creationTimestamp").is_none() {
+            v["metadata"]["creationTimestamp"] = created_now();
+        }
+        let path = path_of(kind, ns.as_deref(), &name);
+        let mut s = self.0.lock().expect("lock");
+        let type_ = if s.objects.contains_key(&path) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        s.store(path, v, type_);
+    }
+
+    /// Merges `patch` into an object, as an agent or a person would (no request logged).
+    pub fn merge(&self, kind: &str, ns: Option<&str>, name: &str, patch: Value) {
+        let path = path_of(kind, ns, name);
+        let mut s = self.0.lock().expect("lock");
+        let mut obj = s.objects.get(&path).cloned().expect("the object exists");
+        merge(&mut obj, &patch);
+        s.store(path, obj, "MODIFIED");
+    }
+
+    /// The stored object.
+    pub fn get(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        let s = self.0.lock().expect("lock");
+        s.objects.get(&path_of(kind, ns, name)).cloned()
+    }
+
+    pub fn sent(&self) -> Vec<Sent> {
+        self.0.lock().expect("lock").sent.clone()
+    }
+
+    pub fn writes(&self) -> Vec<Sent> {
+        self.sent().into_iter().filter(Sent::is_write).collect()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("lock").sent.clear();
+    }
+
+    pub fn break_path(&self, path: &str) {
+        self.0.lock().expect("lock").broken.push(path.to_string());
+    }
+
+    /// What the server holds for a namespace, as the stores would give it.
+    pub fn objects(&self, ns: &str) -> Objects {
+        let s = self.0.lock().expect("lock");
+        let mut o = Objects {
+            namespace: ns.to_string(),
+            ..Objects::default()
+        };
+        for v in s.objects.values() {
+            let in_ns = v["metadata"]["namespace"].as_str() == Some(ns);
+            match v["kind"].as_str() {
+                Some("PatchPolicy") if in_ns => o.policies.push(Arc::new(from(v))),
+                Some("DeploymentRing") if in_ns => o.rings.push(Arc::new(from(v))),
+                Some("PatchException") if in_ns => o.exceptions.push(Arc::new(from(v))),
+                Some("ManagedDevice") if in_ns => o.devices.push(Arc::new(from(v))),
+                Some("PatchRollout") if in_ns => o.rollouts.push(Arc::new(from(v))),
+                Some("Patch") => o.patches.push(Arc::new(from(v))),
+                _ => {}
+            }
+        }
+        o
+    }
+
+    /// A client through `tower_test::mock::pair` (watches are not served).
+    pub fn mock_client(&self) -> Client {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let fake = self.clone();
+        tokio::spawn(async move {
+            while let Some((request, respond)) = handle.next_request().await {
+                let response = match fake.handle(request).await {
+                    Reply::Json(code, v) => Response::builder()
+                        .status(code)
+                        .body(Body::from(serde_json::to_vec(&v).expect("json")))
+                        .expect("response"),
+                    Reply::Watch(_) => panic!("the mock client serves no watches"),
+                };
+                respond.send_response(response);
+            }
+        });
+        Client::new(service, "default")
+    }
+
+    /// A client whose watches stream.
+    pub fn client(&self) -> Client {
+        let fake = self.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let fake = fake.clone();
+            async move {
+                let response: Response<BoxBody<Bytes, Infallible>> = match fake
+                    .handle(request)
+                    .await
+                {
+                    Reply::Json(code, v) => Response::builder()
+                        .status(code)
+                        .body(Full::new(Bytes::from(serde_json::to_vec(&v).expect("json"))).boxed())
+                        .expect("response"),
+                    Reply::Watch(rx) => {
+                        let stream = futures::stream::unfold(rx, |mut rx| async move {
+                            rx.recv().await.map(|b| (b, rx))
+                        })
+                        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+                        Response::builder()
+                            .status(StatusCode::OK)
+                            .body(BodyExt::boxed(StreamBody::new(stream)))
+                            .expect("response")
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        Client::new(service, "default")
+    }
+
+    pub async fn handle(&self, request: Request<Body>) -> Reply {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = request.into_body().collect_bytes().await.expect("body");
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("a JSON body")
+        };
+        let mut s = self.0.lock().expect("lock");
+        s.sent.push(Sent {
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            content_type,
+            body: body.clone(),
+        });
+        if s.broken.contains(&path) {
+            return failure(500, "InternalError");
+        }
+        if let Some(name) =
+            path.strip_prefix("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/")
+        {
+            let Some(crd) = ringmaster::api::crds()
+                .into_iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+            else {
+                return failure(404, "NotFound");
+            };
+            let mut v = serde_json::to_value(crd).expect("json");
+            v["status"] = json!({"conditions": [{"type": "Established", "status": "True"}],
+                "acceptedNames": {"kind": "", "plural": ""}, "storedVersions": ["v1alpha1"]});
+            return Reply::Json(StatusCode::OK, v);
+        }
+        if path.starts_with("/apis/events.k8s.io/") {
+            assert!(
+                method == Method::POST || method == Method::PATCH,
+                "Events are created or patched"
+            );
+            return Reply::Json(StatusCode::CREATED, body);
+        }
+        let Some(target) = parse(&path) else {
+            return failure(404, "NotFound");
+        };
+        match (method, &target.name) {
+            (Method::GET, None) => {
+                let watch = query
+                    .split('&')
+                    .any(|kv| kv == "watch=true" || kv == "watch=1");
+                if watch {
+                    let since: u64 = query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("resourceVersion="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    for (v, plural, ns, line) in &s.log {
+                        if *v > since
+                            && *plural == target.plural
+                            && (target.namespace.is_none() || target.namespace == *ns)
+                        {
+                            let _ = tx.send(line.clone());
+                        }
+                    }
+                    s.watches.push(Watch {
+                        plural: target.plural.clone(),
+                        namespace: target.namespace.clone(),
+                        tx,
+                    });
+                    return Reply::Watch(rx);
+                }
+                let kind = kind_of(&target.plural);
+                let items: Vec<Value> = s
+                    .objects
+                    .values()
+                    .filter(|v| v["kind"] == kind)
+                    .filter(|v| {
+                        target.namespace.is_none()
+                            || v["metadata"]["namespace"].as_str() == target.namespace.as_deref()
+                    })
+                    .cloned()
+                    .collect();
+                Reply::Json(
+                    StatusCode::OK,
+                    json!({"kind": format!("{kind}List"), "apiVersion": "patching.ringmaster.dev/v1alpha1",
+                        "metadata": {"resourceVersion": s.version.to_string()}, "items": items}),
+                )
+            }
+            (Method::GET, Some(name)) => {
+                let key = path_of(kind_of(&target.plural), target.namespace.as_deref(), name);
+                match s.objects.get(&key) {
+                    Some(v) => Reply::Json(StatusCode::OK, v.clone()),
+                    None => failure(404, "NotFound"),
+                }
+            }
+            (Method::POST, None) => {
+                let name = body["metadata"]["name"].as_str().expect("name").to_string();
+                let key = format!("{path}/{name}");
+                if s.objects.contains_key(&key) {
+                    return failure(409, "AlreadyExists");
+                }
+                let mut obj = body.clone();
+                obj["metadata"]["uid"] = format!("uid-{name}").into();
+                obj["metadata"]["generation"] = 1.into();
+                obj["metadata"]["creationTimestamp"] = created_now();
+                if let Some(o) = obj.as_object_mut() {
+                    o.remove("status");
+                }
+                let obj = s.store(key, obj, "ADDED");
+                Reply::Json(StatusCode::CREATED, obj)
+            }
+            (Method::PATCH, Some(name)) => {
+                let key = path_of(kind_of(&target.plural), target.namespace.as_deref(), name);
+                let Some(old) = s.objects.get(&key).cloned() else {
+                    return failure(404, "NotFound");
+                };
+                let mut obj = old.clone();
+                if target.status {
+                    let mut st = obj.get("status").cloned().unwrap_or(Value::Null);
+                    merge(&mut st, &body["status"]);
+                    obj["status"] = st;
+                } else {
+                    let mut spec = obj.get("spec").cloned().unwrap_or(json!({}));
+                    merge(&mut spec, &body["spec"]);
+                    if obj["spec"] != spec {
+                        let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+                        obj["metadata"]["generation"] = (g + 1).into();
+                    }
+                    obj["spec"] = spec;
+                }
+                if obj == old {
+                    // A patch that changes nothing is not a change (no new version).
+                    return Reply::Json(StatusCode::OK, obj);
+                }
+                let obj = s.store(key, obj, "MODIFIED");
+                Reply::Json(StatusCode::OK, obj)
+            }
+            (m, _) => panic!("unexpected {m} {path}"),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The whole operator (`Operator::run`: CRD check, watchers, stores, triggers, queue,
+//! timers, leadership, shutdown) against a fake API server that serves list and watch,
+//! in real time. No cluster needed.
+
+mod common;
+mod fake_api;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use ringmaster::operator::metrics::Metrics;
+use ringmaster::operator::{Operator, OperatorConfig};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use common::{BASE, devices};
+use fake_api::Fake;
+
+/// Loads YAML documents into the fake, in namespace `ns` (Patches cluster-wide).
+fn load(fake: &Fake, ns: &str, yaml: &str) {
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let mut v: Value = serde::Deserialize::deserialize(doc).expect("yaml");
+        if v.is_null() {
+            continue;
+        }
+        let kind = v["kind"].as_str().expect("kind").to_string();
+        if kind != "Patch" {
+            v["metadata"]["namespace"] = ns.into();
+        }
+        fake.insert(&kind, &v);
+    }
+}
+
+/// The common tenant (policy `ws`, rings `it` with maxConcurrent 2 and `pilot`, KB1)
+/// with `it` devices in ring `it` and 2 in `pilot`, all seen just now.
+fn tenant(fake: &Fake, ns: &str, it: usize) {
+    let seen = Timestamp::now().to_string();
+    let yaml = format!(
+        "{BASE}{}{}",
+        devices("it", "it", "tier-1", it, &seen),
+        devices("pc", "pilot", "tier-2", 2, &seen)
+    );
+    load(fake, ns, &yaml);
+}
+
+struct Running {
+    metrics: Arc<Metrics>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    stop: watch::Sender<bool>,
+    leader: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ringmaster::operator::Error>>,
+}
+
+fn start(fake: &Fake, namespaces: Option<Vec<String>>, leading: bool) -> Running {
+    let operator = Operator::new(
+        fake.client(),
+        OperatorConfig {
+            namespaces,
+            ..OperatorConfig::default()
+        },
+    );
+    let metrics = operator.metrics();
+    let ready = operator.readiness();
+    let (stop, stop_rx) = watch::channel(false);
+    let (leader, leader_rx) = watch::channel(leading);
+    let task = tokio::spawn(async move { operator.run(leader_rx, stop_rx).await });
+    Running {
+        metrics,
+        ready,
+        stop,
+        leader,
+        task,
+    }
+}
+
+impl Running {
+    async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("stops within 10 s")
+            .expect("no panic");
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Devices of `ns` whose plan asks them to install `patch`, by name.
+fn planned(fake: &Fake, ns: &str, patch: &str) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .objects(ns)
+        .devices
+        .iter()
+        .filter(|d| d.spec.plan.install.contains_key(patch))
+        .filter_map(|d| d.metadata.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until the operator has sent no write for `quiet`.
+async fn settled(fake: &Fake, quiet: Duration) -> usize {
+    let mut last = fake.writes().len();
+    loop {
+        tokio::time::sleep(quiet).await;
+        let now = fake.writes().len();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_becomes_ready_admits_ring_zero_and_then_writes_nothing() {
+    let fake = Fake::default();
+    tenant(&fake, "acme", 3);
+    let op = start(&fake, None, true);
+    eventually("ready", Duration::from_secs(10), || {
+        op.ready.load(Ordering::Relaxed).then_some(())
+    })
+    .await;
+    let crd_checks = fake
+        .sent()
+        .iter()
+        .filter(|s| s.path.contains("/customresourcedefinitions/"))
+        .count();
+    assert_eq!(crd_checks, 6, "the six CRDs are checked");
+
+    let admitted = eventually("ring it admits", Duration::from_secs(10), || {
+        let p = planned(&fake, "acme", "KB1");
+        (!p.is_empty()).then_some(p)
+    })
+    .await;
+    assert_eq!(admitted, vec!["it-0", "it-1"]);
+    let rollout = fake
+        .get("PatchRollout", Some("acme"), "ws.kb1")
+        .expect("the rollout was created");
+    assert_eq!(rollout["metadata"]["ownerReferences"][0]["uid"], "uid-ws");
+    assert_eq!(rollout["status"]["phase"], "Progressing");
+    let patch = fake.get("Patch", None, "kb1").expect("the patch");
+    assert_eq!(patch["status"]["severity"], "Critical");
+
+    let writes = settled(&fake, Duration::from_millis(1500)).await;
+    let counted = op.metrics.writes_total();
+    assert_eq!(counted as usize, writes, "every write is counted");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        fake.writes().len(),
+        writes,
+        "steady state: {:#?}",
+        &fake.writes()[writes..]
+    );
+    let text = op.metrics.encode();
+    assert!(
+        text.contains(
+            r#"ringmaster_devices{namespace="acme",policy="ws",tier="tier-1",ring="it"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"ringmaster_reconcile_total{controller="tenant",result="success"}"#));
+    op.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_report_frees_a_slot_and_the_next_device_is_admitted() {
+    let fake = Fake::default();
+    tenant(&fake, "acme", 3);
+    let op = start(&fake, None, true);
+    eventually("ring it admits", Duration::from_secs(10), || {
+        (planned(&fake, "acme", "KB1").len() == 2).then_some(())
+    })
+    .await;
+    settled(&fake, Duration::from_millis(800)).await;
+
+    // it-0's agent installs KB1.
+    let t = Timestamp::now().to_string();
+    fake.merge(
+        "ManagedDevice",
+        Some("acme"),
+        "it-0",
+        json!({"status": {"lastSeen": t, "patches": [
+            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
+        ]}}),
+    );
+    let reported = tokio::time::Instant::now();
+    eventually("it-2 is admitted", Duration::from_secs(5), || {
+        planned(&fake, "acme", "KB1")
+            .contains(&"it-2".to_string())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        reported.elapsed() < Duration::from_secs(2),
+        "debounced, not delayed: {:?}",
+        reported.elapsed()
+    );
+    let rollout = fake
+        .get("PatchRollout", Some("acme"), "ws.kb1")
+        .expect("rollout");
+    assert_eq!(rollout["status"]["rings"][0]["installed"], 1);
+    let text = op.metrics.encode();
+    let count = r#"ringmaster_time_to_install_seconds_count{namespace="acme",policy="ws",tier="tier-1",severity="Critical"} 1"#;
+    assert!(
+        text.contains(count),
+        "the install is observed once:\n{text}"
+    );
+    op.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exception_stops_covering_its_device_within_a_second_of_expiry() {
+    let fake = Fake::default();
+    let expires = Timestamp::now() + SignedDuration::from_secs(4);
+    load(
+        &fake,
+        "acme",
+        &format!(
+            r#"
+kind: PatchException
+metadata: {{name: hold}}
+spec:
+  patches: [KB1]
+  devices: {{names: [it-0]}}
+  reason: test
+  owner: someone
+  expiresAt: "{expires}"
+"#
+        ),
+    );
+    tenant(&fake, "acme", 3);
+    let op = start(&fake, None, true);
+    let first = eventually("ring it admits", Duration::from_secs(3), || {
+        let p = planned(&fake, "acme", "KB1");
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    assert_eq!(first, vec!["it-1", "it-2"], "it-0 is excepted");
+    assert!(Timestamp::now() < expires, "too slow to test expiry");
+
+    // it-1 finishes, freeing a slot only it-0 can take once the exception expires.
+    let t = Timestamp::now().to_string();
+    fake.merge(
+        "ManagedDevice",
+        Some("acme"),
+        "it-1",
+        json!({"status": {"patches": [
+            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
+        ]}}),
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!planned(&fake, "acme", "KB1").contains(&"it-0".to_string()));
+
+    let freed = eventually("it-0 is admitted", Duration::from_secs(10), || {
+        planned(&fake, "acme", "KB1")
+            .contains(&"it-0".to_string())
+            .then(Timestamp::now)
+    })
+    .await;
+    let late = freed.duration_since(expires);
+    eprintln!("it-0 admitted {late} after the exception expired");
+    assert!(
+        late >= SignedDuration::ZERO && late <= SignedDuration::from_secs(1),
+        "admitted {late} after expiry"
+    );
+    let exc = fake
+        .get("PatchException", Some("acme"), "hold")
+        .expect("kept");
+    assert_eq!(exc["status"]["phase"], "Expired", "{exc:#}");
+    op.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_is_ready_but_writes_nothing_until_it_leads() {
+    let fake = Fake::default();
+    tenant(&fake, "acme", 2);
+    let op = start(&fake, None, false);
+    eventually("ready while following", Duration::from_secs(10), || {
+        op.ready.load(Ordering::Relaxed).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(fake.writes().is_empty(), "{:#?}", fake.writes());
+
+    op.leader.send(true).expect("leader channel");
+    eventually("the new leader admits", Duration::from_secs(5), || {
+        (planned(&fake, "acme", "KB1").len() == 2).then_some(())
+    })
+    .await;
+
+    // Losing the lead stops the writing.
+    settled(&fake, Duration::from_millis(800)).await;
+    op.leader.send(false).expect("leader channel");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = fake.writes().len();
+    let t = Timestamp::now().to_string();
+    fake.merge(
+        "ManagedDevice",
+        Some("acme"),
+        "it-0",
+        json!({"status": {"patches": [
+            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
+        ]}}),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.writes().len(), writes, "a follower does not write");
+    op.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_namespaces_given_only_those_are_watched_and_written() {
+    let fake = Fake::default();
+    tenant(&fake, "acme", 2);
+    tenant(&fake, "globex", 2);
+    let op = start(&fake, Some(vec!["acme".into()]), true);
+    eventually("acme is reconciled", Duration::from_secs(10), || {
+        (planned(&fake, "acme", "KB1").len() == 2).then_some(())
+    })
+    .await;
+    settled(&fake, Duration::from_millis(800)).await;
+    assert!(planned(&fake, "globex", "KB1").is_empty());
+    for s in fake.sent() {
+        assert!(
+            !s.path.contains("/namespaces/globex/"),
+            "{} {}",
+            s.method,
+            s.path
+        );
+        if s.query.contains("watch=true") && !s.path.ends_with("/patches") {
+            assert!(s.path.contains("/namespaces/acme/"), "{}", s.path);
+        }
+    }
+    op.shutdown().await;
+}
