@@ -354,11 +354,6 @@ pub mod condition {
     pub const STALLED: &str = "Stalled";
 }
 
-/// Reads an optional [`Time`] from a status as a plain timestamp.
-pub fn time_of(t: &Option<Time>) -> Option<jiff::Timestamp> {
-    t.as_ref().map(|t| t.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -337,9 +337,6 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             rp.waiting_for = ring.ring.as_ref().err().cloned();
             phase = RingPhase::Pending;
         }
-        if phase == RingPhase::Pending && prev_passed && spec.is_some() {
-            phase = RingPhase::Deploying;
-        }
         if phase == RingPhase::Pending && rp.waiting_for.is_none() {
             rp.waiting_for = Some(match input.rings.get(idx.wrapping_sub(1)) {
                 Some(prev) if idx > 0 => format!("waiting for ring {} to pass", prev.name),
