@@ -103,6 +103,29 @@ struct Agent {
 /// Engine passes at one instant before the clock is moved on regardless.
 const MAX_PASSES_PER_INSTANT: u32 = 16;
 
+impl Agent {
+    /// An online, idle agent.
+    fn new(
+        check_in: Duration,
+        install_time: Range,
+        failure_rate: f64,
+        rng: Rng,
+        os: String,
+    ) -> Self {
+        Self {
+            check_in,
+            install_time,
+            failure_rate,
+            rng,
+            online: true,
+            busy: false,
+            queued: None,
+            offline_since: None,
+            os,
+        }
+    }
+}
+
 const DEFAULT_CHECK_IN: Duration = Duration::from_secs(15 * 60);
 
 fn resolve(
@@ -267,17 +290,7 @@ impl Simulation {
                 let rng = Rng::derive(options.seed, &name);
                 sim.agents.insert(
                     name.clone(),
-                    Agent {
-                        check_in,
-                        install_time,
-                        failure_rate,
-                        rng,
-                        online: true,
-                        busy: false,
-                        queued: None,
-                        offline_since: None,
-                        os,
-                    },
+                    Agent::new(check_in, install_time, failure_rate, rng, os),
                 );
                 if let Some(off) = offline {
                     sim.schedule_offline(&name, off, start, end);
@@ -303,17 +316,7 @@ impl Simulation {
             let rng = Rng::derive(options.seed, &name);
             sim.agents.insert(
                 name,
-                Agent {
-                    check_in,
-                    install_time,
-                    failure_rate,
-                    rng,
-                    online: true,
-                    busy: false,
-                    queued: None,
-                    offline_since: None,
-                    os,
-                },
+                Agent::new(check_in, install_time, failure_rate, rng, os),
             );
         }
         let releases: Vec<(Timestamp, String)> = sim
