@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use crate::api::{Patch, Severity};
+use crate::api::{Patch, PatchStatus, Severity};
 
 /// The severity of a patch: from the highest CVSS score it carries (its own score or any
 /// of its CVEs'), otherwise the vendor's rating, otherwise Low.
@@ -30,6 +30,15 @@ pub fn release_time(patch: &Patch) -> Timestamp {
     match patch.status.as_ref().and_then(|s| s.first_released_at) {
         Some(first) if first < patch.spec.released_at => first,
         _ => patch.spec.released_at,
+    }
+}
+
+/// The status the operator records on a Patch: the first release time ever seen (so a
+/// re-release keeps its SLA deadlines) and the derived severity.
+pub fn patch_status(patch: &Patch) -> PatchStatus {
+    PatchStatus {
+        first_released_at: Some(release_time(patch)),
+        severity: Some(severity_of(patch)),
     }
 }
 

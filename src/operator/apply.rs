@@ -22,18 +22,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch as KubePatch, PatchParams, PostParams};
+use kube::core::object::HasStatus;
 use kube::runtime::events::{self, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
-use crate::api::{
-    DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout, PatchStatus,
-};
+use crate::api::{ManagedDevice, Patch, PatchRollout, PatchStatus};
 use crate::engine::{self, Decisions, EventType, PlanList};
 
 use super::metrics::Metrics;
@@ -270,45 +270,27 @@ impl Applier {
                 status,
             )));
         }
-        let api: Api<PatchPolicy> = Api::namespaced(self.client.clone(), ns);
-        for (name, status) in &d.policies {
-            if let Some(p) = policies.get(name.as_str()) {
-                writes.push(Box::pin(self.status(
-                    api.clone(),
-                    ObjectKind::PatchPolicy,
-                    name,
-                    p.metadata.resource_version.clone(),
-                    p.status.as_ref(),
-                    status,
-                )));
-            }
-        }
-        let api: Api<DeploymentRing> = Api::namespaced(self.client.clone(), ns);
-        for (name, status) in &d.rings {
-            if let Some(r) = rings.get(name.as_str()) {
-                writes.push(Box::pin(self.status(
-                    api.clone(),
-                    ObjectKind::DeploymentRing,
-                    name,
-                    r.metadata.resource_version.clone(),
-                    r.status.as_ref(),
-                    status,
-                )));
-            }
-        }
-        let api: Api<PatchException> = Api::namespaced(self.client.clone(), ns);
-        for (name, status) in &d.exceptions {
-            if let Some(e) = exceptions.get(name.as_str()) {
-                writes.push(Box::pin(self.status(
-                    api.clone(),
-                    ObjectKind::PatchException,
-                    name,
-                    e.metadata.resource_version.clone(),
-                    e.status.as_ref(),
-                    status,
-                )));
-            }
-        }
+        self.status_writes(
+            ns,
+            ObjectKind::PatchPolicy,
+            &policies,
+            &d.policies,
+            &mut writes,
+        );
+        self.status_writes(
+            ns,
+            ObjectKind::DeploymentRing,
+            &rings,
+            &d.rings,
+            &mut writes,
+        );
+        self.status_writes(
+            ns,
+            ObjectKind::PatchException,
+            &exceptions,
+            &d.exceptions,
+            &mut writes,
+        );
 
         // 3. Plan changes: one merge patch per device with only the keys that change.
         let device_api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), ns);
@@ -500,11 +482,7 @@ impl Applier {
             .iter()
             .filter_map(|p| {
                 let name = p.metadata.name.as_deref()?;
-                let status = PatchStatus {
-                    first_released_at: Some(engine::severity::release_time(p)),
-                    severity: Some(engine::severity::severity_of(p)),
-                };
-                Some((p.as_ref(), name, status))
+                Some((p.as_ref(), name, engine::severity::patch_status(p)))
             })
             .collect();
         let mut writes: Vec<WriteFuture<'_>> = Vec::new();
@@ -527,6 +505,41 @@ impl Applier {
             out.add(s);
         }
         out
+    }
+
+    /// Queues the status writes for one namespaced kind: each decided status is compared
+    /// with the stored object's and sent only when it differs.
+    fn status_writes<'a, K>(
+        &'a self,
+        ns: &str,
+        kind: ObjectKind,
+        stored: &HashMap<&str, &'a K>,
+        decided: &'a [(String, K::Status)],
+        writes: &mut Vec<WriteFuture<'a>>,
+    ) where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + HasStatus
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'a,
+        K::Status: Serialize + PartialEq + Sync,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        for (name, status) in decided {
+            if let Some(obj) = stored.get(name.as_str()) {
+                writes.push(Box::pin(self.status(
+                    api.clone(),
+                    kind,
+                    name,
+                    obj.meta().resource_version.clone(),
+                    obj.status(),
+                    status,
+                )));
+            }
+        }
     }
 
     /// A merge patch of `status` when `old` differs from `new`; None when nothing is sent.

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
 use crate::api::{
     DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchException,
-    PatchPolicy, PatchRollout, PatchState, PatchStatus,
+    PatchPolicy, PatchRollout, PatchState,
 };
 use crate::engine::{self, Decisions, Event, PlanList, Snapshot};
 
@@ -71,13 +71,7 @@ impl World {
     /// Records each patch's first release time, as the operator does in `Patch.status`.
     pub fn record_patch_releases(&mut self) {
         for patch in self.patches.values_mut() {
-            let first = patch.status.as_ref().and_then(|s| s.first_released_at);
-            let released = patch.spec.released_at;
-            let wanted = Some(first.map_or(released, |f| f.min(released)));
-            let severity = Some(engine::severity::severity_of(patch));
-            let status = patch.status.get_or_insert_with(PatchStatus::default);
-            status.first_released_at = wanted;
-            status.severity = severity;
+            patch.status = Some(engine::severity::patch_status(patch));
         }
     }
 
