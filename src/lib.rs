@@ -6,6 +6,7 @@
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`sim`]: the offline shell that plays the engine forward in virtual time.
 
+pub mod agent;
 pub mod api;
 pub mod crds;
 pub mod engine;

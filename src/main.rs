@@ -24,6 +24,9 @@ enum Format {
 enum Command {
     /// Run the operator: watch the cluster (or the given namespaces) and reconcile.
     Run(ringmaster::operator::RunOptions),
+    /// Simulate a fleet of device agents against the cluster: register ManagedDevices,
+    /// follow their plans and report their patches (for demos, end-to-end and load tests).
+    Agent(ringmaster::agent::AgentOptions),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Play a directory of manifests forward in virtual time, without a cluster, and
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(opts) => run(opts),
+        Command::Agent(opts) => agent(opts),
         Command::Crds => match ringmaster::crds::render_all() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -118,6 +122,46 @@ fn run(opts: ringmaster::operator::RunOptions) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "the operator stopped");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
+    if !opts.simulate {
+        eprintln!(
+            "error: ringmaster ships no real device agent; pass --simulate to run a simulated fleet"
+        );
+        return ExitCode::from(2);
+    }
+    ringmaster::operator::run::init_tracing(opts.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("kubernetes client: {e}"))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            ringmaster::operator::run::shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        ringmaster::agent::run(client, opts.fleet(), stopped)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

@@ -85,10 +85,16 @@ pub struct Operator {
 impl Operator {
     /// An operator on a client.
     pub fn new(client: Client, config: OperatorConfig) -> Self {
+        Self::with_metrics(client, config, Arc::new(Metrics::new()))
+    }
+
+    /// An operator that counts into existing metrics (so that counts carry over a
+    /// restart within one process, as in end-to-end tests).
+    pub fn with_metrics(client: Client, config: OperatorConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             client,
             config,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             ready: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -296,7 +302,7 @@ pub fn init_tracing(format: LogFormat) {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

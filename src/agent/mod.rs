@@ -1,0 +1,147 @@
+//! `ringmaster agent --simulate`: a fleet of simulated device agents against a real
+//! cluster, for demos, end-to-end tests and load tests.
+//!
+//! Each simulated device is a `ManagedDevice` the fleet registers (labelled
+//! `sim.ringmaster.dev/fleet: <prefix>` and annotated `ringmaster.dev/agent: <the
+//! fleet's identity>`, as the chart's admission policy expects of an agent). Like a real
+//! pull-based agent it checks in every `--check-in`, reports its patches in
+//! `status` (merge patches of `lastSeen`, `patches` and `agent`, never `compliance` and
+//! never `spec`), and follows its `spec.plan`: it starts an entry only inside its window,
+//! attempts it once, and uninstalls before it installs. It also watches its devices, so
+//! a new plan entry is picked up at once rather than at the next check-in.
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | [`device`] | one device's agent state and plan-following rules (pure) |
+//! | [`fleet`] | registration, the watch, the check-in schedule and the status writes |
+
+pub mod device;
+pub mod fleet;
+
+use std::collections::BTreeMap;
+
+pub use device::{Behaviour, SimDevice};
+pub use fleet::{Fleet, FleetConfig, run};
+
+/// The label on every device of a simulated fleet; its value is the fleet's prefix.
+pub const FLEET_LABEL: &str = "sim.ringmaster.dev/fleet";
+/// The annotation naming the identity allowed to report for a device.
+pub const AGENT_ANNOTATION: &str = "ringmaster.dev/agent";
+/// The field manager of the fleet's writes.
+pub const FIELD_MANAGER: &str = "ringmaster-agent";
+
+/// The flags of `ringmaster agent`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AgentOptions {
+    /// Simulate a fleet of agents (the only mode: ringmaster ships no real device agent).
+    #[arg(long)]
+    pub simulate: bool,
+    /// How many devices.
+    #[arg(long, default_value_t = 10)]
+    pub devices: u32,
+    /// The namespace (tenant) the devices live in.
+    #[arg(long)]
+    pub namespace: String,
+    /// Device names are `<prefix>-001` …; also the value of the fleet label.
+    #[arg(long, default_value = "sim")]
+    pub prefix: String,
+    /// A label on every device, `key=value` (repeatable): what policies and rings select.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair::<String>)]
+    pub labels: Vec<(String, String)>,
+    /// A patch id every device reports (repeatable). None: every Patch in the catalog
+    /// released so far, and each new one as it appears.
+    #[arg(long = "patch", value_name = "ID")]
+    pub patches: Vec<String>,
+    /// Probability (0–1) that an install fails.
+    #[arg(long, default_value_t = 0.0)]
+    pub failure_rate: f64,
+    /// Failure probability for one patch, `ID=RATE` (repeatable).
+    #[arg(long = "fail", value_name = "ID=RATE", value_parser = parse_pair::<f64>)]
+    pub fail: Vec<(String, f64)>,
+    /// The shortest install, e.g. `5s`.
+    #[arg(long, default_value = "5s")]
+    pub install_min: crate::api::Duration,
+    /// The longest install, e.g. `20s`.
+    #[arg(long, default_value = "20s")]
+    pub install_max: crate::api::Duration,
+    /// How often each device checks in (spread evenly over the fleet).
+    #[arg(long, default_value = "30s")]
+    pub check_in: crate::api::Duration,
+    /// A device with nothing new still reports `lastSeen` this often.
+    #[arg(long, default_value = "5m")]
+    pub heartbeat: crate::api::Duration,
+    /// Seed of the random draws (install times, failures).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The most API requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// The identity written in each device's `ringmaster.dev/agent` annotation (default:
+    /// the client's own user name, from a SelfSubjectReview).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Log format; the level comes from `RUST_LOG` (default `info`).
+    #[arg(long, value_enum, default_value_t = crate::operator::LogFormat::Text)]
+    pub log_format: crate::operator::LogFormat,
+}
+
+impl AgentOptions {
+    /// The fleet these flags describe.
+    pub fn fleet(&self) -> FleetConfig {
+        FleetConfig {
+            namespace: self.namespace.clone(),
+            devices: self.devices,
+            prefix: self.prefix.clone(),
+            labels: self.labels.iter().cloned().collect(),
+            patches: self.patches.clone(),
+            behaviour: Behaviour {
+                install_min: self.install_min.span(),
+                install_max: self.install_max.span(),
+                failure_rate: self.failure_rate,
+                patch_failure: self.fail.iter().cloned().collect::<BTreeMap<_, _>>(),
+            },
+            check_in: self.check_in.span(),
+            heartbeat: self.heartbeat.span(),
+            seed: self.seed,
+            concurrency: self.concurrency.max(1),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+fn parse_pair<T: std::str::FromStr>(s: &str) -> Result<(String, T), String>
+where
+    T::Err: std::fmt::Display,
+{
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
+    let v = v.parse().map_err(|e| format!("`{s}`: {e}"))?;
+    Ok((k.to_string(), v))
+}
+
+/// What can go wrong in the simulated fleet.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the API server failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The flags make no fleet.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    fn kube(what: impl Into<String>, source: kube::Error) -> Self {
+        Error::Kube {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+}
