@@ -54,6 +54,9 @@ pub struct FleetConfig {
     pub concurrency: usize,
     /// The `ringmaster.dev/agent` annotation's value; None: the client's user name.
     pub identity: Option<String>,
+    /// Follow the plans; false: only report (agents that never act, for measuring the
+    /// operator alone).
+    pub follow_plans: bool,
 }
 
 impl Default for FleetConfig {
@@ -70,6 +73,7 @@ impl Default for FleetConfig {
             seed: 1,
             concurrency: 32,
             identity: None,
+            follow_plans: true,
         }
     }
 }
@@ -315,7 +319,7 @@ impl Fleet {
             for &i in &due {
                 let slot = &mut slots[i];
                 let was_busy = slot.device.work.is_some();
-                if slot.device.check_in(&slot.plan, &cfg.behaviour, now) {
+                if cfg.follow_plans && slot.device.check_in(&slot.plan, &cfg.behaviour, now) {
                     slot.unsent = true;
                 }
                 if !was_busy && slot.device.work.as_ref().is_some_and(|w| w.install) {

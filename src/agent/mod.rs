@@ -80,6 +80,9 @@ pub struct AgentOptions {
     /// the client's own user name, from a SelfSubjectReview).
     #[arg(long)]
     pub identity: Option<String>,
+    /// Only register and report; never act on a plan (to measure the operator alone).
+    #[arg(long)]
+    pub report_only: bool,
     /// Log format; the level comes from `RUST_LOG` (default `info`).
     #[arg(long, value_enum, default_value_t = crate::operator::LogFormat::Text)]
     pub log_format: crate::operator::LogFormat,
@@ -105,6 +108,7 @@ impl AgentOptions {
             seed: self.seed,
             concurrency: self.concurrency.max(1),
             identity: self.identity.clone(),
+            follow_plans: !self.report_only,
         }
     }
 }
