@@ -9,7 +9,14 @@
 //! ```sh
 //! RINGMASTER_E2E=1 cargo test --test e2e -- --test-threads=2
 //! ```
+//!
+//! With `RINGMASTER_E2E_OPERATOR_KUBECONFIG` set, the operator runs as the identity in
+//! that kubeconfig (the Helm chart's ServiceAccount, say) while the test itself (CRDs,
+//! namespaces, tenants, the simulated fleet) keeps the identity in `KUBECONFIG`: that
+//! proves the chart's RBAC is all the operator needs. Scenarios that need devices use
+//! the simulated fleet of `ringmaster agent --simulate`, in-process.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,6 +29,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, Patch as KubePatch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client};
+use ringmaster::agent::{Behaviour, Fleet, FleetConfig};
 use ringmaster::api::*;
 use ringmaster::operator::metrics::Metrics;
 use ringmaster::operator::{Operator, OperatorConfig};
@@ -45,9 +53,44 @@ struct Env {
     /// A suffix that makes this scenario's patch ids and names unique in the cluster.
     suffix: String,
     metrics: Arc<Metrics>,
+    operator: tokio::sync::Mutex<Option<Running>>,
+    fleets: tokio::sync::Mutex<Vec<Running>>,
+}
+
+/// A task running until its stop channel says so.
+struct Running {
     stop: watch::Sender<bool>,
-    _leader: watch::Sender<bool>,
-    operator: JoinHandle<Result<(), ringmaster::operator::Error>>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    async fn stop(self, what: &str) {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            other => eprintln!("{what} did not stop cleanly: {other:?}"),
+        }
+    }
+}
+
+/// The operator's client: the identity in `RINGMASTER_E2E_OPERATOR_KUBECONFIG` when set
+/// (e.g. the Helm chart's ServiceAccount, to prove its RBAC is enough), else the same
+/// identity as the test.
+async fn operator_client() -> Client {
+    let Ok(path) = std::env::var("RINGMASTER_E2E_OPERATOR_KUBECONFIG") else {
+        return Client::try_default()
+            .await
+            .expect("a cluster in KUBECONFIG");
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .unwrap_or_else(|e| panic!("reading RINGMASTER_E2E_OPERATOR_KUBECONFIG {path}: {e}"));
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("RINGMASTER_E2E_OPERATOR_KUBECONFIG {path}: {e}"));
+    Client::try_from(config).expect("the operator's client")
 }
 
 fn unique(test: &str) -> String {
@@ -91,33 +134,16 @@ async fn setup(test: &str) -> Env {
         .await
         .expect("creating the test namespace");
 
-    let operator = Operator::new(
-        client.clone(),
-        OperatorConfig {
-            namespaces: Some(vec![ns.clone()]),
-            instance: Some(format!("e2e-{suffix}")),
-            ..OperatorConfig::default()
-        },
-    );
-    let metrics = operator.metrics();
-    let ready = operator.readiness();
-    let (stop, stop_rx) = watch::channel(false);
-    let (leader, leader_rx) = watch::channel(true);
-    let handle = tokio::spawn(async move { operator.run(leader_rx, stop_rx).await });
+    let metrics = Arc::new(Metrics::new());
     let env = Env {
         client,
         ns,
         suffix,
         metrics,
-        stop,
-        _leader: leader,
-        operator: handle,
+        operator: tokio::sync::Mutex::new(None),
+        fleets: tokio::sync::Mutex::new(Vec::new()),
     };
-    eventually("the operator is ready", Duration::from_secs(60), || {
-        let ready = Arc::clone(&ready);
-        async move { ready.load(Ordering::Relaxed).then_some(()) }
-    })
-    .await;
+    env.start_operator().await;
     env
 }
 
@@ -130,13 +156,78 @@ impl Env {
         format!("e2e-{}", self.suffix)
     }
 
+    /// Starts the operator (the same code `ringmaster run` runs, without its servers
+    /// and lease) and waits until it is ready.
+    async fn start_operator(&self) {
+        let operator = Operator::with_metrics(
+            operator_client().await,
+            OperatorConfig {
+                namespaces: Some(vec![self.ns.clone()]),
+                instance: Some(format!("e2e-{}", self.suffix)),
+                ..OperatorConfig::default()
+            },
+            Arc::clone(&self.metrics),
+        );
+        let ready = operator.readiness();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            // The lead is held for good: the channel's sender lives in the task.
+            let (_leader, leader_rx) = watch::channel(true);
+            operator
+                .run(leader_rx, stop_rx)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        *self.operator.lock().await = Some(Running { stop, task });
+        eventually("the operator is ready", Duration::from_secs(60), || {
+            let ready = Arc::clone(&ready);
+            async move { ready.load(Ordering::Relaxed).then_some(()) }
+        })
+        .await;
+    }
+
+    /// Stops the operator, letting the reconciles in flight finish.
+    async fn stop_operator(&self) {
+        if let Some(op) = self.operator.lock().await.take() {
+            op.stop("the operator").await;
+        }
+    }
+
+    /// Starts a simulated fleet (`ringmaster agent --simulate`) in this namespace,
+    /// reporting the scenario's patch; waits until its devices are registered.
+    async fn fleet(&self, prefix: &str, n: u32, labels: &[(&str, &str)], behaviour: Behaviour) {
+        let config = FleetConfig {
+            namespace: self.ns.clone(),
+            devices: n,
+            prefix: prefix.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            patches: vec![self.patch_id()],
+            behaviour,
+            check_in: SignedDuration::from_secs(1),
+            heartbeat: SignedDuration::from_secs(30),
+            ..FleetConfig::default()
+        };
+        let fleet = Fleet::new(self.client.clone(), config);
+        let stats = fleet.stats();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move { fleet.run(stop_rx).await.map_err(|e| e.to_string()) });
+        self.fleets.lock().await.push(Running { stop, task });
+        eventually("the fleet registers", Duration::from_secs(30), || {
+            let stats = Arc::clone(&stats);
+            async move { (stats.writes.load(Ordering::Relaxed) >= u64::from(n)).then_some(()) }
+        })
+        .await;
+    }
+
     async fn teardown(self) {
         let patch_name = self.patch_name();
-        let _ = self.stop.send(true);
-        match tokio::time::timeout(Duration::from_secs(30), self.operator).await {
-            Ok(Ok(Ok(()))) => {}
-            other => eprintln!("the operator did not stop cleanly: {other:?}"),
+        for fleet in self.fleets.lock().await.drain(..) {
+            fleet.stop("a fleet").await;
         }
+        self.stop_operator().await;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         if let Err(e) = namespaces.delete(&self.ns, &DeleteParams::default()).await {
             eprintln!("deleting namespace {}: {e}", self.ns);
@@ -266,6 +357,98 @@ spec: {{hostname: {name}.e2e.local}}
             .collect();
         names.sort();
         names
+    }
+}
+
+impl Env {
+    /// Creates the scenario's Patch (Critical, released a day ago) with extra spec fields.
+    async fn catalog_patch(&self, extra: &str) {
+        let released = Timestamp::now() - SignedDuration::from_hours(24);
+        let patch: Patch = serde_yaml::from_str(&format!(
+            r#"
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: Patch
+metadata: {{name: {name}}}
+spec:
+  id: {id}
+  vendor: Microsoft
+  classification: Security
+  cvssScore: 9.8
+  releasedAt: "{released}"
+  {extra}
+"#,
+            name = self.patch_name(),
+            id = self.patch_id(),
+        ))
+        .expect("patch yaml");
+        Api::<Patch>::all(self.client.clone())
+            .create(&PostParams::default(), &patch)
+            .await
+            .expect("creating the Patch");
+    }
+
+    /// Policy `ws` (Critical patches approved at once) over rings `it` then `pilot`,
+    /// with the given ring specs (YAML flow mappings).
+    async fn policy_and_rings(&self, it: &str, pilot: &str) {
+        self.create::<PatchPolicy>(
+            r#"
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: ws}
+spec:
+  deviceSelector: {matchLabels: {class: ws}}
+  sla:
+    - {tier: default, critical: 7d, high: 14d, medium: 60d, low: 120d}
+  approval:
+    rules:
+      - {match: {severities: [Critical]}, action: Approve}
+    default: Manual
+  rings: [it, pilot]
+"#,
+        )
+        .await;
+        for (name, spec) in [("it", it), ("pilot", pilot)] {
+            self.create::<DeploymentRing>(&format!(
+                "apiVersion: patching.ringmaster.dev/v1alpha1\nkind: DeploymentRing\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+            ))
+            .await;
+        }
+    }
+
+    /// The scenario's patch on every device: (state, attempts, installedAt), by name.
+    async fn reports(&self) -> BTreeMap<String, (PatchState, u32, Option<Timestamp>)> {
+        let id = self.patch_id();
+        let devices: Api<ManagedDevice> = Api::namespaced(self.client.clone(), &self.ns);
+        devices
+            .list(&ListParams::default())
+            .await
+            .expect("listing devices")
+            .items
+            .into_iter()
+            .filter_map(|d| {
+                let name = d.metadata.name.clone()?;
+                let r = d.status?.patches.into_iter().find(|p| p.id == id)?;
+                Some((name, (r.state, r.attempts, r.installed_at)))
+            })
+            .collect()
+    }
+
+    /// The scenario's rollout under policy `ws`, once it exists.
+    async fn rollout(&self) -> Option<PatchRollout> {
+        let name = format!("ws.{}", self.patch_id().to_ascii_lowercase());
+        Api::<PatchRollout>::namespaced(self.client.clone(), &self.ns)
+            .get_opt(&name)
+            .await
+            .expect("reading the rollout")
+    }
+}
+
+fn quick(failure_rate: f64) -> Behaviour {
+    Behaviour {
+        install_min: SignedDuration::from_secs(1),
+        install_max: SignedDuration::from_secs(2),
+        failure_rate,
+        ..Behaviour::default()
     }
 }
 
@@ -486,6 +669,316 @@ async fn patch_status_records_first_release_and_severity() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let p = patches.get(&name).await.expect("the Patch");
         assert_eq!(p.status.and_then(|s| s.first_released_at), first);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_waits_for_the_soak_and_the_success_gate() {
+    if !enabled("promotion_waits_for_the_soak_and_the_success_gate") {
+        return;
+    }
+    scenario("promote", async |env| {
+        env.policy_and_rings(
+            "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, promotion: {soak: 8s, minSuccessRate: 100}}",
+            "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+        )
+        .await;
+        env.catalog_patch("").await;
+        env.fleet("it", 3, &[("class", "ws"), ("ring", "it")], quick(0.0))
+            .await;
+        env.fleet("pilot", 3, &[("class", "ws"), ("ring", "pilot")], quick(0.0))
+            .await;
+
+        // Ring it installs everywhere; pilot gets nothing meanwhile.
+        let last_install = eventually(
+            "ring it installs the patch",
+            Duration::from_secs(60),
+            || async {
+                let r = env.reports().await;
+                let it: Vec<_> = r.iter().filter(|(n, _)| n.starts_with("it-")).collect();
+                (it.len() == 3 && it.iter().all(|(_, s)| s.0 == PatchState::Installed))
+                    .then(|| it.iter().filter_map(|(_, s)| s.2).max())
+                    .flatten()
+            },
+        )
+        .await;
+        let pilot_planned = eventually(
+            "pilot is admitted after the soak",
+            Duration::from_secs(40),
+            || async {
+                let p = env.planned().await;
+                p.iter()
+                    .any(|n| n.starts_with("pilot-"))
+                    .then(Timestamp::now)
+            },
+        )
+        .await;
+        let waited = pilot_planned.duration_since(last_install);
+        assert!(
+            waited >= SignedDuration::from_secs(8),
+            "pilot admitted {waited} after ring it's last install: before the 8s soak"
+        );
+        assert!(
+            waited <= SignedDuration::from_secs(12),
+            "pilot admitted {waited} after ring it's last install: the soak's end was missed"
+        );
+        let status = env.rollout().await.and_then(|r| r.status).expect("status");
+        assert_eq!(status.rings[0].phase, RingPhase::Passed);
+        let passed_at = status.rings[0].passed_at.expect("passedAt");
+        assert!(passed_at.duration_since(last_install) >= SignedDuration::from_secs(8));
+        eventually(
+            "the rollout completes",
+            Duration::from_secs(40),
+            || async {
+                let r = env.rollout().await?.status?;
+                (r.phase == Some(RolloutPhase::Completed)).then_some(())
+            },
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_success_gate_keeps_the_next_ring_out() {
+    if !enabled("the_success_gate_keeps_the_next_ring_out") {
+        return;
+    }
+    scenario("gate", async |env| {
+        env.policy_and_rings(
+            "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, promotion: {soak: 1s, minSuccessRate: 90}}",
+            "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+        )
+        .await;
+        env.catalog_patch("").await;
+        env.fleet("good", 2, &[("class", "ws"), ("ring", "it")], quick(0.0))
+            .await;
+        env.fleet("bad", 1, &[("class", "ws"), ("ring", "it")], quick(1.0))
+            .await;
+        env.fleet("pilot", 2, &[("class", "ws"), ("ring", "pilot")], quick(0.0))
+            .await;
+        eventually("ring it finishes", Duration::from_secs(60), || async {
+            let r = env.reports().await;
+            let done = r
+                .iter()
+                .filter(|(n, s)| {
+                    !n.starts_with("pilot-")
+                        && matches!(s.0, PatchState::Installed | PatchState::Failed)
+                })
+                .count();
+            (done == 3).then_some(())
+        })
+        .await;
+        // Two of three succeeded (67%): well past the 1s soak, pilot stays out.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let planned = env.planned().await;
+        assert!(
+            planned.iter().all(|n| !n.starts_with("pilot-")),
+            "pilot admitted below the success gate: {planned:?}"
+        );
+        let status = env.rollout().await.and_then(|r| r.status).expect("status");
+        let it = &status.rings[0];
+        assert_ne!(it.phase, RingPhase::Passed);
+        assert_eq!((it.installed, it.failed), (2, 1));
+        let why = it.waiting_for.as_deref().unwrap_or_default();
+        assert!(why.contains("needs 90%"), "says why it waits: {why:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_patch_halts_in_its_ring_and_is_rolled_back() {
+    if !enabled("a_bad_patch_halts_in_its_ring_and_is_rolled_back") {
+        return;
+    }
+    scenario("rollback", async |env| {
+        env.policy_and_rings(
+            "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, halt: {failureRate: 30, minSamples: 3, onFailure: Rollback}}",
+            "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+        )
+        .await;
+        env.catalog_patch("uninstallable: true").await;
+        // The good devices finish first; then the bad ones fail.
+        env.fleet("good", 2, &[("class", "ws"), ("ring", "it")], quick(0.0))
+            .await;
+        let slow_failures = Behaviour {
+            install_min: SignedDuration::from_secs(4),
+            install_max: SignedDuration::from_secs(5),
+            failure_rate: 1.0,
+            ..Behaviour::default()
+        };
+        env.fleet("bad", 2, &[("class", "ws"), ("ring", "it")], slow_failures)
+            .await;
+        env.fleet("pilot", 2, &[("class", "ws"), ("ring", "pilot")], quick(0.0))
+            .await;
+        eventually("the rollout is rolled back", Duration::from_secs(90), || async {
+            let r = env.rollout().await?.status?;
+            (r.phase == Some(RolloutPhase::RolledBack)).then_some(())
+        })
+        .await;
+        let reports = env.reports().await;
+        for name in ["good-001", "good-002"] {
+            assert_eq!(
+                reports.get(name).map(|s| s.0),
+                Some(PatchState::RolledBack),
+                "{name} uninstalled the patch: {reports:?}"
+            );
+        }
+        for name in ["bad-001", "bad-002"] {
+            assert_eq!(reports.get(name).map(|s| s.0), Some(PatchState::Failed));
+        }
+        for name in ["pilot-001", "pilot-002"] {
+            assert_eq!(
+                reports.get(name).map(|s| (s.0, s.1)),
+                Some((PatchState::Missing, 0)),
+                "the next ring never got the bad patch"
+            );
+        }
+        let status = env.rollout().await.and_then(|r| r.status).expect("status");
+        assert!(status.rings[0].halted_at.is_some());
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(env.client.clone(), &env.ns);
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("Halt")),
+            "a Halted Event: {reasons:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_that_makes_no_sense_is_not_ready_while_others_carry_on() {
+    if !enabled("a_spec_that_makes_no_sense_is_not_ready_while_others_carry_on") {
+        return;
+    }
+    scenario("invalid", async |env| {
+        // Valid for the schema, but it names a ring that does not exist.
+        env.create::<PatchPolicy>(
+            r#"
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: broken}
+spec:
+  deviceSelector: {matchLabels: {class: kiosk}}
+  sla:
+    - {tier: default, critical: 7d, high: 14d, medium: 60d, low: 120d}
+  approval:
+    rules:
+      - {match: {severities: [Critical]}, action: Approve}
+  rings: [no-such-ring]
+"#,
+        )
+        .await;
+        env.tenant(2, 2).await;
+        let policies: Api<PatchPolicy> = Api::namespaced(env.client.clone(), &env.ns);
+        let ready = eventually(
+            "the broken policy says why it is not ready",
+            Duration::from_secs(30),
+            || async {
+                let p = policies.get("broken").await.ok()?;
+                let s = p.status?;
+                s.conditions.into_iter().find(|c| c.type_ == "Ready")
+            },
+        )
+        .await;
+        assert_eq!(ready.status, "False");
+        assert!(
+            ready.message.contains("no-such-ring"),
+            "the message names the missing ring: {:?}",
+            ready.message
+        );
+        // The other policy's rollout goes ahead.
+        let planned = eventually(
+            "the valid policy still admits",
+            Duration::from_secs(30),
+            || async {
+                let p = env.planned().await;
+                (p.len() == 2).then_some(p)
+            },
+        )
+        .await;
+        assert_eq!(planned, vec!["it-0", "it-1"]);
+        let ws = policies.get("ws").await.expect("ws");
+        let ready = ws
+            .status
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            .expect("ws Ready");
+        assert_eq!(ready.status, "True", "{ready:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_rollout_loses_nothing_and_admits_no_device_twice() {
+    if !enabled("a_restart_mid_rollout_loses_nothing_and_admits_no_device_twice") {
+        return;
+    }
+    scenario("restart", async |env| {
+        env.policy_and_rings(
+            "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 2}",
+            "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+        )
+        .await;
+        env.catalog_patch("").await;
+        let slow = Behaviour {
+            install_min: SignedDuration::from_secs(3),
+            install_max: SignedDuration::from_secs(4),
+            ..Behaviour::default()
+        };
+        env.fleet("it", 6, &[("class", "ws"), ("ring", "it")], slow)
+            .await;
+        eventually(
+            "the first devices install",
+            Duration::from_secs(30),
+            || async {
+                let r = env.reports().await;
+                r.values()
+                    .any(|s| s.0 == PatchState::Installing)
+                    .then_some(())
+            },
+        )
+        .await;
+        env.stop_operator().await;
+        // Work goes on without the operator: the devices finish what they started.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        env.start_operator().await;
+
+        // Watch the rollout to its end: never more than 2 in progress.
+        let most_in_progress = std::sync::atomic::AtomicUsize::new(0);
+        eventually("every device installs", Duration::from_secs(90), || {
+            let most = &most_in_progress;
+            async move {
+                let r = env.reports().await;
+                let busy = r.values().filter(|s| s.0 == PatchState::Installing).count();
+                most.fetch_max(busy, Ordering::Relaxed);
+                (r.len() == 6 && r.values().all(|s| s.0 == PatchState::Installed)).then_some(())
+            }
+        })
+        .await;
+        let most = most_in_progress.load(Ordering::Relaxed);
+        assert!(most <= 2, "maxConcurrent 2: saw {most}");
+        let reports = env.reports().await;
+        for (name, (_, attempts, _)) in &reports {
+            assert_eq!(*attempts, 1, "{name} was admitted once: {reports:?}");
+        }
+        eventually(
+            "the rollout counts every install",
+            Duration::from_secs(10),
+            || async {
+                let s = env.rollout().await?.status?;
+                (s.rings.first()?.installed == 6).then_some(())
+            },
+        )
+        .await;
     })
     .await;
 }
