@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
     doc = "A documented, owned, expiring permission for some devices to skip some patches.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Owner", type_ = "string", json_path = ".spec.owner"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".spec.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".spec.expiresAt"),
     printcolumn(
         name = "Devices",
         type_ = "integer",

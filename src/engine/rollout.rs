@@ -423,9 +423,9 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                     name: "soak".into(),
                     passed: soak_ok,
                     message: if soak_ok {
-                        format!("{soak_label} of {soak} done at {soak_end}")
+                        format!("{soak_label} of {soak} done at {}", whole_seconds(soak_end))
                     } else {
-                        format!("{soak_label} of {soak} ends at {soak_end}")
+                        format!("{soak_label} of {soak} ends at {}", whole_seconds(soak_end))
                     },
                 },
                 GateResult {
@@ -489,7 +489,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 ));
             } else {
                 rp.waiting_for = Some(if !soak_ok {
-                    format!("{soak_label} ends at {soak_end}")
+                    format!("{soak_label} ends at {}", whole_seconds(soak_end))
                 } else {
                     format!(
                         "waiting for manual promotion: add {} to spec.promote",
@@ -946,4 +946,33 @@ fn preview(names: &[&str]) -> String {
         s.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     s
+}
+
+/// An instant for people to read: agents report installs to the millisecond, but a soak
+/// that ends at 12:46:07.057 is said to end at 12:46:08 (never earlier than it does).
+fn whole_seconds(t: Timestamp) -> Timestamp {
+    t.round(
+        jiff::TimestampRound::new()
+            .smallest(jiff::Unit::Second)
+            .mode(jiff::RoundMode::Ceil),
+    )
+    .unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_in_messages_are_whole_seconds_never_early() {
+        let t = |s: &str| s.parse::<Timestamp>().expect("timestamp");
+        assert_eq!(
+            whole_seconds(t("2026-11-22T12:46:07.05697746Z")).to_string(),
+            "2026-11-22T12:46:08Z"
+        );
+        assert_eq!(
+            whole_seconds(t("2026-11-22T12:46:07Z")).to_string(),
+            "2026-11-22T12:46:07Z"
+        );
+    }
 }
