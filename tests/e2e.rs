@@ -14,7 +14,10 @@
 //! that kubeconfig (the Helm chart's ServiceAccount, say) while the test itself (CRDs,
 //! namespaces, tenants, the simulated fleet) keeps the identity in `KUBECONFIG`: that
 //! proves the chart's RBAC is all the operator needs. Scenarios that need devices use
-//! the simulated fleet of `ringmaster agent --simulate`, in-process.
+//! the simulated fleet of `ringmaster agent --simulate`, in-process. The leader-election
+//! scenario starts two `ringmaster run --leader-elect` processes holding a Lease in its
+//! namespace, or at `RINGMASTER_E2E_LEASE` (`namespace/name`: the chart's release
+//! namespace and lease name, when the operator runs as the chart's ServiceAccount).
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -122,7 +125,7 @@ async fn apply_crds(client: &Client) {
     }
 }
 
-async fn setup(test: &str) -> Env {
+async fn setup(test: &str, with_operator: bool) -> Env {
     let client = Client::try_default()
         .await
         .expect("a cluster in KUBECONFIG");
@@ -156,7 +159,9 @@ async fn setup(test: &str) -> Env {
         operator: tokio::sync::Mutex::new(None),
         fleets: tokio::sync::Mutex::new(Vec::new()),
     };
-    env.start_operator().await;
+    if with_operator {
+        env.start_operator().await;
+    }
     env
 }
 
@@ -502,7 +507,15 @@ async fn scenario<F>(test: &str, body: F)
 where
     F: AsyncFnOnce(&Env),
 {
-    let env = setup(test).await;
+    scenario_with(test, true, body).await;
+}
+
+/// A scenario whose operator (if any) the body starts itself.
+async fn scenario_with<F>(test: &str, with_operator: bool, body: F)
+where
+    F: AsyncFnOnce(&Env),
+{
+    let env = setup(test, with_operator).await;
     let outcome = AssertUnwindSafe(body(&env)).catch_unwind().await;
     env.teardown().await;
     if let Err(panic) = outcome {
@@ -1005,6 +1018,155 @@ async fn a_restart_mid_rollout_loses_nothing_and_admits_no_device_twice() {
             },
         )
         .await;
+    })
+    .await;
+}
+
+/// A `ringmaster run --leader-elect` child process, killed when dropped.
+struct Replica {
+    name: String,
+    child: std::process::Child,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free local port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Env {
+    /// Where the replicas hold their Lease: `RINGMASTER_E2E_LEASE` (`namespace/name`,
+    /// e.g. the chart's release namespace and lease name when the operator runs as the
+    /// chart's ServiceAccount), else this scenario's namespace.
+    fn lease(&self) -> (String, String) {
+        match std::env::var("RINGMASTER_E2E_LEASE") {
+            Ok(v) => {
+                let (ns, name) = v
+                    .split_once('/')
+                    .expect("RINGMASTER_E2E_LEASE is namespace/name");
+                (ns.to_string(), name.to_string())
+            }
+            Err(_) => (self.ns.clone(), "ringmaster-e2e-leader".to_string()),
+        }
+    }
+
+    /// Starts `ringmaster run --leader-elect` as a separate process named `name`.
+    fn replica(&self, name: &str) -> Replica {
+        let (lease_ns, lease_name) = self.lease();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"));
+        cmd.args(["run", "--leader-elect", "--log-format", "text"])
+            .args(["--namespace", &self.ns, "--lease-name", &lease_name])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--health-addr", &format!("127.0.0.1:{}", free_port())])
+            .env("POD_NAMESPACE", &lease_ns)
+            .env("POD_NAME", name)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        if let Ok(k) = std::env::var("RINGMASTER_E2E_OPERATOR_KUBECONFIG") {
+            cmd.env("KUBECONFIG", k);
+        }
+        Replica {
+            name: name.to_string(),
+            child: cmd.spawn().expect("starting a replica"),
+        }
+    }
+
+    /// The Lease's holder, if any.
+    async fn lease_holder(&self) -> Option<String> {
+        let (ns, name) = self.lease();
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(self.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .holder_identity
+            .filter(|h| !h.is_empty())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_and_hand_over_when_it_dies() {
+    if !enabled("two_replicas_elect_one_leader_and_hand_over_when_it_dies") {
+        return;
+    }
+    scenario_with("leader", false, async |env| {
+        env.policy_and_rings(
+            "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 1}",
+            "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+        )
+        .await;
+        env.catalog_patch("").await;
+        let slow = Behaviour {
+            install_min: SignedDuration::from_secs(2),
+            install_max: SignedDuration::from_secs(3),
+            ..Behaviour::default()
+        };
+        env.fleet("it", 4, &[("class", "ws"), ("ring", "it")], slow)
+            .await;
+        let mut replicas = vec![env.replica("replica-a"), env.replica("replica-b")];
+        let leader = eventually("a leader is elected", Duration::from_secs(60), || {
+            env.lease_holder()
+        })
+        .await;
+        assert!(leader == "replica-a" || leader == "replica-b", "{leader}");
+        eventually(
+            "the leader admits a device",
+            Duration::from_secs(60),
+            || async { (!env.planned().await.is_empty()).then_some(()) },
+        )
+        .await;
+
+        // The leader dies without releasing its Lease.
+        let i = replicas
+            .iter()
+            .position(|r| r.name == leader)
+            .expect("the leader is one of ours");
+        let dead = replicas.remove(i);
+        drop(dead);
+        let killed = Timestamp::now();
+        let survivor = replicas[0].name.clone();
+        eventually(
+            "the other replica takes over",
+            Duration::from_secs(60),
+            || async {
+                (env.lease_holder().await.as_deref() == Some(survivor.as_str())).then_some(())
+            },
+        )
+        .await;
+        let took = Timestamp::now().duration_since(killed);
+        assert!(
+            took <= SignedDuration::from_secs(25),
+            "took {took} to take over a 15s lease"
+        );
+
+        // The rollout carries on under the new leader, one device at a time, each once.
+        let most_in_progress = std::sync::atomic::AtomicUsize::new(0);
+        eventually("every device installs", Duration::from_secs(90), || {
+            let most = &most_in_progress;
+            async move {
+                let r = env.reports().await;
+                let busy = r.values().filter(|s| s.0 == PatchState::Installing).count();
+                most.fetch_max(busy, Ordering::Relaxed);
+                (r.len() == 4 && r.values().all(|s| s.0 == PatchState::Installed)).then_some(())
+            }
+        })
+        .await;
+        let most = most_in_progress.load(Ordering::Relaxed);
+        assert!(most <= 1, "maxConcurrent 1: saw {most}");
+        let reports = env.reports().await;
+        for (name, (_, attempts, _)) in &reports {
+            assert_eq!(*attempts, 1, "{name} was admitted once: {reports:?}");
+        }
     })
     .await;
 }
