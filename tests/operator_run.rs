@@ -348,3 +348,42 @@ async fn with_namespaces_given_only_those_are_watched_and_written() {
     }
     op.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_operator_leaves_no_watch_or_queue_behind() {
+    let fake = Fake::default();
+    tenant(&fake, "acme", 3);
+    let op = start(&fake, None, true);
+    eventually("ring it admits", Duration::from_secs(10), || {
+        (planned(&fake, "acme", "KB1").len() == 2).then_some(())
+    })
+    .await;
+    let before = settled(&fake, Duration::from_millis(800)).await;
+    assert!(fake.open_watches() > 0, "it watches while it runs");
+
+    // Killed: its future is dropped, not stopped.
+    op.task.abort();
+    let _ = op.task.await;
+    eventually("its watches are closed", Duration::from_secs(2), || {
+        (fake.open_watches() == 0).then_some(())
+    })
+    .await;
+
+    // A report that would free a slot: a live operator admits it-2 within a second.
+    let t = Timestamp::now().to_string();
+    fake.merge(
+        "ManagedDevice",
+        Some("acme"),
+        "it-0",
+        json!({"status": {"lastSeen": t, "patches": [
+            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
+        ]}}),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fake.writes().len(),
+        before,
+        "nothing of the killed operator still writes"
+    );
+    assert_eq!(planned(&fake, "acme", "KB1"), vec!["it-0", "it-1"]);
+}

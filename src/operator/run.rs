@@ -176,19 +176,19 @@ impl Operator {
             let rx = sink.connect();
             triggers.everything();
             let (stop_tx, stop_rx) = watch::channel(false);
-            let queue = tokio::spawn(queue::run(
+            let mut queue = AbortOnDrop(tokio::spawn(queue::run(
                 rx,
                 Arc::clone(&reconciler),
                 self.config.queue,
                 stop_rx,
-            ));
+            )));
             let (lost, closed) = tokio::select! {
                 still = until_false(&mut leader) => (true, !still),
                 _ = until_true(&mut shutdown) => (false, false),
             };
             sink.disconnect();
             let _ = stop_tx.send(true);
-            if let Err(e) = queue.await {
+            if let Err(e) = (&mut queue.0).await {
                 error!(error = %e, "the work queue failed");
             }
             leading.store(false, Ordering::Relaxed);
@@ -204,6 +204,16 @@ impl Operator {
         watchers.abort();
         info!("stopped");
         result
+    }
+}
+
+/// A task that is aborted when its handle is dropped, so that a dropped (cancelled or
+/// killed) operator leaves no work queue running behind it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

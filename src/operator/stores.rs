@@ -307,6 +307,14 @@ impl Watchers {
     }
 }
 
+/// The watchers stop with the operator that started them, even when its future is
+/// dropped rather than finished (a cancelled or killed task).
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
 /// Starts a watcher and reflector for each kind (and each namespace, when given).
 pub fn start(
     client: &Client,

@@ -250,6 +250,12 @@ impl Fake {
         self.sent().into_iter().filter(Sent::is_write).collect()
     }
 
+    /// Watches whose client is still listening.
+    pub fn open_watches(&self) -> usize {
+        let s = self.0.lock().expect("lock");
+        s.watches.iter().filter(|w| !w.tx.is_closed()).count()
+    }
+
     pub fn clear(&self) {
         self.0.lock().expect("lock").sent.clear();
     }
