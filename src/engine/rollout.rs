@@ -226,6 +226,10 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         let mut c = Counts::default();
         let mut standings = Vec::with_capacity(ring.members.len());
         let mut last_install: Option<Timestamp> = None;
+        // The earliest check-in of a member that can still become unreachable: every such
+        // member turns at its own `last_seen + unreachable_after`, so the first to turn is
+        // the one seen first (one addition per ring instead of one per member).
+        let mut earliest_seen: Option<Timestamp> = None;
         for m in &ring.members {
             let s = standing(m, name, unreachable_after, now);
             match s {
@@ -284,9 +288,13 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 matches!(s, Standing::Excepted | Standing::Unreachable),
                 m.last_seen,
             ) {
-                wake.push(seen.checked_add(unreachable_after.span()).ok());
+                earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
             }
             standings.push(s);
+        }
+        if let Some(seen) = earliest_seen {
+            // After `now`: a member seen that long ago would be Unreachable already.
+            wake.push(seen.checked_add(unreachable_after.span()).ok());
         }
         let reachable_targeted = c.targeted - c.unreachable;
 

@@ -156,7 +156,10 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
 
     // Devices: which policy governs each, and which ring of it.
     let mut devices: Vec<&ManagedDevice> = snap.devices.clone();
-    devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    // Shells usually hand devices over in name order already: checking is linear.
+    if !devices.is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)) {
+        devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    }
     let mut views: Vec<DeviceView> = vec![DeviceView::default(); devices.len()];
     let mut ring_members: Vec<u32> = vec![0; rings.len()];
     let mut ring_claimed_elsewhere: Vec<u32> = vec![0; rings.len()];
@@ -804,9 +807,13 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
     for (di, dev) in devices.iter().enumerate() {
         let v = &views[di];
         let name = name_of(&dev.metadata);
-        let install_after = (dev.spec.plan.install.len() as i64
-            + plan_delta.get(name).copied().unwrap_or(0))
-        .max(0);
+        // Most passes change few plans: skip hashing every device's name for nothing.
+        let delta = if plan_delta.is_empty() {
+            0
+        } else {
+            plan_delta.get(name).copied().unwrap_or(0)
+        };
+        let install_after = (dev.spec.plan.install.len() as i64 + delta).max(0);
         let planned = install_after as u32;
         // Most devices' summaries do not change between passes: compare in place and only
         // build (and list) the ones that do.
