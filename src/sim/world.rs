@@ -134,13 +134,10 @@ impl World {
                 self.plan_writes += 1;
             }
         }
-        // Both sides are in name order: walk them together instead of looking each up.
-        let mut wanted = d.devices.iter().peekable();
-        for (name, dev) in self.devices.iter_mut() {
-            while wanted.peek().is_some_and(|(n, _)| n < name) {
-                wanted.next();
-            }
-            if let Some((_, compliance)) = wanted.next_if(|(n, _)| n == name) {
+        // The engine lists only the summaries that changed, usually few of many devices:
+        // look each up rather than walk them all.
+        for (name, compliance) in &d.devices {
+            if let Some(dev) = self.devices.get_mut(name) {
                 let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
                 self.status_writes += u64::from(replace(&mut status.compliance, compliance));
             }
