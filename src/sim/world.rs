@@ -11,7 +11,7 @@ use crate::api::{
     DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchException,
     PatchPolicy, PatchRollout, PatchState,
 };
-use crate::engine::{self, Decisions, Event, PlanList, Snapshot};
+use crate::engine::{self, Cache, Decisions, Event, PlanList, Snapshot};
 
 /// One tenant's objects plus the shared catalog, keyed by name.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +64,15 @@ impl World {
     pub fn step(&mut self, now: Timestamp) -> Decisions {
         self.record_patch_releases();
         let decisions = engine::decide(&self.snapshot(), now);
+        self.apply(&decisions, now);
+        decisions
+    }
+
+    /// [`World::step`] with a cache kept from earlier steps over this world, so the
+    /// engine re-derives only the devices that changed (the same decisions).
+    pub fn step_cached(&mut self, now: Timestamp, cache: &mut Cache) -> Decisions {
+        self.record_patch_releases();
+        let decisions = engine::decide_cached(&self.snapshot(), now, cache);
         self.apply(&decisions, now);
         decisions
     }
