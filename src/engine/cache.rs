@@ -13,11 +13,11 @@
 use jiff::Timestamp;
 
 use crate::api::{
-    DeploymentRingSpec, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice,
-    PatchExceptionSpec, PatchPolicySpec, PatchState, Severity,
+    DeploymentRingSpec, DevicePatchStatus, ExceptionPhase, ManagedDevice, PatchExceptionSpec,
+    PatchPolicySpec, PatchState, Severity,
 };
 
-use super::sla::Clock;
+use super::sla::{Clock, ClockState};
 
 /// Per-device results one decision pass can reuse in the next.
 ///
@@ -40,6 +40,8 @@ pub struct Cache {
     pub(super) member_counts: Vec<Vec<usize>>,
     /// Counts passes, to mark entries listed as changed for one pass.
     pub(super) pass: u64,
+    /// The instant of the previous pass (a clock run then is only reused later).
+    pub(super) last_now: Option<Timestamp>,
     /// The devices the shell says may have changed since the previous pass, in name
     /// order (None: it does not say, and every device is compared).
     pub(super) changed: Option<Vec<String>>,
@@ -61,11 +63,13 @@ impl Cache {
 
     /// Tells the next pass which devices may have changed since the previous pass with
     /// this cache, in anything but `status.lastSeen` (labels, reports, plan, compliance;
-    /// new devices too). The next pass trusts every other device to be exactly as the
-    /// previous pass saw it apart from `lastSeen`, and compares none of it (debug builds
-    /// do compare, and panic on a device that changed unlisted). A shell that cannot
-    /// say leaves this out: every device is then compared, which costs more but needs
-    /// no promise. Applies to the next pass only.
+    /// new and deleted devices too). The promise is that every other device has not
+    /// been touched since the previous pass apart from its `lastSeen`: not edited, not
+    /// replaced by a copy, the same object in memory (as an in-memory world or a
+    /// reflector store keeps unchanged objects). The next pass trusts those devices and
+    /// compares none of them (debug builds do compare, and panic on a device that
+    /// changed unlisted). A shell that cannot say leaves this out: every device is then
+    /// compared, which costs more but needs no promise. Applies to the next pass only.
     pub fn only_changed<S: AsRef<str>>(&mut self, devices: impl IntoIterator<Item = S>) {
         let mut names: Vec<String> = devices
             .into_iter()
@@ -172,6 +176,11 @@ pub(super) struct Derived {
     pub trusted: bool,
     /// The pass that the shell listed it as changed for.
     pub listed_in: u64,
+    /// Where the device's patch reports were in memory at the last pass (address and
+    /// count).
+    pub reports_at: (usize, usize),
+    /// How many install entries the device's plan had at the last pass that read it.
+    pub install_len: usize,
     /// The compliance summary the previous pass computed for it, and whether the
     /// device's stored summary equalled it.
     pub summary: Option<(Summary, bool)>,
@@ -197,6 +206,27 @@ impl Derived {
     /// that was not kept). Bytes order as the names do.
     pub fn name(&self) -> &[u8] {
         Key(&self.key).str().unwrap_or_default()
+    }
+
+    /// Whether this entry is for `dev`, whose reports are held at `reports_at`. When the
+    /// shell has said what changed and did not list this entry's device, that device
+    /// has not been touched since the previous pass: its reports are still where they
+    /// were, so reports at that very place are its reports, and `dev` is that device
+    /// (no name is read). Otherwise the names are compared.
+    pub fn is_for(
+        &self,
+        dev: &ManagedDevice,
+        reports_at: (usize, usize),
+        hinted: bool,
+        pass: u64,
+    ) -> bool {
+        let name = || dev.metadata.name.as_deref().unwrap_or("").as_bytes();
+        let unlisted = hinted && self.kept && self.listed_in != pass;
+        if unlisted && reports_at.1 > 0 && self.reports_at == reports_at {
+            debug_assert_eq!(self.name(), name());
+            return true;
+        }
+        self.name() == name()
     }
 
     /// Records the inputs of `dev` this entry is derived from (after `policy` is set).
@@ -291,25 +321,28 @@ impl<'k> Key<'k> {
 }
 
 /// One device–patch pair: its report's key fields, what covers it, and its SLA clock.
+/// A pass reads every pair of every device, so it is kept small (96 bytes).
 #[derive(Clone, Debug)]
 pub(super) struct Pair {
     /// The patch's index in the catalog; None when the catalog does not know it.
-    pub ix: Option<usize>,
+    pub ix: Option<u32>,
     /// The report's state (its id is in the device's key).
     pub state: PatchState,
     /// An exception keeps it from being assigned.
     pub blocks: bool,
-    /// The report's install time.
-    pub installed_at: Option<Timestamp>,
-    /// Install-within for its tier and severity (None: no SLA row).
-    pub within: Option<Duration>,
-    /// The exceptions that cover it, if any do (few pairs).
-    pub exempt: Option<Box<Exempt>>,
-    /// Its clock and the instant it was run at, once run.
-    pub clock: Option<(Clock, Timestamp)>,
     /// The device's plan had an install and an uninstall entry for it (as of the last
     /// pass that read the plan).
     pub in_plan: (bool, bool),
+    /// The report's install time.
+    pub installed_at: Option<Timestamp>,
+    /// Its clock's state, once run (with `deadline` and `next_change`).
+    pub clock: Option<ClockState>,
+    /// Its clock's deadline.
+    pub deadline: Option<Timestamp>,
+    /// The next instant its clock changes by time alone.
+    pub next_change: Option<Timestamp>,
+    /// The exceptions that cover it, if any do (few pairs).
+    pub exempt: Option<Box<Exempt>>,
 }
 
 /// The exceptions covering one pair.
@@ -343,16 +376,27 @@ impl Pair {
         (self.state == PatchState::Installed).then(|| self.installed_at.unwrap_or(now))
     }
 
-    /// The clock run at `now` before is still the clock at `now`: it was run no later
-    /// than `now`, `now` is before the instant it said it changes, and nothing else in
-    /// it moves with time (no exemption, whose length grows while it lasts, and no
-    /// install time taken from `now`).
-    pub fn clock_at(&self, now: Timestamp) -> Option<Clock> {
-        let (clock, at) = self.clock?;
-        let steady = self.exempt.is_none()
+    /// Keeps a clock run at `now`.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = Some(clock.state);
+        self.deadline = clock.deadline;
+        self.next_change = clock.next_change;
+    }
+
+    /// The clock run at an earlier pass, if it is still the clock at `now`: time has
+    /// not gone back since (`rewound`), `now` is before the instant it said it changes,
+    /// and nothing else in it moves with time (no exemption, whose length grows while it
+    /// lasts, and no install time taken from `now`).
+    pub fn clock_at(&self, now: Timestamp, rewound: bool) -> Option<Clock> {
+        let state = self.clock?;
+        let steady = !rewound
+            && self.exempt.is_none()
             && !(self.state == PatchState::Installed && self.installed_at.is_none())
-            && at <= now
-            && clock.next_change.is_none_or(|t| now < t);
-        steady.then_some(clock)
+            && self.next_change.is_none_or(|t| now < t);
+        steady.then_some(Clock {
+            state,
+            deadline: self.deadline,
+            next_change: self.next_change,
+        })
     }
 }

@@ -7,9 +7,10 @@ use jiff::Timestamp;
 
 use crate::api::{
     ApprovalRecord, ApprovalSummary, DEFAULT_TIER, DeploymentRing, DeploymentRingStatus,
-    DeviceCompliance, Duration, ExceptionPhase, ManagedDevice, Patch, PatchException,
-    PatchExceptionStatus, PatchPolicy, PatchPolicyStatus, PatchRollout, PatchRolloutSpec,
-    PatchState, PendingApproval, PolicyConflict, RingPhase, RolloutPhase, Severity,
+    DeviceCompliance, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice, Patch,
+    PatchException, PatchExceptionStatus, PatchPolicy, PatchPolicyStatus, PatchRollout,
+    PatchRolloutSpec, PatchState, PendingApproval, PolicyConflict, RingPhase, RolloutPhase,
+    Severity, SlaTier,
 };
 
 use super::approval::{self, Approval, Outcomes};
@@ -239,7 +240,6 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
         policies: &policies,
         rings: &rings,
         catalog: &catalog,
-        severity: &severity,
         excs: &excs,
         evals: &evals,
         exc_by_patch: &exc_by_patch,
@@ -257,6 +257,9 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
     // is compared.
     cache.pass += 1;
     let pass = cache.pass;
+    // Clocks run at a later instant than this pass's are not reused.
+    let rewound = cache.last_now.is_some_and(|last| now < last);
+    cache.last_now = Some(now);
     let hinted = match cache.changed.take() {
         Some(changed) => {
             for name in &changed {
@@ -294,10 +297,11 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
         d.wake_at = None;
         let mut misaligned = false;
         for (di, dev) in devices.iter().enumerate() {
-            let dev_name = name_of(&dev.metadata);
+            let reports: &[DevicePatchStatus] = dev.status.as_ref().map_or(&[], |s| &s.patches);
+            let reports_at = (reports.as_ptr() as usize, reports.len());
             let entry = if keep {
                 match cache.devices.get_mut(di) {
-                    Some(e) if !check_alignment || e.name() == dev_name.as_bytes() => e,
+                    Some(e) if !check_alignment || e.is_for(dev, reports_at, hinted, pass) => e,
                     _ => {
                         misaligned = true;
                         break;
@@ -313,11 +317,16 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
             if entry.trusted {
                 debug_assert!(
                     entry.same_inputs(dev),
-                    "device {dev_name} changed but the shell did not list it as changed"
+                    "device {} changed but the shell did not list it as changed",
+                    name_of(&dev.metadata)
                 );
-            } else if !entry.same_inputs(dev) {
-                derive(entry, dev, keep, &inputs, &mut cache.tiers);
+            } else {
+                if !entry.same_inputs(dev) {
+                    derive(entry, dev, keep, &inputs, &mut cache.tiers);
+                }
+                entry.install_len = dev.spec.plan.install.len();
             }
+            entry.reports_at = reports_at;
 
             let view = &mut views[di];
             view.policy = entry.policy;
@@ -342,8 +351,10 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
             let ring_pos = entry.ring;
             let last_seen = status.last_seen;
             let plan = &dev.spec.plan;
+            // The policy's SLA row for the device's tier, found when a clock must run.
+            let mut row = None;
             for (report, pair) in status.patches.iter().zip(entry.pairs.iter_mut()) {
-                let Some(ix) = pair.ix else {
+                let Some(ix) = pair.ix.map(|ix| ix as usize) else {
                     unknown[pi].insert(report.id.clone());
                     continue;
                 };
@@ -355,13 +366,14 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                     exc_covered[ei].insert(di);
                 }
                 let installed_at = pair.installed_for_clock(now);
-                let clock = match pair.clock_at(now) {
+                let clock = match pair.clock_at(now, rewound) {
                     Some(clock) => clock,
                     None => {
+                        let row = *row.get_or_insert_with(|| sla_row(policies[pi].policy, tier));
                         let clock = sla::clock(
                             PairFacts {
                                 released: released[ix],
-                                within: pair.within,
+                                within: row.map(|r| r.within(severity[ix])),
                                 margin,
                                 installed_at,
                                 exempt_now: pair.exempt_now(),
@@ -369,7 +381,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                             },
                             now,
                         );
-                        pair.clock = Some((clock, now));
+                        pair.set_clock(clock);
                         clock
                     }
                 };
@@ -403,20 +415,25 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                 // per rollout. A trusted device's plan is as it was: its entries are only
                 // looked up where there were some.
                 if let Some(pos) = ring_pos {
-                    let id = report.id.as_str();
                     if !entry.trusted {
                         pair.in_plan = (
-                            plan.install.contains_key(id),
-                            plan.uninstall.contains_key(id),
+                            plan.install.contains_key(&report.id),
+                            plan.uninstall.contains_key(&report.id),
                         );
                     }
                     let (install, uninstall) = pair.in_plan;
                     slot.members[pos].push(Member {
-                        name: dev_name,
+                        device: dev,
                         report,
-                        install: if install { plan.install.get(id) } else { None },
+                        state: pair.state,
+                        installed_at: pair.installed_at,
+                        install: if install {
+                            plan.install.get(&report.id)
+                        } else {
+                            None
+                        },
                         uninstall: if uninstall {
-                            plan.uninstall.get(id)
+                            plan.uninstall.get(&report.id)
                         } else {
                             None
                         },
@@ -460,6 +477,23 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
     let mut existing: BTreeMap<(&str, &str), &PatchRollout> = BTreeMap::new();
     for r in &snap.rollouts {
         existing.insert((r.spec.policy.as_str(), r.spec.patch.as_str()), *r);
+    }
+
+    // Per policy, counted in one walk over the devices: governed, in no ring; and the
+    // devices in conflict (few), in order.
+    let mut governed_by: Vec<u32> = vec![0; policies.len()];
+    let mut in_no_ring_of: Vec<u32> = vec![0; policies.len()];
+    let mut conflicted: Vec<usize> = Vec::new();
+    for (di, v) in views.iter().enumerate() {
+        if let Some(pi) = v.policy {
+            governed_by[pi] += 1;
+            if v.ring.is_none() {
+                in_no_ring_of[pi] += 1;
+            }
+        }
+        if !v.conflict.is_empty() {
+            conflicted.push(di);
+        }
     }
 
     // Per policy: approvals, rollouts, status.
@@ -669,14 +703,11 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
         summary.unknown_patches = unknown[pi].iter().take(PENDING_LISTED).cloned().collect();
 
         // Policy status.
-        let governed = views.iter().filter(|v| v.policy == Some(pi)).count() as u32;
-        let in_no_ring = views
+        let governed = governed_by[pi];
+        let in_no_ring = in_no_ring_of[pi];
+        let conflicts: Vec<PolicyConflict> = conflicted
             .iter()
-            .filter(|v| v.policy == Some(pi) && v.ring.is_none())
-            .count() as u32;
-        let conflicts: Vec<PolicyConflict> = views
-            .iter()
-            .enumerate()
+            .map(|&di| (di, &views[di]))
             .filter(|(_, v)| v.conflict.contains(&pi))
             .take(CONFLICTS_LISTED)
             .map(|(di, v)| PolicyConflict {
@@ -927,7 +958,15 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
     }
     for (di, dev) in devices.iter().enumerate() {
         let v = &views[di];
-        let install_after = (dev.spec.plan.install.len() as i64 + plan_delta[di]).max(0);
+        // A trusted device's plan is as the previous pass saw it.
+        let install_len = match keep.then(|| &cache.devices[di]) {
+            Some(e) if e.trusted => {
+                debug_assert_eq!(e.install_len, dev.spec.plan.install.len());
+                e.install_len
+            }
+            _ => dev.spec.plan.install.len(),
+        };
+        let install_after = (install_len as i64 + plan_delta[di]).max(0);
         let planned = install_after as u32;
         // Most devices' summaries do not change between passes: compare in place and only
         // build (and list) the ones that do.
@@ -1043,7 +1082,6 @@ struct DeviceInputs<'s, 'a> {
     policies: &'s [PolicyView<'a>],
     rings: &'s [RingView<'a>],
     catalog: &'s HashMap<&'a str, usize, FastHash>,
-    severity: &'s [Severity],
     excs: &'s [&'a PatchException],
     evals: &'s [Evaluated],
     exc_by_patch: &'s [Vec<usize>],
@@ -1064,7 +1102,6 @@ fn derive(
         policies,
         rings,
         catalog,
-        severity,
         excs,
         evals,
         exc_by_patch,
@@ -1133,12 +1170,6 @@ fn derive(
         .map(String::as_str)
         .unwrap_or(DEFAULT_TIER);
     e.tier = Cache::tier(tiers, tier);
-    let row = policy
-        .spec
-        .sla
-        .iter()
-        .find(|r| r.tier == tier)
-        .or_else(|| policy.spec.sla.iter().find(|r| r.tier == DEFAULT_TIER));
     let Some(status) = dev.status.as_ref() else {
         return;
     };
@@ -1146,14 +1177,16 @@ fn derive(
         let id = report.id.as_str();
         let ix = catalog.get(id).copied();
         let mut pair = Pair {
-            ix,
+            // A catalog past u32::MAX patches could not be held in memory.
+            ix: ix.and_then(|ix| u32::try_from(ix).ok()),
             state: report.state,
             blocks: false,
-            installed_at: report.installed_at,
-            within: None,
-            exempt: None,
-            clock: None,
             in_plan: (false, false),
+            installed_at: report.installed_at,
+            clock: None,
+            deadline: None,
+            next_change: None,
+            exempt: None,
         };
         if let Some(ix) = ix {
             // Exceptions covering this pair.
@@ -1169,10 +1202,19 @@ fn derive(
                     }
                 }
             }
-            pair.within = row.map(|r| r.within(severity[ix]));
         }
         e.pairs.push(pair);
     }
+}
+
+/// The policy's SLA row for a tier, or its default row.
+fn sla_row<'p>(policy: &'p PatchPolicy, tier: &str) -> Option<&'p SlaTier> {
+    policy
+        .spec
+        .sla
+        .iter()
+        .find(|r| r.tier == tier)
+        .or_else(|| policy.spec.sla.iter().find(|r| r.tier == DEFAULT_TIER))
 }
 
 /// Whether the tenant-wide inputs of the cached device results are the ones this pass
