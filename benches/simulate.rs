@@ -2,7 +2,9 @@
 //! exceptions with its fleet groups scaled to about 10,000 devices, played for 30 days.
 //!
 //! Run: `cargo bench --bench simulate` (prints wall time, engine passes and timeline
-//! size; figures in docs/benchmarks.md).
+//! size; figures in docs/benchmarks.md). With `RINGMASTER_BENCH_OUT=<file>` it also
+//! writes the run's timeline and report as JSON to `<file>` and the final world to
+//! `<file>.world`, so two builds can be shown to simulate exactly the same thing.
 
 use std::time::Instant;
 
@@ -46,4 +48,10 @@ fn main() {
         outcome.timeline.len(),
         report.rollouts.len()
     );
+    if let Ok(out) = std::env::var("RINGMASTER_BENCH_OUT") {
+        let json = sim::report::json(&outcome).expect("report serializes");
+        std::fs::write(&out, json).expect("write the report");
+        std::fs::write(format!("{out}.world"), format!("{:#?}", outcome.world))
+            .expect("write the world");
+    }
 }

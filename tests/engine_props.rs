@@ -604,3 +604,297 @@ proptest! {
         }
     }
 }
+
+/// A change between two passes, as a shell would see one.
+#[derive(Clone, Debug)]
+enum Change {
+    /// A device's ring and tier labels change (ring index past the last: no ring).
+    Relabel(usize, usize, u8),
+    /// A device leaves the managed fleet (its `managed` label goes).
+    Unmanage(usize),
+    /// A device is deleted.
+    Remove(usize),
+    /// A device joins, in a ring and tier, reporting every patch as missing.
+    Add(usize, u8),
+    /// A device reports a patch it did not report before.
+    NewReport(usize, u8),
+    /// A device forgets its reports.
+    ClearReports(usize),
+    /// An exception is approved (or its approval withdrawn).
+    ToggleExceptionApproval(usize),
+    /// A new exception for some devices and a patch, expiring some hours from the start.
+    NewException(Vec<usize>, usize, i64),
+    /// A person rejects a patch under the policy.
+    Reject(usize),
+    /// The policy's SLA for its default tier tightens or loosens.
+    Sla(i64),
+    /// A patch appears in the catalog, released some hours from the start.
+    Release(i64),
+    /// A device's plan loses its entries (someone edited it by hand).
+    ClearPlan(usize),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        (0usize..30, 0usize..4, 0u8..3).prop_map(|(d, r, t)| Change::Relabel(d, r, t)),
+        (0usize..30).prop_map(Change::Unmanage),
+        (0usize..30).prop_map(Change::Remove),
+        (0usize..4, 0u8..3).prop_map(|(r, t)| Change::Add(r, t)),
+        (0usize..30, 0u8..6).prop_map(|(d, p)| Change::NewReport(d, p)),
+        (0usize..30).prop_map(Change::ClearReports),
+        (0usize..3).prop_map(Change::ToggleExceptionApproval),
+        (
+            prop::collection::vec(0usize..30, 1..4),
+            0usize..4,
+            1i64..400
+        )
+            .prop_map(|(d, p, h)| Change::NewException(d, p, h)),
+        (0usize..4).prop_map(Change::Reject),
+        (1i64..10).prop_map(Change::Sla),
+        (-5i64..300).prop_map(Change::Release),
+        (0usize..30).prop_map(Change::ClearPlan),
+    ]
+}
+
+/// The n-th device by name, if there are any.
+fn nth_device(w: &World, n: usize) -> Option<String> {
+    let len = w.devices.len();
+    (len > 0).then(|| w.devices.keys().nth(n % len).cloned())?
+}
+
+fn missing(id: &str) -> DevicePatchStatus {
+    DevicePatchStatus {
+        id: id.to_string(),
+        state: PatchState::Missing,
+        attempts: 0,
+        last_attempt_at: None,
+        installed_at: None,
+        message: None,
+    }
+}
+
+fn apply_change(w: &mut World, c: &Change, serial: &mut u32) {
+    let start = ts(START);
+    let hours = |h: i64| {
+        start
+            .checked_add(SignedDuration::from_hours(h))
+            .expect("in range")
+    };
+    let ring_names: Vec<String> = w.policies["p"].spec.rings.clone();
+    let ring_label = |r: usize| ring_names.get(r).cloned().unwrap_or_else(|| "none".into());
+    let patch_ids: Vec<String> = w.patches.keys().cloned().collect();
+    match c {
+        Change::Relabel(d, r, t) => {
+            if let Some(name) = nth_device(w, *d) {
+                let labels = w
+                    .devices
+                    .get_mut(&name)
+                    .and_then(|d| d.metadata.labels.as_mut());
+                if let Some(labels) = labels {
+                    labels.insert("ring".into(), ring_label(*r));
+                    labels.insert("tier".into(), format!("t{t}"));
+                }
+            }
+        }
+        Change::Unmanage(d) => {
+            if let Some(name) = nth_device(w, *d) {
+                let labels = w
+                    .devices
+                    .get_mut(&name)
+                    .and_then(|d| d.metadata.labels.as_mut());
+                if let Some(labels) = labels {
+                    labels.remove("managed");
+                }
+            }
+        }
+        Change::Remove(d) => {
+            if let Some(name) = nth_device(w, *d) {
+                w.devices.remove(&name);
+            }
+        }
+        Change::Add(r, t) => {
+            *serial += 1;
+            let name = format!("n{serial:02}");
+            w.devices.insert(
+                name.clone(),
+                ManagedDevice {
+                    metadata: meta(
+                        &name,
+                        &[
+                            ("managed", "yes".into()),
+                            ("ring", ring_label(*r)),
+                            ("tier", format!("t{t}")),
+                        ],
+                    ),
+                    spec: ManagedDeviceSpec::default(),
+                    status: Some(ManagedDeviceStatus {
+                        last_seen: Some(start),
+                        patches: patch_ids.iter().map(|id| missing(id)).collect(),
+                        ..Default::default()
+                    }),
+                },
+            );
+        }
+        Change::NewReport(d, p) => {
+            if let Some(name) = nth_device(w, *d) {
+                let id = format!("KB{p}");
+                let status = w
+                    .devices
+                    .get_mut(&name)
+                    .map(|d| d.status.get_or_insert_with(ManagedDeviceStatus::default));
+                if let Some(status) = status
+                    && !status.patches.iter().any(|r| r.id == id)
+                {
+                    status.patches.push(missing(&id));
+                }
+            }
+        }
+        Change::ClearReports(d) => {
+            if let Some(name) = nth_device(w, *d)
+                && let Some(status) = w.devices.get_mut(&name).and_then(|d| d.status.as_mut())
+            {
+                status.patches.clear();
+            }
+        }
+        Change::ToggleExceptionApproval(e) => {
+            if let Some(exc) = w.exceptions.values_mut().nth(*e) {
+                exc.spec.approved_by = match exc.spec.approved_by {
+                    Some(_) => None,
+                    None => Some("b".into()),
+                };
+            }
+        }
+        Change::NewException(devs, p, h) => {
+            *serial += 1;
+            let name = format!("x{serial:02}");
+            let names: Vec<String> = devs.iter().filter_map(|d| nth_device(w, *d)).collect();
+            w.exceptions.insert(
+                name.clone(),
+                PatchException {
+                    metadata: meta(&name, &[]),
+                    spec: PatchExceptionSpec {
+                        patches: vec![format!("KB{p}")],
+                        devices: ExceptionDevices {
+                            names,
+                            selector: None,
+                        },
+                        reason: "r".into(),
+                        owner: "o".into(),
+                        approved_by: Some("b".into()),
+                        expires_at: hours(*h),
+                        compensating_controls: vec![],
+                        ticket: None,
+                        on_expiry: OnExpiry::Escalate,
+                    },
+                    status: None,
+                },
+            );
+        }
+        Change::Reject(p) => {
+            if let Some(policy) = w.policies.get_mut("p") {
+                policy.spec.approval.reject.push(format!("KB{p}"));
+            }
+        }
+        Change::Sla(days) => {
+            if let Some(row) = w.policies.get_mut("p").and_then(|p| p.spec.sla.first_mut()) {
+                row.critical = Duration::days(*days);
+                row.high = Duration::days(days * 2);
+            }
+        }
+        Change::Release(h) => {
+            let i = w.patches.len();
+            let id = format!("KB{i}");
+            let mut p = Patch::new(
+                &id.to_lowercase(),
+                PatchSpec {
+                    id: id.clone(),
+                    title: None,
+                    vendor: "V".into(),
+                    product: None,
+                    classification: Classification::Security,
+                    cvss_score: Some(9.5),
+                    vendor_severity: None,
+                    cves: vec![],
+                    known_exploited: false,
+                    released_at: hours(*h),
+                    reboot_required: false,
+                    uninstallable: true,
+                    supersedes: vec![],
+                },
+            );
+            p.metadata.creation_timestamp = Some(Time(start));
+            w.patches.insert(id, p);
+        }
+        Change::ClearPlan(d) => {
+            if let Some(name) = nth_device(w, *d)
+                && let Some(dev) = w.devices.get_mut(&name)
+            {
+                dev.spec.plan = Default::default();
+            }
+        }
+    }
+}
+
+/// The devices that differ between two worlds in anything but `status.lastSeen`, or
+/// that only one of them has: what a shell tells the cache.
+fn changed_devices(before: &World, after: &World) -> Vec<String> {
+    let unseen = |d: &ManagedDevice| {
+        let mut status = d.status.clone();
+        if let Some(s) = status.as_mut() {
+            s.last_seen = None;
+        }
+        (d.metadata.clone(), d.spec.clone(), status)
+    };
+    let names: std::collections::BTreeSet<&String> =
+        before.devices.keys().chain(after.devices.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| match (before.devices.get(*n), after.devices.get(*n)) {
+            (Some(a), Some(b)) => unseen(a) != unseen(b),
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A pass with a cache decides exactly what a pass without one decides, over random
+    /// sequences of agent reports, label, device, exception, policy and catalog changes,
+    /// and time moving on (now and then back): both when the cache compares every device
+    /// and when the shell says which devices changed.
+    #[test]
+    fn a_cached_pass_decides_what_a_full_pass_decides(
+        s in scenario(),
+        steps in prop::collection::vec(
+            (-30i64..720, 0u8..100, 0u8..100, prop::collection::vec(change(), 0..3)),
+            1..30,
+        ),
+    ) {
+        let mut w = build(&s);
+        let mut compared = engine::Cache::new();
+        let mut told = engine::Cache::new();
+        let mut last_pass: Option<World> = None;
+        let mut serial = 0u32;
+        let mut now = ts(START);
+        for (minutes, dice, fail, changes) in &steps {
+            let full = engine::decide(&w.snapshot(), now);
+            let cached = engine::decide_cached(&w.snapshot(), now, &mut compared);
+            prop_assert_eq!(&full, &cached, "compared cache at {}", now);
+            if let Some(before) = &last_pass {
+                told.only_changed(changed_devices(before, &w));
+            }
+            let hinted = engine::decide_cached(&w.snapshot(), now, &mut told);
+            prop_assert_eq!(&full, &hinted, "told cache at {}", now);
+            last_pass = Some(w.clone());
+            w.apply(&full, now);
+            for c in changes {
+                apply_change(&mut w, c, &mut serial);
+            }
+            let next = now.checked_add(SignedDuration::from_mins(*minutes)).expect("in range");
+            now = full.wake_at.filter(|t| *t < next && *minutes > 0).unwrap_or(next);
+            play_agents(&mut w, now, *dice, *fail);
+        }
+    }
+}

@@ -93,7 +93,7 @@ pub struct NewRollout {
 }
 
 /// Everything the engine decided for one tenant (namespace) at one instant.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decisions {
     /// Desired status per policy (by name).
     pub policies: Vec<(String, PatchPolicyStatus)>,

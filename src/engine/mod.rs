@@ -6,6 +6,7 @@
 //! the engine must run again. The operator and the simulator are thin loops around it.
 
 pub mod approval;
+pub mod cache;
 pub mod decision;
 pub mod exceptions;
 pub mod rollout;
@@ -15,5 +16,6 @@ pub mod sla;
 pub mod tenant;
 pub mod windows;
 
+pub use cache::Cache;
 pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList};
-pub use tenant::{Snapshot, SpecProblem, decide, rollout_name, spec_problems};
+pub use tenant::{Snapshot, SpecProblem, decide, decide_cached, rollout_name, spec_problems};

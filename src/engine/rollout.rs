@@ -8,9 +8,9 @@
 use jiff::Timestamp;
 
 use crate::api::{
-    ApprovalRecord, DeploymentRingSpec, DevicePatchStatus, Duration, Freeze, GateResult, OnFailure,
-    PatchRolloutSpec, PatchRolloutStatus, PatchState, PlanEntry, RingPhase, RingProgress,
-    RolloutPhase,
+    ApprovalRecord, DeploymentRingSpec, DevicePatchStatus, Duration, Freeze, GateResult,
+    ManagedDevice, OnFailure, PatchRolloutSpec, PatchRolloutStatus, PatchState, PlanEntry,
+    RingPhase, RingProgress, RolloutPhase,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -23,10 +23,15 @@ pub const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::hours(72);
 /// One device of the policy that reports the patch, as the rollout sees it.
 #[derive(Clone, Debug)]
 pub struct Member<'a> {
-    /// The device name.
-    pub name: &'a str,
+    /// The device (its name is read only where a decision names it).
+    pub device: &'a ManagedDevice,
     /// Its report for this patch.
     pub report: &'a DevicePatchStatus,
+    /// The report's state (`report.state`, copied where the caller has it at hand: a
+    /// rollout reads every member's, and most need nothing else of the report).
+    pub state: PatchState,
+    /// The report's install time (`report.installed_at`, likewise).
+    pub installed_at: Option<Timestamp>,
     /// Its plan's install entry for this patch, if any.
     pub install: Option<&'a PlanEntry>,
     /// Its plan's uninstall entry for this patch, if any.
@@ -37,6 +42,13 @@ pub struct Member<'a> {
     pub excepted: bool,
     /// Its SLA deadline for this patch.
     pub deadline: Option<Timestamp>,
+}
+
+impl<'a> Member<'a> {
+    /// The device name.
+    pub fn name(&self) -> &'a str {
+        self.device.metadata.name.as_deref().unwrap_or("")
+    }
 }
 
 /// A ring of the policy, with its members for this patch.
@@ -112,7 +124,7 @@ fn standing(
     if !seen_recently {
         return Standing::Unreachable;
     }
-    match (m.report.state, ours) {
+    match (m.state, ours) {
         (PatchState::Installed, _) => Standing::Installed,
         (PatchState::PendingReboot | PatchState::Installing, _) => Standing::InProgress,
         (PatchState::Failed, Some(e))
@@ -226,6 +238,10 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         let mut c = Counts::default();
         let mut standings = Vec::with_capacity(ring.members.len());
         let mut last_install: Option<Timestamp> = None;
+        // The earliest check-in of a member that can still become unreachable: every such
+        // member turns at its own `last_seen + unreachable_after`, so the first to turn is
+        // the one seen first (one addition per ring instead of one per member).
+        let mut earliest_seen: Option<Timestamp> = None;
         for m in &ring.members {
             let s = standing(m, name, unreachable_after, now);
             match s {
@@ -237,7 +253,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 Standing::Installed => {
                     c.targeted += 1;
                     c.installed += 1;
-                    let at = m.report.installed_at.unwrap_or(now);
+                    let at = m.installed_at.unwrap_or(now);
                     last_install = Some(last_install.map_or(at, |l| l.max(at)));
                 }
                 Standing::Failed => {
@@ -259,34 +275,34 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             }
             if s == Standing::Unreachable {
                 // Not seen recently: its unfinished assignment is released, to be given again when it returns.
-                if m.install.is_some_and(|e| e.rollout == name)
-                    && m.report.state != PatchState::Installed
+                if m.install.is_some_and(|e| e.rollout == name) && m.state != PatchState::Installed
                 {
                     out.plan
-                        .push(remove(m.name, PlanList::Install, &m.report.id));
+                        .push(remove(m.name(), PlanList::Install, &m.report.id));
                 }
             } else if s == Standing::Excepted {
                 if m.install.is_some_and(|e| e.rollout == name)
-                    && !matches!(
-                        m.report.state,
-                        PatchState::Installing | PatchState::PendingReboot
-                    )
+                    && !matches!(m.state, PatchState::Installing | PatchState::PendingReboot)
                 {
                     out.plan
-                        .push(remove(m.name, PlanList::Install, &m.report.id));
+                        .push(remove(m.name(), PlanList::Install, &m.report.id));
                 }
             } else if s == Standing::Installed && m.install.is_some_and(|e| e.rollout == name) {
                 // Done: the plan holds only what is still to do.
                 out.plan
-                    .push(remove(m.name, PlanList::Install, &m.report.id));
+                    .push(remove(m.name(), PlanList::Install, &m.report.id));
             }
             if let (false, Some(seen)) = (
                 matches!(s, Standing::Excepted | Standing::Unreachable),
                 m.last_seen,
             ) {
-                wake.push(seen.checked_add(unreachable_after.span()).ok());
+                earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
             }
             standings.push(s);
+        }
+        if let Some(seen) = earliest_seen {
+            // After `now`: a member seen that long ago would be Unreachable already.
+            wake.push(seen.checked_add(unreachable_after.span()).ok());
         }
         let reachable_targeted = c.targeted - c.unreachable;
 
@@ -565,7 +581,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                     // An install entry for this window: admission and renewal write the same.
                     let assign = |m: &Member<'_>| {
                         set(
-                            m.name,
+                            m.name(),
                             PlanList::Install,
                             &m.report.id,
                             PlanEntry {
@@ -582,7 +598,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                         if let Some(e) = m.install.filter(|e| e.rollout == name) {
                             let started =
                                 matches!(
-                                    m.report.state,
+                                    m.state,
                                     PatchState::Installing
                                         | PatchState::PendingReboot
                                         | PatchState::Installed
@@ -607,7 +623,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                         a.deadline
                             .unwrap_or(Timestamp::MAX)
                             .cmp(&b.deadline.unwrap_or(Timestamp::MAX))
-                            .then(a.name.cmp(b.name))
+                            .then(a.name().cmp(b.name()))
                     };
                     // Only the first `slots` in order matter: select them, then sort those.
                     if candidates.len() > slots {
@@ -615,7 +631,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                         candidates.truncate(slots);
                     }
                     candidates.sort_by(order);
-                    let admitted: Vec<&str> = candidates.iter().map(|m| m.name).collect();
+                    let admitted: Vec<&str> = candidates.iter().map(|m| m.name()).collect();
                     for m in &candidates {
                         out.plan.push(assign(m));
                     }
@@ -737,14 +753,11 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         for ring in &input.rings {
             for m in &ring.members {
                 if m.install.is_some_and(|e| e.rollout == name)
-                    && !matches!(
-                        m.report.state,
-                        PatchState::Installing | PatchState::PendingReboot
-                    )
+                    && !matches!(m.state, PatchState::Installing | PatchState::PendingReboot)
                 {
                     push_unique(
                         &mut out.plan,
-                        remove(m.name, PlanList::Install, &m.report.id),
+                        remove(m.name(), PlanList::Install, &m.report.id),
                     );
                 }
             }
@@ -760,18 +773,18 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 if m.install.is_some_and(|e| e.rollout == name) {
                     push_unique(
                         &mut out.plan,
-                        remove(m.name, PlanList::Install, &m.report.id),
+                        remove(m.name(), PlanList::Install, &m.report.id),
                     );
                 }
                 let has_it = matches!(
-                    m.report.state,
+                    m.state,
                     PatchState::Installed | PatchState::PendingReboot | PatchState::Installing
                 );
                 if has_it {
                     ring_remaining += 1;
                     if m.uninstall.is_none_or(|e| e.rollout != name) {
                         out.plan.push(set(
-                            m.name,
+                            m.name(),
                             PlanList::Uninstall,
                             &m.report.id,
                             PlanEntry {
@@ -784,7 +797,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                     }
                 } else if m.uninstall.is_some_and(|e| e.rollout == name) {
                     out.plan
-                        .push(remove(m.name, PlanList::Uninstall, &m.report.id));
+                        .push(remove(m.name(), PlanList::Uninstall, &m.report.id));
                 }
             }
             remaining += ring_remaining;
@@ -894,7 +907,7 @@ fn members_need_refresh(ring: &RingInput<'_>, rollout: &str, now: Timestamp) -> 
     ring.members.iter().any(|m| {
         m.install
             .is_some_and(|e| e.rollout == rollout && e.not_after.is_some_and(|na| na <= now))
-            && m.report.state == PatchState::Missing
+            && m.state == PatchState::Missing
     })
 }
 

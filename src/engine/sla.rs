@@ -182,18 +182,37 @@ impl Tally {
         state: ClockState,
         time_to_install: Option<SignedDuration>,
     ) {
-        let cell = match self
+        let cell = self.cell(tier, severity);
+        self.add_at(cell, state, time_to_install);
+    }
+
+    /// The position of the cell for a tier and severity, added if new: a caller adding
+    /// many pairs finds each cell once and adds with [`Tally::add_at`].
+    pub fn cell(&mut self, tier: &str, severity: Severity) -> usize {
+        match self
             .cells
             .iter()
             .position(|((t, s), _)| *s == severity && t == tier)
         {
-            Some(i) => &mut self.cells[i].1,
+            Some(i) => i,
             None => {
                 self.cells
                     .push(((tier.to_string(), severity), CellTally::default()));
-                let last = self.cells.len() - 1;
-                &mut self.cells[last].1
+                self.cells.len() - 1
             }
+        }
+    }
+
+    /// Adds one pair to the cell at `cell` (from [`Tally::cell`]; any other position is
+    /// ignored).
+    pub fn add_at(
+        &mut self,
+        cell: usize,
+        state: ClockState,
+        time_to_install: Option<SignedDuration>,
+    ) {
+        let Some((_, cell)) = self.cells.get_mut(cell) else {
+            return;
         };
         match state {
             ClockState::InstalledOnTime => cell.on_time += 1,

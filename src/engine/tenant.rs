@@ -7,12 +7,14 @@ use jiff::Timestamp;
 
 use crate::api::{
     ApprovalRecord, ApprovalSummary, DEFAULT_TIER, DeploymentRing, DeploymentRingStatus,
-    DeviceCompliance, Duration, ExceptionPhase, ManagedDevice, Patch, PatchException,
-    PatchExceptionStatus, PatchPolicy, PatchPolicyStatus, PatchRollout, PatchRolloutSpec,
-    PatchState, PendingApproval, PolicyConflict, RingPhase, RolloutPhase, Severity,
+    DeviceCompliance, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice, Patch,
+    PatchException, PatchExceptionStatus, PatchPolicy, PatchPolicyStatus, PatchRollout,
+    PatchRolloutSpec, PatchState, PendingApproval, PolicyConflict, RingPhase, RolloutPhase,
+    Severity, SlaTier,
 };
 
 use super::approval::{self, Approval, Outcomes};
+use super::cache::{Cache, Derived, ExceptionKey, Pair, Summary, TenantKey};
 use super::decision::{Decisions, Event, EventType, Health, Kind, NewRollout, PlanList};
 use super::exceptions::{self, Evaluated, Limits};
 use super::rollout::{self, Member, RingInput, RolloutInput};
@@ -133,12 +135,21 @@ struct DeviceView {
     conflict: Vec<usize>,
     /// Position in the policy's ring list.
     ring: Option<usize>,
+    /// The tier (index into the cache's tier names), when governed.
+    tier: usize,
     overdue: u32,
     due_soon: u32,
 }
 
 /// Decides everything for one tenant at `now`.
 pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
+    decide_cached(snap, now, &mut Cache::one_pass())
+}
+
+/// Decides everything for one tenant at `now`, reusing what `cache` holds from earlier
+/// passes over the same tenant where its inputs are unchanged, and leaving in it what
+/// this pass derived. Decides exactly what [`decide`] decides.
+pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> Decisions {
     let mut d = Decisions::default();
 
     // The catalog, by id, interned: every per-patch table below is indexed by position.
@@ -153,56 +164,6 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
 
     let rings = compile_rings(snap);
     let policies = compile_policies(snap, &rings);
-
-    // Devices: which policy governs each, and which ring of it.
-    let mut devices: Vec<&ManagedDevice> = snap.devices.clone();
-    devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
-    let mut views: Vec<DeviceView> = vec![DeviceView::default(); devices.len()];
-    let mut ring_members: Vec<u32> = vec![0; rings.len()];
-    let mut ring_claimed_elsewhere: Vec<u32> = vec![0; rings.len()];
-    for (di, dev) in devices.iter().enumerate() {
-        let labels = dev.metadata.labels.as_ref();
-        let mut best: Option<i32> = None;
-        let mut chosen: Vec<usize> = Vec::new();
-        for (pi, p) in policies.iter().enumerate() {
-            if p.selector.as_ref().is_some_and(|s| s.matches(labels)) {
-                let prio = p.policy.spec.priority;
-                match best {
-                    Some(b) if prio < b => {}
-                    Some(b) if prio == b => chosen.push(pi),
-                    _ => {
-                        best = Some(prio);
-                        chosen = vec![pi];
-                    }
-                }
-            }
-        }
-        let view = &mut views[di];
-        match chosen.as_slice() {
-            [one] => {
-                view.policy = Some(*one);
-                let mut claimed = false;
-                for (pos, (_, ri)) in policies[*one].rings.iter().enumerate() {
-                    let Some(ri) = ri else { continue };
-                    if rings[*ri]
-                        .selector
-                        .as_ref()
-                        .is_some_and(|s| s.matches(labels))
-                    {
-                        if claimed {
-                            ring_claimed_elsewhere[*ri] += 1;
-                        } else {
-                            claimed = true;
-                            view.ring = Some(pos);
-                            ring_members[*ri] += 1;
-                        }
-                    }
-                }
-            }
-            [] => {}
-            many => view.conflict = many.to_vec(),
-        }
-    }
 
     // Exceptions.
     let limits = Limits::combined(snap.policies.iter().copied());
@@ -220,13 +181,28 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
             }
         }
     }
-    let mut exc_covered: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); excs.len()];
+
+    // What the cache holds was derived under the tenant's specs: when they change, it
+    // is derived again.
+    if cache.keep {
+        let unchanged = cache.tenant.as_ref().is_some_and(|key| {
+            tenant_unchanged(
+                key, &policies, &rings, &excs, &evals, &patches, &severity, &released,
+            )
+        });
+        if !unchanged {
+            cache.tenant = Some(tenant_key(
+                &policies, &rings, &excs, &evals, &patches, &severity, &released,
+            ));
+            cache.devices.clear();
+            cache.tiers.clear();
+            cache.member_counts.clear();
+        }
+    }
 
     // Per policy and patch (indexed `policy * patches + patch`): approval, supersession,
     // outcomes and the members of each ring.
     let n_patches = patches.len();
-    let mut slots: Vec<Option<Slot<'_>>> = Vec::new();
-    slots.resize_with(policies.len() * n_patches, || None);
     // Which patches supersede each id, indexed once: a catalog of thousands stays linear.
     let mut superseders: HashMap<&str, Vec<usize>, FastHash> = HashMap::default();
     for (i, p) in patches.iter().enumerate() {
@@ -242,112 +218,282 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
             .find(|other| approval::evaluate(&policies[pi].policy.spec, other, now).is_approved())
             .map(|other| other.spec.id.clone())
     };
+    // The previous pass's member counts size this pass's lists: no list grows by copying.
+    let last_counts = std::mem::take(&mut cache.member_counts);
     let slot_for = |pi: usize, ix: usize| Slot {
         approval: approval::evaluate(&policies[pi].policy.spec, patches[ix], now),
         superseded_by: superseded_by(pi, &patches[ix].spec.id),
         outcomes: Outcomes::default(),
-        members: (0..policies[pi].rings.len()).map(|_| Vec::new()).collect(),
+        members: (0..policies[pi].rings.len())
+            .map(|pos| {
+                let count = last_counts
+                    .get(pi * n_patches + ix)
+                    .and_then(|c| c.get(pos))
+                    .copied()
+                    .unwrap_or(0);
+                Vec::with_capacity(count)
+            })
+            .collect(),
         reported: false,
     };
-    let mut tallies: Vec<Tally> = vec![Tally::default(); policies.len()];
-    let mut unknown: Vec<BTreeSet<String>> = vec![BTreeSet::new(); policies.len()];
-    let mut intervals: Vec<(Timestamp, Timestamp)> = Vec::new();
-    for (di, dev) in devices.iter().enumerate() {
-        let Some(pi) = views[di].policy else { continue };
-        let policy = policies[pi].policy;
-        let dev_name = name_of(&dev.metadata);
-        let labels = dev.metadata.labels.as_ref();
-        let tier = labels
-            .and_then(|l| l.get(&policy.spec.tier_label))
-            .map(String::as_str)
-            .unwrap_or(DEFAULT_TIER);
-        let row = policy
-            .spec
-            .sla
-            .iter()
-            .find(|r| r.tier == tier)
-            .or_else(|| policy.spec.sla.iter().find(|r| r.tier == DEFAULT_TIER));
-        let margin = policy.spec.due_soon_margin.unwrap_or(DEFAULT_MARGIN);
-        let ring_pos = views[di].ring;
-        let last_seen = dev.status.as_ref().and_then(|s| s.last_seen);
-        let Some(status) = dev.status.as_ref() else {
-            continue;
-        };
-        for report in &status.patches {
-            let id = report.id.as_str();
-            let Some(&ix) = catalog.get(id) else {
-                unknown[pi].insert(report.id.clone());
+    let inputs = DeviceInputs {
+        policies: &policies,
+        rings: &rings,
+        catalog: &catalog,
+        excs: &excs,
+        evals: &evals,
+        exc_by_patch: &exc_by_patch,
+    };
+
+    // Devices: which policy governs each and which ring of it, what covers each of its
+    // pairs, and each pair's SLA clock — taken from the cache when the device's inputs
+    // are the ones it was derived from — then counted into this pass.
+    let keep = cache.keep;
+    let mut devices: Vec<&ManagedDevice> = snap.devices.clone();
+    if !keep && !devices.is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)) {
+        devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    }
+    // The devices the shell says changed are marked; with no word from it, every device
+    // is compared.
+    cache.pass += 1;
+    let pass = cache.pass;
+    // Clocks run at a later instant than this pass's are not reused.
+    let rewound = cache.last_now.is_some_and(|last| now < last);
+    cache.last_now = Some(now);
+    let hinted = match cache.changed.take() {
+        Some(changed) => {
+            for name in &changed {
+                let first = cache
+                    .devices
+                    .partition_point(|e| e.name() < name.as_bytes());
+                for e in cache.devices[first..].iter_mut() {
+                    if e.name() != name.as_bytes() {
+                        break;
+                    }
+                    e.listed_in = pass;
+                }
+            }
+            true
+        }
+        None => false,
+    };
+    let mut scratch = Derived::default();
+    // Entries are in name order, each for the device at its position in the previous
+    // pass: the count first assumes the same devices in the same order and checks each
+    // name as it goes. On the first that differs, the devices are put in name order, the
+    // entries aligned with them, and the count starts again.
+    let mut check_alignment = keep;
+    let (views, ring_members, ring_claimed_elsewhere, mut slots, tallies, unknown, exc_covered) = loop {
+        let mut views: Vec<DeviceView> = vec![DeviceView::default(); devices.len()];
+        let mut ring_members: Vec<u32> = vec![0; rings.len()];
+        let mut ring_claimed_elsewhere: Vec<u32> = vec![0; rings.len()];
+        let mut slots: Vec<Option<Slot<'_>>> = Vec::new();
+        slots.resize_with(policies.len() * n_patches, || None);
+        let mut tallies: Vec<Tally> = vec![Tally::default(); policies.len()];
+        // Per policy, by `tier * 4 + severity`: the tally cell.
+        let mut tally_cells: Vec<Vec<Option<usize>>> = vec![Vec::new(); policies.len()];
+        let mut unknown: Vec<BTreeSet<String>> = vec![BTreeSet::new(); policies.len()];
+        let mut exc_covered: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); excs.len()];
+        d.wake_at = None;
+        let mut misaligned = false;
+        for (di, dev) in devices.iter().enumerate() {
+            let reports: &[DevicePatchStatus] = dev.status.as_ref().map_or(&[], |s| &s.patches);
+            let reports_at = (reports.as_ptr() as usize, reports.len());
+            let entry = if keep {
+                match cache.devices.get_mut(di) {
+                    Some(e) if !check_alignment || e.is_for(dev, reports_at, hinted, pass) => e,
+                    _ => {
+                        misaligned = true;
+                        break;
+                    }
+                }
+            } else {
+                &mut scratch
+            };
+            // A device the shell did not list as changed is trusted to be as it was
+            // (debug builds check); any other is compared with what its entry was
+            // derived from.
+            entry.trusted = hinted && entry.kept && entry.listed_in != pass;
+            if entry.trusted {
+                debug_assert!(
+                    entry.same_inputs(dev),
+                    "device {} changed but the shell did not list it as changed",
+                    name_of(&dev.metadata)
+                );
+            } else {
+                if !entry.same_inputs(dev) {
+                    derive(entry, dev, keep, &inputs, &mut cache.tiers);
+                }
+                entry.install_len = dev.spec.plan.install.len();
+            }
+            entry.reports_at = reports_at;
+
+            let view = &mut views[di];
+            view.policy = entry.policy;
+            view.conflict.clone_from(&entry.conflict);
+            view.ring = entry.ring;
+            view.tier = entry.tier;
+            if let Some(ri) = entry.member_of {
+                ring_members[ri] += 1;
+            }
+            for &ri in &entry.claimed_elsewhere {
+                ring_claimed_elsewhere[ri] += 1;
+            }
+            let (Some(pi), Some(status)) = (entry.policy, dev.status.as_ref()) else {
                 continue;
             };
-            let slot = slots[pi * n_patches + ix].get_or_insert_with(|| slot_for(pi, ix));
-            slot.reported = true;
-            let counted =
-                !matches!(slot.approval, Approval::Rejected { .. }) && slot.superseded_by.is_none();
-
-            // Exceptions covering this pair.
-            let mut exempt_now = false;
-            let mut blocks = false;
-            intervals.clear();
-            for &ei in &exc_by_patch[ix] {
-                if exceptions::covers(excs[ei], &evals[ei], dev_name, labels, id) {
-                    if evals[ei].phase == ExceptionPhase::Active {
-                        exempt_now = true;
-                        exc_covered[ei].insert(di);
-                    }
-                    blocks |= evals[ei].blocks_assignment;
-                    if let Some(iv) = exceptions::exempt_interval(excs[ei], &evals[ei]) {
-                        intervals.push(iv);
-                    }
+            let tier = cache.tiers[entry.tier].as_str();
+            let margin = policies[pi]
+                .policy
+                .spec
+                .due_soon_margin
+                .unwrap_or(DEFAULT_MARGIN);
+            let ring_pos = entry.ring;
+            let last_seen = status.last_seen;
+            let plan = &dev.spec.plan;
+            // The policy's SLA row for the device's tier, found when a clock must run.
+            let mut row = None;
+            for (report, pair) in status.patches.iter().zip(entry.pairs.iter_mut()) {
+                let Some(ix) = pair.ix.map(|ix| ix as usize) else {
+                    unknown[pi].insert(report.id.clone());
+                    continue;
+                };
+                let slot = slots[pi * n_patches + ix].get_or_insert_with(|| slot_for(pi, ix));
+                slot.reported = true;
+                let counted = !matches!(slot.approval, Approval::Rejected { .. })
+                    && slot.superseded_by.is_none();
+                for &ei in pair.active() {
+                    exc_covered[ei].insert(di);
                 }
-            }
-            let installed_at =
-                (report.state == PatchState::Installed).then(|| report.installed_at.unwrap_or(now));
-            let sev = severity[ix];
-            let clock = sla::clock(
-                PairFacts {
-                    released: released[ix],
-                    within: row.map(|r| r.within(sev)),
-                    margin,
-                    installed_at,
-                    exempt_now,
-                    exempt_intervals: &intervals,
-                },
-                now,
-            );
-            if counted {
-                let tti = installed_at.map(|i| i.duration_since(released[ix]));
-                tallies[pi].add(tier, sev, clock.state, tti);
-                match clock.state {
-                    ClockState::Overdue => views[di].overdue += 1,
-                    ClockState::DueSoon => views[di].due_soon += 1,
+                let installed_at = pair.installed_for_clock(now);
+                let clock = match pair.clock_at(now, rewound) {
+                    Some(clock) => clock,
+                    None => {
+                        let row = *row.get_or_insert_with(|| sla_row(policies[pi].policy, tier));
+                        let clock = sla::clock(
+                            PairFacts {
+                                released: released[ix],
+                                within: row.map(|r| r.within(severity[ix])),
+                                margin,
+                                installed_at,
+                                exempt_now: pair.exempt_now(),
+                                exempt_intervals: pair.intervals(),
+                            },
+                            now,
+                        );
+                        pair.set_clock(clock);
+                        clock
+                    }
+                };
+                if counted {
+                    let tti = installed_at.map(|i| i.duration_since(released[ix]));
+                    // Cells found once per tier and severity, not by name per pair.
+                    let key = entry.tier * 4 + severity[ix] as usize;
+                    let cells = &mut tally_cells[pi];
+                    if cells.len() <= key {
+                        cells.resize(key + 1, None);
+                    }
+                    let cell =
+                        *cells[key].get_or_insert_with(|| tallies[pi].cell(tier, severity[ix]));
+                    tallies[pi].add_at(cell, clock.state, tti);
+                    match clock.state {
+                        ClockState::Overdue => view.overdue += 1,
+                        ClockState::DueSoon => view.due_soon += 1,
+                        _ => {}
+                    }
+                    d.wake(clock.next_change, now);
+                }
+                // The pair's state is the report's (compared, or trusted).
+                match pair.state {
+                    PatchState::Installed | PatchState::PendingReboot => {
+                        slot.outcomes.installed += 1
+                    }
+                    PatchState::Failed => slot.outcomes.failed += 1,
                     _ => {}
                 }
-                d.wake(clock.next_change, now);
-            }
-            match report.state {
-                PatchState::Installed | PatchState::PendingReboot => slot.outcomes.installed += 1,
-                PatchState::Failed => slot.outcomes.failed += 1,
-                _ => {}
-            }
-            // Built here, while the device is in cache, rather than looked up again per rollout.
-            if let Some(pos) = ring_pos {
-                slot.members[pos].push(Member {
-                    name: dev_name,
-                    report,
-                    install: dev.spec.plan.install.get(id),
-                    uninstall: dev.spec.plan.uninstall.get(id),
-                    last_seen,
-                    excepted: blocks,
-                    deadline: clock.deadline,
-                });
+                // Built here, while the device is in cache, rather than looked up again
+                // per rollout. A trusted device's plan is as it was: its entries are only
+                // looked up where there were some.
+                if let Some(pos) = ring_pos {
+                    if !entry.trusted {
+                        pair.in_plan = (
+                            plan.install.contains_key(&report.id),
+                            plan.uninstall.contains_key(&report.id),
+                        );
+                    }
+                    let (install, uninstall) = pair.in_plan;
+                    slot.members[pos].push(Member {
+                        device: dev,
+                        report,
+                        state: pair.state,
+                        installed_at: pair.installed_at,
+                        install: if install {
+                            plan.install.get(&report.id)
+                        } else {
+                            None
+                        },
+                        uninstall: if uninstall {
+                            plan.uninstall.get(&report.id)
+                        } else {
+                            None
+                        },
+                        last_seen,
+                        excepted: pair.blocks,
+                        deadline: clock.deadline,
+                    });
+                }
             }
         }
-    }
+        if !misaligned {
+            break (
+                views,
+                ring_members,
+                ring_claimed_elsewhere,
+                slots,
+                tallies,
+                unknown,
+                exc_covered,
+            );
+        }
+        if !devices.is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)) {
+            devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+        }
+        cache.align(devices.iter().map(|d| name_of(&d.metadata)));
+        check_alignment = false;
+    };
+    let member_counts: Vec<Vec<usize>> = if keep {
+        slots
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map_or(Vec::new(), |s| s.members.iter().map(Vec::len).collect())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     // Existing rollouts by policy and patch.
     let mut existing: BTreeMap<(&str, &str), &PatchRollout> = BTreeMap::new();
     for r in &snap.rollouts {
         existing.insert((r.spec.policy.as_str(), r.spec.patch.as_str()), *r);
+    }
+
+    // Per policy, counted in one walk over the devices: governed, in no ring; and the
+    // devices in conflict (few), in order.
+    let mut governed_by: Vec<u32> = vec![0; policies.len()];
+    let mut in_no_ring_of: Vec<u32> = vec![0; policies.len()];
+    let mut conflicted: Vec<usize> = Vec::new();
+    for (di, v) in views.iter().enumerate() {
+        if let Some(pi) = v.policy {
+            governed_by[pi] += 1;
+            if v.ring.is_none() {
+                in_no_ring_of[pi] += 1;
+            }
+        }
+        if !v.conflict.is_empty() {
+            conflicted.push(di);
+        }
     }
 
     // Per policy: approvals, rollouts, status.
@@ -557,14 +703,11 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
         summary.unknown_patches = unknown[pi].iter().take(PENDING_LISTED).cloned().collect();
 
         // Policy status.
-        let governed = views.iter().filter(|v| v.policy == Some(pi)).count() as u32;
-        let in_no_ring = views
+        let governed = governed_by[pi];
+        let in_no_ring = in_no_ring_of[pi];
+        let conflicts: Vec<PolicyConflict> = conflicted
             .iter()
-            .filter(|v| v.policy == Some(pi) && v.ring.is_none())
-            .count() as u32;
-        let conflicts: Vec<PolicyConflict> = views
-            .iter()
-            .enumerate()
+            .map(|&di| (di, &views[di]))
             .filter(|(_, v)| v.conflict.contains(&pi))
             .take(CONFLICTS_LISTED)
             .map(|(di, v)| PolicyConflict {
@@ -782,59 +925,103 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
         ));
     }
 
+    cache.member_counts = member_counts;
+    let tiers = &cache.tiers;
+
     // Device compliance summaries.
     // `devices` is sorted by name: find a device by binary search, not a per-pass map.
     let by_name = |name: &str| {
         devices
             .binary_search_by(|d| name_of(&d.metadata).cmp(name))
             .ok()
-            .map(|i| devices[i])
     };
-    let mut plan_delta: HashMap<&str, i64> = HashMap::new();
+    // Per device (by position): how many install entries this pass adds or removes.
+    let mut plan_delta: Vec<i64> = vec![0; devices.len()];
     for c in d.plan.iter().filter(|c| c.list == PlanList::Install) {
-        let had = by_name(c.device.as_str())
-            .is_some_and(|dev| dev.spec.plan.install.contains_key(&c.patch));
+        let name = c.device.as_str();
+        let Some(found) = by_name(name) else {
+            continue;
+        };
+        let had = devices[found].spec.plan.install.contains_key(&c.patch);
         let delta = match (&c.entry, had) {
             (Some(_), false) => 1,
             (None, true) => -1,
             _ => 0,
         };
-        *plan_delta.entry(c.device.as_str()).or_default() += delta;
+        let first = devices.partition_point(|d| name_of(&d.metadata) < name);
+        for (di, dev) in devices.iter().enumerate().skip(first) {
+            if name_of(&dev.metadata) != name {
+                break;
+            }
+            plan_delta[di] += delta;
+        }
     }
     for (di, dev) in devices.iter().enumerate() {
         let v = &views[di];
-        let name = name_of(&dev.metadata);
-        let install_after = (dev.spec.plan.install.len() as i64
-            + plan_delta.get(name).copied().unwrap_or(0))
-        .max(0);
+        // A trusted device's plan is as the previous pass saw it.
+        let install_len = match keep.then(|| &cache.devices[di]) {
+            Some(e) if e.trusted => {
+                debug_assert_eq!(e.install_len, dev.spec.plan.install.len());
+                e.install_len
+            }
+            _ => dev.spec.plan.install.len(),
+        };
+        let install_after = (install_len as i64 + plan_delta[di]).max(0);
         let planned = install_after as u32;
         // Most devices' summaries do not change between passes: compare in place and only
         // build (and list) the ones that do.
-        let old = dev.status.as_ref().and_then(|st| st.compliance.as_ref());
         let policy_name = v.policy.map(|pi| policies[pi].name);
         let ring_name = v.policy.and_then(|pi| {
             v.ring
                 .and_then(|pos| policies[pi].rings.get(pos))
                 .map(|(n, _)| *n)
         });
-        let tier_name = v.policy.map(|pi| {
-            let label = &policies[pi].policy.spec.tier_label;
-            dev.metadata
-                .labels
+        let tier_name = v.policy.map(|_| tiers[v.tier].as_str());
+        let compare = || {
+            dev.status
                 .as_ref()
-                .and_then(|l| l.get(label))
-                .map_or(DEFAULT_TIER, String::as_str)
-        });
-        let unchanged = old.is_some_and(|o| {
-            o.policy.as_deref() == policy_name
-                && o.ring.as_deref() == ring_name
-                && o.tier.as_deref() == tier_name
-                && o.overdue == v.overdue
-                && o.due_soon == v.due_soon
-                && o.planned == planned
-                && o.message.is_some() == (ring_name.is_none() || policy_name.is_none())
-                && v.conflict.is_empty()
-        });
+                .and_then(|st| st.compliance.as_ref())
+                .is_some_and(|o| {
+                    o.policy.as_deref() == policy_name
+                        && o.ring.as_deref() == ring_name
+                        && o.tier.as_deref() == tier_name
+                        && o.overdue == v.overdue
+                        && o.due_soon == v.due_soon
+                        && o.planned == planned
+                        && o.message.is_some() == (ring_name.is_none() || policy_name.is_none())
+                        && v.conflict.is_empty()
+                })
+        };
+        let summary = Summary {
+            policy: v.policy,
+            ring: v.ring,
+            tier: v.tier,
+            overdue: v.overdue,
+            due_soon: v.due_soon,
+            planned,
+            conflict: !v.conflict.is_empty(),
+        };
+        let unchanged = match keep.then(|| &mut cache.devices[di]) {
+            Some(e) => {
+                // A trusted device's stored summary is the one the previous pass compared
+                // with: the same summary compares the same.
+                let unchanged = match e.summary {
+                    Some((last, matched)) if e.trusted && last == summary => {
+                        debug_assert_eq!(
+                            matched,
+                            compare(),
+                            "device {}'s summary",
+                            name_of(&dev.metadata)
+                        );
+                        matched
+                    }
+                    _ => compare(),
+                };
+                e.summary = Some((summary, unchanged));
+                unchanged
+            }
+            None => compare(),
+        };
         if unchanged {
             continue;
         }
@@ -871,7 +1058,7 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
             ),
         };
         d.devices.push((
-            name.to_string(),
+            name_of(&dev.metadata).to_string(),
             DeviceCompliance {
                 tier: tier_name.map(str::to_string),
                 policy,
@@ -888,6 +1075,230 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
     d.events
         .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     d
+}
+
+/// What deriving a device's results reads besides the device.
+struct DeviceInputs<'s, 'a> {
+    policies: &'s [PolicyView<'a>],
+    rings: &'s [RingView<'a>],
+    catalog: &'s HashMap<&'a str, usize, FastHash>,
+    excs: &'s [&'a PatchException],
+    evals: &'s [Evaluated],
+    exc_by_patch: &'s [Vec<usize>],
+}
+
+/// Derives what a device contributes to a pass: the policy that governs it and its ring
+/// (or the policies in conflict over it), its tier, and per reported patch what covers
+/// it and its SLA terms. The clocks are run when the pass counts the pairs. With
+/// `keep`, the entry also records the inputs it came from.
+fn derive(
+    e: &mut Derived,
+    dev: &ManagedDevice,
+    keep: bool,
+    inputs: &DeviceInputs<'_, '_>,
+    tiers: &mut Vec<String>,
+) {
+    let DeviceInputs {
+        policies,
+        rings,
+        catalog,
+        excs,
+        evals,
+        exc_by_patch,
+    } = inputs;
+    let dev_name = name_of(&dev.metadata);
+    let labels = dev.metadata.labels.as_ref();
+    e.kept = keep;
+    e.summary = None;
+    e.key.clear();
+    e.policy = None;
+    e.conflict.clear();
+    e.ring = None;
+    e.member_of = None;
+    e.claimed_elsewhere.clear();
+    e.tier = 0;
+    e.pairs.clear();
+
+    let mut best: Option<i32> = None;
+    let mut chosen: Vec<usize> = Vec::new();
+    for (pi, p) in policies.iter().enumerate() {
+        if p.selector.as_ref().is_some_and(|s| s.matches(labels)) {
+            let prio = p.policy.spec.priority;
+            match best {
+                Some(b) if prio < b => {}
+                Some(b) if prio == b => chosen.push(pi),
+                _ => {
+                    best = Some(prio);
+                    chosen = vec![pi];
+                }
+            }
+        }
+    }
+    let pi = match chosen.as_slice() {
+        [one] => *one,
+        many => {
+            e.conflict.extend_from_slice(many);
+            if keep {
+                e.record(dev);
+            }
+            return;
+        }
+    };
+    e.policy = Some(pi);
+    if keep {
+        e.record(dev);
+    }
+    for (pos, (_, ri)) in policies[pi].rings.iter().enumerate() {
+        let Some(ri) = ri else { continue };
+        if rings[*ri]
+            .selector
+            .as_ref()
+            .is_some_and(|s| s.matches(labels))
+        {
+            if e.member_of.is_some() {
+                e.claimed_elsewhere.push(*ri);
+            } else {
+                e.ring = Some(pos);
+                e.member_of = Some(*ri);
+            }
+        }
+    }
+
+    let policy = policies[pi].policy;
+    let tier = labels
+        .and_then(|l| l.get(&policy.spec.tier_label))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_TIER);
+    e.tier = Cache::tier(tiers, tier);
+    let Some(status) = dev.status.as_ref() else {
+        return;
+    };
+    for report in &status.patches {
+        let id = report.id.as_str();
+        let ix = catalog.get(id).copied();
+        let mut pair = Pair {
+            // A catalog past u32::MAX patches could not be held in memory.
+            ix: ix.and_then(|ix| u32::try_from(ix).ok()),
+            state: report.state,
+            blocks: false,
+            in_plan: (false, false),
+            installed_at: report.installed_at,
+            clock: None,
+            deadline: None,
+            next_change: None,
+            exempt: None,
+        };
+        if let Some(ix) = ix {
+            // Exceptions covering this pair.
+            for &ei in &exc_by_patch[ix] {
+                if exceptions::covers(excs[ei], &evals[ei], dev_name, labels, id) {
+                    let exempt = pair.exempt.get_or_insert_with(Box::default);
+                    if evals[ei].phase == ExceptionPhase::Active {
+                        exempt.active.push(ei);
+                    }
+                    pair.blocks |= evals[ei].blocks_assignment;
+                    if let Some(iv) = exceptions::exempt_interval(excs[ei], &evals[ei]) {
+                        exempt.intervals.push(iv);
+                    }
+                }
+            }
+        }
+        e.pairs.push(pair);
+    }
+}
+
+/// The policy's SLA row for a tier, or its default row.
+fn sla_row<'p>(policy: &'p PatchPolicy, tier: &str) -> Option<&'p SlaTier> {
+    policy
+        .spec
+        .sla
+        .iter()
+        .find(|r| r.tier == tier)
+        .or_else(|| policy.spec.sla.iter().find(|r| r.tier == DEFAULT_TIER))
+}
+
+/// Whether the tenant-wide inputs of the cached device results are the ones this pass
+/// sees (compared in place: a pass over an unchanged tenant copies nothing).
+#[allow(clippy::too_many_arguments)]
+fn tenant_unchanged(
+    key: &TenantKey,
+    policies: &[PolicyView<'_>],
+    rings: &[RingView<'_>],
+    excs: &[&PatchException],
+    evals: &[Evaluated],
+    patches: &[&Patch],
+    severity: &[Severity],
+    released: &[Timestamp],
+) -> bool {
+    key.policies.len() == policies.len()
+        && key
+            .policies
+            .iter()
+            .zip(policies)
+            .all(|((n, s), p)| n == p.name && *s == p.policy.spec)
+        && key.rings.len() == rings.len()
+        && key
+            .rings
+            .iter()
+            .zip(rings)
+            .all(|((n, s), r)| n == r.name && *s == r.ring.spec)
+        && key.exceptions.len() == excs.len()
+        && key
+            .exceptions
+            .iter()
+            .zip(excs.iter().zip(evals))
+            .all(|(k, (e, ev))| {
+                k.name == name_of(&e.metadata)
+                    && k.phase == ev.phase
+                    && k.active_since == ev.active_since
+                    && k.blocks_assignment == ev.blocks_assignment
+                    && k.spec == e.spec
+            })
+        && key.catalog.len() == patches.len()
+        && key
+            .catalog
+            .iter()
+            .zip(patches.iter().zip(severity.iter().zip(released)))
+            .all(|((id, sev, rel), (p, (s, r)))| id == &p.spec.id && sev == s && rel == r)
+}
+
+/// The tenant-wide inputs of the device results this pass derives, to compare the next
+/// pass's with.
+fn tenant_key(
+    policies: &[PolicyView<'_>],
+    rings: &[RingView<'_>],
+    excs: &[&PatchException],
+    evals: &[Evaluated],
+    patches: &[&Patch],
+    severity: &[Severity],
+    released: &[Timestamp],
+) -> TenantKey {
+    TenantKey {
+        policies: policies
+            .iter()
+            .map(|p| (p.name.to_string(), p.policy.spec.clone()))
+            .collect(),
+        rings: rings
+            .iter()
+            .map(|r| (r.name.to_string(), r.ring.spec.clone()))
+            .collect(),
+        exceptions: excs
+            .iter()
+            .zip(evals)
+            .map(|(e, ev)| ExceptionKey {
+                name: name_of(&e.metadata).to_string(),
+                spec: e.spec.clone(),
+                phase: ev.phase,
+                active_since: ev.active_since,
+                blocks_assignment: ev.blocks_assignment,
+            })
+            .collect(),
+        catalog: patches
+            .iter()
+            .zip(severity.iter().zip(released))
+            .map(|(p, (s, r))| (p.spec.id.clone(), *s, *r))
+            .collect(),
+    }
 }
 
 /// The freeze in force at `now`, in words for a status.

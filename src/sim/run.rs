@@ -17,7 +17,7 @@ use crate::api::{
     Patch, PatchState,
 };
 use crate::engine::selector::Selector;
-use crate::engine::{EventType, Kind};
+use crate::engine::{Cache, EventType, Kind};
 
 use super::fleet::{AgentBehaviour, FleetSpec, Offline, Range, Rng};
 use super::world::World;
@@ -172,6 +172,10 @@ pub struct Simulation {
     dirty: bool,
     /// The shortest absence after which some ring counts a device unreachable.
     unreachable_after: Duration,
+    /// What each engine pass can reuse from the one before.
+    cache: Cache,
+    /// Devices changed since the last engine pass in anything but `lastSeen`.
+    changed: BTreeSet<String>,
 }
 
 impl Simulation {
@@ -219,6 +223,8 @@ impl Simulation {
             timeline: Vec::new(),
             dirty: true,
             unreachable_after,
+            cache: Cache::new(),
+            changed: BTreeSet::new(),
             failure_selectors: fleet
                 .failures
                 .iter()
@@ -435,7 +441,18 @@ impl Simulation {
                             .last_seen = Some(now);
                     }
                 }
-                let decisions = self.world.step(now);
+                // Agents' reports and the engine's own writes are all that change devices
+                // besides `lastSeen`: the engine compares only those.
+                self.cache.only_changed(std::mem::take(&mut self.changed));
+                let decisions = self.world.step_cached(now, &mut self.cache);
+                self.changed.extend(
+                    decisions
+                        .plan
+                        .iter()
+                        .map(|c| &c.device)
+                        .chain(decisions.devices.iter().map(|(name, _)| name))
+                        .cloned(),
+                );
                 passes += 1;
                 wake = decisions.wake_at;
                 for e in &decisions.events {
@@ -533,7 +550,7 @@ impl Simulation {
                     );
                     self.world.patches.insert(id.clone(), p);
                     for d in devices {
-                        self.world.report(&d, &id, PatchState::Missing, now);
+                        self.report(&d, &id, PatchState::Missing, now);
                     }
                 }
             }
@@ -582,8 +599,7 @@ impl Simulation {
                     return;
                 }
                 if ok && reboot {
-                    self.world
-                        .report(&device, &patch, PatchState::PendingReboot, now);
+                    self.report(&device, &patch, PatchState::PendingReboot, now);
                     let at = self.grid(
                         &device,
                         now.checked_add(SignedDuration::from_mins(5)).unwrap_or(now),
@@ -595,8 +611,7 @@ impl Simulation {
             }
             Ev::Rebooted { device, patch } => self.finish(&device, &patch, true, now),
             Ev::Uninstalled { device, patch } => {
-                self.world
-                    .report(&device, &patch, PatchState::RolledBack, now);
+                self.report(&device, &patch, PatchState::RolledBack, now);
                 self.entry(
                     now,
                     "Uninstalled",
@@ -612,13 +627,21 @@ impl Simulation {
         }
     }
 
+    /// What an agent reports, as [`World::report`], noting the device as changed.
+    fn report(&mut self, device: &str, patch: &str, state: PatchState, now: Timestamp) {
+        self.world.report(device, patch, state, now);
+        if !self.changed.contains(device) {
+            self.changed.insert(device.to_string());
+        }
+    }
+
     fn is_online(&self, device: &str) -> bool {
         self.agents.get(device).is_some_and(|a| a.online)
     }
 
     fn finish(&mut self, device: &str, patch: &str, ok: bool, now: Timestamp) {
         if ok {
-            self.world.report(device, patch, PatchState::Installed, now);
+            self.report(device, patch, PatchState::Installed, now);
             self.entry(
                 now,
                 "Installed",
@@ -628,7 +651,7 @@ impl Simulation {
             );
         } else {
             let message = self.failure_message(device, patch);
-            self.world.report(device, patch, PatchState::Failed, now);
+            self.report(device, patch, PatchState::Failed, now);
             if let Some(r) = self
                 .world
                 .devices
@@ -718,7 +741,7 @@ impl Simulation {
         let took = agent.rng.duration(agent.install_time);
         let ok = !agent.rng.chance(rate);
         let at = self.grid(device, now.checked_add(took.span()).unwrap_or(now));
-        self.world.report(device, &id, PatchState::Installing, now);
+        self.report(device, &id, PatchState::Installing, now);
         self.push(
             at,
             Ev::Finished {

@@ -11,7 +11,7 @@ use crate::api::{
     DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchException,
     PatchPolicy, PatchRollout, PatchState,
 };
-use crate::engine::{self, Decisions, Event, PlanList, Snapshot};
+use crate::engine::{self, Cache, Decisions, Event, PlanList, Snapshot};
 
 /// One tenant's objects plus the shared catalog, keyed by name.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +64,15 @@ impl World {
     pub fn step(&mut self, now: Timestamp) -> Decisions {
         self.record_patch_releases();
         let decisions = engine::decide(&self.snapshot(), now);
+        self.apply(&decisions, now);
+        decisions
+    }
+
+    /// [`World::step`] with a cache kept from earlier steps over this world, so the
+    /// engine re-derives only the devices that changed (the same decisions).
+    pub fn step_cached(&mut self, now: Timestamp, cache: &mut Cache) -> Decisions {
+        self.record_patch_releases();
+        let decisions = engine::decide_cached(&self.snapshot(), now, cache);
         self.apply(&decisions, now);
         decisions
     }
@@ -134,13 +143,10 @@ impl World {
                 self.plan_writes += 1;
             }
         }
-        // Both sides are in name order: walk them together instead of looking each up.
-        let mut wanted = d.devices.iter().peekable();
-        for (name, dev) in self.devices.iter_mut() {
-            while wanted.peek().is_some_and(|(n, _)| n < name) {
-                wanted.next();
-            }
-            if let Some((_, compliance)) = wanted.next_if(|(n, _)| n == name) {
+        // The engine lists only the summaries that changed, usually few of many devices:
+        // look each up rather than walk them all.
+        for (name, compliance) in &d.devices {
+            if let Some(dev) = self.devices.get_mut(name) {
                 let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
                 self.status_writes += u64::from(replace(&mut status.compliance, compliance));
             }

@@ -1,0 +1,402 @@
+//! What one decision pass can reuse from the pass before it.
+//!
+//! Most of a pass's work is per device and per device–patch pair: which policy and ring
+//! govern the device, which exceptions cover each pair, and each pair's SLA clock. Those
+//! depend only on the device's labels and reports and on the tenant's policies, rings,
+//! exceptions and catalog — not on when the agent last checked in — and an SLA clock
+//! only changes at the instant it names. A [`Cache`] keeps them from one pass to the
+//! next, keyed by exactly those inputs, so a pass re-derives only what changed.
+//!
+//! The cache is plain data the caller owns; the engine stays pure. A pass with a cache
+//! decides exactly what a pass without one decides (`tests/engine_props.rs`).
+
+use jiff::Timestamp;
+
+use crate::api::{
+    DeploymentRingSpec, DevicePatchStatus, ExceptionPhase, ManagedDevice, PatchExceptionSpec,
+    PatchPolicySpec, PatchState, Severity,
+};
+
+use super::sla::{Clock, ClockState};
+
+/// Per-device results one decision pass can reuse in the next.
+///
+/// Create one per tenant with [`Cache::new`] and hand it to every
+/// [`decide_cached`](super::decide_cached) for that tenant. An entry is reused only
+/// while the device's labels and patch reports and the tenant's policies, rings,
+/// exceptions (and their phases) and catalog are unchanged, so no caller has to say
+/// what changed. It holds a copy of those inputs: memory in proportion to the fleet.
+#[derive(Clone, Default)]
+pub struct Cache {
+    /// Whether entries are kept for the next pass (false for a one-off pass).
+    pub(super) keep: bool,
+    /// The tenant-wide inputs the entries were derived under.
+    pub(super) tenant: Option<TenantKey>,
+    /// One entry per device, in name order.
+    pub(super) devices: Vec<Derived>,
+    /// Tier names, interned; entries refer to them by index.
+    pub(super) tiers: Vec<String>,
+    /// Per (policy, patch) slot of the previous pass, the members of each ring.
+    pub(super) member_counts: Vec<Vec<usize>>,
+    /// Counts passes, to mark entries listed as changed for one pass.
+    pub(super) pass: u64,
+    /// The instant of the previous pass (a clock run then is only reused later).
+    pub(super) last_now: Option<Timestamp>,
+    /// The devices the shell says may have changed since the previous pass, in name
+    /// order (None: it does not say, and every device is compared).
+    pub(super) changed: Option<Vec<String>>,
+}
+
+impl Cache {
+    /// An empty cache that keeps what each pass derives for the next one.
+    pub fn new() -> Self {
+        Self {
+            keep: true,
+            ..Self::default()
+        }
+    }
+
+    /// A cache for a single pass: nothing is copied to be compared later.
+    pub(super) fn one_pass() -> Self {
+        Self::default()
+    }
+
+    /// Tells the next pass which devices may have changed since the previous pass with
+    /// this cache, in anything but `status.lastSeen` (labels, reports, plan, compliance;
+    /// new and deleted devices too). The promise is that every other device has not
+    /// been touched since the previous pass apart from its `lastSeen`: not edited, not
+    /// replaced by a copy, the same object in memory (as an in-memory world or a
+    /// reflector store keeps unchanged objects). The next pass trusts those devices and
+    /// compares none of them (debug builds do compare, and panic on a device that
+    /// changed unlisted). A shell that cannot say leaves this out: every device is then
+    /// compared, which costs more but needs no promise. Applies to the next pass only.
+    pub fn only_changed<S: AsRef<str>>(&mut self, devices: impl IntoIterator<Item = S>) {
+        let mut names: Vec<String> = devices
+            .into_iter()
+            .map(|d| d.as_ref().to_string())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        self.changed = Some(names);
+    }
+
+    /// Puts the entries in the order of `names` (sorted): an entry for each name, the
+    /// previous one where there was one, an empty one otherwise.
+    pub(super) fn align<'n>(&mut self, names: impl Iterator<Item = &'n str>) {
+        let mut previous = std::mem::take(&mut self.devices).into_iter().peekable();
+        for name in names {
+            while previous.next_if(|e| e.name() < name.as_bytes()).is_some() {}
+            let entry = previous
+                .next_if(|e| e.name() == name.as_bytes())
+                .unwrap_or_default();
+            self.devices.push(entry);
+        }
+    }
+
+    /// How many devices have an entry.
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Whether no device has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// The index of a tier name, interning it.
+    pub(super) fn tier(tiers: &mut Vec<String>, name: &str) -> usize {
+        match tiers.iter().position(|t| t == name) {
+            Some(i) => i,
+            None => {
+                tiers.push(name.to_string());
+                tiers.len() - 1
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("keep", &self.keep)
+            .field("devices", &self.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tenant-wide inputs of the per-device results: a change to any of them drops
+/// every entry. Objects are listed in the order the pass indexes them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct TenantKey {
+    /// Policies by name, with their specs.
+    pub policies: Vec<(String, PatchPolicySpec)>,
+    /// Rings by name, with their specs.
+    pub rings: Vec<(String, DeploymentRingSpec)>,
+    /// Exceptions by name, with their specs and what the pass made of them.
+    pub exceptions: Vec<ExceptionKey>,
+    /// The catalog in the pass's order: id, severity, release time.
+    pub catalog: Vec<(String, Severity, Timestamp)>,
+}
+
+/// One exception as the per-device results depend on it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct ExceptionKey {
+    pub name: String,
+    pub spec: PatchExceptionSpec,
+    pub phase: ExceptionPhase,
+    pub active_since: Option<Timestamp>,
+    pub blocks_assignment: bool,
+}
+
+/// What one device contributes to a pass.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Derived {
+    /// Holds a copy of its inputs in `key` and can be reused while they match.
+    pub kept: bool,
+    /// The inputs it was derived from, written one after another in one buffer (a pass
+    /// compares every device, so the copy is kept compact): the device's name, its
+    /// labels and, when a policy governs it, each report's id — each string preceded by
+    /// its length. Report states and install times are in `pairs`.
+    pub key: Vec<u8>,
+    /// The governing policy (index in the pass's policy list).
+    pub policy: Option<usize>,
+    /// Policies of equal priority that all select it.
+    pub conflict: Vec<usize>,
+    /// Position of its ring in the policy's ring list.
+    pub ring: Option<usize>,
+    /// The ring it counts as a member of (index in the pass's ring list).
+    pub member_of: Option<usize>,
+    /// Later rings of its policy that also select it.
+    pub claimed_elsewhere: Vec<usize>,
+    /// Its tier (index into [`Cache::tiers`]), when governed.
+    pub tier: usize,
+    /// One per patch report, in report order (empty when no policy governs it).
+    pub pairs: Vec<Pair>,
+    /// This pass trusts the device to be as the previous pass saw it.
+    pub trusted: bool,
+    /// The pass that the shell listed it as changed for.
+    pub listed_in: u64,
+    /// Where the device's patch reports were in memory at the last pass (address and
+    /// count).
+    pub reports_at: (usize, usize),
+    /// How many install entries the device's plan had at the last pass that read it.
+    pub install_len: usize,
+    /// The compliance summary the previous pass computed for it, and whether the
+    /// device's stored summary equalled it.
+    pub summary: Option<(Summary, bool)>,
+}
+
+/// What a device's compliance summary is made of, as indices and counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Summary {
+    pub policy: Option<usize>,
+    pub ring: Option<usize>,
+    pub tier: usize,
+    pub overdue: u32,
+    pub due_soon: u32,
+    pub planned: u32,
+    pub conflict: bool,
+}
+
+/// Marks absent labels in a key (a count cannot reach it).
+const NO_LABELS: u32 = u32::MAX;
+
+impl Derived {
+    /// The name of the device it was derived for, as bytes (the empty name for an entry
+    /// that was not kept). Bytes order as the names do.
+    pub fn name(&self) -> &[u8] {
+        Key(&self.key).str().unwrap_or_default()
+    }
+
+    /// Whether this entry is for `dev`, whose reports are held at `reports_at`. When the
+    /// shell has said what changed and did not list this entry's device, that device
+    /// has not been touched since the previous pass: its reports are still where they
+    /// were, so reports at that very place are its reports, and `dev` is that device
+    /// (no name is read). Otherwise the names are compared.
+    pub fn is_for(
+        &self,
+        dev: &ManagedDevice,
+        reports_at: (usize, usize),
+        hinted: bool,
+        pass: u64,
+    ) -> bool {
+        let name = || dev.metadata.name.as_deref().unwrap_or("").as_bytes();
+        let unlisted = hinted && self.kept && self.listed_in != pass;
+        if unlisted && reports_at.1 > 0 && self.reports_at == reports_at {
+            debug_assert_eq!(self.name(), name());
+            return true;
+        }
+        self.name() == name()
+    }
+
+    /// Records the inputs of `dev` this entry is derived from (after `policy` is set).
+    pub fn record(&mut self, dev: &ManagedDevice) {
+        let key = &mut self.key;
+        key.clear();
+        put_str(key, dev.metadata.name.as_deref().unwrap_or(""));
+        match &dev.metadata.labels {
+            None => put_len(key, NO_LABELS),
+            Some(labels) => {
+                put_len(key, len32(labels.len()));
+                for (k, v) in labels {
+                    put_str(key, k);
+                    put_str(key, v);
+                }
+            }
+        }
+        if self.policy.is_some() {
+            for r in dev.status.as_ref().map_or(&[][..], |s| &s.patches) {
+                put_str(key, &r.id);
+            }
+        }
+    }
+
+    /// Whether this entry was derived from the inputs `dev` has now (its name was
+    /// matched already): the same labels and, when governed, the same reports.
+    pub fn same_inputs(&self, dev: &ManagedDevice) -> bool {
+        if !self.kept {
+            return false;
+        }
+        let mut key = Key(&self.key);
+        if key.str().is_none() {
+            return false;
+        }
+        let labels_match = match (&dev.metadata.labels, key.len()) {
+            (None, Some(NO_LABELS)) => true,
+            (Some(labels), Some(n)) if n != NO_LABELS && n == len32(labels.len()) => {
+                labels.iter().all(|(k, v)| key.eat(k) && key.eat(v))
+            }
+            _ => false,
+        };
+        if !labels_match {
+            return false;
+        }
+        if self.policy.is_none() {
+            // Ungoverned: its reports are not read.
+            return true;
+        }
+        let reports: &[DevicePatchStatus] = dev.status.as_ref().map_or(&[], |s| &s.patches);
+        self.pairs.len() == reports.len()
+            && self.pairs.iter().zip(reports).all(|(p, r)| {
+                p.state == r.state && p.installed_at == r.installed_at && key.eat(&r.id)
+            })
+    }
+}
+
+/// A length as stored in a key (longer strings and maps than a key can say never match).
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(NO_LABELS - 1)
+}
+
+fn put_len(key: &mut Vec<u8>, n: u32) {
+    key.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_str(key: &mut Vec<u8>, s: &str) {
+    put_len(key, len32(s.len()));
+    key.extend_from_slice(s.as_bytes());
+}
+
+/// Reads a key from the front.
+struct Key<'k>(&'k [u8]);
+
+impl<'k> Key<'k> {
+    fn len(&mut self) -> Option<u32> {
+        let (head, rest) = self.0.split_first_chunk::<4>()?;
+        self.0 = rest;
+        Some(u32::from_le_bytes(*head))
+    }
+
+    fn str(&mut self) -> Option<&'k [u8]> {
+        let n = usize::try_from(self.len()?).ok()?;
+        let (s, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(s)
+    }
+
+    /// Reads the next string and says whether it is `s`.
+    fn eat(&mut self, s: &str) -> bool {
+        self.str() == Some(s.as_bytes())
+    }
+}
+
+/// One device–patch pair: its report's key fields, what covers it, and its SLA clock.
+/// A pass reads every pair of every device, so it is kept small (96 bytes).
+#[derive(Clone, Debug)]
+pub(super) struct Pair {
+    /// The patch's index in the catalog; None when the catalog does not know it.
+    pub ix: Option<u32>,
+    /// The report's state (its id is in the device's key).
+    pub state: PatchState,
+    /// An exception keeps it from being assigned.
+    pub blocks: bool,
+    /// The device's plan had an install and an uninstall entry for it (as of the last
+    /// pass that read the plan).
+    pub in_plan: (bool, bool),
+    /// The report's install time.
+    pub installed_at: Option<Timestamp>,
+    /// Its clock's state, once run (with `deadline` and `next_change`).
+    pub clock: Option<ClockState>,
+    /// Its clock's deadline.
+    pub deadline: Option<Timestamp>,
+    /// The next instant its clock changes by time alone.
+    pub next_change: Option<Timestamp>,
+    /// The exceptions that cover it, if any do (few pairs).
+    pub exempt: Option<Box<Exempt>>,
+}
+
+/// The exceptions covering one pair.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Exempt {
+    /// Active ones (indices in the pass's exception list): the clock is stopped.
+    pub active: Vec<usize>,
+    /// When they paused its clock.
+    pub intervals: Vec<(Timestamp, Timestamp)>,
+}
+
+impl Pair {
+    /// An active exception covers it now.
+    pub fn exempt_now(&self) -> bool {
+        self.exempt.as_ref().is_some_and(|e| !e.active.is_empty())
+    }
+
+    /// The intervals during which exceptions paused its clock.
+    pub fn intervals(&self) -> &[(Timestamp, Timestamp)] {
+        self.exempt.as_ref().map_or(&[], |e| &e.intervals)
+    }
+
+    /// The active exceptions that cover it.
+    pub fn active(&self) -> &[usize] {
+        self.exempt.as_ref().map_or(&[], |e| &e.active)
+    }
+
+    /// The install time the clock counts: only an Installed report has one, and an
+    /// Installed report without a time counts as installed now.
+    pub fn installed_for_clock(&self, now: Timestamp) -> Option<Timestamp> {
+        (self.state == PatchState::Installed).then(|| self.installed_at.unwrap_or(now))
+    }
+
+    /// Keeps a clock run at `now`.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = Some(clock.state);
+        self.deadline = clock.deadline;
+        self.next_change = clock.next_change;
+    }
+
+    /// The clock run at an earlier pass, if it is still the clock at `now`: time has
+    /// not gone back since (`rewound`), `now` is before the instant it said it changes,
+    /// and nothing else in it moves with time (no exemption, whose length grows while it
+    /// lasts, and no install time taken from `now`).
+    pub fn clock_at(&self, now: Timestamp, rewound: bool) -> Option<Clock> {
+        let state = self.clock?;
+        let steady = !rewound
+            && self.exempt.is_none()
+            && !(self.state == PatchState::Installed && self.installed_at.is_none())
+            && self.next_change.is_none_or(|t| now < t);
+        steady.then_some(Clock {
+            state,
+            deadline: self.deadline,
+            next_change: self.next_change,
+        })
+    }
+}
