@@ -107,16 +107,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(opts: ringmaster::operator::RunOptions) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The async runtime of `run` and `agent`; None (having said why) if it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+fn run(opts: ringmaster::operator::RunOptions) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(ringmaster::operator::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,15 +143,8 @@ fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
         return ExitCode::from(2);
     }
     ringmaster::operator::run::init_tracing(opts.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let outcome = runtime.block_on(async {
         let client = kube::Client::try_default()

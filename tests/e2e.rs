@@ -284,66 +284,14 @@ impl Env {
     /// scenario's Critical patch, and `n` devices in ring `it` reporting it Missing.
     async fn tenant(&self, max_concurrent: u32, n: usize) {
         let id = self.patch_id();
-        self.create::<PatchPolicy>(
-            r#"
-apiVersion: patching.ringmaster.dev/v1alpha1
-kind: PatchPolicy
-metadata: {name: ws}
-spec:
-  deviceSelector: {matchLabels: {class: ws}}
-  sla:
-    - {tier: default, critical: 7d, high: 14d, medium: 60d, low: 120d}
-  approval:
-    rules:
-      - {match: {severities: [Critical]}, action: Approve}
-    default: Manual
-  rings: [it, pilot]
-"#,
+        self.policy_and_rings(
+            &format!(
+                "{{deviceSelector: {{matchLabels: {{ring: it}}}}, maxConcurrent: {max_concurrent}, promotion: {{soak: 24h, minSuccessRate: 90}}}}"
+            ),
+            "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 50%}",
         )
         .await;
-        self.create::<DeploymentRing>(&format!(
-            r#"
-apiVersion: patching.ringmaster.dev/v1alpha1
-kind: DeploymentRing
-metadata: {{name: it}}
-spec:
-  deviceSelector: {{matchLabels: {{ring: it}}}}
-  maxConcurrent: {max_concurrent}
-  promotion: {{soak: 24h, minSuccessRate: 90}}
-"#
-        ))
-        .await;
-        self.create::<DeploymentRing>(
-            r#"
-apiVersion: patching.ringmaster.dev/v1alpha1
-kind: DeploymentRing
-metadata: {name: pilot}
-spec:
-  deviceSelector: {matchLabels: {ring: pilot}}
-  maxConcurrent: 50%
-"#,
-        )
-        .await;
-        let released = Timestamp::now() - SignedDuration::from_hours(24);
-        let patch: Patch = serde_yaml::from_str(&format!(
-            r#"
-apiVersion: patching.ringmaster.dev/v1alpha1
-kind: Patch
-metadata: {{name: {name}}}
-spec:
-  id: {id}
-  vendor: Microsoft
-  classification: Security
-  cvssScore: 9.8
-  releasedAt: "{released}"
-"#,
-            name = self.patch_name()
-        ))
-        .expect("patch yaml");
-        Api::<Patch>::all(self.client.clone())
-            .create(&PostParams::default(), &patch)
-            .await
-            .expect("creating the Patch");
+        self.catalog_patch("").await;
         let devices: Api<ManagedDevice> = Api::namespaced(self.client.clone(), &self.ns);
         for i in 0..n {
             let name = format!("it-{i}");
