@@ -91,7 +91,9 @@ struct Agent {
     install_time: Range,
     failure_rate: f64,
     rng: Rng,
-    online: bool,
+    /// Its position among the agents, which is its device's among the devices (both
+    /// are keyed by name): where its online flag is.
+    pos: usize,
     busy: bool,
     /// A check-in is already queued at this instant.
     queued: Option<Timestamp>,
@@ -104,7 +106,7 @@ struct Agent {
 const MAX_PASSES_PER_INSTANT: u32 = 16;
 
 impl Agent {
-    /// An online, idle agent.
+    /// An idle agent (online: the simulation starts with every agent online).
     fn new(
         check_in: Duration,
         install_time: Range,
@@ -117,7 +119,7 @@ impl Agent {
             install_time,
             failure_rate,
             rng,
-            online: true,
+            pos: 0,
             busy: false,
             queued: None,
             offline_since: None,
@@ -174,6 +176,9 @@ pub struct Simulation {
     unreachable_after: Duration,
     /// What each engine pass can reuse from the one before.
     cache: Cache,
+    /// Whether each agent is online, by its position (see `Agent::pos`): the stamp of
+    /// `lastSeen` before every pass walks these beside the devices.
+    online: Vec<bool>,
     /// Devices changed since the last engine pass in anything but `lastSeen`.
     changed: BTreeSet<String>,
 }
@@ -224,6 +229,7 @@ impl Simulation {
             dirty: true,
             unreachable_after,
             cache: Cache::new(),
+            online: Vec::new(),
             changed: BTreeSet::new(),
             failure_selectors: fleet
                 .failures
@@ -325,6 +331,10 @@ impl Simulation {
                 Agent::new(check_in, install_time, failure_rate, rng, os),
             );
         }
+        for (pos, agent) in sim.agents.values_mut().enumerate() {
+            agent.pos = pos;
+        }
+        sim.online = vec![true; sim.agents.len()];
         let releases: Vec<(Timestamp, String)> = sim
             .held_back
             .iter()
@@ -430,12 +440,10 @@ impl Simulation {
             if due {
                 self.dirty = false;
                 // Every online agent has checked in by now. Devices and agents share one
-                // key set in one order, so they are walked together.
-                for ((device, dev), (agent_name, agent)) in
-                    self.world.devices.iter_mut().zip(&self.agents)
-                {
-                    debug_assert_eq!(device, agent_name, "every device has exactly one agent");
-                    if agent.online {
+                // key set in one order, so devices and online flags are walked together.
+                debug_assert!(self.world.devices.keys().eq(self.agents.keys()));
+                for (dev, online) in self.world.devices.values_mut().zip(&self.online) {
+                    if *online {
                         dev.status
                             .get_or_insert_with(ManagedDeviceStatus::default)
                             .last_seen = Some(now);
@@ -557,7 +565,7 @@ impl Simulation {
             Ev::Action(i) => self.act(i, now),
             Ev::Offline(device, until) => {
                 if let Some(a) = self.agents.get_mut(&device) {
-                    a.online = false;
+                    set_online(&mut self.online, a.pos, false);
                     a.offline_since = Some(now);
                 }
                 self.entry(
@@ -570,7 +578,7 @@ impl Simulation {
             }
             Ev::Online(device) => {
                 if let Some(a) = self.agents.get_mut(&device) {
-                    a.online = true;
+                    set_online(&mut self.online, a.pos, true);
                     a.offline_since = None;
                 }
                 self.world.touch(&device, now);
@@ -636,7 +644,9 @@ impl Simulation {
     }
 
     fn is_online(&self, device: &str) -> bool {
-        self.agents.get(device).is_some_and(|a| a.online)
+        self.agents
+            .get(device)
+            .is_some_and(|a| self.online.get(a.pos) == Some(&true))
     }
 
     fn finish(&mut self, device: &str, patch: &str, ok: bool, now: Timestamp) {
@@ -682,7 +692,7 @@ impl Simulation {
         if agent.queued.is_some_and(|q| q <= now) {
             agent.queued = None;
         }
-        if !agent.online || agent.busy {
+        if self.online.get(agent.pos) != Some(&true) || agent.busy {
             return;
         }
         let Some(dev) = self.world.devices.get(device) else {
@@ -868,6 +878,13 @@ impl Simulation {
             object: object.into(),
             message,
         });
+    }
+}
+
+/// Sets an agent's online flag.
+fn set_online(online: &mut [bool], pos: usize, value: bool) {
+    if let Some(flag) = online.get_mut(pos) {
+        *flag = value;
     }
 }
 
