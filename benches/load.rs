@@ -100,11 +100,11 @@ impl Drop for Operator {
 }
 
 impl Operator {
-    fn start(ns: &str, port: u16) -> Result<Self> {
+    fn start(ns: &str, port: u16, health: u16) -> Result<Self> {
         let child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
             .args(["run", "--namespace", ns, "--log-format", "json"])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--health-addr", &format!("127.0.0.1:{}", port + 1)])
+            .args(["--health-addr", &format!("127.0.0.1:{health}")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -180,6 +180,13 @@ impl Operator {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// A local port nobody listens on now.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
@@ -290,8 +297,7 @@ spec:
         registering.elapsed().as_secs_f64()
     );
 
-    let port = 18_000 + (n % 1000) as u16 * 2;
-    let operator = Operator::start(ns, port)?;
+    let operator = Operator::start(ns, free_port()?, free_port()?)?;
     let before = operator
         .settle(Duration::from_secs(5), Duration::from_secs(600))
         .await?;

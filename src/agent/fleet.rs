@@ -251,10 +251,17 @@ impl Fleet {
 
         let mut inputs = self.inputs();
         let mut catalog: BTreeSet<String> = BTreeSet::new();
+        // Patches in the catalog whose release is still to come, by id.
+        let mut unreleased: BTreeMap<String, Timestamp> = BTreeMap::new();
         let mut summary_at = start;
         let mut first_round = true;
         loop {
-            let next = heap.peek().map(|Reverse((at, _))| *at);
+            let next = heap
+                .peek()
+                .map(|Reverse((at, _))| *at)
+                .into_iter()
+                .chain(unreleased.values().copied())
+                .min();
             let wait = next
                 .map(|at| at.duration_since(Timestamp::now()))
                 .unwrap_or(SignedDuration::from_hours(1))
@@ -281,18 +288,8 @@ impl Fleet {
                         }
                     }
                     Some(Input::Catalog(p)) => {
-                        let id = p.spec.id.clone();
-                        if p.spec.released_at <= Timestamp::now() && catalog.insert(id.clone()) {
-                            let now = Timestamp::now();
-                            for (i, slot) in slots.iter_mut().enumerate() {
-                                if slot.device.ensure_patches([id.as_str()]) {
-                                    slot.unsent = true;
-                                    if now < slot.next_at {
-                                        slot.next_at = now;
-                                        heap.push(Reverse((now, i)));
-                                    }
-                                }
-                            }
+                        if !catalog.contains(&p.spec.id) {
+                            unreleased.insert(p.spec.id.clone(), p.spec.released_at);
                         }
                     }
                     Some(Input::WatchError(e)) => warn!(error = %e, "watch failed; retrying"),
@@ -302,6 +299,25 @@ impl Fleet {
             }
 
             let now = Timestamp::now();
+            // Patches of the catalog appear on every device at their release.
+            let released: Vec<String> = unreleased
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in released {
+                unreleased.remove(&id);
+                catalog.insert(id.clone());
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    if slot.device.ensure_patches([id.as_str()]) {
+                        slot.unsent = true;
+                        if now < slot.next_at {
+                            slot.next_at = now;
+                            heap.push(Reverse((now, i)));
+                        }
+                    }
+                }
+            }
             let mut due = Vec::new();
             while let Some(&Reverse((at, i))) = heap.peek() {
                 if at > now {
