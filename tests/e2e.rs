@@ -407,6 +407,32 @@ spec:
             .collect()
     }
 
+    /// Watches until all `n` devices have installed the scenario's patch, and checks
+    /// that no more than `max_concurrent` were ever seen installing at once and that each
+    /// was attempted once.
+    async fn every_device_installs_once(&self, n: usize, max_concurrent: usize) {
+        let most_in_progress = std::sync::atomic::AtomicUsize::new(0);
+        eventually("every device installs", Duration::from_secs(90), || {
+            let most = &most_in_progress;
+            async move {
+                let r = self.reports().await;
+                let busy = r.values().filter(|s| s.0 == PatchState::Installing).count();
+                most.fetch_max(busy, Ordering::Relaxed);
+                (r.len() == n && r.values().all(|s| s.0 == PatchState::Installed)).then_some(())
+            }
+        })
+        .await;
+        let most = most_in_progress.load(Ordering::Relaxed);
+        assert!(
+            most <= max_concurrent,
+            "maxConcurrent {max_concurrent}: saw {most}"
+        );
+        let reports = self.reports().await;
+        for (name, (_, attempts, _)) in &reports {
+            assert_eq!(*attempts, 1, "{name} was admitted once: {reports:?}");
+        }
+    }
+
     /// The scenario's rollout under policy `ws`, once it exists.
     async fn rollout(&self) -> Option<PatchRollout> {
         let name = format!("ws.{}", self.patch_id().to_ascii_lowercase());
@@ -949,23 +975,7 @@ async fn a_kill_and_restart_mid_rollout_loses_nothing_and_admits_no_device_twice
         env.start_operator().await;
 
         // Watch the rollout to its end: never more than 2 in progress.
-        let most_in_progress = std::sync::atomic::AtomicUsize::new(0);
-        eventually("every device installs", Duration::from_secs(90), || {
-            let most = &most_in_progress;
-            async move {
-                let r = env.reports().await;
-                let busy = r.values().filter(|s| s.0 == PatchState::Installing).count();
-                most.fetch_max(busy, Ordering::Relaxed);
-                (r.len() == 6 && r.values().all(|s| s.0 == PatchState::Installed)).then_some(())
-            }
-        })
-        .await;
-        let most = most_in_progress.load(Ordering::Relaxed);
-        assert!(most <= 2, "maxConcurrent 2: saw {most}");
-        let reports = env.reports().await;
-        for (name, (_, attempts, _)) in &reports {
-            assert_eq!(*attempts, 1, "{name} was admitted once: {reports:?}");
-        }
+        env.every_device_installs_once(6, 2).await;
         eventually(
             "the rollout counts every install",
             Duration::from_secs(10),
@@ -1107,23 +1117,7 @@ async fn two_replicas_elect_one_leader_and_hand_over_when_it_dies() {
         );
 
         // The rollout carries on under the new leader, one device at a time, each once.
-        let most_in_progress = std::sync::atomic::AtomicUsize::new(0);
-        eventually("every device installs", Duration::from_secs(90), || {
-            let most = &most_in_progress;
-            async move {
-                let r = env.reports().await;
-                let busy = r.values().filter(|s| s.0 == PatchState::Installing).count();
-                most.fetch_max(busy, Ordering::Relaxed);
-                (r.len() == 4 && r.values().all(|s| s.0 == PatchState::Installed)).then_some(())
-            }
-        })
-        .await;
-        let most = most_in_progress.load(Ordering::Relaxed);
-        assert!(most <= 1, "maxConcurrent 1: saw {most}");
-        let reports = env.reports().await;
-        for (name, (_, attempts, _)) in &reports {
-            assert_eq!(*attempts, 1, "{name} was admitted once: {reports:?}");
-        }
+        env.every_device_installs_once(4, 1).await;
     })
     .await;
 }

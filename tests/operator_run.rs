@@ -114,6 +114,23 @@ fn planned(fake: &Fake, ns: &str, patch: &str) -> Vec<String> {
     names
 }
 
+/// `device`'s agent reports KB1 installed now (and, if `seen`, that it checked in now).
+fn report_installed(fake: &Fake, device: &str, seen: bool) {
+    let t = Timestamp::now().to_string();
+    let mut status = json!({"patches": [
+        {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
+    ]});
+    if seen {
+        status["lastSeen"] = json!(t);
+    }
+    fake.merge(
+        "ManagedDevice",
+        Some("acme"),
+        device,
+        json!({ "status": status }),
+    );
+}
+
 /// Waits until the operator has sent no write for `quiet`.
 async fn settled(fake: &Fake, quiet: Duration) -> usize {
     let mut last = fake.writes().len();
@@ -190,15 +207,7 @@ async fn an_agent_report_frees_a_slot_and_the_next_device_is_admitted() {
     settled(&fake, Duration::from_millis(800)).await;
 
     // it-0's agent installs KB1.
-    let t = Timestamp::now().to_string();
-    fake.merge(
-        "ManagedDevice",
-        Some("acme"),
-        "it-0",
-        json!({"status": {"lastSeen": t, "patches": [
-            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
-        ]}}),
-    );
+    report_installed(&fake, "it-0", true);
     let reported = tokio::time::Instant::now();
     eventually("it-2 is admitted", Duration::from_secs(5), || {
         planned(&fake, "acme", "KB1")
@@ -255,15 +264,7 @@ spec:
     assert!(Timestamp::now() < expires, "too slow to test expiry");
 
     // it-1 finishes, freeing a slot only it-0 can take once the exception expires.
-    let t = Timestamp::now().to_string();
-    fake.merge(
-        "ManagedDevice",
-        Some("acme"),
-        "it-1",
-        json!({"status": {"patches": [
-            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
-        ]}}),
-    );
+    report_installed(&fake, "it-1", false);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(!planned(&fake, "acme", "KB1").contains(&"it-0".to_string()));
 
@@ -309,15 +310,7 @@ async fn a_follower_is_ready_but_writes_nothing_until_it_leads() {
     op.leader.send(false).expect("leader channel");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let writes = fake.writes().len();
-    let t = Timestamp::now().to_string();
-    fake.merge(
-        "ManagedDevice",
-        Some("acme"),
-        "it-0",
-        json!({"status": {"patches": [
-            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
-        ]}}),
-    );
+    report_installed(&fake, "it-0", false);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(fake.writes().len(), writes, "a follower does not write");
     op.shutdown().await;
@@ -370,15 +363,7 @@ async fn a_killed_operator_leaves_no_watch_or_queue_behind() {
     .await;
 
     // A report that would free a slot: a live operator admits it-2 within a second.
-    let t = Timestamp::now().to_string();
-    fake.merge(
-        "ManagedDevice",
-        Some("acme"),
-        "it-0",
-        json!({"status": {"lastSeen": t, "patches": [
-            {"id": "KB1", "state": "Installed", "attempts": 1, "lastAttemptAt": t, "installedAt": t}
-        ]}}),
-    );
+    report_installed(&fake, "it-0", true);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         fake.writes().len(),
