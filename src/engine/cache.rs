@@ -278,7 +278,7 @@ impl Derived {
         let reports: &[DevicePatchStatus] = dev.status.as_ref().map_or(&[], |s| &s.patches);
         self.pairs.len() == reports.len()
             && self.pairs.iter().zip(reports).all(|(p, r)| {
-                p.state == r.state && p.installed_at == r.installed_at && key.eat(&r.id)
+                p.state == r.state && p.installed_at() == r.installed_at && key.eat(&r.id)
             })
     }
 }
@@ -321,28 +321,68 @@ impl<'k> Key<'k> {
 }
 
 /// One device–patch pair: its report's key fields, what covers it, and its SLA clock.
-/// A pass reads every pair of every device, so it is kept small (96 bytes).
+/// A pass reads every pair of every device, so it is kept to one cache line (64 bytes):
+/// instants as [`When`], flags as bits.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 pub(super) struct Pair {
-    /// The patch's index in the catalog; None when the catalog does not know it.
-    pub ix: Option<u32>,
-    /// The report's state (its id is in the device's key).
-    pub state: PatchState,
-    /// An exception keeps it from being assigned.
-    pub blocks: bool,
-    /// The device's plan had an install and an uninstall entry for it (as of the last
-    /// pass that read the plan).
-    pub in_plan: (bool, bool),
     /// The report's install time.
-    pub installed_at: Option<Timestamp>,
-    /// Its clock's state, once run (with `deadline` and `next_change`).
-    pub clock: Option<ClockState>,
+    installed_at: When,
     /// Its clock's deadline.
-    pub deadline: Option<Timestamp>,
+    deadline: When,
     /// The next instant its clock changes by time alone.
-    pub next_change: Option<Timestamp>,
+    next_change: When,
     /// The exceptions that cover it, if any do (few pairs).
     pub exempt: Option<Box<Exempt>>,
+    /// The patch's index in the catalog; [`NO_PATCH`] when the catalog does not know it.
+    ix: u32,
+    /// The report's state (its id is in the device's key).
+    pub state: PatchState,
+    /// Its clock's state, once run (with `deadline` and `next_change`).
+    clock: Option<ClockState>,
+    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`].
+    flags: u8,
+}
+
+/// A pair's patch index when the catalog does not know the patch.
+const NO_PATCH: u32 = u32::MAX;
+/// An exception keeps the pair from being assigned.
+const BLOCKS: u8 = 1;
+/// The device's plan had an install entry for it (as of the last pass that read the plan).
+const IN_INSTALL: u8 = 2;
+/// The device's plan had an uninstall entry for it (likewise).
+const IN_UNINSTALL: u8 = 4;
+
+/// An optional instant in 16 bytes, where an `Option<Timestamp>` takes 24.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct When {
+    second: i64,
+    /// The instant's nanoseconds (negative before 1970, as jiff has them); `i32::MIN`
+    /// for none.
+    nanosecond: i32,
+}
+
+impl When {
+    fn new(t: Option<Timestamp>) -> Self {
+        match t {
+            Some(t) => Self {
+                second: t.as_second(),
+                nanosecond: t.subsec_nanosecond(),
+            },
+            None => Self {
+                second: 0,
+                nanosecond: i32::MIN,
+            },
+        }
+    }
+
+    fn get(self) -> Option<Timestamp> {
+        if self.nanosecond == i32::MIN {
+            return None;
+        }
+        // Taken apart from a valid instant, so always valid again.
+        Timestamp::new(self.second, self.nanosecond).ok()
+    }
 }
 
 /// The exceptions covering one pair.
@@ -354,7 +394,65 @@ pub(super) struct Exempt {
     pub intervals: Vec<(Timestamp, Timestamp)>,
 }
 
+// Kept to one cache line: a field added here must keep it there.
+const _: () = assert!(std::mem::size_of::<Pair>() == 64);
+
 impl Pair {
+    /// A pair for a report of the patch at `ix` in the catalog (None: not in it).
+    pub fn new(ix: Option<usize>, state: PatchState, installed_at: Option<Timestamp>) -> Self {
+        Self {
+            installed_at: When::new(installed_at),
+            deadline: When::new(None),
+            next_change: When::new(None),
+            exempt: None,
+            // A catalog past u32::MAX patches could not be held in memory.
+            ix: ix
+                .and_then(|ix| u32::try_from(ix).ok())
+                .filter(|ix| *ix != NO_PATCH)
+                .unwrap_or(NO_PATCH),
+            state,
+            clock: None,
+            flags: 0,
+        }
+    }
+
+    /// The patch's index in the catalog; None when the catalog does not know it.
+    pub fn ix(&self) -> Option<usize> {
+        (self.ix != NO_PATCH).then_some(self.ix as usize)
+    }
+
+    /// The report's install time.
+    pub fn installed_at(&self) -> Option<Timestamp> {
+        self.installed_at.get()
+    }
+
+    /// An exception keeps it from being assigned.
+    pub fn blocks(&self) -> bool {
+        self.flags & BLOCKS != 0
+    }
+
+    /// Marks it as kept from assignment by an exception.
+    pub fn set_blocks(&mut self) {
+        self.flags |= BLOCKS;
+    }
+
+    /// Whether the device's plan had an install and an uninstall entry for it (as of
+    /// the last pass that read the plan).
+    pub fn in_plan(&self) -> (bool, bool) {
+        (self.flags & IN_INSTALL != 0, self.flags & IN_UNINSTALL != 0)
+    }
+
+    /// Records which of the device's plan lists have an entry for it.
+    pub fn set_in_plan(&mut self, install: bool, uninstall: bool) {
+        self.flags &= !(IN_INSTALL | IN_UNINSTALL);
+        if install {
+            self.flags |= IN_INSTALL;
+        }
+        if uninstall {
+            self.flags |= IN_UNINSTALL;
+        }
+    }
+
     /// An active exception covers it now.
     pub fn exempt_now(&self) -> bool {
         self.exempt.as_ref().is_some_and(|e| !e.active.is_empty())
@@ -373,14 +471,14 @@ impl Pair {
     /// The install time the clock counts: only an Installed report has one, and an
     /// Installed report without a time counts as installed now.
     pub fn installed_for_clock(&self, now: Timestamp) -> Option<Timestamp> {
-        (self.state == PatchState::Installed).then(|| self.installed_at.unwrap_or(now))
+        (self.state == PatchState::Installed).then(|| self.installed_at().unwrap_or(now))
     }
 
     /// Keeps a clock run at `now`.
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = Some(clock.state);
-        self.deadline = clock.deadline;
-        self.next_change = clock.next_change;
+        self.deadline = When::new(clock.deadline);
+        self.next_change = When::new(clock.next_change);
     }
 
     /// The clock run at an earlier pass, if it is still the clock at `now`: time has
@@ -391,12 +489,35 @@ impl Pair {
         let state = self.clock?;
         let steady = !rewound
             && self.exempt.is_none()
-            && !(self.state == PatchState::Installed && self.installed_at.is_none())
-            && self.next_change.is_none_or(|t| now < t);
-        steady.then_some(Clock {
+            && !(self.state == PatchState::Installed && self.installed_at().is_none());
+        if !steady {
+            return None;
+        }
+        let next_change = self.next_change.get();
+        next_change.is_none_or(|t| now < t).then(|| Clock {
             state,
-            deadline: self.deadline,
-            next_change: self.next_change,
+            deadline: self.deadline.get(),
+            next_change,
         })
     }
+}
+
+/// Asks the processor to bring `items` into its cache ahead of their use.
+pub(super) fn prefetch<T>(items: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = items.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(items);
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch reads nothing and cannot fault; the address is inside
+            // `items`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    start.wrapping_add(offset),
+                );
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = items;
 }
