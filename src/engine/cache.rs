@@ -485,6 +485,7 @@ impl Pair {
     /// not gone back since (`rewound`), `now` is before the instant it said it changes,
     /// and nothing else in it moves with time (no exemption, whose length grows while it
     /// lasts, and no install time taken from `now`).
+    #[inline]
     pub fn clock_at(&self, now: Timestamp, rewound: bool) -> Option<Clock> {
         let state = self.clock?;
         let steady = !rewound

@@ -50,6 +50,8 @@ const CONFLICTS_LISTED: usize = 20;
 const DEFAULT_MARGIN: Duration = Duration::hours(24);
 /// How many devices the walk reads ahead of the one it is on.
 const READ_AHEAD: usize = 64;
+/// How many devices ahead the walk has the processor fetch cached pairs.
+const PAIRS_AHEAD: usize = 4;
 
 /// The rollout name for a patch under a policy: `<policy>.<patch id>`, lower-cased, with
 /// characters a Kubernetes name cannot hold replaced by `-`.
@@ -311,11 +313,11 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                         .iter()
                         .map(|d| d.status.as_ref().map(|s| (&s.patches[..], s.last_seen))),
                 );
-                if keep {
-                    for e in cache.devices.iter().skip(di).take(READ_AHEAD) {
-                        super::cache::prefetch(&e.pairs);
-                    }
-                }
+            }
+            // The cached pairs of a device a few places on are fetched while this one is
+            // worked on.
+            if let Some(e) = cache.devices.get(di + PAIRS_AHEAD) {
+                super::cache::prefetch(&e.pairs);
             }
             let status = ahead[di % READ_AHEAD];
             let reports: &[DevicePatchStatus] = status.map_or(&[], |(r, _)| r);
