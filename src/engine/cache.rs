@@ -522,3 +522,45 @@ pub(super) fn prefetch<T>(items: &[T]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = items;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instant_kept_in_sixteen_bytes_comes_back_the_same() {
+        let instants = [
+            None,
+            Some(Timestamp::UNIX_EPOCH),
+            Some(Timestamp::MIN),
+            Some(Timestamp::MAX),
+            Some(Timestamp::new(1_700_000_000, 123_456_789).expect("valid")),
+            // Before 1970 jiff's nanoseconds are negative.
+            Some(Timestamp::new(-1, -500_000_000).expect("valid")),
+        ];
+        for t in instants {
+            assert_eq!(When::new(t).get(), t, "{t:?}");
+        }
+        assert_eq!(std::mem::size_of::<When>(), 16);
+    }
+
+    #[test]
+    fn a_pair_keeps_its_flags_apart() {
+        let mut pair = Pair::new(Some(3), PatchState::Missing, None);
+        assert_eq!(
+            (pair.ix(), pair.blocks(), pair.in_plan()),
+            (Some(3), false, (false, false))
+        );
+        pair.set_in_plan(true, false);
+        pair.set_blocks();
+        assert_eq!((pair.blocks(), pair.in_plan()), (true, (true, false)));
+        pair.set_in_plan(false, true);
+        assert_eq!((pair.blocks(), pair.in_plan()), (true, (false, true)));
+        assert_eq!(Pair::new(None, PatchState::Missing, None).ix(), None);
+        // An index a pair cannot hold reads as unknown, never as another patch.
+        assert_eq!(
+            Pair::new(Some(u32::MAX as usize), PatchState::Missing, None).ix(),
+            None
+        );
+    }
+}
