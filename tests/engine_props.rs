@@ -898,3 +898,37 @@ proptest! {
         }
     }
 }
+
+/// A device removed from the end of the name order takes its cache entry with it: a
+/// stale entry there could be taken for a device added there later (whose reports may
+/// land where the gone device's were).
+#[test]
+fn a_cache_drops_the_entry_of_a_device_removed_from_the_end() {
+    let s = Scenario {
+        rings: vec![RingPlan {
+            max: IntOrString::Int(1),
+            window: None,
+            soak_h: 1,
+            min_success: 50.0,
+            halt: None,
+            manual: false,
+        }],
+        devices: vec![(0, 0), (0, 1), (0, 2)],
+        patches: vec![(7.5, false, -1)],
+        freezes: vec![],
+        exceptions: vec![],
+        steps: vec![],
+    };
+    let mut w = build(&s);
+    let mut cache = engine::Cache::new();
+    let now = ts(START);
+    engine::decide_cached(&w.snapshot(), now, &mut cache);
+    assert_eq!(cache.len(), w.devices.len());
+
+    let last = w.devices.keys().next_back().cloned().expect("devices");
+    w.devices.remove(&last);
+    cache.only_changed([&last]);
+    let cached = engine::decide_cached(&w.snapshot(), now, &mut cache);
+    assert_eq!(cache.len(), w.devices.len(), "{last}'s entry is gone");
+    assert_eq!(cached, engine::decide(&w.snapshot(), now));
+}

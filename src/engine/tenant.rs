@@ -483,6 +483,10 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
         cache.align(devices.iter().map(|d| name_of(&d.metadata)));
         check_alignment = false;
     };
+    // Every device had its entry in order: entries past the last device are for devices
+    // that are gone (removed from the end of the list). Left in place, one could be taken
+    // for a device added there later.
+    cache.devices.truncate(devices.len());
     let member_counts: Vec<Vec<usize>> = if keep {
         slots
             .iter()
