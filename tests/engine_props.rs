@@ -283,35 +283,8 @@ fn build(s: &Scenario) -> World {
             "none".to_string()
         };
         let name = format!("d{d:02}");
-        w.devices.insert(
-            name.clone(),
-            ManagedDevice {
-                metadata: meta(
-                    &name,
-                    &[
-                        ("managed", "yes".into()),
-                        ("ring", ring_label),
-                        ("tier", format!("t{tier}")),
-                    ],
-                ),
-                spec: ManagedDeviceSpec::default(),
-                status: Some(ManagedDeviceStatus {
-                    last_seen: Some(start),
-                    patches: patch_ids
-                        .iter()
-                        .map(|id| DevicePatchStatus {
-                            id: id.clone(),
-                            state: PatchState::Missing,
-                            attempts: 0,
-                            last_attempt_at: None,
-                            installed_at: None,
-                            message: None,
-                        })
-                        .collect(),
-                    ..Default::default()
-                }),
-            },
-        );
+        let new = device(&name, ring_label, *tier, start, &patch_ids);
+        w.devices.insert(name, new);
     }
     for (i, (devs, patch, expires_h, approved)) in s.exceptions.iter().enumerate() {
         let name = format!("e{i}");
@@ -662,14 +635,30 @@ fn nth_device(w: &World, n: usize) -> Option<String> {
     (len > 0).then(|| w.devices.keys().nth(n % len).cloned())?
 }
 
-fn missing(id: &str) -> DevicePatchStatus {
-    DevicePatchStatus {
-        id: id.to_string(),
-        state: PatchState::Missing,
-        attempts: 0,
-        last_attempt_at: None,
-        installed_at: None,
-        message: None,
+/// A managed device in a ring with a tier, last seen at `seen`, reporting every id in
+/// `patches` missing.
+fn device(
+    name: &str,
+    ring: String,
+    tier: u8,
+    seen: Timestamp,
+    patches: &[String],
+) -> ManagedDevice {
+    ManagedDevice {
+        metadata: meta(
+            name,
+            &[
+                ("managed", "yes".into()),
+                ("ring", ring),
+                ("tier", format!("t{tier}")),
+            ],
+        ),
+        spec: ManagedDeviceSpec::default(),
+        status: Some(ManagedDeviceStatus {
+            last_seen: Some(seen),
+            patches: patches.iter().map(DevicePatchStatus::missing).collect(),
+            ..Default::default()
+        }),
     }
 }
 
@@ -715,25 +704,8 @@ fn apply_change(w: &mut World, c: &Change, serial: &mut u32) {
         Change::Add(r, t) => {
             *serial += 1;
             let name = format!("n{serial:02}");
-            w.devices.insert(
-                name.clone(),
-                ManagedDevice {
-                    metadata: meta(
-                        &name,
-                        &[
-                            ("managed", "yes".into()),
-                            ("ring", ring_label(*r)),
-                            ("tier", format!("t{t}")),
-                        ],
-                    ),
-                    spec: ManagedDeviceSpec::default(),
-                    status: Some(ManagedDeviceStatus {
-                        last_seen: Some(start),
-                        patches: patch_ids.iter().map(|id| missing(id)).collect(),
-                        ..Default::default()
-                    }),
-                },
-            );
+            let new = device(&name, ring_label(*r), *t, start, &patch_ids);
+            w.devices.insert(name, new);
         }
         Change::NewReport(d, p) => {
             if let Some(name) = nth_device(w, *d) {
@@ -745,7 +717,7 @@ fn apply_change(w: &mut World, c: &Change, serial: &mut u32) {
                 if let Some(status) = status
                     && !status.patches.iter().any(|r| r.id == id)
                 {
-                    status.patches.push(missing(&id));
+                    status.patches.push(DevicePatchStatus::missing(id));
                 }
             }
         }

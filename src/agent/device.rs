@@ -95,14 +95,7 @@ impl SimDevice {
         let mut added = false;
         for id in ids {
             if self.patches.iter().all(|p| p.id != id) {
-                self.patches.push(DevicePatchStatus {
-                    id: id.to_string(),
-                    state: PatchState::Missing,
-                    attempts: 0,
-                    last_attempt_at: None,
-                    installed_at: None,
-                    message: None,
-                });
+                self.patches.push(DevicePatchStatus::missing(id));
                 added = true;
             }
         }

@@ -167,6 +167,20 @@ pub struct DevicePatchStatus {
     pub message: Option<String>,
 }
 
+impl DevicePatchStatus {
+    /// A patch the device needs and has not attempted yet.
+    pub fn missing(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            state: PatchState::Missing,
+            attempts: 0,
+            last_attempt_at: None,
+            installed_at: None,
+            message: None,
+        }
+    }
+}
+
 /// The operator's summary of a device.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -166,14 +166,7 @@ impl World {
         let entry = match status.patches.iter_mut().position(|p| p.id == patch) {
             Some(i) => &mut status.patches[i],
             None => {
-                status.patches.push(DevicePatchStatus {
-                    id: patch.to_string(),
-                    state: PatchState::Missing,
-                    attempts: 0,
-                    last_attempt_at: None,
-                    installed_at: None,
-                    message: None,
-                });
+                status.patches.push(DevicePatchStatus::missing(patch));
                 let last = status.patches.len() - 1;
                 &mut status.patches[last]
             }
