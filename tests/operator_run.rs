@@ -131,6 +131,20 @@ fn report_installed(fake: &Fake, device: &str, seen: bool) {
     );
 }
 
+/// Tenant `acme` (three devices in ring `it`, two in `pilot`) and an operator leading
+/// it, once ring `it` has admitted two of them to KB1 and the writes have settled; with
+/// their count.
+async fn admitting_two(fake: &Fake) -> (Running, usize) {
+    tenant(fake, "acme", 3);
+    let op = start(fake, None, true);
+    eventually("ring it admits", Duration::from_secs(10), || {
+        (planned(fake, "acme", "KB1").len() == 2).then_some(())
+    })
+    .await;
+    let writes = settled(fake, Duration::from_millis(800)).await;
+    (op, writes)
+}
+
 /// Waits until the operator has sent no write for `quiet`.
 async fn settled(fake: &Fake, quiet: Duration) -> usize {
     let mut last = fake.writes().len();
@@ -198,13 +212,7 @@ async fn it_becomes_ready_admits_ring_zero_and_then_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_report_frees_a_slot_and_the_next_device_is_admitted() {
     let fake = Fake::default();
-    tenant(&fake, "acme", 3);
-    let op = start(&fake, None, true);
-    eventually("ring it admits", Duration::from_secs(10), || {
-        (planned(&fake, "acme", "KB1").len() == 2).then_some(())
-    })
-    .await;
-    settled(&fake, Duration::from_millis(800)).await;
+    let (op, _) = admitting_two(&fake).await;
 
     // it-0's agent installs KB1.
     report_installed(&fake, "it-0", true);
@@ -345,13 +353,7 @@ async fn with_namespaces_given_only_those_are_watched_and_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_operator_leaves_no_watch_or_queue_behind() {
     let fake = Fake::default();
-    tenant(&fake, "acme", 3);
-    let op = start(&fake, None, true);
-    eventually("ring it admits", Duration::from_secs(10), || {
-        (planned(&fake, "acme", "KB1").len() == 2).then_some(())
-    })
-    .await;
-    let before = settled(&fake, Duration::from_millis(800)).await;
+    let (op, before) = admitting_two(&fake).await;
     assert!(fake.open_watches() > 0, "it watches while it runs");
 
     // Killed: its future is dropped, not stopped.
