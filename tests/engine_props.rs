@@ -288,29 +288,40 @@ fn build(s: &Scenario) -> World {
     }
     for (i, (devs, patch, expires_h, approved)) in s.exceptions.iter().enumerate() {
         let name = format!("e{i}");
-        w.exceptions.insert(
-            name.clone(),
-            PatchException {
-                metadata: meta(&name, &[]),
-                spec: PatchExceptionSpec {
-                    patches: vec![format!("KB{patch}")],
-                    devices: ExceptionDevices {
-                        names: devs.iter().map(|d| format!("d{d:02}")).collect(),
-                        selector: None,
-                    },
-                    reason: "r".into(),
-                    owner: "o".into(),
-                    approved_by: approved.then(|| "b".to_string()),
-                    expires_at: hours(*expires_h),
-                    compensating_controls: vec![],
-                    ticket: None,
-                    on_expiry: OnExpiry::Enforce,
-                },
-                status: None,
-            },
-        );
+        let names = devs.iter().map(|d| format!("d{d:02}")).collect();
+        let approved_by = approved.then(|| "b".to_string());
+        let new = exception(&name, *patch, names, approved_by, hours(*expires_h));
+        w.exceptions.insert(name, new);
     }
     w
+}
+
+/// An exception (ending in `Enforce`) for the named devices and patch `KB<patch>`.
+fn exception(
+    name: &str,
+    patch: usize,
+    devices: Vec<String>,
+    approved_by: Option<String>,
+    expires_at: Timestamp,
+) -> PatchException {
+    PatchException {
+        metadata: meta(name, &[]),
+        spec: PatchExceptionSpec {
+            patches: vec![format!("KB{patch}")],
+            devices: ExceptionDevices {
+                names: devices,
+                selector: None,
+            },
+            reason: "r".into(),
+            owner: "o".into(),
+            approved_by,
+            expires_at,
+            compensating_controls: vec![],
+            ticket: None,
+            on_expiry: OnExpiry::Enforce,
+        },
+        status: None,
+    }
 }
 
 /// Plays agents for one step: devices with an open install entry may start (and finish
@@ -740,27 +751,9 @@ fn apply_change(w: &mut World, c: &Change, serial: &mut u32) {
             *serial += 1;
             let name = format!("x{serial:02}");
             let names: Vec<String> = devs.iter().filter_map(|d| nth_device(w, *d)).collect();
-            w.exceptions.insert(
-                name.clone(),
-                PatchException {
-                    metadata: meta(&name, &[]),
-                    spec: PatchExceptionSpec {
-                        patches: vec![format!("KB{p}")],
-                        devices: ExceptionDevices {
-                            names,
-                            selector: None,
-                        },
-                        reason: "r".into(),
-                        owner: "o".into(),
-                        approved_by: Some("b".into()),
-                        expires_at: hours(*h),
-                        compensating_controls: vec![],
-                        ticket: None,
-                        on_expiry: OnExpiry::Escalate,
-                    },
-                    status: None,
-                },
-            );
+            let mut new = exception(&name, *p, names, Some("b".into()), hours(*h));
+            new.spec.on_expiry = OnExpiry::Escalate;
+            w.exceptions.insert(name, new);
         }
         Change::Reject(p) => {
             if let Some(policy) = w.policies.get_mut("p") {
