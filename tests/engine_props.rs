@@ -296,6 +296,12 @@ fn build(s: &Scenario) -> World {
     w
 }
 
+/// The labels of the n-th device by name, if there are any.
+fn nth_labels(w: &mut World, n: usize) -> Option<&mut BTreeMap<String, String>> {
+    let name = nth_device(w, n)?;
+    w.devices.get_mut(&name)?.metadata.labels.as_mut()
+}
+
 /// An exception (ending in `Enforce`) for the named devices and patch `KB<patch>`.
 fn exception(
     name: &str,
@@ -685,26 +691,14 @@ fn apply_change(w: &mut World, c: &Change, serial: &mut u32) {
     let patch_ids: Vec<String> = w.patches.keys().cloned().collect();
     match c {
         Change::Relabel(d, r, t) => {
-            if let Some(name) = nth_device(w, *d) {
-                let labels = w
-                    .devices
-                    .get_mut(&name)
-                    .and_then(|d| d.metadata.labels.as_mut());
-                if let Some(labels) = labels {
-                    labels.insert("ring".into(), ring_label(*r));
-                    labels.insert("tier".into(), format!("t{t}"));
-                }
+            if let Some(labels) = nth_labels(w, *d) {
+                labels.insert("ring".into(), ring_label(*r));
+                labels.insert("tier".into(), format!("t{t}"));
             }
         }
         Change::Unmanage(d) => {
-            if let Some(name) = nth_device(w, *d) {
-                let labels = w
-                    .devices
-                    .get_mut(&name)
-                    .and_then(|d| d.metadata.labels.as_mut());
-                if let Some(labels) = labels {
-                    labels.remove("managed");
-                }
+            if let Some(labels) = nth_labels(w, *d) {
+                labels.remove("managed");
             }
         }
         Change::Remove(d) => {
