@@ -121,6 +121,7 @@ fn tenant(devices: usize, per_device: usize) -> (World, Timestamp) {
                         on_failure: OnFailure::Pause,
                     }),
                     unreachable_after: None,
+                    attempt_timeout: None,
                     freezes: vec![],
                 },
                 status: None,
@@ -174,6 +175,7 @@ fn tenant(devices: usize, per_device: usize) -> (World, Timestamp) {
                     last_attempt_at: installed.then_some(start),
                     installed_at: installed.then_some(start),
                     message: None,
+                    attempt: None,
                 }
             })
             .collect();

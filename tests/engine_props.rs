@@ -247,6 +247,7 @@ fn build(s: &Scenario) -> World {
                             on_failure,
                         }),
                     unreachable_after: Some(Duration::hours(48)),
+                    attempt_timeout: None,
                     freezes: vec![],
                 },
                 status: None,

@@ -552,3 +552,132 @@ fn a_superseded_patch_gets_no_rollout_and_leaves_the_sla_figures() {
         .sum();
     assert_eq!(pairs, 2, "only the KB2 pairs count towards the SLA");
 }
+
+/// Sets what a device reports for KB1 the way a terse agent would: a state, nothing else
+/// (no times, no attempt count, no attempt id).
+fn terse_report(w: &mut ringmaster::sim::World, device: &str, state: PatchState) {
+    let status = w
+        .devices
+        .get_mut(device)
+        .and_then(|d| d.status.as_mut())
+        .expect("status");
+    status.patches = vec![DevicePatchStatus {
+        state,
+        ..DevicePatchStatus::missing("KB1")
+    }];
+}
+
+#[test]
+fn failed_reports_without_any_time_halt_the_ring_and_roll_it_back() {
+    let mut w = base_world(4, 0);
+    let t0 = ts(NOW);
+    w.step(t0);
+    assert_eq!(planned(&w, "KB1", t0), vec!["it-0", "it-1"]);
+    let t1 = ts("2026-11-11T01:00:00Z");
+    terse_report(&mut w, "it-0", PatchState::Installed);
+    terse_report(&mut w, "it-1", PatchState::Failed);
+    w.step(t1);
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(
+        (r.installed, r.failed, r.in_progress),
+        (1, 1, 2),
+        "the Failed report answers its attempt; two more admitted"
+    );
+    let t2 = ts("2026-11-11T02:00:00Z");
+    terse_report(&mut w, "it-2", PatchState::Failed);
+    w.step(t2);
+    assert!(
+        w.events_with("RingHalted")[0]
+            .1
+            .message
+            .contains("2 of 3 finished installs failed"),
+        "{:?}",
+        w.events_with("RingHalted")
+    );
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::RollingBack));
+    assert!(w.devices["it-0"].spec.plan.uninstall.contains_key("KB1"));
+    terse_report(&mut w, "it-0", PatchState::RolledBack);
+    w.step(ts("2026-11-11T03:00:00Z"));
+    assert_eq!(rollout(&w, "ws.kb1").phase, Some(RolloutPhase::RolledBack));
+}
+
+#[test]
+fn a_device_whose_agent_never_answers_times_out_and_the_gate_counts_it() {
+    let mut w = base_world(2, 0);
+    let t0 = ts(NOW);
+    w.step(t0);
+    let entry = w.devices["it-1"].spec.plan.install["KB1"].clone();
+    assert_eq!(
+        entry.answer_by,
+        Some(ts("2026-11-12T00:00:00Z")),
+        "24h to answer by default"
+    );
+    assert_eq!(entry.attempt.as_deref(), Some("ws.kb1@1794355200"));
+    // it-0 installs; it-1's agent checks in but never acts on its entry.
+    let t1 = ts("2026-11-11T01:00:00Z");
+    agents_install(&mut w, "KB1", t1, &["it-1"]);
+    terse_report(&mut w, "it-1", PatchState::Missing);
+    w.step(t1);
+    assert_eq!(ring(&w, "ws.kb1", "it").in_progress, 1);
+    let d = w.step(ts("2026-11-11T23:59:59Z"));
+    assert_eq!(
+        ring(&w, "ws.kb1", "it").in_progress,
+        1,
+        "not a second early"
+    );
+    assert_eq!(
+        d.wake_at,
+        Some(ts("2026-11-12T00:00:00Z")),
+        "woken when it times out"
+    );
+    w.step(ts("2026-11-12T00:00:00Z"));
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!((r.installed, r.failed, r.timed_out), (1, 1, 1));
+    let halted = &w.events_with("RingHalted")[0].1.message;
+    assert!(
+        halted.contains("promotion gate failed") && halted.contains("1/2 succeeded"),
+        "{halted}"
+    );
+}
+
+#[test]
+fn a_patch_reported_twice_counts_once_at_its_most_advanced_state() {
+    let mut w = base_world(2, 0);
+    let status = w
+        .devices
+        .get_mut("it-0")
+        .and_then(|d| d.status.as_mut())
+        .expect("status");
+    status.patches.push(DevicePatchStatus {
+        state: PatchState::Installed,
+        installed_at: Some(ts("2026-11-10T20:00:00Z")),
+        ..DevicePatchStatus::missing("KB1")
+    });
+    w.step(ts(NOW));
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!((r.targeted, r.installed, r.in_progress), (2, 1, 1));
+    assert_eq!(planned(&w, "KB1", ts(NOW)), vec!["it-1"]);
+}
+
+#[test]
+fn an_install_time_from_a_clock_running_ahead_does_not_lengthen_the_soak() {
+    let mut w = base_world(1, 0);
+    let t0 = ts(NOW);
+    w.step(t0);
+    let t1 = ts("2026-11-11T01:00:00Z");
+    agents_install(&mut w, "KB1", t1, &[]);
+    // The agent's clock is ten minutes ahead.
+    w.devices
+        .get_mut("it-0")
+        .and_then(|d| d.status.as_mut())
+        .expect("status")
+        .patches[0]
+        .installed_at = Some(ts("2026-11-11T01:10:00Z"));
+    w.step(t1);
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(r.last_install_at, Some(t1));
+    assert_eq!(
+        r.waiting_for.as_deref(),
+        Some("soak ends at 2026-11-12T01:00:00Z")
+    );
+}

@@ -36,6 +36,9 @@ fn entry(rollout: &str, at: &str) -> PlanEntry {
         not_before: ts(at),
         not_after: None,
         deadline: Some(ts("2026-11-12T18:00:00Z")),
+        attempt: None,
+        basis: None,
+        answer_by: None,
     }
 }
 

@@ -266,7 +266,7 @@ fn a_driver_waits_for_a_person_and_rolls_out_once_approved() {
         .iter()
         .find(|p| p.patch == "KB5027397")
         .expect("feature update pending");
-    assert_eq!(feature.state, "Scheduled");
+    assert_eq!(feature.state, PendingState::Scheduled);
     assert_eq!(feature.at, Some(ts("2023-12-30T17:00:00Z")));
 }
 

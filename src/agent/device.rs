@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{DevicePatchStatus, DevicePlan, PatchState};
+use crate::contract::{self, Action, Outcome};
 use crate::sim::fleet::Rng;
 
 /// How the devices of a simulated fleet behave.
@@ -107,45 +108,31 @@ impl SimDevice {
         self.work.as_ref().map(|w| w.done_at)
     }
 
-    /// A check-in at `now`: finishes work that is due, then starts the next instruction
-    /// of the plan (uninstalls first: they undo harm). True if the report changed.
+    /// A check-in at `now`: finishes work that is due, then starts what the device
+    /// contract says comes next (uninstalls first: they undo harm). True if the report
+    /// changed.
     pub fn check_in(&mut self, plan: &DevicePlan, behaviour: &Behaviour, now: Timestamp) -> bool {
-        let mut changed = self.finish_due(now);
+        let changed = self.finish_due(now);
         if self.work.is_some() {
             return changed;
         }
-        let uninstall = plan.uninstall.iter().find(|(id, e)| {
-            e.not_before <= now
-                && self.report(id).is_some_and(|r| {
-                    matches!(r.state, PatchState::Installed | PatchState::PendingReboot)
-                })
-        });
-        if let Some((id, _)) = uninstall {
-            let id = id.clone();
-            self.start(id, false, behaviour, now);
-            return changed;
-        }
-        let install = plan.install.iter().find(|(id, e)| {
-            let open = e.not_before <= now && e.not_after.is_none_or(|na| now < na);
-            open && self.report(id).is_some_and(|r| {
-                matches!(
-                    r.state,
-                    PatchState::Missing | PatchState::RolledBack | PatchState::Failed
-                ) && r.last_attempt_at.is_none_or(|t| t < e.not_before)
-            })
-        });
-        if let Some((id, _)) = install {
-            let id = id.clone();
-            self.start(id.clone(), true, behaviour, now);
-            if let Some(r) = self.report_mut(&id) {
-                r.state = PatchState::Installing;
-                r.attempts += 1;
-                r.last_attempt_at = Some(now);
-                r.message = None;
+        let next = contract::next_action(plan, |id| self.report(id), now);
+        match next {
+            Some(Action::Uninstall(id, _)) => {
+                let id = id.to_string();
+                self.start(id, false, behaviour, now);
+                changed
             }
-            changed = true;
+            Some(Action::Install(id, entry)) => {
+                let id = id.to_string();
+                self.start(id.clone(), true, behaviour, now);
+                if let Some(r) = self.report_mut(&id) {
+                    contract::start(r, Some(entry), now);
+                }
+                true
+            }
+            None => changed,
         }
-        changed
     }
 
     fn start(&mut self, patch: String, install: bool, behaviour: &Behaviour, now: Timestamp) {
@@ -171,26 +158,19 @@ impl SimDevice {
         let Some(r) = self.report_mut(&work.patch) else {
             return false;
         };
-        match (work.install, work.ok) {
-            (true, true) => {
-                r.state = PatchState::Installed;
-                r.installed_at = Some(work.done_at);
-                r.message = None;
-            }
+        let outcome = match (work.install, work.ok) {
+            (true, true) => Outcome::Installed,
             (true, false) => {
-                r.state = PatchState::Failed;
-                r.message = Some("simulated failure: the installer exited with 0x80070643".into());
+                Outcome::Failed("simulated failure: the installer exited with 0x80070643".into())
             }
-            (false, _) => {
-                r.state = PatchState::RolledBack;
-                r.installed_at = None;
-                r.message = None;
-            }
-        }
+            (false, _) => Outcome::Uninstalled,
+        };
+        contract::finish(r, outcome, work.done_at);
         true
     }
 
-    fn report(&self, id: &str) -> Option<&DevicePatchStatus> {
+    /// What the device reports for one patch.
+    pub fn report(&self, id: &str) -> Option<&DevicePatchStatus> {
         self.patches.iter().find(|p| p.id == id)
     }
 
@@ -214,6 +194,9 @@ mod tests {
             not_before: t(not_before),
             not_after: not_after.map(t),
             deadline: None,
+            attempt: Some(format!("ws.kb1@{not_before}")),
+            basis: None,
+            answer_by: None,
         }
     }
 
@@ -364,6 +347,7 @@ mod tests {
             last_attempt_at: Some(t("2026-01-01T00:00:00Z")),
             installed_at: None,
             message: None,
+            attempt: None,
         }];
         let mut d = SimDevice::new(1, "ws-1");
         d.adopt(&reported, &b, t("2026-01-01T00:05:00Z"));

@@ -83,8 +83,9 @@ pub struct DevicePlan {
     pub uninstall: BTreeMap<String, PlanEntry>,
 }
 
-/// One instruction. An agent starts it only between `notBefore` and `notAfter`, and
-/// attempts it once: a patch whose last attempt is at or after `notBefore` is not retried.
+/// One instruction. An agent starts it only between `notBefore` and `notAfter`, and makes
+/// its attempt once: it copies `attempt` into its report when it starts, and does not
+/// start again while its report answers that attempt (see `docs/agent-contract.md`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanEntry {
@@ -101,6 +102,25 @@ pub struct PlanEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Time>")]
     pub deadline: Option<jiff::Timestamp>,
+    /// The attempt this entry asks for. An agent copies it into
+    /// `status.patches[].attempt` when it starts the install; a report carrying it
+    /// answers this attempt. It stays the same when an unstarted entry moves to a later
+    /// window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub attempt: Option<String>,
+    /// A digest of the device's report for this patch when the entry was written. A
+    /// report without `attempt` answers this entry once it differs from that (agents need
+    /// not compute it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub basis: Option<String>,
+    /// The agent must report a result for this attempt (Installed, PendingReboot or
+    /// Failed) by this instant; otherwise the attempt counts as failed with reason
+    /// TimedOut. Set from the ring's `attemptTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Time>")]
+    pub answer_by: Option<jiff::Timestamp>,
 }
 
 /// The state of one patch on one device, as its agent reports it.
@@ -165,6 +185,10 @@ pub struct DevicePatchStatus {
     /// The installer's last word (an error code, a log line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The plan entry's `attempt` this report answers, copied from
+    /// `spec.plan.install[id].attempt` when the install started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 impl DevicePatchStatus {
@@ -177,6 +201,7 @@ impl DevicePatchStatus {
             last_attempt_at: None,
             installed_at: None,
             message: None,
+            attempt: None,
         }
     }
 }

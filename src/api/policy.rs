@@ -338,13 +338,22 @@ pub struct PendingApproval {
     /// The patch id.
     pub patch: String,
     /// `Scheduled` (a rule's delay) or `AwaitingManual`.
-    pub state: String,
+    pub state: PendingState,
     /// For scheduled approvals, when the patch will be approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>")]
     pub at: Option<jiff::Timestamp>,
     /// The rule that decided (or `default`).
     pub by: String,
+}
+
+/// Why an approval is not yet given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PendingState {
+    /// A rule approves it once its delay has passed (`at`).
+    Scheduled,
+    /// A person must approve it (listed in `approval.approve`).
+    AwaitingManual,
 }
 
 /// SLA figures for one tier and severity.

@@ -82,6 +82,12 @@ pub struct DeploymentRingSpec {
     /// left out of success-rate denominators (default 72h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_after: Option<Duration>,
+    /// How long an admitted device's agent has to report a result (Installed,
+    /// PendingReboot or Failed) for its attempt, counted in time inside this ring's
+    /// maintenance windows (default 24h). Past it the attempt counts as failed with reason
+    /// TimedOut, so one silent agent cannot stall the ring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_timeout: Option<Duration>,
     /// Change freezes for this ring only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]

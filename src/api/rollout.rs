@@ -101,12 +101,35 @@ pub enum RingPhase {
     Paused,
 }
 
+/// Where a rollout's approval stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ApprovalState {
+    /// Approved: the rollout may admit devices.
+    Approved,
+    /// Approved, but held because it fails too often across the fleet (`approval.hold`):
+    /// no ring admits new devices for it.
+    Held,
+    /// Rejected after the rollout began: it is aborted.
+    Rejected,
+}
+
+impl ApprovalState {
+    /// The name, as the status, metrics and Events say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Approved => "Approved",
+            ApprovalState::Held => "Held",
+            ApprovalState::Rejected => "Rejected",
+        }
+    }
+}
+
 /// How a patch came to be approved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRecord {
-    /// `Approved`, `Held` or `Rejected`.
-    pub state: String,
+    /// `Approved`, `Held` (the fleet's failure rate passed `approval.hold`) or `Rejected`.
+    pub state: ApprovalState,
     /// When it was approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Time>")]
@@ -148,9 +171,12 @@ pub struct RingProgress {
     /// Targeted devices that have it installed.
     #[serde(default)]
     pub installed: u32,
-    /// Targeted devices whose attempt in this rollout failed.
+    /// Targeted devices whose attempt in this rollout failed (timed out ones included).
     #[serde(default)]
     pub failed: u32,
+    /// Failed attempts that failed by timing out: no result by the entry's `answerBy`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timed_out: u32,
     /// Admitted devices still installing (or not yet started).
     #[serde(default)]
     pub in_progress: u32,
@@ -218,4 +244,8 @@ pub struct PatchRolloutStatus {
     /// Per-ring progress, in the policy's ring order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rings: Vec<RingProgress>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

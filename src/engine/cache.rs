@@ -340,7 +340,7 @@ pub(super) struct Pair {
     pub state: PatchState,
     /// Its clock's state, once run (with `deadline` and `next_change`).
     clock: Option<ClockState>,
-    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`].
+    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`], [`DUPLICATE`].
     flags: u8,
 }
 
@@ -352,6 +352,9 @@ const BLOCKS: u8 = 1;
 const IN_INSTALL: u8 = 2;
 /// The device's plan had an uninstall entry for it (likewise).
 const IN_UNINSTALL: u8 = 4;
+/// Another report of the device for the same patch counts instead (the device contract's
+/// [`winner`](crate::contract::winner)): this one is passed over.
+const DUPLICATE: u8 = 8;
 
 /// An optional instant in 16 bytes, where an `Option<Timestamp>` takes 24.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -436,6 +439,20 @@ impl Pair {
         self.flags |= BLOCKS;
     }
 
+    /// Another report of the device for the same patch counts instead of this one.
+    pub fn duplicate(&self) -> bool {
+        self.flags & DUPLICATE != 0
+    }
+
+    /// Marks it as passed over for another report of the same patch.
+    pub fn set_duplicate(&mut self, on: bool) {
+        if on {
+            self.flags |= DUPLICATE;
+        } else {
+            self.flags &= !DUPLICATE;
+        }
+    }
+
     /// Whether the device's plan had an install and an uninstall entry for it (as of
     /// the last pass that read the plan).
     pub fn in_plan(&self) -> (bool, bool) {
@@ -471,7 +488,9 @@ impl Pair {
     /// The install time the clock counts: only an Installed report has one, and an
     /// Installed report without a time counts as installed now.
     pub fn installed_for_clock(&self, now: Timestamp) -> Option<Timestamp> {
-        (self.state == PatchState::Installed).then(|| self.installed_at().unwrap_or(now))
+        // An agent's clock may run ahead: an install is never later than now.
+        (self.state == PatchState::Installed)
+            .then(|| self.installed_at().map_or(now, |t| t.min(now)))
     }
 
     /// Keeps a clock run at `now`.
@@ -490,7 +509,8 @@ impl Pair {
         let state = self.clock?;
         let steady = !rewound
             && self.exempt.is_none()
-            && !(self.state == PatchState::Installed && self.installed_at().is_none());
+            && !(self.state == PatchState::Installed
+                && self.installed_at().is_none_or(|t| t > now));
         if !steady {
             return None;
         }

@@ -8,11 +8,13 @@
 use jiff::Timestamp;
 
 use crate::api::{
-    ApprovalRecord, DeploymentRingSpec, DevicePatchStatus, Duration, Freeze, GateResult,
-    ManagedDevice, OnFailure, PatchRolloutSpec, PatchRolloutStatus, PatchState, PlanEntry,
-    RingPhase, RingProgress, RolloutPhase,
+    ApprovalRecord, ApprovalState, DeploymentRingSpec, DevicePatchStatus, Duration, Freeze,
+    GateResult, ManagedDevice, OnFailure, PatchRolloutSpec, PatchRolloutStatus, PatchState,
+    PlanEntry, RingPhase, RingProgress, RolloutPhase,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::contract;
 
 use super::decision::{Event, EventType, Kind, PlanChange, PlanList};
 use super::windows::{Schedule, active_freeze, next_freeze_change};
@@ -96,16 +98,13 @@ pub struct RolloutOutcome {
     pub wake: Option<Timestamp>,
 }
 
-/// How a member stands in this rollout.
+/// How a member stands in this rollout: apart (excepted, unreachable), or as the device
+/// contract judges its report against this rollout's entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Standing {
     Excepted,
     Unreachable,
-    Installed,
-    Failed,
-    InProgress,
-    Waiting,
-    RolledBack,
+    Judged(contract::Standing),
 }
 
 fn standing(
@@ -114,7 +113,6 @@ fn standing(
     unreachable_after: Duration,
     now: Timestamp,
 ) -> Standing {
-    let ours = m.install.filter(|e| e.rollout == rollout);
     if m.excepted {
         return Standing::Excepted;
     }
@@ -124,18 +122,12 @@ fn standing(
     if !seen_recently {
         return Standing::Unreachable;
     }
-    match (m.state, ours) {
-        (PatchState::Installed, _) => Standing::Installed,
-        (PatchState::PendingReboot | PatchState::Installing, _) => Standing::InProgress,
-        (PatchState::Failed, Some(e))
-            if m.report.last_attempt_at.is_some_and(|t| t >= e.not_before) =>
-        {
-            Standing::Failed
-        }
-        (PatchState::RolledBack, None) => Standing::RolledBack,
-        (_, Some(_)) => Standing::InProgress,
-        (PatchState::Missing | PatchState::Failed, None) => Standing::Waiting,
-    }
+    Standing::Judged(contract::judge_state(
+        m.state,
+        m.report,
+        m.install.filter(|e| e.rollout == rollout),
+        now,
+    ))
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -143,6 +135,7 @@ struct Counts {
     targeted: u32,
     installed: u32,
     failed: u32,
+    timed_out: u32,
     in_progress: u32,
     waiting: u32,
     excepted: u32,
@@ -151,6 +144,14 @@ struct Counts {
 }
 
 impl Counts {
+    /// The failure count for people: `3`, or `3 (2 timed out)`.
+    fn failed_words(&self) -> String {
+        match self.timed_out {
+            0 => self.failed.to_string(),
+            n => format!("{} ({n} timed out)", self.failed),
+        }
+    }
+
     fn finished(&self) -> u32 {
         self.installed + self.failed
     }
@@ -162,6 +163,114 @@ impl Counts {
 
     fn failure_rate(&self) -> f64 {
         self.success_rate().map_or(0.0, |s| 100.0 - s)
+    }
+}
+
+/// One ring's members counted for this rollout.
+struct Tallied {
+    counts: Counts,
+    /// Each member's standing, in member order.
+    standings: Vec<Standing>,
+    /// When the ring's last install finished.
+    last_install: Option<Timestamp>,
+    /// Entries to release: unreachable or excepted devices that have not started, and
+    /// finished installs (the plan holds only what is still to do).
+    releases: Vec<PlanChange>,
+    /// The first instant a member's standing changes by time alone: it becomes
+    /// unreachable, or its attempt times out.
+    wake: Option<Timestamp>,
+}
+
+fn tally(
+    ring: &RingInput<'_>,
+    rollout: &str,
+    unreachable_after: Duration,
+    old: Option<&RingProgress>,
+    now: Timestamp,
+) -> Tallied {
+    let mut c = Counts::default();
+    let mut standings = Vec::with_capacity(ring.members.len());
+    let mut releases = Vec::new();
+    let mut last_install: Option<Timestamp> = None;
+    let mut untimed = false;
+    let mut wake: Option<Timestamp> = None;
+    let mut sooner = |t: Option<Timestamp>| {
+        if let Some(t) = t.filter(|t| *t > now) {
+            wake = Some(wake.map_or(t, |w| w.min(t)));
+        }
+    };
+    // The earliest check-in of a member that can still become unreachable: every such
+    // member turns at its own `last_seen + unreachable_after`, so the first to turn is the
+    // one seen first (one addition per ring instead of one per member).
+    let mut earliest_seen: Option<Timestamp> = None;
+    for m in &ring.members {
+        let s = standing(m, rollout, unreachable_after, now);
+        let ours = m.install.filter(|e| e.rollout == rollout);
+        let release = match s {
+            Standing::Excepted => {
+                c.excepted += 1;
+                !matches!(m.state, PatchState::Installing | PatchState::PendingReboot)
+            }
+            Standing::Unreachable => {
+                c.targeted += 1;
+                c.unreachable += 1;
+                // Its unfinished assignment is released, to be given again when it returns.
+                m.state != PatchState::Installed
+            }
+            Standing::Judged(j) => {
+                c.targeted += 1;
+                match j {
+                    contract::Standing::Installed => {
+                        c.installed += 1;
+                        match m.installed_at {
+                            Some(at) => {
+                                let at = at.min(now);
+                                last_install = Some(last_install.map_or(at, |l| l.max(at)));
+                            }
+                            None => untimed = true,
+                        }
+                    }
+                    contract::Standing::Failed(why) => {
+                        c.failed += 1;
+                        if why == contract::FailReason::TimedOut {
+                            c.timed_out += 1;
+                        }
+                    }
+                    contract::Standing::InProgress => {
+                        c.in_progress += 1;
+                        sooner(ours.and_then(contract::times_out_at));
+                    }
+                    contract::Standing::Waiting => c.waiting += 1,
+                    contract::Standing::RolledBack => c.rolled_back += 1,
+                }
+                j == contract::Standing::Installed
+            }
+        };
+        if release && ours.is_some() {
+            releases.push(remove(m.name(), PlanList::Install, &m.report.id));
+        }
+        if let (Standing::Judged(_), Some(seen)) = (s, m.last_seen) {
+            earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
+        }
+        standings.push(s);
+    }
+    if untimed {
+        // An install reported without a time counts as finished when the operator first
+        // saw it: now, unless the ring's count of installs has not grown since last time.
+        let at = match old {
+            Some(o) if o.installed >= c.installed => o.last_install_at.unwrap_or(now),
+            _ => now,
+        };
+        last_install = Some(last_install.map_or(at, |l| l.max(at)));
+    }
+    // After `now`: a member seen that long ago would be Unreachable already.
+    sooner(earliest_seen.and_then(|seen| seen.checked_add(unreachable_after.span()).ok()));
+    Tallied {
+        counts: c,
+        standings,
+        last_install,
+        releases,
+        wake,
     }
 }
 
@@ -206,8 +315,8 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
     };
 
     let mut wake: Vec<Option<Timestamp>> = Vec::new();
-    let held = input.approval.state == "Held";
-    let rejected = input.approval.state == "Rejected";
+    let held = input.approval.state == ApprovalState::Held;
+    let rejected = input.approval.state == ApprovalState::Rejected;
 
     // Terminal or lever-driven states first.
     let aborting = !is_terminal(old_phase) && (input.spec.abort || rejected);
@@ -235,75 +344,10 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             .and_then(|s| s.unreachable_after)
             .unwrap_or(DEFAULT_UNREACHABLE_AFTER);
 
-        let mut c = Counts::default();
-        let mut standings = Vec::with_capacity(ring.members.len());
-        let mut last_install: Option<Timestamp> = None;
-        // The earliest check-in of a member that can still become unreachable: every such
-        // member turns at its own `last_seen + unreachable_after`, so the first to turn is
-        // the one seen first (one addition per ring instead of one per member).
-        let mut earliest_seen: Option<Timestamp> = None;
-        for m in &ring.members {
-            let s = standing(m, name, unreachable_after, now);
-            match s {
-                Standing::Excepted => c.excepted += 1,
-                Standing::Unreachable => {
-                    c.targeted += 1;
-                    c.unreachable += 1;
-                }
-                Standing::Installed => {
-                    c.targeted += 1;
-                    c.installed += 1;
-                    let at = m.installed_at.unwrap_or(now);
-                    last_install = Some(last_install.map_or(at, |l| l.max(at)));
-                }
-                Standing::Failed => {
-                    c.targeted += 1;
-                    c.failed += 1;
-                }
-                Standing::InProgress => {
-                    c.targeted += 1;
-                    c.in_progress += 1;
-                }
-                Standing::Waiting => {
-                    c.targeted += 1;
-                    c.waiting += 1;
-                }
-                Standing::RolledBack => {
-                    c.targeted += 1;
-                    c.rolled_back += 1;
-                }
-            }
-            if s == Standing::Unreachable {
-                // Not seen recently: its unfinished assignment is released, to be given again when it returns.
-                if m.install.is_some_and(|e| e.rollout == name) && m.state != PatchState::Installed
-                {
-                    out.plan
-                        .push(remove(m.name(), PlanList::Install, &m.report.id));
-                }
-            } else if s == Standing::Excepted {
-                if m.install.is_some_and(|e| e.rollout == name)
-                    && !matches!(m.state, PatchState::Installing | PatchState::PendingReboot)
-                {
-                    out.plan
-                        .push(remove(m.name(), PlanList::Install, &m.report.id));
-                }
-            } else if s == Standing::Installed && m.install.is_some_and(|e| e.rollout == name) {
-                // Done: the plan holds only what is still to do.
-                out.plan
-                    .push(remove(m.name(), PlanList::Install, &m.report.id));
-            }
-            if let (false, Some(seen)) = (
-                matches!(s, Standing::Excepted | Standing::Unreachable),
-                m.last_seen,
-            ) {
-                earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
-            }
-            standings.push(s);
-        }
-        if let Some(seen) = earliest_seen {
-            // After `now`: a member seen that long ago would be Unreachable already.
-            wake.push(seen.checked_add(unreachable_after.span()).ok());
-        }
+        let t = tally(ring, name, unreachable_after, old, now);
+        out.plan.extend(t.releases);
+        wake.push(t.wake);
+        let (c, standings, last_install) = (t.counts, t.standings, t.last_install);
         let reachable_targeted = c.targeted - c.unreachable;
 
         let mut rp = RingProgress {
@@ -312,6 +356,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             targeted: c.targeted,
             installed: c.installed,
             failed: c.failed,
+            timed_out: c.timed_out,
             in_progress: c.in_progress,
             waiting: c.waiting,
             excepted: c.excepted,
@@ -382,7 +427,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 let reason = if let Some(h) = rate_halt {
                     format!(
                         "{} of {} finished installs failed ({:.1}% > halt.failureRate {}%)",
-                        c.failed,
+                        c.failed_words(),
                         c.finished(),
                         c.failure_rate(),
                         h.failure_rate
@@ -390,7 +435,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 } else {
                     format!(
                         "{} failed installs exceed promotion.maxFailures {}",
-                        c.failed,
+                        c.failed_words(),
                         spec.promotion.max_failures.unwrap_or(0)
                     )
                 };
@@ -463,7 +508,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 rp.gates.push(GateResult {
                     name: "maxFailures".into(),
                     passed: fail_ok,
-                    message: format!("{} failed, at most {m} allowed", c.failed),
+                    message: format!("{} failed, at most {m} allowed", c.failed_words()),
                 });
             }
             if promo.require_manual_approval {
@@ -578,7 +623,12 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 } else {
                     let limit = max_concurrent(&spec.max_concurrent, reachable_targeted);
                     let not_after = window.map(|w| w.end);
-                    // An install entry for this window: admission and renewal write the same.
+                    let answer_by = contract::answer_by(
+                        now,
+                        spec.attempt_timeout
+                            .unwrap_or(contract::DEFAULT_ATTEMPT_TIMEOUT),
+                    );
+                    // A new attempt for this window.
                     let assign = |m: &Member<'_>| {
                         set(
                             m.name(),
@@ -589,23 +639,30 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                                 not_before: now,
                                 not_after,
                                 deadline: m.deadline,
+                                attempt: Some(contract::attempt_id(name, now)),
+                                basis: Some(contract::digest(m.report)),
+                                answer_by,
                             },
                         )
                     };
                     wake.push(not_after);
-                    // Entries whose window ended before the device started resume in this one.
+                    // Entries whose window ended before the device started resume in this
+                    // one: the same attempt, in a new window.
                     for m in &ring.members {
-                        if let Some(e) = m.install.filter(|e| e.rollout == name) {
-                            let started =
-                                matches!(
-                                    m.state,
-                                    PatchState::Installing
-                                        | PatchState::PendingReboot
-                                        | PatchState::Installed
-                                ) || m.report.last_attempt_at.is_some_and(|t| t >= e.not_before);
-                            if !started && e.not_after.is_some_and(|na| na <= now) && !m.excepted {
-                                out.plan.push(assign(m));
-                            }
+                        if let Some(e) = m.install.filter(|e| e.rollout == name)
+                            && !m.excepted
+                            && contract::needs_renewal(m.report, e, now)
+                        {
+                            let renewed = contract::renew(e, m.last_seen, now, not_after);
+                            out.plan.push(set(
+                                m.name(),
+                                PlanList::Install,
+                                &m.report.id,
+                                PlanEntry {
+                                    deadline: m.deadline,
+                                    ..renewed
+                                },
+                            ));
                         }
                     }
                     let slots = limit.saturating_sub(c.in_progress) as usize;
@@ -615,7 +672,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                         ring.members
                             .iter()
                             .zip(&standings)
-                            .filter(|(_, s)| **s == Standing::Waiting)
+                            .filter(|(_, s)| **s == Standing::Judged(contract::Standing::Waiting))
                             .map(|(m, _)| m)
                             .collect()
                     };
@@ -792,6 +849,9 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                                 not_before: now,
                                 not_after: None,
                                 deadline: None,
+                                attempt: None,
+                                basis: None,
+                                answer_by: None,
                             },
                         ));
                     }
@@ -906,8 +966,8 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
 fn members_need_refresh(ring: &RingInput<'_>, rollout: &str, now: Timestamp) -> bool {
     ring.members.iter().any(|m| {
         m.install
-            .is_some_and(|e| e.rollout == rollout && e.not_after.is_some_and(|na| na <= now))
-            && m.state == PatchState::Missing
+            .filter(|e| e.rollout == rollout)
+            .is_some_and(|e| !m.excepted && contract::needs_renewal(m.report, e, now))
     })
 }
 

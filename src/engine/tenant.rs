@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::Timestamp;
 
 use crate::api::{
-    ApprovalRecord, ApprovalSummary, DEFAULT_TIER, DeploymentRing, DeploymentRingStatus,
-    DeviceCompliance, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice, Patch,
-    PatchException, PatchExceptionStatus, PatchPolicy, PatchPolicyStatus, PatchRollout,
-    PatchRolloutSpec, PatchState, PendingApproval, PolicyConflict, RingPhase, RolloutPhase,
-    Severity, SlaTier,
+    ApprovalRecord, ApprovalState, ApprovalSummary, DEFAULT_TIER, DeploymentRing,
+    DeploymentRingStatus, DeviceCompliance, DevicePatchStatus, Duration, ExceptionPhase,
+    ManagedDevice, Patch, PatchException, PatchExceptionStatus, PatchPolicy, PatchPolicyStatus,
+    PatchRollout, PatchRolloutSpec, PatchState, PendingApproval, PendingState, PolicyConflict,
+    RingPhase, RolloutPhase, Severity, SlaTier,
 };
+
+use crate::contract;
 
 use super::approval::{self, Approval, Outcomes};
 use super::cache::{Cache, Derived, ExceptionKey, Pair, Summary, TenantKey};
@@ -240,6 +242,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
             .collect(),
         reported: false,
     };
+    let seen = std::cell::RefCell::new(Seen::new(patches.len()));
     let inputs = DeviceInputs {
         policies: &policies,
         rings: &rings,
@@ -247,6 +250,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
         excs: &excs,
         evals: &evals,
         exc_by_patch: &exc_by_patch,
+        seen: &seen,
     };
 
     // Devices: which policy governs each and which ring of it, what covers each of its
@@ -376,6 +380,9 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
             // The policy's SLA row for the device's tier, found when a clock must run.
             let mut row = None;
             for (report, pair) in reports.iter().zip(entry.pairs.iter_mut()) {
+                if pair.duplicate() {
+                    continue;
+                }
                 let Some(ix) = pair.ix() else {
                     unknown[pi].insert(report.id.clone());
                     continue;
@@ -570,7 +577,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                         summary.scheduled += 1;
                         pending.push(PendingApproval {
                             patch: id.to_string(),
-                            state: "Scheduled".into(),
+                            state: PendingState::Scheduled,
                             at: Some(*at),
                             by: by.clone(),
                         });
@@ -581,7 +588,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                         summary.awaiting_manual += 1;
                         pending.push(PendingApproval {
                             patch: id.to_string(),
-                            state: "AwaitingManual".into(),
+                            state: PendingState::AwaitingManual,
                             at: None,
                             by: by.clone(),
                         });
@@ -613,21 +620,23 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                 _ => (Some(now), None, false),
             };
             let (state, reason) = match (&appr, &hold) {
-                (Approval::Rejected { by }, _) => ("Rejected", Some(format!("rejected by {by}"))),
-                (_, Some(h)) => ("Held", Some(h.clone())),
-                _ => ("Approved", None),
+                (Approval::Rejected { by }, _) => {
+                    (ApprovalState::Rejected, Some(format!("rejected by {by}")))
+                }
+                (_, Some(h)) => (ApprovalState::Held, Some(h.clone())),
+                _ => (ApprovalState::Approved, None),
             };
             let record = ApprovalRecord {
-                state: state.into(),
+                state,
                 approved_at,
                 by: by.clone(),
                 emergency,
                 reason,
             };
             match state {
-                "Held" => summary.held += 1,
-                "Rejected" => summary.rejected += 1,
-                _ => summary.rolling_out += 1,
+                ApprovalState::Held => summary.held += 1,
+                ApprovalState::Rejected => summary.rejected += 1,
+                ApprovalState::Approved => summary.rolling_out += 1,
             }
             let default_spec;
             let spec = match existing_rollout {
@@ -1111,6 +1120,48 @@ struct DeviceInputs<'s, 'a> {
     excs: &'s [&'a PatchException],
     evals: &'s [Evaluated],
     exc_by_patch: &'s [Vec<usize>],
+    /// Which patches the device being derived has reported so far.
+    seen: &'s std::cell::RefCell<Seen>,
+}
+
+/// Per catalog patch, the device (by a stamp) and the report position that last reported
+/// it: finds a device's duplicate reports in one look each.
+#[derive(Default)]
+struct Seen {
+    at: Vec<(u64, usize)>,
+    stamp: u64,
+}
+
+impl Seen {
+    fn new(patches: usize) -> Self {
+        Self {
+            at: vec![(0, 0); patches],
+            stamp: 0,
+        }
+    }
+
+    /// A stamp for the next device.
+    fn next_device(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    /// The position of the device's earlier report of patch `ix`, if any; records `pos`
+    /// otherwise.
+    fn first(&mut self, ix: usize, stamp: u64, pos: usize) -> Option<usize> {
+        let slot = self.at.get_mut(ix)?;
+        if slot.0 == stamp {
+            return Some(slot.1);
+        }
+        *slot = (stamp, pos);
+        None
+    }
+
+    fn set(&mut self, ix: usize, stamp: u64, pos: usize) {
+        if let Some(slot) = self.at.get_mut(ix) {
+            *slot = (stamp, pos);
+        }
+    }
 }
 
 /// Derives what a device contributes to a pass: the policy that governs it and its ring
@@ -1131,6 +1182,7 @@ fn derive(
         excs,
         evals,
         exc_by_patch,
+        seen,
     } = inputs;
     let dev_name = name_of(&dev.metadata);
     let labels = dev.metadata.labels.as_ref();
@@ -1199,10 +1251,23 @@ fn derive(
     let Some(status) = dev.status.as_ref() else {
         return;
     };
-    for report in &status.patches {
+    let mut seen = seen.borrow_mut();
+    let stamp = seen.next_device();
+    for (pos, report) in status.patches.iter().enumerate() {
         let id = report.id.as_str();
         let ix = catalog.get(id).copied();
         let mut pair = Pair::new(ix, report.state, report.installed_at);
+        // A patch reported twice counts once, at the report the contract prefers.
+        if let Some(ix) = ix
+            && let Some(first) = seen.first(ix, stamp, pos)
+        {
+            let prefer = contract::winner(&status.patches[first], report);
+            if prefer {
+                e.pairs[first].set_duplicate(true);
+                seen.set(ix, stamp, pos);
+            }
+            pair.set_duplicate(!prefer);
+        }
         if let Some(ix) = ix {
             // Exceptions covering this pair.
             for &ei in &exc_by_patch[ix] {

@@ -538,6 +538,7 @@ mod tests {
                         targeted: 5,
                         installed: 3,
                         failed: 1,
+                        timed_out: 0,
                         in_progress: 1,
                         waiting: 0,
                         excepted: 0,

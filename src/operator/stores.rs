@@ -489,6 +489,7 @@ mod tests {
                     last_attempt_at: None,
                     installed_at: at.and_then(|a| a.parse().ok()),
                     message: None,
+                    attempt: None,
                 })
                 .collect(),
             ..ManagedDeviceStatus::default()

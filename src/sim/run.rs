@@ -14,8 +14,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::api::{
     DevicePatchStatus, Duration, ManagedDevice, ManagedDeviceSpec, ManagedDeviceStatus, OsInfo,
-    Patch, PatchState,
+    Patch, PatchState, PlanEntry,
 };
+use crate::contract::{self, Action};
 use crate::engine::selector::Selector;
 use crate::engine::{Cache, EventType, Kind};
 
@@ -269,6 +270,7 @@ impl Simulation {
                             last_attempt_at: None,
                             installed_at: installed.then_some(start),
                             message: None,
+                            attempt: None,
                         }
                     })
                     .collect();
@@ -643,6 +645,14 @@ impl Simulation {
         }
     }
 
+    /// An agent starting an install, as [`World::start`], noting the device as changed.
+    fn start(&mut self, device: &str, patch: &str, entry: &PlanEntry, now: Timestamp) {
+        self.world.start(device, patch, entry, now);
+        if !self.changed.contains(device) {
+            self.changed.insert(device.to_string());
+        }
+    }
+
     fn is_online(&self, device: &str) -> bool {
         self.agents
             .get(device)
@@ -698,46 +708,33 @@ impl Simulation {
         let Some(dev) = self.world.devices.get(device) else {
             return;
         };
-        let reports: BTreeMap<&str, &DevicePatchStatus> = dev
-            .status
-            .as_ref()
-            .map(|s| s.patches.iter().map(|p| (p.id.as_str(), p)).collect())
-            .unwrap_or_default();
-        // Uninstalls first: they undo harm.
-        let uninstall = dev.spec.plan.uninstall.iter().find(|(id, e)| {
-            e.not_before <= now
-                && reports.get(id.as_str()).is_some_and(|r| {
-                    matches!(r.state, PatchState::Installed | PatchState::PendingReboot)
-                })
-        });
-        if let Some((id, _)) = uninstall {
-            let id = id.clone();
-            let Some(agent) = self.agents.get_mut(device) else {
+        let reports = dev.status.as_ref().map_or(&[][..], |s| &s.patches[..]);
+        let next = contract::next_action(
+            &dev.spec.plan,
+            |id| reports.iter().find(|p| p.id == id),
+            now,
+        );
+        let (id, attempt) = match next {
+            None => return,
+            Some(Action::Uninstall(id, _)) => {
+                let id = id.to_string();
+                let Some(agent) = self.agents.get_mut(device) else {
+                    return;
+                };
+                agent.busy = true;
+                let took = agent.rng.duration(agent.install_time);
+                let at = self.grid(device, now.checked_add(took.span()).unwrap_or(now));
+                self.push(
+                    at,
+                    Ev::Uninstalled {
+                        device: device.to_string(),
+                        patch: id,
+                    },
+                );
                 return;
-            };
-            agent.busy = true;
-            let took = agent.rng.duration(agent.install_time);
-            let at = self.grid(device, now.checked_add(took.span()).unwrap_or(now));
-            self.push(
-                at,
-                Ev::Uninstalled {
-                    device: device.to_string(),
-                    patch: id,
-                },
-            );
-            return;
-        }
-        let install = dev.spec.plan.install.iter().find(|(id, e)| {
-            let open = e.not_before <= now && e.not_after.is_none_or(|na| now < na);
-            open && reports.get(id.as_str()).is_some_and(|r| {
-                matches!(
-                    r.state,
-                    PatchState::Missing | PatchState::RolledBack | PatchState::Failed
-                ) && r.last_attempt_at.is_none_or(|t| t < e.not_before)
-            })
-        });
-        let Some((id, _)) = install else { return };
-        let id = id.clone();
+            }
+            Some(Action::Install(id, entry)) => (id.to_string(), entry.clone()),
+        };
         let reboot = self
             .world
             .patches
@@ -751,7 +748,7 @@ impl Simulation {
         let took = agent.rng.duration(agent.install_time);
         let ok = !agent.rng.chance(rate);
         let at = self.grid(device, now.checked_add(took.span()).unwrap_or(now));
-        self.report(device, &id, PatchState::Installing, now);
+        self.start(device, &id, &attempt, now);
         self.push(
             at,
             Ev::Finished {

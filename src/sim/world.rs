@@ -9,8 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
 use crate::api::{
     DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchException,
-    PatchPolicy, PatchRollout, PatchState,
+    PatchPolicy, PatchRollout, PatchState, PlanEntry,
 };
+use crate::contract;
 use crate::engine::{self, Cache, Decisions, Event, PlanList, Snapshot};
 
 /// One tenant's objects plus the shared catalog, keyed by name.
@@ -158,18 +159,8 @@ impl World {
     /// Sets what a device's agent reports for one patch (adding the patch if new) and
     /// marks the device seen at `at`.
     pub fn report(&mut self, device: &str, patch: &str, state: PatchState, at: Timestamp) {
-        let Some(dev) = self.devices.get_mut(device) else {
+        let Some(entry) = self.report_of(device, patch, at) else {
             return;
-        };
-        let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
-        status.last_seen = Some(at);
-        let entry = match status.patches.iter_mut().position(|p| p.id == patch) {
-            Some(i) => &mut status.patches[i],
-            None => {
-                status.patches.push(DevicePatchStatus::missing(patch));
-                let last = status.patches.len() - 1;
-                &mut status.patches[last]
-            }
         };
         if matches!(state, PatchState::Installing) {
             entry.attempts += 1;
@@ -182,6 +173,37 @@ impl World {
             entry.installed_at = None;
         }
         entry.state = state;
+    }
+
+    /// An agent starting the install `entry` asks for: the report as the device contract
+    /// has it ([`contract::start`]), and the device seen at `at`.
+    pub fn start(&mut self, device: &str, patch: &str, entry: &PlanEntry, at: Timestamp) {
+        if let Some(r) = self.report_of(device, patch, at) {
+            contract::start(r, Some(entry), at);
+        }
+    }
+
+    /// The device's report for `patch` (added as Missing if new), the device seen at `at`.
+    fn report_of(
+        &mut self,
+        device: &str,
+        patch: &str,
+        at: Timestamp,
+    ) -> Option<&mut DevicePatchStatus> {
+        let status = self
+            .devices
+            .get_mut(device)?
+            .status
+            .get_or_insert_with(ManagedDeviceStatus::default);
+        status.last_seen = Some(at);
+        let i = match status.patches.iter().position(|p| p.id == patch) {
+            Some(i) => i,
+            None => {
+                status.patches.push(DevicePatchStatus::missing(patch));
+                status.patches.len() - 1
+            }
+        };
+        status.patches.get_mut(i)
     }
 
     /// Marks a device as seen at `at` without changing its patches.

@@ -1,0 +1,682 @@
+//! The device contract: what a device's report means, in one place.
+//!
+//! `ManagedDevice` is the whole interface between the operator and whatever patches a
+//! device (the simulated fleet, the simulator's agents, a real agent, an RMM bridge). The
+//! operator writes `spec.plan` — one entry per patch — and the agent writes
+//! `status.patches` — one report per applicable patch. This module holds every rule that
+//! reads the two together, for both sides:
+//!
+//! - the agent's side: which entry to act on next ([`next_action`]), and how a report
+//!   changes when an attempt starts and ends ([`start`], [`finish`]);
+//! - the operator's side: whether a report answers the entry's current attempt
+//!   ([`answers`]) and so where the device stands with the patch ([`judge`]), when an
+//!   unanswered attempt times out, and which of several reports for one patch counts
+//!   ([`winner`]).
+//!
+//! **Matching without trusting the agent's clock.** Each install entry carries an
+//! `attempt` id. An agent echoes it in its report (`status.patches[].attempt`) when it
+//! starts the entry; a report with that id answers this attempt, a report with another
+//! id answers an earlier one. A report without an id (an agent that does not know the
+//! field) answers the attempt once it differs from the report as it was when the entry
+//! was written, whose digest the entry keeps in `basis`. Entries written before these
+//! fields existed fall back to the agent's `lastAttemptAt` (at or after `notBefore`).
+//!
+//! **Deadlines.** An entry's `answerBy` is the instant by which the agent must have
+//! reported a result (Installed, PendingReboot or Failed) for the attempt; past it the
+//! attempt counts as failed with [`FailReason::TimedOut`], and the ring's gates count it
+//! like any other failure. A result that comes later is still taken.
+//!
+//! `docs/agent-contract.md` says the same for agent authors, with a complete agent in
+//! shell. Everything here is pure: `now` is a parameter.
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::api::{DevicePatchStatus, DevicePlan, Duration, PatchState, PlanEntry};
+
+/// How long an agent has to answer an attempt when its ring does not say (`attemptTimeout`):
+/// a day of maintenance-window time.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::hours(24);
+
+/// The id of a new attempt by `rollout`, issued at `now` (the operator's clock):
+/// `<rollout>@<unix seconds>`. Unique per device and patch, since a rollout issues at
+/// most one attempt per device and patch at one instant.
+pub fn attempt_id(rollout: &str, now: Timestamp) -> String {
+    format!("{rollout}@{}", now.as_second())
+}
+
+/// Why an attempt counts as failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailReason {
+    /// The agent reported `Failed` for it.
+    Reported,
+    /// The agent reported no result by the entry's `answerBy`.
+    TimedOut,
+}
+
+impl FailReason {
+    /// The CamelCase reason, as metrics and Events name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::Reported => "Reported",
+            FailReason::TimedOut => "TimedOut",
+        }
+    }
+}
+
+/// Where a device stands with one patch, judged from its report and the install entry
+/// of the rollout asking (if it has one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Standing {
+    /// The patch is installed: a fact, whichever attempt it came from.
+    Installed,
+    /// The device is working on it: installing, waiting for a reboot, or holding an
+    /// entry whose attempt it has not answered yet (and whose time is not up).
+    InProgress,
+    /// The entry's attempt failed.
+    Failed(FailReason),
+    /// Uninstalled by a rollback, with no entry asking for it again.
+    RolledBack,
+    /// Applicable, not installed, and no entry asks for it: waiting to be admitted.
+    Waiting,
+}
+
+/// Whether `report` answers the attempt of `entry` (see the module documentation).
+pub fn answers(report: &DevicePatchStatus, entry: &PlanEntry) -> bool {
+    match (&report.attempt, &entry.attempt, &entry.basis) {
+        (Some(echoed), Some(attempt), _) => echoed == attempt,
+        (None, Some(_), Some(basis)) => digest(report) != *basis,
+        _ => report
+            .last_attempt_at
+            .is_some_and(|t| t >= entry.not_before),
+    }
+}
+
+/// Where the device stands with the patch, given its report and the install entry of the
+/// rollout asking (None when that rollout has not admitted it).
+pub fn judge(report: &DevicePatchStatus, entry: Option<&PlanEntry>, now: Timestamp) -> Standing {
+    judge_state(report.state, report, entry, now)
+}
+
+/// [`judge`] with the report's state at hand: the report itself is read only when an
+/// entry asks for an attempt (most devices of a large ring have none).
+pub fn judge_state(
+    state: PatchState,
+    report: &DevicePatchStatus,
+    entry: Option<&PlanEntry>,
+    now: Timestamp,
+) -> Standing {
+    match (state, entry) {
+        (PatchState::Installed, _) => Standing::Installed,
+        (PatchState::PendingReboot, _) | (PatchState::Installing, None) => Standing::InProgress,
+        (PatchState::RolledBack, None) => Standing::RolledBack,
+        (PatchState::Missing | PatchState::Failed, None) => Standing::Waiting,
+        (PatchState::Failed, Some(e)) if answers(report, e) => {
+            Standing::Failed(FailReason::Reported)
+        }
+        (_, Some(e)) if timed_out(e, now) => Standing::Failed(FailReason::TimedOut),
+        (_, Some(_)) => Standing::InProgress,
+    }
+}
+
+/// Whether the entry's time to answer is up at `now`. Time left past the end of the
+/// entry's window does not run out before the window closes: the entry moves to the next
+/// window with it ([`renew`]).
+pub fn timed_out(entry: &PlanEntry, now: Timestamp) -> bool {
+    times_out_at(entry).is_some_and(|at| now >= at)
+}
+
+/// The instant the entry's attempt times out unless the agent answers, if it times out
+/// in the window it has now.
+pub fn times_out_at(entry: &PlanEntry) -> Option<Timestamp> {
+    entry
+        .answer_by
+        .filter(|by| entry.not_after.is_none_or(|end| *by <= end))
+}
+
+/// Whether the agent has started the entry's attempt (or already has the patch): an
+/// entry started is never renewed into a later window.
+pub fn started(report: &DevicePatchStatus, entry: &PlanEntry) -> bool {
+    matches!(
+        report.state,
+        PatchState::Installing | PatchState::PendingReboot | PatchState::Installed
+    ) || answers(report, entry)
+}
+
+/// Whether an entry whose window closed before its device started it moves to the next
+/// window: not started, the window over, and the time to answer not up.
+pub fn needs_renewal(report: &DevicePatchStatus, entry: &PlanEntry, now: Timestamp) -> bool {
+    entry.not_after.is_some_and(|end| end <= now)
+        && !started(report, entry)
+        && !timed_out(entry, now)
+}
+
+/// The entry for a new attempt issued at `now`, open until `not_after`: its time to
+/// answer is `timeout` from now.
+pub fn answer_by(now: Timestamp, timeout: Duration) -> Option<Timestamp> {
+    now.checked_add(timeout.span()).ok()
+}
+
+/// The entry moved to a new window `[now, not_after)`: the same attempt, with what is left
+/// of its time to answer. Time counts only inside the windows an entry was given, and
+/// only those the device was there for: a window the device was seen in (busy, or not
+/// listening) uses up its length, one it was away for (its `lastSeen` before the window
+/// opened: an absence is the ring's `unreachableAfter` to judge) uses up nothing.
+pub fn renew(
+    entry: &PlanEntry,
+    last_seen: Option<Timestamp>,
+    now: Timestamp,
+    not_after: Option<Timestamp>,
+) -> PlanEntry {
+    let away = last_seen.is_some_and(|seen| seen < entry.not_before);
+    let used = match (away, entry.not_after) {
+        (false, Some(end)) => end.duration_since(entry.not_before),
+        _ => jiff::SignedDuration::ZERO,
+    };
+    let answer_by = entry.answer_by.and_then(|by| {
+        let left = by.duration_since(entry.not_before) - used;
+        now.checked_add(left.max(jiff::SignedDuration::ZERO)).ok()
+    });
+    PlanEntry {
+        not_before: now,
+        not_after,
+        answer_by,
+        ..entry.clone()
+    }
+}
+
+/// The install time the operator counts: the agent's, but never later than `now` (an
+/// agent's clock may run ahead). None when the report has none.
+pub fn install_time(report: &DevicePatchStatus, now: Timestamp) -> Option<Timestamp> {
+    report.installed_at.map(|t| t.min(now))
+}
+
+/// A digest of what a report says, for an entry's `basis`: 16 hex digits over the state,
+/// attempt count, times, message and echoed attempt.
+pub fn digest(report: &DevicePatchStatus) -> String {
+    let mut h = Sha256::new();
+    let when = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+    for part in [
+        format!("{:?}", report.state),
+        report.attempts.to_string(),
+        when(report.last_attempt_at),
+        when(report.installed_at),
+        report.message.clone().unwrap_or_default(),
+        report.attempt.clone().unwrap_or_default(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How far a state has got, to choose between two reports for one patch: a device that
+/// reports a patch twice is taken at its most advanced word.
+fn precedence(state: PatchState) -> u8 {
+    match state {
+        PatchState::Missing => 0,
+        PatchState::RolledBack => 1,
+        PatchState::Failed => 2,
+        PatchState::Installing => 3,
+        PatchState::PendingReboot => 4,
+        PatchState::Installed => 5,
+    }
+}
+
+/// Of two reports for the same patch, whether `candidate` counts instead of `current`
+/// (the more advanced state wins; on a tie, the first listed).
+pub fn winner(current: &DevicePatchStatus, candidate: &DevicePatchStatus) -> bool {
+    precedence(candidate.state) > precedence(current.state)
+}
+
+/// What an agent should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Uninstall this patch (a rollback).
+    Uninstall(&'a str, &'a PlanEntry),
+    /// Install this patch: start the entry's attempt.
+    Install(&'a str, &'a PlanEntry),
+}
+
+/// Whether the entry's window is open at `now`: `notBefore <= now < notAfter`.
+pub fn window_open(entry: &PlanEntry, now: Timestamp) -> bool {
+    entry.not_before <= now && entry.not_after.is_none_or(|end| now < end)
+}
+
+/// Whether an agent may start installing `entry` now: its window is open, the patch is
+/// not on the device or being installed, and the report does not already answer this
+/// attempt (an attempt is made once).
+pub fn may_install(report: &DevicePatchStatus, entry: &PlanEntry, now: Timestamp) -> bool {
+    window_open(entry, now)
+        && matches!(
+            report.state,
+            PatchState::Missing | PatchState::RolledBack | PatchState::Failed
+        )
+        && !answers(report, entry)
+}
+
+/// Whether an agent may start uninstalling: the entry's time has come and the device has
+/// the patch. Uninstalls are not bound to a window (they undo harm).
+pub fn may_uninstall(report: &DevicePatchStatus, entry: &PlanEntry, now: Timestamp) -> bool {
+    entry.not_before <= now
+        && matches!(
+            report.state,
+            PatchState::Installed | PatchState::PendingReboot
+        )
+}
+
+/// The next thing an agent that is not busy should do: uninstalls first (they undo harm),
+/// then installs, each in patch id order. `report` finds the device's report for an id.
+pub fn next_action<'p, 'r>(
+    plan: &'p DevicePlan,
+    report: impl Fn(&str) -> Option<&'r DevicePatchStatus>,
+    now: Timestamp,
+) -> Option<Action<'p>> {
+    let uninstall = plan
+        .uninstall
+        .iter()
+        .find(|(id, e)| report(id.as_str()).is_some_and(|r| may_uninstall(r, e, now)));
+    if let Some((id, e)) = uninstall {
+        return Some(Action::Uninstall(id, e));
+    }
+    plan.install
+        .iter()
+        .find(|(id, e)| report(id.as_str()).is_some_and(|r| may_install(r, e, now)))
+        .map(|(id, e)| Action::Install(id, e))
+}
+
+/// The report when an agent starts an install: Installing, one more attempt, started at
+/// `now` (the agent's clock), the entry's attempt echoed, the last message cleared.
+pub fn start(report: &mut DevicePatchStatus, entry: Option<&PlanEntry>, now: Timestamp) {
+    report.state = PatchState::Installing;
+    report.attempts += 1;
+    report.last_attempt_at = Some(now);
+    report.attempt = entry.and_then(|e| e.attempt.clone());
+    report.message = None;
+}
+
+/// How an install or uninstall ended, as an agent tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Installed (re-read from the package database, for a real agent).
+    Installed,
+    /// Installed; it takes effect after a reboot.
+    PendingReboot,
+    /// The install failed, with the installer's last word.
+    Failed(String),
+    /// Uninstalled.
+    Uninstalled,
+}
+
+/// The report when an attempt ends at `now` (the agent's clock).
+pub fn finish(report: &mut DevicePatchStatus, outcome: Outcome, now: Timestamp) {
+    match outcome {
+        Outcome::Installed => {
+            report.state = PatchState::Installed;
+            report.installed_at = Some(now);
+            report.message = None;
+        }
+        Outcome::PendingReboot => {
+            report.state = PatchState::PendingReboot;
+            report.message = None;
+        }
+        Outcome::Failed(message) => {
+            report.state = PatchState::Failed;
+            report.message = Some(message);
+        }
+        Outcome::Uninstalled => {
+            report.state = PatchState::RolledBack;
+            report.installed_at = None;
+            report.message = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    const ISSUED: &str = "2026-11-24T21:00:00Z";
+    const LATER: &str = "2026-11-24T21:30:00Z";
+    const PAST_ANSWER_BY: &str = "2026-11-25T21:00:00Z";
+
+    /// What the device reported when the operator wrote the entry.
+    fn before() -> DevicePatchStatus {
+        DevicePatchStatus::missing("KB1")
+    }
+
+    /// The entry of a ring whose window is open from 21:00 to 03:00.
+    fn windowed(basis: &DevicePatchStatus) -> PlanEntry {
+        PlanEntry {
+            not_after: Some(t("2026-11-25T03:00:00Z")),
+            ..entry_for(basis)
+        }
+    }
+
+    /// The entry of a ring that is always open.
+    fn entry_for(basis: &DevicePatchStatus) -> PlanEntry {
+        PlanEntry {
+            rollout: "ws.kb1".into(),
+            not_before: t(ISSUED),
+            not_after: None,
+            deadline: None,
+            attempt: Some(attempt_id("ws.kb1", t(ISSUED))),
+            basis: Some(digest(basis)),
+            answer_by: answer_by(t(ISSUED), Duration::hours(24)),
+        }
+    }
+
+    fn report(
+        state: PatchState,
+        attempt: Option<&str>,
+        edit: impl FnOnce(&mut DevicePatchStatus),
+    ) -> DevicePatchStatus {
+        let mut r = DevicePatchStatus {
+            state,
+            attempt: attempt.map(str::to_string),
+            ..before()
+        };
+        edit(&mut r);
+        r
+    }
+
+    const OURS: Option<&str> = Some("ws.kb1@1795554000");
+
+    #[test]
+    fn the_attempt_id_is_the_rollout_and_the_issue_second() {
+        assert_eq!(attempt_id("ws.kb1", t(ISSUED)), OURS.unwrap_or_default());
+    }
+
+    /// Each awkward report a real agent may send, and where the device then stands, at a
+    /// time before the entry's `answerBy` and at one after it.
+    #[test]
+    fn awkward_reports_and_their_standing() {
+        use FailReason::*;
+        use Standing::*;
+        let none = |_: &mut DevicePatchStatus| {};
+        let failed_before = report(PatchState::Failed, None, |r| {
+            r.attempts = 2;
+            r.message = Some("0x800f0922".into());
+        });
+        let cases: Vec<(&str, DevicePatchStatus, PlanEntry, Standing, Standing)> = vec![
+            (
+                "Failed without lastAttemptAt, attempt or times (the design's own example)",
+                report(PatchState::Failed, None, |r| {
+                    r.message = Some("0x800f0922".into())
+                }),
+                entry_for(&before()),
+                Failed(Reported),
+                Failed(Reported),
+            ),
+            (
+                "Failed with the attempt echoed",
+                report(PatchState::Failed, OURS, none),
+                entry_for(&before()),
+                Failed(Reported),
+                Failed(Reported),
+            ),
+            (
+                "Failed with the attempt echoed, the agent's clock 10 minutes behind",
+                report(PatchState::Failed, OURS, |r| {
+                    r.last_attempt_at = Some(t("2026-11-24T20:50:00Z"));
+                }),
+                entry_for(&before()),
+                Failed(Reported),
+                Failed(Reported),
+            ),
+            (
+                "Failed for an earlier attempt (another id echoed)",
+                report(PatchState::Failed, Some("ws.kb1@1"), none),
+                entry_for(&before()),
+                InProgress,
+                Failed(TimedOut),
+            ),
+            (
+                "Failed from before the entry, unchanged since (no id)",
+                failed_before.clone(),
+                entry_for(&failed_before),
+                InProgress,
+                Failed(TimedOut),
+            ),
+            (
+                "Failed from before the entry, then failed again (the report changed)",
+                report(PatchState::Failed, None, |r| {
+                    r.attempts = 3;
+                    r.message = Some("0x800f0922".into());
+                }),
+                entry_for(&failed_before),
+                Failed(Reported),
+                Failed(Reported),
+            ),
+            (
+                "no answer at all: the agent never acts",
+                before(),
+                entry_for(&before()),
+                InProgress,
+                Failed(TimedOut),
+            ),
+            (
+                "Installing for ever (a hung package manager)",
+                report(PatchState::Installing, OURS, none),
+                entry_for(&before()),
+                InProgress,
+                Failed(TimedOut),
+            ),
+            (
+                "PendingReboot is an answer: it does not time out",
+                report(PatchState::PendingReboot, OURS, none),
+                entry_for(&before()),
+                InProgress,
+                InProgress,
+            ),
+            (
+                "Installed without installedAt",
+                report(PatchState::Installed, None, none),
+                entry_for(&before()),
+                Installed,
+                Installed,
+            ),
+            (
+                "Failed, then Installed for the same attempt",
+                report(PatchState::Installed, OURS, |r| {
+                    r.message = Some("0x800f0922".into());
+                }),
+                entry_for(&before()),
+                Installed,
+                Installed,
+            ),
+            (
+                "an entry written before attempts existed: lastAttemptAt decides",
+                report(PatchState::Failed, None, |r| {
+                    r.last_attempt_at = Some(t(LATER))
+                }),
+                PlanEntry {
+                    attempt: None,
+                    basis: None,
+                    answer_by: None,
+                    ..entry_for(&before())
+                },
+                Failed(Reported),
+                Failed(Reported),
+            ),
+            (
+                "an entry written before attempts existed never times out",
+                before(),
+                PlanEntry {
+                    attempt: None,
+                    basis: None,
+                    answer_by: None,
+                    ..entry_for(&before())
+                },
+                InProgress,
+                InProgress,
+            ),
+        ];
+        for (what, report, entry, early, late) in cases {
+            assert_eq!(
+                judge(&report, Some(&entry), t(LATER)),
+                early,
+                "{what}, early"
+            );
+            assert_eq!(
+                judge(&report, Some(&entry), t(PAST_ANSWER_BY)),
+                late,
+                "{what}, after answerBy"
+            );
+        }
+    }
+
+    #[test]
+    fn without_an_entry_a_report_says_whether_the_device_waits() {
+        let at = t(LATER);
+        let judged = |state| judge(&report(state, None, |_| {}), None, at);
+        assert_eq!(judged(PatchState::Missing), Standing::Waiting);
+        assert_eq!(judged(PatchState::Failed), Standing::Waiting);
+        assert_eq!(judged(PatchState::RolledBack), Standing::RolledBack);
+        assert_eq!(judged(PatchState::Installing), Standing::InProgress);
+        assert_eq!(judged(PatchState::PendingReboot), Standing::InProgress);
+        assert_eq!(judged(PatchState::Installed), Standing::Installed);
+    }
+
+    #[test]
+    fn an_agent_attempts_an_entry_once_and_a_renewed_entry_still_once() {
+        let e = windowed(&before());
+        let mut r = before();
+        assert!(
+            !may_install(&r, &e, t("2026-11-24T20:59:59Z")),
+            "before the window"
+        );
+        assert!(
+            !may_install(&r, &e, t("2026-11-25T03:00:00Z")),
+            "after the window"
+        );
+        assert!(may_install(&r, &e, t(LATER)));
+        start(&mut r, Some(&e), t(LATER));
+        assert_eq!(r.attempt, e.attempt, "the attempt is echoed");
+        assert_eq!((r.state, r.attempts), (PatchState::Installing, 1));
+        finish(
+            &mut r,
+            Outcome::Failed("E: dpkg was interrupted".into()),
+            t(LATER),
+        );
+        assert!(!may_install(&r, &e, t(LATER)), "attempted once");
+        // The same attempt moved to the next window (it was not started) is still once.
+        let renewed = PlanEntry {
+            not_before: t("2026-11-25T21:00:00Z"),
+            not_after: None,
+            ..e.clone()
+        };
+        assert!(!may_install(&r, &renewed, t("2026-11-25T22:00:00Z")));
+        // A new attempt may be made.
+        let next = PlanEntry {
+            attempt: Some(attempt_id("ws.kb1", t("2026-11-26T21:00:00Z"))),
+            basis: Some(digest(&r)),
+            not_before: t("2026-11-26T21:00:00Z"),
+            not_after: None,
+            ..e
+        };
+        assert!(may_install(&r, &next, t("2026-11-26T21:00:00Z")));
+    }
+
+    #[test]
+    fn an_unstarted_entry_is_renewed_until_its_time_is_up() {
+        let e = windowed(&before());
+        let closed = t("2026-11-25T03:00:00Z");
+        assert!(!needs_renewal(&before(), &e, t(LATER)), "window still open");
+        assert!(needs_renewal(&before(), &e, closed));
+        let started_ = report(PatchState::Installing, OURS, |_| {});
+        assert!(!needs_renewal(&started_, &e, closed), "started");
+        let short = PlanEntry {
+            answer_by: Some(t("2026-11-25T01:00:00Z")),
+            ..e
+        };
+        assert!(timed_out(&short, closed));
+        assert!(!needs_renewal(&before(), &short, closed), "timed out");
+    }
+
+    #[test]
+    fn time_to_answer_counts_only_in_windows_the_device_was_there_for() {
+        // Issued at 21:00 with 24h to answer, in a window until 03:00 (6h).
+        let e = windowed(&before());
+        assert!(
+            !timed_out(&e, t(PAST_ANSWER_BY)),
+            "24h lies past the window's end"
+        );
+        let next_window = t("2026-11-25T21:00:00Z");
+        let seen_in_window = Some(t("2026-11-24T23:00:00Z"));
+        let kept = renew(
+            &e,
+            seen_in_window,
+            next_window,
+            Some(t("2026-11-26T03:00:00Z")),
+        );
+        assert_eq!(kept.attempt, e.attempt, "the same attempt");
+        assert_eq!(kept.not_before, next_window);
+        assert_eq!(kept.answer_by, Some(t("2026-11-26T15:00:00Z")), "18h left");
+        let away = Some(t("2026-11-24T20:00:00Z"));
+        let fresh = renew(&e, away, next_window, None);
+        assert_eq!(fresh.answer_by, Some(t("2026-11-26T21:00:00Z")), "24h left");
+        assert!(
+            timed_out(&fresh, t("2026-11-26T21:00:00Z")),
+            "no window end"
+        );
+        let never_seen = renew(&e, None, next_window, None);
+        assert_eq!(
+            never_seen.answer_by,
+            Some(t("2026-11-26T15:00:00Z")),
+            "the time runs"
+        );
+    }
+
+    #[test]
+    fn uninstalls_come_before_installs() {
+        let mut plan = DevicePlan::default();
+        plan.install.insert("KB2".into(), entry_for(&before()));
+        plan.uninstall.insert("KB1".into(), entry_for(&before()));
+        let installed = report(PatchState::Installed, None, |r| r.id = "KB1".into());
+        let missing = DevicePatchStatus::missing("KB2");
+        let reports = [installed, missing];
+        let find = |id: &str| reports.iter().find(|r| r.id == id);
+        assert!(matches!(
+            next_action(&plan, find, t(LATER)),
+            Some(Action::Uninstall("KB1", _))
+        ));
+        plan.uninstall.clear();
+        assert!(matches!(
+            next_action(&plan, find, t(LATER)),
+            Some(Action::Install("KB2", _))
+        ));
+        let unknown = |_: &str| None;
+        assert_eq!(next_action(&plan, unknown, t(LATER)), None, "not reported");
+    }
+
+    #[test]
+    fn a_patch_reported_twice_counts_at_its_most_advanced_word() {
+        let missing = before();
+        let installed = report(PatchState::Installed, None, |_| {});
+        let failed = report(PatchState::Failed, None, |_| {});
+        assert!(winner(&missing, &installed));
+        assert!(winner(&failed, &installed));
+        assert!(!winner(&installed, &failed));
+        assert!(!winner(&failed, &failed.clone()), "a tie keeps the first");
+    }
+
+    #[test]
+    fn an_install_time_from_a_clock_ahead_counts_as_now() {
+        let r = report(PatchState::Installed, None, |r| {
+            r.installed_at = Some(t("2026-11-24T22:00:00Z"));
+        });
+        assert_eq!(install_time(&r, t(LATER)), Some(t(LATER)));
+        assert_eq!(
+            install_time(&r, t(PAST_ANSWER_BY)),
+            Some(t("2026-11-24T22:00:00Z"))
+        );
+    }
+}
