@@ -516,3 +516,149 @@ async fn a_full_reconcile_writes_the_first_time_and_nothing_the_second() {
         .expect("third pass");
     assert!(fake.sent().is_empty(), "{:#?}", fake.sent());
 }
+
+/// The request an API server would get for a write (Events aside).
+fn request_of(w: &ringmaster::engine::writes::Write) -> Option<(Method, String)> {
+    use ringmaster::engine::writes::Write;
+    let at = |kind: &str, name: &str| fake_api::path_of(kind, Some("acme"), name);
+    Some(match w {
+        Write::CreateRollout(_) => (
+            Method::POST,
+            format!("{}/namespaces/acme/patchrollouts", fake_api::GROUP_PATH),
+        ),
+        Write::RolloutStatus(n, _) => (Method::PATCH, at("PatchRollout", n) + "/status"),
+        Write::PolicyStatus(n, _) => (Method::PATCH, at("PatchPolicy", n) + "/status"),
+        Write::RingStatus(n, _) => (Method::PATCH, at("DeploymentRing", n) + "/status"),
+        Write::ExceptionStatus(n, _) => (Method::PATCH, at("PatchException", n) + "/status"),
+        Write::Plan(n, _) => (Method::PATCH, at("ManagedDevice", n)),
+        Write::Compliance(n, _) => (Method::PATCH, at("ManagedDevice", n) + "/status"),
+        Write::Event(_) => return None,
+    })
+}
+
+/// What an object holds that the writes change: its spec and status, as JSON.
+fn written_parts<T: serde::Serialize>(obj: &T) -> serde_json::Value {
+    let v = serde_json::to_value(obj).expect("json");
+    json!({"spec": v["spec"], "status": v["status"]})
+}
+
+/// One scenario played through the simulator's world and through the operator against
+/// the fake API server: each step's decisions produce the same requests and leave both
+/// holding the same objects.
+#[tokio::test]
+async fn the_simulator_and_the_operator_write_the_same() {
+    let yaml = format!(
+        "{BASE}{}{}",
+        devices("it", "it", "tier-1", 3, "2026-11-11T00:00:00Z"),
+        devices("pc", "pilot", "tier-2", 2, "2026-11-11T00:00:00Z")
+    );
+    let mut w = world(&yaml);
+    for p in w.policies.values_mut() {
+        p.metadata.uid = Some(format!(
+            "uid-{}",
+            p.metadata.name.clone().unwrap_or_default()
+        ));
+    }
+    let fake = Fake::default();
+    for p in w.policies.values() {
+        fake.insert("PatchPolicy", p);
+    }
+    for r in w.rings.values() {
+        fake.insert("DeploymentRing", r);
+    }
+    for d in w.devices.values() {
+        fake.insert("ManagedDevice", d);
+    }
+    for p in w.patches.values() {
+        fake.insert("Patch", p);
+    }
+    let (applier, _) = applier(&fake);
+    let steps = [
+        ("2026-11-11T00:00:00Z", &[][..]),
+        ("2026-11-11T01:00:00Z", &["it-1"][..]),
+        ("2026-11-11T02:00:00Z", &[][..]),
+        ("2026-11-12T02:00:00Z", &[][..]),
+    ];
+    let mut total = 0;
+    for (at, fail) in steps {
+        let now = ts(at);
+        for d in agents_install(&mut w, "KB1", now, fail) {
+            let status = serde_json::to_value(&w.devices[&d].status).expect("json");
+            fake.merge(
+                "ManagedDevice",
+                Some("acme"),
+                &d,
+                json!({ "status": status }),
+            );
+        }
+        w.record_patch_releases();
+        let decisions = ringmaster::engine::decide(&w.snapshot(), now);
+        let planned = ringmaster::engine::writes::writes(&w, &decisions);
+        w.apply(&decisions, now);
+        fake.clear();
+        let applied = applier.apply(&fake.objects("acme"), &decisions).await;
+        assert!(applied.failures.is_empty(), "{:?}", applied.failures);
+
+        let mut expected: Vec<(Method, String)> = planned.iter().filter_map(request_of).collect();
+        let mut sent: Vec<(Method, String)> = fake
+            .writes()
+            .into_iter()
+            .filter(|s| !s.path.starts_with("/apis/events.k8s.io/"))
+            .map(|s| (s.method, s.path))
+            .collect();
+        expected.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        sent.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        assert_eq!(sent, expected, "at {at}");
+        let events = planned
+            .iter()
+            .filter(|w| matches!(w, ringmaster::engine::writes::Write::Event(_)))
+            .count();
+        let event_posts = fake
+            .writes()
+            .iter()
+            .filter(|s| s.path.starts_with("/apis/events.k8s.io/"))
+            .count();
+        assert_eq!(event_posts, events, "Events at {at}");
+        total += expected.len();
+
+        for (name, d) in &w.devices {
+            let held = fake
+                .get("ManagedDevice", Some("acme"), name)
+                .expect("device");
+            assert_eq!(
+                json!({"spec": held["spec"], "status": held["status"]}),
+                written_parts(d),
+                "device {name} at {at}"
+            );
+        }
+        for (name, r) in &w.rollouts {
+            let held = fake
+                .get("PatchRollout", Some("acme"), name)
+                .expect("rollout");
+            assert_eq!(
+                held["status"],
+                written_parts(r)["status"],
+                "rollout {name} at {at}"
+            );
+        }
+        for (name, p) in &w.policies {
+            let held = fake.get("PatchPolicy", Some("acme"), name).expect("policy");
+            assert_eq!(
+                held["status"],
+                written_parts(p)["status"],
+                "policy {name} at {at}"
+            );
+        }
+        for (name, r) in &w.rings {
+            let held = fake
+                .get("DeploymentRing", Some("acme"), name)
+                .expect("ring");
+            assert_eq!(
+                held["status"],
+                written_parts(r)["status"],
+                "ring {name} at {at}"
+            );
+        }
+    }
+    assert!(total > 10, "the scenario writes something: {total}");
+}

@@ -15,6 +15,7 @@ pub mod severity;
 pub mod sla;
 pub mod tenant;
 pub mod windows;
+pub mod writes;
 
 pub use cache::Cache;
 pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList};

@@ -26,15 +26,18 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch as KubePatch, PatchParams, PostParams};
-use kube::core::object::HasStatus;
 use kube::runtime::events::{self, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
-use crate::api::{ManagedDevice, Patch, PatchRollout, PatchStatus};
-use crate::engine::{self, Decisions, EventType, PlanList};
+use crate::api::{
+    DeploymentRing, DeviceCompliance, ManagedDevice, Patch, PatchException, PatchPolicy,
+    PatchRollout, PatchStatus,
+};
+use crate::engine::writes::{PlanKeys, Stored, Write};
+use crate::engine::{self, Decisions, Event, EventType, NewRollout};
 
 use super::metrics::Metrics;
 use super::stores::Objects;
@@ -97,9 +100,6 @@ struct Sent {
     /// The new resource version (None: nothing to wait for, e.g. the object is gone).
     result: Result<Option<String>, String>,
 }
-
-/// The install and uninstall keys of one device's plan patch.
-type PlanPatch = (Map<String, Value>, Map<String, Value>);
 
 type WriteFuture<'a> = Pin<Box<dyn Future<Output = Option<Sent>> + Send + 'a>>;
 
@@ -179,291 +179,45 @@ impl Applier {
         }
     }
 
-    /// Applies one namespace's decisions, comparing with `objects` (what the engine saw).
+    /// Applies one namespace's decisions, comparing with `objects` (what the engine saw):
+    /// the writes [`engine::writes`] says they take, each as one request.
     pub async fn apply(&self, objects: &Objects, d: &Decisions) -> Applied {
-        let ns = objects.namespace.as_str();
+        let stored = ByName::new(objects);
+        let planned = engine::writes::writes(&stored, d);
+        let (creates, rest): (Vec<Write>, Vec<Write>) = planned
+            .into_iter()
+            .partition(|w| matches!(w, Write::CreateRollout(_)));
+        let (events, rest): (Vec<Write>, Vec<Write>) =
+            rest.into_iter().partition(|w| matches!(w, Write::Event(_)));
         let mut out = Applied::default();
-        let policies = by_name(&objects.policies);
-        let rings = by_name(&objects.rings);
-        let exceptions = by_name(&objects.exceptions);
-        let devices = by_name(&objects.devices);
-        let rollouts = by_name(&objects.rollouts);
-
-        // 1. Rollouts to create, owned by their policy.
-        let rollout_api: Api<PatchRollout> = Api::namespaced(self.client.clone(), ns);
-        let mut created: HashMap<&str, PatchRollout> = HashMap::new();
-        let mut not_created: HashSet<&str> = HashSet::new();
-        for new in &d.new_rollouts {
-            if rollouts.contains_key(new.name.as_str()) {
-                continue;
+        let mut created: HashMap<String, PatchRollout> = HashMap::new();
+        let mut not_created: HashSet<String> = HashSet::new();
+        for w in creates {
+            if let Write::CreateRollout(new) = w {
+                let done = self.create(&stored, &new, &mut created).await;
+                if !done.exists {
+                    not_created.insert(new.name.clone());
+                }
+                out.add(done.sent);
             }
-            let uid = policies
-                .get(new.spec.policy.as_str())
-                .and_then(|p| p.metadata.uid.clone());
-            let Some(uid) = uid else {
-                warn!(namespace = ns, kind = "PatchRollout", name = %new.name, policy = %new.spec.policy,
-                    "not creating the rollout: its policy is not in the store");
-                not_created.insert(new.name.as_str());
-                continue;
-            };
-            let mut r = PatchRollout::new(&new.name, new.spec.clone());
-            r.metadata.namespace = Some(ns.to_string());
-            r.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-                kind: "PatchPolicy".into(),
-                name: new.spec.policy.clone(),
-                uid,
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]);
-            self.metrics.write(ObjectKind::PatchRollout, "create");
-            let pp = PostParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PostParams::default()
-            };
-            let result = match rollout_api.create(&pp, &r).await {
-                Ok(obj) => {
-                    debug!(namespace = ns, kind = "PatchRollout", name = %new.name, "created");
-                    let rv = obj.metadata.resource_version.clone();
-                    created.insert(new.name.as_str(), obj);
-                    Ok(rv)
-                }
-                Err(kube::Error::Api(s)) if s.is_already_exists() => {
-                    debug!(namespace = ns, kind = "PatchRollout", name = %new.name, "already exists");
-                    Ok(None)
-                }
-                Err(e) => {
-                    not_created.insert(new.name.as_str());
-                    Err(format!("creating PatchRollout {ns}/{}: {e}", new.name))
-                }
-            };
-            out.add(Sent {
-                kind: ObjectKind::PatchRollout,
-                name: new.name.clone(),
-                before: None,
-                sent: true,
-                result,
-            });
         }
+        let sends: Vec<WriteFuture<'_>> = rest
+            .iter()
+            .filter_map(|w| self.send(&stored, &created, &not_created, w))
+            .collect();
+        self.collect(sends, &mut out).await;
+        let sends: Vec<WriteFuture<'_>> = events
+            .iter()
+            .filter_map(|w| match w {
+                Write::Event(ev) => Some(self.event(&stored, &created, ev)),
+                _ => None,
+            })
+            .collect();
+        self.collect(sends, &mut out).await;
+        out
+    }
 
-        // 2. Statuses of rollouts, policies, rings and exceptions.
-        let mut writes: Vec<WriteFuture<'_>> = Vec::new();
-        for (name, status) in &d.rollouts {
-            let (old, rv) = match (rollouts.get(name.as_str()), created.get(name.as_str())) {
-                (Some(r), _) => (r.status.as_ref(), r.metadata.resource_version.clone()),
-                (None, Some(r)) => (None, r.metadata.resource_version.clone()),
-                (None, None) => {
-                    let exists = d.new_rollouts.iter().any(|n| &n.name == name)
-                        && !not_created.contains(name.as_str());
-                    if !exists {
-                        continue;
-                    }
-                    (None, None)
-                }
-            };
-            writes.push(Box::pin(self.status(
-                rollout_api.clone(),
-                ObjectKind::PatchRollout,
-                name,
-                rv,
-                old,
-                status,
-            )));
-        }
-        self.status_writes(
-            ns,
-            ObjectKind::PatchPolicy,
-            &policies,
-            &d.policies,
-            &mut writes,
-        );
-        self.status_writes(
-            ns,
-            ObjectKind::DeploymentRing,
-            &rings,
-            &d.rings,
-            &mut writes,
-        );
-        self.status_writes(
-            ns,
-            ObjectKind::PatchException,
-            &exceptions,
-            &d.exceptions,
-            &mut writes,
-        );
-
-        // 3. Plan changes: one merge patch per device with only the keys that change.
-        let device_api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), ns);
-        let mut plans: BTreeMap<&str, PlanPatch> = BTreeMap::new();
-        for c in &d.plan {
-            if let Some(e) = &c.entry
-                && (not_created.contains(e.rollout.as_str()))
-            {
-                continue;
-            }
-            let Some(dev) = devices.get(c.device.as_str()) else {
-                continue;
-            };
-            let stored = match c.list {
-                PlanList::Install => dev.spec.plan.install.get(&c.patch),
-                PlanList::Uninstall => dev.spec.plan.uninstall.get(&c.patch),
-            };
-            let value = match (&c.entry, stored) {
-                (Some(e), s) => match diff(s, e) {
-                    Ok(Some(v)) => v,
-                    Ok(None) => continue,
-                    Err(err) => {
-                        out.failures.push(format!("plan entry {}: {err}", c.patch));
-                        continue;
-                    }
-                },
-                (None, Some(_)) => Value::Null,
-                (None, None) => continue,
-            };
-            let lists = plans.entry(c.device.as_str()).or_default();
-            let list = match c.list {
-                PlanList::Install => &mut lists.0,
-                PlanList::Uninstall => &mut lists.1,
-            };
-            list.insert(c.patch.clone(), value);
-        }
-        for (device, (install, uninstall)) in plans {
-            let mut plan = Map::new();
-            if !install.is_empty() {
-                plan.insert("install".into(), Value::Object(install));
-            }
-            if !uninstall.is_empty() {
-                plan.insert("uninstall".into(), Value::Object(uninstall));
-            }
-            let body = json!({ "spec": { "plan": plan } });
-            let before = devices
-                .get(device)
-                .and_then(|d| d.metadata.resource_version.clone());
-            let api = device_api.clone();
-            writes.push(Box::pin(async move {
-                self.metrics.write(ObjectKind::ManagedDevice, "patch");
-                let result = match api.patch(device, &params(), &KubePatch::Merge(&body)).await {
-                    Ok(obj) => Ok(obj.metadata.resource_version),
-                    Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
-                    Err(e) => Err(format!(
-                        "patching the plan of ManagedDevice {ns}/{device}: {e}"
-                    )),
-                };
-                Some(Sent {
-                    kind: ObjectKind::ManagedDevice,
-                    name: device.to_string(),
-                    before,
-                    sent: true,
-                    result,
-                })
-            }));
-        }
-
-        // 4. Device compliance summaries.
-        for (name, compliance) in &d.devices {
-            let Some(dev) = devices.get(name.as_str()) else {
-                continue;
-            };
-            let old = dev.status.as_ref().and_then(|s| s.compliance.as_ref());
-            let patch = match diff(old, compliance) {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(err) => {
-                    out.failures.push(format!("compliance of {name}: {err}"));
-                    continue;
-                }
-            };
-            let body = json!({ "status": { "compliance": patch } });
-            let before = dev.metadata.resource_version.clone();
-            let api = device_api.clone();
-            writes.push(Box::pin(async move {
-                self.metrics.write(ObjectKind::ManagedDevice, "patch");
-                let result = match api
-                    .patch_status(name, &params(), &KubePatch::Merge(&body))
-                    .await
-                {
-                    Ok(obj) => Ok(obj.metadata.resource_version),
-                    Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
-                    Err(e) => Err(format!(
-                        "patching the status of ManagedDevice {ns}/{name}: {e}"
-                    )),
-                };
-                Some(Sent {
-                    kind: ObjectKind::ManagedDevice,
-                    name: name.clone(),
-                    before,
-                    sent: true,
-                    result,
-                })
-            }));
-        }
-        let results: Vec<Option<Sent>> = futures::stream::iter(writes)
-            .buffer_unordered(CONCURRENT_WRITES)
-            .collect()
-            .await;
-        for s in results.into_iter().flatten() {
-            out.add(s);
-        }
-
-        // 5. Events, each about its object (with the uid the store or the create gave).
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        let uid_of = |kind: engine::Kind, name: &str| -> Option<String> {
-            let meta = match kind {
-                engine::Kind::PatchPolicy => policies.get(name).map(|o| &o.metadata),
-                engine::Kind::DeploymentRing => rings.get(name).map(|o| &o.metadata),
-                engine::Kind::PatchException => exceptions.get(name).map(|o| &o.metadata),
-                engine::Kind::ManagedDevice => devices.get(name).map(|o| &o.metadata),
-                engine::Kind::PatchRollout => rollouts
-                    .get(name)
-                    .map(|o| &o.metadata)
-                    .or_else(|| created.get(name).map(|o| &o.metadata)),
-            };
-            meta.and_then(|m| m.uid.clone())
-        };
-        let mut sends: Vec<WriteFuture<'_>> = Vec::new();
-        for ev in &d.events {
-            let reference = ObjectReference {
-                api_version: Some(format!("{}/{}", crate::api::GROUP, crate::api::VERSION)),
-                kind: Some(ev.kind.as_str().to_string()),
-                name: Some(ev.name.clone()),
-                namespace: Some(ns.to_string()),
-                uid: uid_of(ev.kind, &ev.name),
-                ..ObjectReference::default()
-            };
-            let event = events::Event {
-                type_: match ev.type_ {
-                    EventType::Normal => events::EventType::Normal,
-                    EventType::Warning => events::EventType::Warning,
-                },
-                reason: ev.reason.to_string(),
-                note: Some(truncate(&ev.message, NOTE_MAX)),
-                action: ev.reason.to_string(),
-                secondary: None,
-            };
-            let recorder = recorder.clone();
-            sends.push(Box::pin(async move {
-                self.metrics.write(ObjectKind::Event, "create");
-                let result = recorder
-                    .publish(&event, &reference)
-                    .await
-                    .map(|()| None)
-                    .map_err(|e| {
-                        format!(
-                            "recording Event {} about {} {ns}/{}: {e}",
-                            ev.reason,
-                            ev.kind.as_str(),
-                            ev.name
-                        )
-                    });
-                Some(Sent {
-                    kind: ObjectKind::Event,
-                    name: ev.name.clone(),
-                    before: None,
-                    sent: true,
-                    result,
-                })
-            }));
-        }
+    async fn collect(&self, sends: Vec<WriteFuture<'_>>, out: &mut Applied) {
         let results: Vec<Option<Sent>> = futures::stream::iter(sends)
             .buffer_unordered(CONCURRENT_WRITES)
             .collect()
@@ -471,7 +225,319 @@ impl Applier {
         for s in results.into_iter().flatten() {
             out.add(s);
         }
-        out
+    }
+
+    fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Creates a rollout owned by its policy (one that exists already is fine).
+    async fn create(
+        &self,
+        stored: &ByName<'_>,
+        new: &NewRollout,
+        created: &mut HashMap<String, PatchRollout>,
+    ) -> Created {
+        let ns = stored.namespace;
+        let sent = |result, sent| Sent {
+            kind: ObjectKind::PatchRollout,
+            name: new.name.clone(),
+            before: None,
+            sent,
+            result,
+        };
+        let Some(uid) = stored
+            .policy(&new.spec.policy)
+            .and_then(|p| p.metadata.uid.clone())
+        else {
+            warn!(namespace = ns, kind = "PatchRollout", name = %new.name, policy = %new.spec.policy,
+                "not creating the rollout: its policy is not in the store");
+            return Created {
+                sent: sent(Ok(None), false),
+                exists: false,
+            };
+        };
+        let mut r = PatchRollout::new(&new.name, new.spec.clone());
+        r.metadata.namespace = Some(ns.to_string());
+        r.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+            kind: "PatchPolicy".into(),
+            name: new.spec.policy.clone(),
+            uid,
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
+        self.metrics.write(ObjectKind::PatchRollout, "create");
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        let api: Api<PatchRollout> = Api::namespaced(self.client.clone(), ns);
+        match api.create(&pp, &r).await {
+            Ok(obj) => {
+                debug!(namespace = ns, kind = "PatchRollout", name = %new.name, "created");
+                let rv = obj.metadata.resource_version.clone();
+                created.insert(new.name.clone(), obj);
+                Created {
+                    sent: sent(Ok(rv), true),
+                    exists: true,
+                }
+            }
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                debug!(namespace = ns, kind = "PatchRollout", name = %new.name, "already exists");
+                Created {
+                    sent: sent(Ok(None), true),
+                    exists: true,
+                }
+            }
+            Err(e) => Created {
+                sent: sent(
+                    Err(format!("creating PatchRollout {ns}/{}: {e}", new.name)),
+                    true,
+                ),
+                exists: false,
+            },
+        }
+    }
+
+    /// The request for one status, plan or summary write.
+    fn send<'a>(
+        &'a self,
+        stored: &'a ByName<'a>,
+        created: &HashMap<String, PatchRollout>,
+        not_created: &HashSet<String>,
+        w: &'a Write,
+    ) -> Option<WriteFuture<'a>> {
+        let ns = stored.namespace;
+        match w {
+            Write::RolloutStatus(name, status) => {
+                let (old, rv) = match (stored.rollout(name), created.get(name)) {
+                    (Some(r), _) => (r.status.as_ref(), r.metadata.resource_version.clone()),
+                    (None, Some(r)) => (None, r.metadata.resource_version.clone()),
+                    (None, None) if not_created.contains(name) => return None,
+                    (None, None) => (None, None),
+                };
+                Some(Box::pin(self.status(
+                    self.api::<PatchRollout>(ns),
+                    ObjectKind::PatchRollout,
+                    name,
+                    rv,
+                    old,
+                    status,
+                )))
+            }
+            Write::PolicyStatus(name, status) => {
+                let obj = stored.policy(name)?;
+                Some(Box::pin(self.status(
+                    self.api::<PatchPolicy>(ns),
+                    ObjectKind::PatchPolicy,
+                    name,
+                    obj.metadata.resource_version.clone(),
+                    obj.status.as_ref(),
+                    status,
+                )))
+            }
+            Write::RingStatus(name, status) => {
+                let obj = stored.ring(name)?;
+                Some(Box::pin(self.status(
+                    self.api::<DeploymentRing>(ns),
+                    ObjectKind::DeploymentRing,
+                    name,
+                    obj.metadata.resource_version.clone(),
+                    obj.status.as_ref(),
+                    status,
+                )))
+            }
+            Write::ExceptionStatus(name, status) => {
+                let obj = stored.exception(name)?;
+                Some(Box::pin(self.status(
+                    self.api::<PatchException>(ns),
+                    ObjectKind::PatchException,
+                    name,
+                    obj.metadata.resource_version.clone(),
+                    obj.status.as_ref(),
+                    status,
+                )))
+            }
+            Write::Plan(device, keys) => {
+                let dev = stored.device(device)?;
+                self.plan(ns, dev, device, keys, not_created)
+            }
+            Write::Compliance(device, compliance) => {
+                let dev = stored.device(device)?;
+                Some(Box::pin(self.compliance(ns, dev, device, compliance)))
+            }
+            Write::CreateRollout(_) | Write::Event(_) => None,
+        }
+    }
+
+    /// One merge patch of a device's plan with only the keys that change (entries of a
+    /// rollout that could not be created are left out).
+    fn plan<'a>(
+        &'a self,
+        ns: &'a str,
+        dev: &ManagedDevice,
+        device: &'a str,
+        keys: &PlanKeys,
+        not_created: &HashSet<String>,
+    ) -> Option<WriteFuture<'a>> {
+        let list = |stored: &BTreeMap<String, crate::api::PlanEntry>,
+                    keys: &BTreeMap<String, Option<crate::api::PlanEntry>>| {
+            let mut out = Map::new();
+            for (id, entry) in keys {
+                let value = match entry {
+                    Some(e) if not_created.contains(&e.rollout) => continue,
+                    Some(e) => match diff(stored.get(id), e) {
+                        Ok(Some(v)) => v,
+                        Ok(None) | Err(_) => continue,
+                    },
+                    None => Value::Null,
+                };
+                out.insert(id.clone(), value);
+            }
+            out
+        };
+        let install = list(&dev.spec.plan.install, &keys.install);
+        let uninstall = list(&dev.spec.plan.uninstall, &keys.uninstall);
+        let mut plan = Map::new();
+        if !install.is_empty() {
+            plan.insert("install".into(), Value::Object(install));
+        }
+        if !uninstall.is_empty() {
+            plan.insert("uninstall".into(), Value::Object(uninstall));
+        }
+        if plan.is_empty() {
+            return None;
+        }
+        let body = json!({ "spec": { "plan": plan } });
+        let before = dev.metadata.resource_version.clone();
+        let api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), ns);
+        Some(Box::pin(async move {
+            self.metrics.write(ObjectKind::ManagedDevice, "patch");
+            let result = match api.patch(device, &params(), &KubePatch::Merge(&body)).await {
+                Ok(obj) => Ok(obj.metadata.resource_version),
+                Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+                Err(e) => Err(format!(
+                    "patching the plan of ManagedDevice {ns}/{device}: {e}"
+                )),
+            };
+            Some(Sent {
+                kind: ObjectKind::ManagedDevice,
+                name: device.to_string(),
+                before,
+                sent: true,
+                result,
+            })
+        }))
+    }
+
+    /// A merge patch of a device's `status.compliance` with what changed.
+    async fn compliance(
+        &self,
+        ns: &str,
+        dev: &ManagedDevice,
+        name: &str,
+        compliance: &DeviceCompliance,
+    ) -> Option<Sent> {
+        let old = dev.status.as_ref().and_then(|s| s.compliance.as_ref());
+        let before = dev.metadata.resource_version.clone();
+        let patch = match diff(old, compliance) {
+            Ok(Some(p)) => p,
+            Ok(None) => return None,
+            Err(err) => {
+                return Some(Sent {
+                    kind: ObjectKind::ManagedDevice,
+                    name: name.to_string(),
+                    before,
+                    sent: false,
+                    result: Err(format!("compliance of {name}: {err}")),
+                });
+            }
+        };
+        let body = json!({ "status": { "compliance": patch } });
+        let api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), ns);
+        self.metrics.write(ObjectKind::ManagedDevice, "patch");
+        let result = match api
+            .patch_status(name, &params(), &KubePatch::Merge(&body))
+            .await
+        {
+            Ok(obj) => Ok(obj.metadata.resource_version),
+            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+            Err(e) => Err(format!(
+                "patching the status of ManagedDevice {ns}/{name}: {e}"
+            )),
+        };
+        Some(Sent {
+            kind: ObjectKind::ManagedDevice,
+            name: name.to_string(),
+            before,
+            sent: true,
+            result,
+        })
+    }
+
+    /// An Event about its object (with the uid the store or the create gave).
+    fn event<'a>(
+        &'a self,
+        stored: &ByName<'_>,
+        created: &HashMap<String, PatchRollout>,
+        ev: &'a Event,
+    ) -> WriteFuture<'a> {
+        let ns = stored.namespace.to_string();
+        let meta = match ev.kind {
+            engine::Kind::PatchPolicy => stored.policy(&ev.name).map(|o| &o.metadata),
+            engine::Kind::DeploymentRing => stored.ring(&ev.name).map(|o| &o.metadata),
+            engine::Kind::PatchException => stored.exception(&ev.name).map(|o| &o.metadata),
+            engine::Kind::ManagedDevice => stored.device(&ev.name).map(|o| &o.metadata),
+            engine::Kind::PatchRollout => stored
+                .rollout(&ev.name)
+                .map(|o| &o.metadata)
+                .or_else(|| created.get(&ev.name).map(|o| &o.metadata)),
+        };
+        let reference = ObjectReference {
+            api_version: Some(format!("{}/{}", crate::api::GROUP, crate::api::VERSION)),
+            kind: Some(ev.kind.as_str().to_string()),
+            name: Some(ev.name.clone()),
+            namespace: Some(ns.clone()),
+            uid: meta.and_then(|m| m.uid.clone()),
+            ..ObjectReference::default()
+        };
+        let event = events::Event {
+            type_: match ev.type_ {
+                EventType::Normal => events::EventType::Normal,
+                EventType::Warning => events::EventType::Warning,
+            },
+            reason: ev.reason.to_string(),
+            note: Some(truncate(&ev.message, NOTE_MAX)),
+            action: ev.reason.to_string(),
+            secondary: None,
+        };
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        Box::pin(async move {
+            self.metrics.write(ObjectKind::Event, "create");
+            let result = recorder
+                .publish(&event, &reference)
+                .await
+                .map(|()| None)
+                .map_err(|e| {
+                    format!(
+                        "recording Event {} about {} {ns}/{}: {e}",
+                        ev.reason,
+                        ev.kind.as_str(),
+                        ev.name
+                    )
+                });
+            Some(Sent {
+                kind: ObjectKind::Event,
+                name: ev.name.clone(),
+                before: None,
+                sent: true,
+                result,
+            })
+        })
     }
 
     /// Writes each Patch's status where it differs: the first release time seen (a
@@ -505,41 +571,6 @@ impl Applier {
             out.add(s);
         }
         out
-    }
-
-    /// Queues the status writes for one namespaced kind: each decided status is compared
-    /// with the stored object's and sent only when it differs.
-    fn status_writes<'a, K>(
-        &'a self,
-        ns: &str,
-        kind: ObjectKind,
-        stored: &HashMap<&str, &'a K>,
-        decided: &'a [(String, K::Status)],
-        writes: &mut Vec<WriteFuture<'a>>,
-    ) where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + HasStatus
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'a,
-        K::Status: Serialize + PartialEq + Sync,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        for (name, status) in decided {
-            if let Some(obj) = stored.get(name.as_str()) {
-                writes.push(Box::pin(self.status(
-                    api.clone(),
-                    kind,
-                    name,
-                    obj.meta().resource_version.clone(),
-                    obj.status(),
-                    status,
-                )));
-            }
-        }
     }
 
     /// A merge patch of `status` when `old` differs from `new`; None when nothing is sent.
@@ -598,6 +629,57 @@ impl Applier {
             sent: true,
             result,
         })
+    }
+}
+
+/// A rollout's creation: what was sent, and whether the rollout now exists.
+struct Created {
+    sent: Sent,
+    exists: bool,
+}
+
+/// One namespace's stored objects by name, as [`engine::writes`] looks them up.
+struct ByName<'a> {
+    namespace: &'a str,
+    policies: HashMap<&'a str, &'a PatchPolicy>,
+    rings: HashMap<&'a str, &'a DeploymentRing>,
+    exceptions: HashMap<&'a str, &'a PatchException>,
+    devices: HashMap<&'a str, &'a ManagedDevice>,
+    rollouts: HashMap<&'a str, &'a PatchRollout>,
+}
+
+impl<'a> ByName<'a> {
+    fn new(objects: &'a Objects) -> Self {
+        Self {
+            namespace: objects.namespace.as_str(),
+            policies: by_name(&objects.policies),
+            rings: by_name(&objects.rings),
+            exceptions: by_name(&objects.exceptions),
+            devices: by_name(&objects.devices),
+            rollouts: by_name(&objects.rollouts),
+        }
+    }
+}
+
+impl Stored for ByName<'_> {
+    fn policy(&self, name: &str) -> Option<&PatchPolicy> {
+        self.policies.get(name).copied()
+    }
+
+    fn ring(&self, name: &str) -> Option<&DeploymentRing> {
+        self.rings.get(name).copied()
+    }
+
+    fn exception(&self, name: &str) -> Option<&PatchException> {
+        self.exceptions.get(name).copied()
+    }
+
+    fn device(&self, name: &str) -> Option<&ManagedDevice> {
+        self.devices.get(name).copied()
+    }
+
+    fn rollout(&self, name: &str) -> Option<&PatchRollout> {
+        self.rollouts.get(name).copied()
     }
 }
 

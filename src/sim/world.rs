@@ -12,7 +12,8 @@ use crate::api::{
     PatchPolicy, PatchRollout, PatchState, PlanEntry,
 };
 use crate::contract;
-use crate::engine::{self, Cache, Decisions, Event, PlanList, Snapshot};
+use crate::engine::writes::{Stored, Write, writes};
+use crate::engine::{self, Cache, Decisions, Event, NewRollout, Snapshot};
 
 /// One tenant's objects plus the shared catalog, keyed by name.
 #[derive(Clone, Debug, Default)]
@@ -85,75 +86,76 @@ impl World {
         }
     }
 
-    /// Applies decisions: only what changed is written.
+    /// Applies decisions as the operator would: the writes [`writes`] says they take,
+    /// each applied as an API server would apply its request.
     pub fn apply(&mut self, d: &Decisions, now: Timestamp) {
-        for (name, status) in &d.policies {
-            if let Some(p) = self.policies.get_mut(name) {
-                self.status_writes += u64::from(replace(&mut p.status, status));
-            }
+        for write in writes(self, d) {
+            self.apply_write(write, now);
         }
-        for (name, status) in &d.rings {
-            if let Some(r) = self.rings.get_mut(name) {
-                self.status_writes += u64::from(replace(&mut r.status, status));
-            }
-        }
-        for (name, status) in &d.exceptions {
-            if let Some(e) = self.exceptions.get_mut(name) {
-                self.status_writes += u64::from(replace(&mut e.status, status));
-            }
-        }
-        for new in &d.new_rollouts {
-            let mut r = PatchRollout::new(&new.name, new.spec.clone());
-            r.metadata.namespace = Some(self.namespace.clone());
-            r.metadata.generation = Some(1);
-            r.metadata.creation_timestamp = Some(Time(now));
-            r.metadata.owner_references = self.policies.get(&new.spec.policy).map(|p| {
-                vec![OwnerReference {
-                    api_version: "patching.ringmaster.dev/v1alpha1".into(),
-                    kind: "PatchPolicy".into(),
-                    name: new.spec.policy.clone(),
-                    uid: p.metadata.uid.clone().unwrap_or_default(),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                }]
-            });
-            self.rollouts.insert(new.name.clone(), r);
-        }
-        for (name, status) in &d.rollouts {
-            if let Some(r) = self.rollouts.get_mut(name) {
-                let mut status = status.clone();
-                if status.observed_generation.is_none() {
-                    status.observed_generation = r.metadata.generation;
+    }
+
+    fn apply_write(&mut self, write: Write, now: Timestamp) {
+        match write {
+            Write::CreateRollout(new) => self.create_rollout(new, now),
+            Write::RolloutStatus(name, status) => {
+                if let Some(r) = self.rollouts.get_mut(&name) {
+                    r.status = Some(status);
+                    self.status_writes += 1;
                 }
-                self.status_writes += u64::from(replace(&mut r.status, &status));
             }
-        }
-        for change in &d.plan {
-            let Some(dev) = self.devices.get_mut(&change.device) else {
-                continue;
-            };
-            let map = match change.list {
-                PlanList::Install => &mut dev.spec.plan.install,
-                PlanList::Uninstall => &mut dev.spec.plan.uninstall,
-            };
-            let changed = match &change.entry {
-                Some(e) => map.insert(change.patch.clone(), e.clone()).as_ref() != Some(e),
-                None => map.remove(&change.patch).is_some(),
-            };
-            if changed {
-                self.plan_writes += 1;
+            Write::PolicyStatus(name, status) => {
+                if let Some(p) = self.policies.get_mut(&name) {
+                    p.status = Some(status);
+                    self.status_writes += 1;
+                }
             }
-        }
-        // The engine lists only the summaries that changed, usually few of many devices:
-        // look each up rather than walk them all.
-        for (name, compliance) in &d.devices {
-            if let Some(dev) = self.devices.get_mut(name) {
-                let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
-                self.status_writes += u64::from(replace(&mut status.compliance, compliance));
+            Write::RingStatus(name, status) => {
+                if let Some(r) = self.rings.get_mut(&name) {
+                    r.status = Some(status);
+                    self.status_writes += 1;
+                }
             }
+            Write::ExceptionStatus(name, status) => {
+                if let Some(e) = self.exceptions.get_mut(&name) {
+                    e.status = Some(status);
+                    self.status_writes += 1;
+                }
+            }
+            Write::Plan(device, keys) => {
+                if let Some(dev) = self.devices.get_mut(&device) {
+                    self.plan_writes += keys.len() as u64;
+                    set_keys(&mut dev.spec.plan.install, keys.install);
+                    set_keys(&mut dev.spec.plan.uninstall, keys.uninstall);
+                }
+            }
+            Write::Compliance(device, compliance) => {
+                if let Some(dev) = self.devices.get_mut(&device) {
+                    let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
+                    status.compliance = Some(compliance);
+                    self.status_writes += 1;
+                }
+            }
+            Write::Event(e) => self.events.push((now, e)),
         }
-        self.events
-            .extend(d.events.iter().map(|e| (now, e.clone())));
+    }
+
+    /// A rollout created as an API server creates it: generation 1, owned by its policy.
+    fn create_rollout(&mut self, new: NewRollout, now: Timestamp) {
+        let mut r = PatchRollout::new(&new.name, new.spec);
+        r.metadata.namespace = Some(self.namespace.clone());
+        r.metadata.generation = Some(1);
+        r.metadata.creation_timestamp = Some(Time(now));
+        r.metadata.owner_references = self.policies.get(&r.spec.policy).map(|p| {
+            vec![OwnerReference {
+                api_version: "patching.ringmaster.dev/v1alpha1".into(),
+                kind: "PatchPolicy".into(),
+                name: r.spec.policy.clone(),
+                uid: p.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]
+        });
+        self.rollouts.insert(new.name, r);
     }
 
     /// Sets what a device's agent reports for one patch (adding the patch if new) and
@@ -224,11 +226,34 @@ impl World {
     }
 }
 
-/// Sets `slot` to `new` when it differs; returns whether it was written.
-fn replace<T: PartialEq + Clone>(slot: &mut Option<T>, new: &T) -> bool {
-    if slot.as_ref() == Some(new) {
-        return false;
+/// Sets (`Some`) or removes (`None`) plan keys, as a merge patch of the map does.
+fn set_keys(map: &mut BTreeMap<String, PlanEntry>, keys: BTreeMap<String, Option<PlanEntry>>) {
+    for (id, entry) in keys {
+        match entry {
+            Some(e) => map.insert(id, e),
+            None => map.remove(&id),
+        };
     }
-    *slot = Some(new.clone());
-    true
+}
+
+impl Stored for World {
+    fn policy(&self, name: &str) -> Option<&PatchPolicy> {
+        self.policies.get(name)
+    }
+
+    fn ring(&self, name: &str) -> Option<&DeploymentRing> {
+        self.rings.get(name)
+    }
+
+    fn exception(&self, name: &str) -> Option<&PatchException> {
+        self.exceptions.get(name)
+    }
+
+    fn device(&self, name: &str) -> Option<&ManagedDevice> {
+        self.devices.get(name)
+    }
+
+    fn rollout(&self, name: &str) -> Option<&PatchRollout> {
+        self.rollouts.get(name)
+    }
 }
