@@ -412,7 +412,11 @@ async fn a_failed_write_does_not_stop_the_others_and_is_reported() {
     let applied = applier.apply(&fake.objects("acme"), &d).await;
     assert_eq!(applied.writes, 2);
     assert_eq!(applied.failures.len(), 1, "{:?}", applied.failures);
-    assert!(applied.failures[0].contains("ManagedDevice acme/ws-1"));
+    assert!(
+        applied.failures[0]
+            .to_string()
+            .contains("ManagedDevice acme/ws-1")
+    );
     assert_eq!(applied.written.len(), 1);
     assert_eq!(applied.written[0].name, "ws-2");
 }

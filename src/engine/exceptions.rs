@@ -55,6 +55,9 @@ pub struct Evaluated {
     /// Whether it keeps devices from being assigned its patches now: Active, or Expired
     /// with `onExpiry: Escalate`.
     pub blocks_assignment: bool,
+    /// When Invalid: the field at fault (`spec.devices.selector`, `spec.expiresAt` or
+    /// `spec.compensatingControls`, the last when several are) and what is wrong with it.
+    pub invalid: Option<(&'static str, String)>,
 }
 
 /// Decides an exception's phase at `now`. `severity` maps a patch id to its severity
@@ -76,11 +79,15 @@ pub fn evaluate(
     let selector = match spec.devices.selector.as_ref().map(Selector::compile) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
-            return invalid(format!("spec.devices.selector.{e}"), None);
+            return Evaluated {
+                invalid: Some(("spec.devices.selector", e.to_string())),
+                ..invalid(format!("spec.devices.selector.{e}"), None)
+            };
         }
         None => None,
     };
     let mut problems = Vec::new();
+    let mut field = "spec.expiresAt";
     if spec.expires_at <= created {
         problems.push(format!(
             "expiresAt {} is not after its creation {}",
@@ -115,13 +122,16 @@ pub fn evaluate(
                 "compensatingControls are required for {} by the policy",
                 list.join(", ")
             ));
+            field = "spec.compensatingControls";
         }
     }
     let active_since = old.and_then(|s| s.active_since);
     if !problems.is_empty() {
+        let message = problems.join("; ");
         return Evaluated {
             selector,
-            ..invalid(problems.join("; "), active_since)
+            invalid: Some((field, message.clone())),
+            ..invalid(message, active_since)
         };
     }
     if now >= spec.expires_at {
@@ -143,6 +153,7 @@ pub fn evaluate(
             active_since,
             selector,
             blocks_assignment: escalate && active_since.is_some(),
+            invalid: None,
         };
     }
     if limits.require_approval
@@ -157,6 +168,7 @@ pub fn evaluate(
             active_since,
             selector,
             blocks_assignment: false,
+            invalid: None,
         };
     }
     let until = spec.expires_at;
@@ -166,6 +178,7 @@ pub fn evaluate(
         active_since: Some(active_since.unwrap_or(now)),
         selector,
         blocks_assignment: true,
+        invalid: None,
     }
 }
 
@@ -176,6 +189,7 @@ fn invalid(message: String, active_since: Option<Timestamp>) -> Evaluated {
         active_since,
         selector: None,
         blocks_assignment: false,
+        invalid: None,
     }
 }
 

@@ -96,6 +96,9 @@ pub struct RolloutOutcome {
     pub events: Vec<Event>,
     /// The earliest instant after now at which this rollout must be decided again.
     pub wake: Option<Timestamp>,
+    /// A ring cannot deploy because a spec is unusable (a ring missing or invalid, or the
+    /// policy blocked): the rollout is Stalled until a person fixes it.
+    pub invalid_spec: bool,
 }
 
 /// How a member stands in this rollout: apart (excepted, unreachable), or as the device
@@ -396,6 +399,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
 
         if phase == RingPhase::Deploying && spec.is_none() {
             rp.waiting_for = ring.ring.as_ref().err().cloned();
+            out.invalid_spec = true;
             phase = RingPhase::Pending;
         }
         if phase == RingPhase::Pending && rp.waiting_for.is_none() {
@@ -607,6 +611,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 if let Some(b) = blocked {
                     if phase == RingPhase::Deploying {
                         rp.waiting_for = Some(b);
+                        out.invalid_spec |= !input.spec.paused && !held && input.blocked.is_some();
                     }
                     wake.push(next_freeze_change(
                         input.policy_freezes.iter().chain(spec.freezes.iter()),

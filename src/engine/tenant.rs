@@ -690,7 +690,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
             // A created object starts at generation 1.
             let generation = existing_rollout.map_or(Some(1), |r| r.metadata.generation);
             outcome.status.observed_generation = generation;
-            let health = rollout_health(&outcome.status);
+            let health = rollout_health(&outcome.status, outcome.invalid_spec);
             outcome.status.conditions = health.conditions(
                 old.map(|s| s.conditions.as_slice()).unwrap_or(&[]),
                 generation,
@@ -1579,19 +1579,7 @@ pub fn spec_problems(snap: &Snapshot<'_>, now: Timestamp) -> Vec<SpecProblem> {
     let limits = Limits::combined(snap.policies.iter().copied());
     for e in &snap.exceptions {
         let ev = exceptions::evaluate(e, &limits, |id| severity.get(id).copied(), now);
-        if ev.phase == ExceptionPhase::Invalid {
-            let field = if ev.message.contains("compensatingControls") {
-                "spec.compensatingControls"
-            } else if ev.message.starts_with("spec.devices") {
-                "spec.devices.selector"
-            } else {
-                "spec.expiresAt"
-            };
-            let message = ev
-                .message
-                .strip_prefix("spec.devices.selector.")
-                .unwrap_or(&ev.message)
-                .to_string();
+        if let Some((field, message)) = ev.invalid {
             out.push(SpecProblem {
                 kind: Kind::PatchException,
                 name: name_of(&e.metadata).to_string(),
@@ -1626,7 +1614,7 @@ fn may_overlap(
     }
 }
 
-fn rollout_health(status: &crate::api::PatchRolloutStatus) -> Health {
+fn rollout_health(status: &crate::api::PatchRolloutStatus, invalid_spec: bool) -> Health {
     let msg = status.message.clone().unwrap_or_default();
     match status.phase {
         Some(RolloutPhase::Completed) => Health::ready("Completed", msg),
@@ -1636,19 +1624,10 @@ fn rollout_health(status: &crate::api::PatchRolloutStatus) -> Health {
         Some(RolloutPhase::Held) => Health::stalled("Held", msg),
         Some(RolloutPhase::Paused) => Health::ready("Paused", msg),
         Some(RolloutPhase::RollingBack) => Health::progressing("RollingBack", msg),
-        Some(RolloutPhase::Progressing) | None => {
-            if status.rings.iter().any(|r| {
-                r.waiting_for.as_deref().is_some_and(|w| {
-                    w.starts_with("policy cannot roll out")
-                        || w.contains("not found")
-                        || w.contains("is invalid")
-                })
-            }) {
-                Health::stalled("InvalidSpec", msg)
-            } else {
-                Health::progressing("Progressing", msg)
-            }
+        Some(RolloutPhase::Progressing) | None if invalid_spec => {
+            Health::stalled("InvalidSpec", msg)
         }
+        Some(RolloutPhase::Progressing) | None => Health::progressing("Progressing", msg),
     }
 }
 

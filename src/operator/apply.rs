@@ -40,7 +40,7 @@ use crate::engine::writes::{PlanKeys, Stored, Write};
 use crate::engine::{self, Decisions, Event, EventType, NewRollout};
 
 use super::metrics::Metrics;
-use super::stores::Objects;
+use super::objects::Objects;
 use super::{CONTROLLER, FIELD_MANAGER, ObjectKind};
 
 /// The most writes in flight at once within one reconcile.
@@ -69,8 +69,8 @@ pub struct Applied {
     pub writes: u64,
     /// Objects written successfully, in order.
     pub written: Vec<Written>,
-    /// Writes that failed, in words.
-    pub failures: Vec<String>,
+    /// Writes that failed.
+    pub failures: Vec<WriteError>,
 }
 
 impl Applied {
@@ -91,6 +91,85 @@ impl Applied {
     }
 }
 
+/// Why one write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Creating a PatchRollout failed.
+    #[error("creating PatchRollout {namespace}/{name}: {source}")]
+    Create {
+        /// The namespace.
+        namespace: String,
+        /// The rollout.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Patching an object's status failed.
+    #[error("patching the status of {} {namespace}/{name}: {source}", kind.as_str())]
+    Status {
+        /// The kind.
+        kind: ObjectKind,
+        /// The namespace (empty for the cluster-scoped catalog).
+        namespace: String,
+        /// The object.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Patching a device's plan failed.
+    #[error("patching the plan of ManagedDevice {namespace}/{name}: {source}")]
+    Plan {
+        /// The namespace.
+        namespace: String,
+        /// The device.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Recording an Event failed.
+    #[error("recording Event {reason} about {} {namespace}/{name}: {source}", kind.as_str())]
+    Event {
+        /// The Event's reason.
+        reason: &'static str,
+        /// The kind of the object it is about.
+        kind: engine::Kind,
+        /// The namespace.
+        namespace: String,
+        /// The object.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// A value to send could not be serialized.
+    #[error("serializing a write to {} {name}: {source}", kind.as_str())]
+    Serialize {
+        /// The kind.
+        kind: ObjectKind,
+        /// The object.
+        name: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl WriteError {
+    /// The variant's name, as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            WriteError::Create { .. } => "create",
+            WriteError::Status { .. } => "status",
+            WriteError::Plan { .. } => "plan",
+            WriteError::Event { .. } => "event",
+            WriteError::Serialize { .. } => "serialize",
+        }
+    }
+}
+
 /// One write's outcome.
 struct Sent {
     kind: ObjectKind,
@@ -98,7 +177,7 @@ struct Sent {
     before: Option<String>,
     sent: bool,
     /// The new resource version (None: nothing to wait for, e.g. the object is gone).
-    result: Result<Option<String>, String>,
+    result: Result<Option<String>, WriteError>,
 }
 
 type WriteFuture<'a> = Pin<Box<dyn Future<Output = Option<Sent>> + Send + 'a>>;
@@ -144,12 +223,15 @@ pub fn merge_patch(old: &Value, new: &Value) -> Option<Value> {
 }
 
 /// The merge patch from `old` to `new`, serialized; None when equal.
-fn diff<T: Serialize + PartialEq>(old: Option<&T>, new: &T) -> Result<Option<Value>, String> {
+fn diff<T: Serialize + PartialEq>(
+    old: Option<&T>,
+    new: &T,
+) -> Result<Option<Value>, serde_json::Error> {
     if old == Some(new) {
         return Ok(None);
     }
-    let old = serde_json::to_value(old).map_err(|e| e.to_string())?;
-    let new = serde_json::to_value(new).map_err(|e| e.to_string())?;
+    let old = serde_json::to_value(old)?;
+    let new = serde_json::to_value(new)?;
     Ok(merge_patch(&old, &new))
 }
 
@@ -295,7 +377,11 @@ impl Applier {
             }
             Err(e) => Created {
                 sent: sent(
-                    Err(format!("creating PatchRollout {ns}/{}: {e}", new.name)),
+                    Err(WriteError::Create {
+                        namespace: ns.to_string(),
+                        name: new.name.clone(),
+                        source: Box::new(e),
+                    }),
                     true,
                 ),
                 exists: false,
@@ -392,7 +478,9 @@ impl Applier {
                     Some(e) if not_created.contains(&e.rollout) => continue,
                     Some(e) => match diff(stored.get(id), e) {
                         Ok(Some(v)) => v,
-                        Ok(None) | Err(_) => continue,
+                        Ok(None) => continue,
+                        // A plan entry is plain strings and instants: it always serializes.
+                        Err(_) => continue,
                     },
                     None => Value::Null,
                 };
@@ -420,9 +508,11 @@ impl Applier {
             let result = match api.patch(device, &params(), &KubePatch::Merge(&body)).await {
                 Ok(obj) => Ok(obj.metadata.resource_version),
                 Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
-                Err(e) => Err(format!(
-                    "patching the plan of ManagedDevice {ns}/{device}: {e}"
-                )),
+                Err(e) => Err(WriteError::Plan {
+                    namespace: ns.to_string(),
+                    name: device.to_string(),
+                    source: Box::new(e),
+                }),
             };
             Some(Sent {
                 kind: ObjectKind::ManagedDevice,
@@ -453,7 +543,11 @@ impl Applier {
                     name: name.to_string(),
                     before,
                     sent: false,
-                    result: Err(format!("compliance of {name}: {err}")),
+                    result: Err(WriteError::Serialize {
+                        kind: ObjectKind::ManagedDevice,
+                        name: name.to_string(),
+                        source: err,
+                    }),
                 });
             }
         };
@@ -466,9 +560,12 @@ impl Applier {
         {
             Ok(obj) => Ok(obj.metadata.resource_version),
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
-            Err(e) => Err(format!(
-                "patching the status of ManagedDevice {ns}/{name}: {e}"
-            )),
+            Err(e) => Err(WriteError::Status {
+                kind: ObjectKind::ManagedDevice,
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                source: Box::new(e),
+            }),
         };
         Some(Sent {
             kind: ObjectKind::ManagedDevice,
@@ -522,13 +619,12 @@ impl Applier {
                 .publish(&event, &reference)
                 .await
                 .map(|()| None)
-                .map_err(|e| {
-                    format!(
-                        "recording Event {} about {} {ns}/{}: {e}",
-                        ev.reason,
-                        ev.kind.as_str(),
-                        ev.name
-                    )
+                .map_err(|e| WriteError::Event {
+                    reason: ev.reason,
+                    kind: ev.kind,
+                    namespace: ns.clone(),
+                    name: ev.name.clone(),
+                    source: Box::new(e),
                 });
             Some(Sent {
                 kind: ObjectKind::Event,
@@ -596,10 +692,11 @@ impl Applier {
                     name: name.to_string(),
                     before,
                     sent: false,
-                    result: Err(format!(
-                        "serializing the status of {} {name}: {e}",
-                        kind.as_str()
-                    )),
+                    result: Err(WriteError::Serialize {
+                        kind,
+                        name: name.to_string(),
+                        source: e,
+                    }),
                 });
             }
         };
@@ -617,10 +714,12 @@ impl Applier {
                 );
                 Ok(None)
             }
-            Err(e) => Err(format!(
-                "patching the status of {} {name}: {e}",
-                kind.as_str()
-            )),
+            Err(e) => Err(WriteError::Status {
+                kind,
+                namespace: api.namespace().unwrap_or_default().to_string(),
+                name: name.to_string(),
+                source: Box::new(e),
+            }),
         };
         Some(Sent {
             kind,

@@ -22,7 +22,7 @@ use crate::api::{ExceptionPhase, RolloutPhase, Severity};
 use crate::engine::Decisions;
 
 use super::ObjectKind;
-use super::stores::Objects;
+use super::objects::Objects;
 
 /// `controller`, `result`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

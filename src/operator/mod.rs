@@ -19,6 +19,7 @@
 pub mod apply;
 pub mod health;
 pub mod metrics;
+pub mod objects;
 pub mod queue;
 pub mod run;
 pub mod stores;
@@ -97,8 +98,9 @@ pub enum Error {
         failed: usize,
         /// How many were attempted.
         attempted: u64,
-        /// The first failure, in words.
-        first: String,
+        /// The first failure.
+        #[source]
+        first: Box<apply::WriteError>,
     },
     /// A value could not be turned into JSON.
     #[error("serializing {what}: {source}")]

@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::Error;
+
 /// How the queue paces work.
 #[derive(Clone, Copy, Debug)]
 pub struct QueueConfig {
@@ -41,9 +43,9 @@ impl Default for QueueConfig {
 }
 
 /// The result of one run: `Ok(Some(at))` to run again at `at` (the engine's wake-up),
-/// `Ok(None)` to wait for the next trigger, `Err(())` to retry with backoff (the run has
+/// `Ok(None)` to wait for the next trigger, `Err` to retry with backoff (the run has
 /// already logged and counted its error).
-pub type RunResult = Result<Option<Instant>, ()>;
+pub type RunResult = Result<Option<Instant>, Error>;
 
 /// A boxed run.
 pub type RunFuture = Pin<Box<dyn Future<Output = RunResult> + Send + 'static>>;
@@ -181,7 +183,7 @@ impl<K: Clone + Eq + Hash + Ord> State<K> {
                     self.schedule(key.clone(), at);
                 }
             }
-            Err(()) => {
+            Err(_) => {
                 let n = self.failures.entry(key.clone()).or_insert(0);
                 *n = n.saturating_add(1);
                 let delay = backoff(self.cfg, *n);
@@ -246,7 +248,8 @@ pub async fn run<K, R>(
                     Err(e) => {
                         if let Some(key) = ids.remove(&e.id()) {
                             reconciler.panicked(&key, &panic_message(&e));
-                            state.finish(key, Err(()), Instant::now());
+                            let failed = Error::Task(panic_message(&e));
+                            state.finish(key, Err(failed), Instant::now());
                         }
                     }
                 }
@@ -322,7 +325,7 @@ mod tests {
                     panic!("boom");
                 }
                 if fail {
-                    return Err(());
+                    return Err(Error::Task("failed".into()));
                 }
                 Ok(wake.map(|w| start + w))
             })

@@ -24,46 +24,13 @@ use crate::api::{
     DEFAULT_TIER, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout,
     PatchState,
 };
-use crate::engine::{self, Snapshot};
+use crate::engine;
 
 use super::metrics::Metrics;
+use super::objects::Key;
 use super::queue::Sink;
-use super::tenant::Key;
 
-/// One namespace's objects and the whole catalog, as the stores held them at one moment.
-/// The engine's [`Snapshot`] borrows from it, and the writer compares against it.
-#[derive(Clone, Debug, Default)]
-pub struct Objects {
-    /// The namespace.
-    pub namespace: String,
-    /// Its PatchPolicies.
-    pub policies: Vec<Arc<PatchPolicy>>,
-    /// Its DeploymentRings.
-    pub rings: Vec<Arc<DeploymentRing>>,
-    /// Its PatchExceptions.
-    pub exceptions: Vec<Arc<PatchException>>,
-    /// Its ManagedDevices.
-    pub devices: Vec<Arc<ManagedDevice>>,
-    /// Its PatchRollouts.
-    pub rollouts: Vec<Arc<PatchRollout>>,
-    /// Every Patch of the catalog.
-    pub patches: Vec<Arc<Patch>>,
-}
-
-impl Objects {
-    /// The engine's view of these objects.
-    pub fn snapshot(&self) -> Snapshot<'_> {
-        Snapshot {
-            namespace: &self.namespace,
-            policies: self.policies.iter().map(Arc::as_ref).collect(),
-            rings: self.rings.iter().map(Arc::as_ref).collect(),
-            exceptions: self.exceptions.iter().map(Arc::as_ref).collect(),
-            devices: self.devices.iter().map(Arc::as_ref).collect(),
-            rollouts: self.rollouts.iter().map(Arc::as_ref).collect(),
-            patches: self.patches.iter().map(Arc::as_ref).collect(),
-        }
-    }
-}
+pub use super::objects::Objects;
 
 /// The stores of one namespaced kind: one for all namespaces, or one per watched namespace.
 #[derive(Clone)]

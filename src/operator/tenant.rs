@@ -24,14 +24,7 @@ use super::queue::{Reconciler, RunFuture};
 use super::stores::{Objects, Stores};
 use super::{Error, ObjectKind};
 
-/// What the queue reconciles.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Key {
-    /// The statuses of the cluster-scoped Patch catalog.
-    Catalog,
-    /// One namespace (tenant).
-    Tenant(String),
-}
+pub use super::objects::Key;
 
 /// How long a reconcile waits for the stores to show its own writes.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,7 +83,7 @@ impl Context {
     /// Reconciles one namespace; returns when the engine wants to run again.
     pub async fn reconcile_tenant(&self, ns: &str) -> Result<Option<Timestamp>, Error> {
         let objects = self.stores.objects(ns);
-        let pass = reconcile_objects(&self.applier, objects, Timestamp::now()).await?;
+        let mut pass = reconcile_objects(&self.applier, objects, Timestamp::now()).await?;
         self.metrics.tenant(&pass.objects, &pass.decisions);
         self.settle(Some(ns), &pass.applied.written).await;
         let a = &pass.applied;
@@ -107,19 +100,19 @@ impl Context {
         } else {
             debug!(namespace = ns, "nothing to write");
         }
-        failures(a)?;
+        failures(&mut pass.applied)?;
         Ok(pass.decisions.wake_at)
     }
 
     /// Writes the catalog's statuses where they differ.
     pub async fn reconcile_catalog(&self) -> Result<(), Error> {
         let patches = self.stores.patches.state();
-        let applied = self.applier.apply_catalog(&patches).await;
+        let mut applied = self.applier.apply_catalog(&patches).await;
         self.settle(None, &applied.written).await;
         if applied.writes > 0 {
             info!(writes = applied.writes, "wrote Patch statuses");
         }
-        failures(&applied)
+        failures(&mut applied)
     }
 
     /// Waits (briefly) until the stores show every object this reconcile wrote.
@@ -210,15 +203,17 @@ fn caught_up(current: Option<&str>, before: Option<&str>, after: &[&str]) -> boo
     }
 }
 
-fn failures(a: &Applied) -> Result<(), Error> {
-    match a.failures.first() {
-        None => Ok(()),
-        Some(first) => Err(Error::Writes {
-            failed: a.failures.len(),
-            attempted: a.writes,
-            first: first.clone(),
-        }),
+fn failures(a: &mut Applied) -> Result<(), Error> {
+    if a.failures.is_empty() {
+        return Ok(());
     }
+    let failed = a.failures.len();
+    let first = a.failures.swap_remove(0);
+    Err(Error::Writes {
+        failed,
+        attempted: a.writes,
+        first: Box::new(first),
+    })
 }
 
 /// The queue's reconciler: tenants and the catalog.
@@ -274,7 +269,7 @@ impl Reconciler<Key> for TenantReconciler {
                             warn!(kind = "Patch", error = %e, "catalog reconcile failed; retrying with backoff")
                         }
                     }
-                    Err(())
+                    Err(e)
                 }
             }
         })
