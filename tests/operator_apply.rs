@@ -356,7 +356,7 @@ async fn events_are_created_in_events_k8s_io_about_their_object() {
             kind: Kind::PatchPolicy,
             name: "ws".into(),
             type_: EventType::Warning,
-            reason: "SLABreached",
+            reason: ringmaster::engine::Reason::SLABreached,
             message: "2 device-patch pair(s) are past their SLA deadline (was 0)".into(),
         }],
         ..Decisions::default()

@@ -18,5 +18,5 @@ pub mod windows;
 pub mod writes;
 
 pub use cache::Cache;
-pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList};
+pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList, Reason};
 pub use tenant::{Snapshot, SpecProblem, decide, decide_cached, rollout_name, spec_problems};

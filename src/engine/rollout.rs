@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::contract;
 
-use super::decision::{Event, EventType, Kind, PlanChange, PlanList};
+use super::decision::{Event, EventType, Kind, PlanChange, PlanList, Reason};
 use super::windows::{Schedule, active_freeze, next_freeze_change};
 
 /// Devices not seen for this long are Unreachable unless the ring says otherwise.
@@ -386,7 +386,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             RingPhase::Halted if promoted => {
                 out.events.push(event(
                     EventType::Normal,
-                    "RingPromoted",
+                    Reason::RingPromoted,
                     format!("ring {} promoted by a person despite its halt", ring.name),
                 ));
                 rp.passed_at = Some(now);
@@ -416,7 +416,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             if old.and_then(|o| o.started_at).is_none() && reachable_targeted > 0 {
                 out.events.push(event(
                     EventType::Normal,
-                    "RingStarted",
+                    Reason::RingStarted,
                     format!(
                         "ring {} started: {} devices targeted",
                         ring.name, c.targeted
@@ -451,7 +451,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 rp.waiting_for = None;
                 out.events.push(event(
                     EventType::Normal,
-                    "RingPassed",
+                    Reason::RingPassed,
                     format!("ring {} passed: no targeted devices", ring.name),
                 ));
             } else if c.waiting == 0 && c.in_progress == 0 {
@@ -546,7 +546,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 rp.passed_at = Some(now);
                 out.events.push(event(
                     EventType::Normal,
-                    "RingPassed",
+                    Reason::RingPassed,
                     format!(
                         "ring {} passed: {}/{} installed, {} failed, {soak_label} of {soak} done",
                         ring.name, c.installed, reachable_targeted, c.failed
@@ -706,7 +706,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                             .unwrap_or_default();
                         out.events.push(event(
                             EventType::Normal,
-                            "DevicesAdmitted",
+                            Reason::DevicesAdmitted,
                             format!(
                                 "admitted {n} device(s) to ring {}{until}: {}",
                                 ring.name,
@@ -761,7 +761,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             )
         };
         out.events
-            .push(event(EventType::Warning, "RolloutAborted", why));
+            .push(event(EventType::Warning, Reason::RolloutAborted, why));
         RolloutPhase::Aborted
     } else if old_rolling_back {
         RolloutPhase::RollingBack
@@ -769,14 +769,14 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         let ring = &input.rings[*idx];
         out.events.push(event(
             EventType::Warning,
-            "RingHalted",
+            Reason::RingHalted,
             format!("ring {} halted: {reason}", ring.name),
         ));
         match on_failure {
             OnFailure::Abort => {
                 out.events.push(event(
                     EventType::Warning,
-                    "RolloutAborted",
+                    Reason::RolloutAborted,
                     format!(
                         "aborted by ring {}'s halt rule (onFailure: Abort)",
                         ring.name
@@ -785,7 +785,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
                 RolloutPhase::Aborted
             }
             OnFailure::Rollback if input.uninstallable => {
-                out.events.push(event(EventType::Warning, "RollbackStarted", format!("rolling back the patch from every device that has it, after ring {} halted", ring.name)));
+                out.events.push(event(EventType::Warning, Reason::RollbackStarted, format!("rolling back the patch from every device that has it, after ring {} halted", ring.name)));
                 RolloutPhase::RollingBack
             }
             OnFailure::Rollback => {
@@ -882,7 +882,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
             let n: u32 = rings_out.iter().map(|r| r.rolled_back).sum();
             out.events.push(event(
                 EventType::Warning,
-                "RolledBack",
+                Reason::RolledBack,
                 format!("rolled back: uninstalled from {n} device(s)"),
             ));
         }
@@ -891,14 +891,14 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
     if phase == RolloutPhase::Completed && old_phase != Some(RolloutPhase::Completed) {
         out.events.push(event(
             EventType::Normal,
-            "RolloutCompleted",
+            Reason::RolloutCompleted,
             "every ring passed".into(),
         ));
     }
     if phase == RolloutPhase::Held && old_phase != Some(RolloutPhase::Held) {
         out.events.push(event(
             EventType::Warning,
-            "PatchHeld",
+            Reason::PatchHeld,
             input
                 .approval
                 .reason
@@ -909,13 +909,16 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
     if phase == RolloutPhase::Paused && old_phase != Some(RolloutPhase::Paused) {
         out.events.push(event(
             EventType::Normal,
-            "RolloutPaused",
+            Reason::RolloutPaused,
             "paused by a person (spec.paused)".into(),
         ));
     }
     if old_phase == Some(RolloutPhase::Paused) && phase == RolloutPhase::Progressing {
-        out.events
-            .push(event(EventType::Normal, "RolloutResumed", "resumed".into()));
+        out.events.push(event(
+            EventType::Normal,
+            Reason::RolloutResumed,
+            "resumed".into(),
+        ));
     }
 
     let current = rings_out

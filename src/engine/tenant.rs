@@ -17,7 +17,7 @@ use crate::contract;
 
 use super::approval::{self, Approval, Outcomes};
 use super::cache::{Cache, Derived, ExceptionKey, Pair, Summary, TenantKey};
-use super::decision::{Decisions, Event, EventType, Health, Kind, NewRollout, PlanList};
+use super::decision::{Decisions, Event, EventType, Health, Kind, NewRollout, PlanList, Reason};
 use super::exceptions::{self, Evaluated, Limits};
 use super::rollout::{self, Member, RingInput, RolloutInput};
 use super::selector::Selector;
@@ -715,7 +715,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                     } else {
                         EventType::Normal
                     },
-                    reason: "PatchApproved",
+                    reason: Reason::PatchApproved,
                     message: format!(
                         "{id} approved by {}{}; rollout {name} created",
                         by.as_deref().unwrap_or("policy"),
@@ -764,7 +764,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                 kind: Kind::PatchPolicy,
                 name: pv.name.to_string(),
                 type_: EventType::Warning,
-                reason: "SLABreached",
+                reason: Reason::SLABreached,
                 message: format!(
                     "{overdue} device-patch pair(s) are past their SLA deadline (was {})",
                     old.map_or(0, |s| s.overdue)
@@ -776,7 +776,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                 kind: Kind::PatchPolicy,
                 name: pv.name.to_string(),
                 type_: EventType::Warning,
-                reason: "PolicyConflict",
+                reason: Reason::PolicyConflict,
                 message: format!("{} device(s) are also selected by another policy at priority {}; they get no new assignments", conflicts.len(), policy.spec.priority),
             });
         }
@@ -908,7 +908,7 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
                 kind: Kind::PatchException,
                 name: name.clone(),
                 type_: EventType::Warning,
-                reason: "ExceptionExpiring",
+                reason: Reason::ExceptionExpiring,
                 message: format!(
                     "expires in {r} at {} (owner {})",
                     exc.spec.expires_at, exc.spec.owner
@@ -917,10 +917,12 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
         }
         if old.and_then(|s| s.phase) != Some(ev.phase) {
             let (type_, reason) = match ev.phase {
-                ExceptionPhase::Active => (EventType::Normal, "ExceptionActive"),
-                ExceptionPhase::PendingApproval => (EventType::Normal, "ExceptionPendingApproval"),
-                ExceptionPhase::Expired => (EventType::Warning, "ExceptionExpired"),
-                ExceptionPhase::Invalid => (EventType::Warning, "ExceptionInvalid"),
+                ExceptionPhase::Active => (EventType::Normal, Reason::ExceptionActive),
+                ExceptionPhase::PendingApproval => {
+                    (EventType::Normal, Reason::ExceptionPendingApproval)
+                }
+                ExceptionPhase::Expired => (EventType::Warning, Reason::ExceptionExpired),
+                ExceptionPhase::Invalid => (EventType::Warning, Reason::ExceptionInvalid),
             };
             d.events.push(Event {
                 kind: Kind::PatchException,
@@ -1396,12 +1398,12 @@ fn freeze_events(d: &mut Decisions, kind: Kind, name: &str, old: Option<&str>, n
     }
     let (reason, type_, message) = match (old, new) {
         (_, Some(n)) => (
-            "FreezeStarted",
+            Reason::FreezeStarted,
             EventType::Warning,
             format!("change freeze began: {n}; no ring admits new devices"),
         ),
         (Some(o), None) => (
-            "FreezeEnded",
+            Reason::FreezeEnded,
             EventType::Normal,
             format!("change freeze ended: {o}"),
         ),

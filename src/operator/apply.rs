@@ -133,7 +133,7 @@ pub enum WriteError {
     #[error("recording Event {reason} about {} {namespace}/{name}: {source}", kind.as_str())]
     Event {
         /// The Event's reason.
-        reason: &'static str,
+        reason: engine::Reason,
         /// The kind of the object it is about.
         kind: engine::Kind,
         /// The namespace.

@@ -221,7 +221,7 @@ impl World {
     pub fn events_with(&self, reason: &str) -> Vec<&(Timestamp, Event)> {
         self.events
             .iter()
-            .filter(|(_, e)| e.reason == reason)
+            .filter(|(_, e)| e.reason.as_str() == reason)
             .collect()
     }
 }
