@@ -1,0 +1,187 @@
+//! A ring's members as one rollout counts them: each one's standing (excepted,
+//! unreachable, or as the device contract judges its report), the ring's counts, the
+//! entries to release, and when a standing next changes by time alone.
+
+use jiff::Timestamp;
+
+use crate::api::{Duration, PatchState, RingProgress};
+use crate::contract;
+
+use super::{Member, RingInput, remove};
+use crate::engine::decision::{PlanChange, PlanList};
+
+/// How a member stands in this rollout: apart (excepted, unreachable), or as the device
+/// contract judges its report against this rollout's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Standing {
+    Excepted,
+    Unreachable,
+    Judged(contract::Standing),
+}
+
+fn standing(
+    m: &Member<'_>,
+    rollout: &str,
+    unreachable_after: Duration,
+    now: Timestamp,
+) -> Standing {
+    if m.excepted {
+        return Standing::Excepted;
+    }
+    let seen_recently = m
+        .last_seen
+        .is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
+    if !seen_recently {
+        return Standing::Unreachable;
+    }
+    Standing::Judged(contract::judge_state(
+        m.state,
+        m.report,
+        m.install.filter(|e| e.rollout == rollout),
+        now,
+    ))
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counts {
+    pub(super) targeted: u32,
+    pub(super) installed: u32,
+    pub(super) failed: u32,
+    pub(super) timed_out: u32,
+    pub(super) in_progress: u32,
+    pub(super) waiting: u32,
+    pub(super) excepted: u32,
+    pub(super) unreachable: u32,
+    pub(super) rolled_back: u32,
+}
+
+impl Counts {
+    /// The failure count for people: `3`, or `3 (2 timed out)`.
+    pub(super) fn failed_words(&self) -> String {
+        match self.timed_out {
+            0 => self.failed.to_string(),
+            n => format!("{} ({n} timed out)", self.failed),
+        }
+    }
+
+    pub(super) fn finished(&self) -> u32 {
+        self.installed + self.failed
+    }
+
+    pub(super) fn success_rate(&self) -> Option<f64> {
+        (self.finished() > 0)
+            .then(|| f64::from(self.installed) * 100.0 / f64::from(self.finished()))
+    }
+
+    pub(super) fn failure_rate(&self) -> f64 {
+        self.success_rate().map_or(0.0, |s| 100.0 - s)
+    }
+}
+
+/// One ring's members counted for this rollout.
+pub(super) struct Tallied {
+    pub(super) counts: Counts,
+    /// Each member's standing, in member order.
+    pub(super) standings: Vec<Standing>,
+    /// When the ring's last install finished.
+    pub(super) last_install: Option<Timestamp>,
+    /// Entries to release: unreachable or excepted devices that have not started, and
+    /// finished installs (the plan holds only what is still to do).
+    pub(super) releases: Vec<PlanChange>,
+    /// The first instant a member's standing changes by time alone: it becomes
+    /// unreachable, or its attempt times out.
+    pub(super) wake: Option<Timestamp>,
+}
+
+pub(super) fn tally(
+    ring: &RingInput<'_>,
+    rollout: &str,
+    unreachable_after: Duration,
+    old: Option<&RingProgress>,
+    now: Timestamp,
+) -> Tallied {
+    let mut c = Counts::default();
+    let mut standings = Vec::with_capacity(ring.members.len());
+    let mut releases = Vec::new();
+    let mut last_install: Option<Timestamp> = None;
+    let mut untimed = false;
+    let mut wake: Option<Timestamp> = None;
+    let mut sooner = |t: Option<Timestamp>| {
+        if let Some(t) = t.filter(|t| *t > now) {
+            wake = Some(wake.map_or(t, |w| w.min(t)));
+        }
+    };
+    // The earliest check-in of a member that can still become unreachable: every such
+    // member turns at its own `last_seen + unreachable_after`, so the first to turn is the
+    // one seen first (one addition per ring instead of one per member).
+    let mut earliest_seen: Option<Timestamp> = None;
+    for m in &ring.members {
+        let s = standing(m, rollout, unreachable_after, now);
+        let ours = m.install.filter(|e| e.rollout == rollout);
+        let release = match s {
+            Standing::Excepted => {
+                c.excepted += 1;
+                !matches!(m.state, PatchState::Installing | PatchState::PendingReboot)
+            }
+            Standing::Unreachable => {
+                c.targeted += 1;
+                c.unreachable += 1;
+                // Its unfinished assignment is released, to be given again when it returns.
+                m.state != PatchState::Installed
+            }
+            Standing::Judged(j) => {
+                c.targeted += 1;
+                match j {
+                    contract::Standing::Installed => {
+                        c.installed += 1;
+                        match m.installed_at {
+                            Some(at) => {
+                                let at = at.min(now);
+                                last_install = Some(last_install.map_or(at, |l| l.max(at)));
+                            }
+                            None => untimed = true,
+                        }
+                    }
+                    contract::Standing::Failed(why) => {
+                        c.failed += 1;
+                        if why == contract::FailReason::TimedOut {
+                            c.timed_out += 1;
+                        }
+                    }
+                    contract::Standing::InProgress => {
+                        c.in_progress += 1;
+                        sooner(ours.and_then(contract::times_out_at));
+                    }
+                    contract::Standing::Waiting => c.waiting += 1,
+                    contract::Standing::RolledBack => c.rolled_back += 1,
+                }
+                j == contract::Standing::Installed
+            }
+        };
+        if release && ours.is_some() {
+            releases.push(remove(m.name(), PlanList::Install, &m.report.id));
+        }
+        if let (Standing::Judged(_), Some(seen)) = (s, m.last_seen) {
+            earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
+        }
+        standings.push(s);
+    }
+    if untimed {
+        // An install reported without a time counts as finished when the operator first
+        // saw it: now, unless the ring's count of installs has not grown since last time.
+        let at = match old {
+            Some(o) if o.installed >= c.installed => o.last_install_at.unwrap_or(now),
+            _ => now,
+        };
+        last_install = Some(last_install.map_or(at, |l| l.max(at)));
+    }
+    // After `now`: a member seen that long ago would be Unreachable already.
+    sooner(earliest_seen.and_then(|seen| seen.checked_add(unreachable_after.span()).ok()));
+    Tallied {
+        counts: c,
+        standings,
+        last_install,
+        releases,
+        wake,
+    }
+}
