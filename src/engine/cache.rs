@@ -38,13 +38,8 @@ pub struct Cache {
     pub(super) tiers: Vec<String>,
     /// Per (policy, patch) slot of the previous pass, the members of each ring.
     pub(super) member_counts: Vec<Vec<usize>>,
-    /// Counts passes, to mark entries listed as changed for one pass.
-    pub(super) pass: u64,
     /// The instant of the previous pass (a clock run then is only reused later).
     pub(super) last_now: Option<Timestamp>,
-    /// The devices the shell says may have changed since the previous pass, in name
-    /// order (None: it does not say, and every device is compared).
-    pub(super) changed: Option<Vec<String>>,
 }
 
 impl Cache {
@@ -59,25 +54,6 @@ impl Cache {
     /// A cache for a single pass: nothing is copied to be compared later.
     pub(super) fn one_pass() -> Self {
         Self::default()
-    }
-
-    /// Tells the next pass which devices may have changed since the previous pass with
-    /// this cache, in anything but `status.lastSeen` (labels, reports, plan, compliance;
-    /// new and deleted devices too). The promise is that every other device has not
-    /// been touched since the previous pass apart from its `lastSeen`: not edited, not
-    /// replaced by a copy, the same object in memory (as an in-memory world or a
-    /// reflector store keeps unchanged objects). The next pass trusts those devices and
-    /// compares none of them (debug builds do compare, and panic on a device that
-    /// changed unlisted). A shell that cannot say leaves this out: every device is then
-    /// compared, which costs more but needs no promise. Applies to the next pass only.
-    pub fn only_changed<S: AsRef<str>>(&mut self, devices: impl IntoIterator<Item = S>) {
-        let mut names: Vec<String> = devices
-            .into_iter()
-            .map(|d| d.as_ref().to_string())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        self.changed = Some(names);
     }
 
     /// Puts the entries in the order of `names` (sorted): an entry for each name, the
@@ -172,13 +148,12 @@ pub(super) struct Derived {
     pub tier: usize,
     /// One per patch report, in report order (empty when no policy governs it).
     pub pairs: Vec<Pair>,
-    /// This pass trusts the device to be as the previous pass saw it.
+    /// This pass trusts the device to be as the previous pass saw it: its
+    /// `resourceVersion` is the one `version` holds.
     pub trusted: bool,
-    /// The pass that the shell listed it as changed for.
-    pub listed_in: u64,
-    /// Where the device's patch reports were in memory at the last pass (address and
-    /// count).
-    pub reports_at: (usize, usize),
+    /// The device's `metadata.resourceVersion` when the previous pass read it (None when
+    /// it had none: then it is compared every pass).
+    pub version: Option<String>,
     /// How many install entries the device's plan had at the last pass that read it.
     pub install_len: usize,
     /// The compliance summary the previous pass computed for it, and whether the
@@ -208,25 +183,21 @@ impl Derived {
         Key(&self.key).str().unwrap_or_default()
     }
 
-    /// Whether this entry is for `dev`, whose reports are held at `reports_at`. When the
-    /// shell has said what changed and did not list this entry's device, that device
-    /// has not been touched since the previous pass: its reports are still where they
-    /// were, so reports at that very place are its reports, and `dev` is that device
-    /// (no name is read). Otherwise the names are compared.
-    pub fn is_for(
-        &self,
-        dev: &ManagedDevice,
-        reports_at: (usize, usize),
-        hinted: bool,
-        pass: u64,
-    ) -> bool {
-        let name = || dev.metadata.name.as_deref().unwrap_or("").as_bytes();
-        let unlisted = hinted && self.kept && self.listed_in != pass;
-        if unlisted && reports_at.1 > 0 && self.reports_at == reports_at {
-            debug_assert_eq!(self.name(), name());
-            return true;
-        }
-        self.name() == name()
+    /// Whether this entry is for `dev`: its name is the entry's.
+    pub fn is_for(&self, dev: &ManagedDevice) -> bool {
+        self.name() == dev.metadata.name.as_deref().unwrap_or("").as_bytes()
+    }
+
+    /// Whether `dev` is, to the byte, the object this entry last read: the same
+    /// `resourceVersion` (an API server gives every change of every object a version of
+    /// its own, so an equal version is the same object, unchanged). An object without one
+    /// is never taken as unchanged.
+    pub fn unchanged(&self, dev: &ManagedDevice) -> bool {
+        self.kept
+            && self
+                .version
+                .as_deref()
+                .is_some_and(|v| dev.metadata.resource_version.as_deref() == Some(v))
     }
 
     /// Records the inputs of `dev` this entry is derived from (after `policy` is set).
@@ -521,26 +492,6 @@ impl Pair {
             next_change,
         })
     }
-}
-
-/// Asks the processor to bring `items` into its cache ahead of their use.
-pub(super) fn prefetch<T>(items: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let start = items.as_ptr().cast::<i8>();
-        let bytes = std::mem::size_of_val(items);
-        for offset in (0..bytes).step_by(64) {
-            // SAFETY: a prefetch reads nothing and cannot fault; the address is inside
-            // `items`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    start.wrapping_add(offset),
-                );
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = items;
 }
 
 #[cfg(test)]

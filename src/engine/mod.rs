@@ -5,6 +5,8 @@
 //! [`Decisions`]: statuses, plan changes, rollouts to create, Events and the next instant
 //! the engine must run again. The operator and the simulator are thin loops around it.
 
+#![forbid(unsafe_code)]
+
 pub mod approval;
 pub mod cache;
 pub mod decision;

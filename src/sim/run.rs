@@ -180,8 +180,6 @@ pub struct Simulation {
     /// Whether each agent is online, by its position (see `Agent::pos`): the stamp of
     /// `lastSeen` before every pass walks these beside the devices.
     online: Vec<bool>,
-    /// Devices changed since the last engine pass in anything but `lastSeen`.
-    changed: BTreeSet<String>,
 }
 
 impl Simulation {
@@ -231,7 +229,6 @@ impl Simulation {
             unreachable_after,
             cache: Cache::new(),
             online: Vec::new(),
-            changed: BTreeSet::new(),
             failure_selectors: fleet
                 .failures
                 .iter()
@@ -421,6 +418,7 @@ impl Simulation {
 
     /// Runs to the end and returns what happened.
     pub fn run(mut self) -> Outcome {
+        self.world.version_devices();
         let end = end_of(&self.options);
         let mut now = self.options.start;
         let mut passes = 0u64;
@@ -451,18 +449,7 @@ impl Simulation {
                             .last_seen = Some(now);
                     }
                 }
-                // Agents' reports and the engine's own writes are all that change devices
-                // besides `lastSeen`: the engine compares only those.
-                self.cache.only_changed(std::mem::take(&mut self.changed));
                 let decisions = self.world.step_cached(now, &mut self.cache);
-                self.changed.extend(
-                    decisions
-                        .plan
-                        .iter()
-                        .map(|c| &c.device)
-                        .chain(decisions.devices.iter().map(|(name, _)| name))
-                        .cloned(),
-                );
                 passes += 1;
                 wake = decisions.wake_at;
                 for e in &decisions.events {
@@ -637,20 +624,14 @@ impl Simulation {
         }
     }
 
-    /// What an agent reports, as [`World::report`], noting the device as changed.
+    /// What an agent reports, as [`World::report`].
     fn report(&mut self, device: &str, patch: &str, state: PatchState, now: Timestamp) {
         self.world.report(device, patch, state, now);
-        if !self.changed.contains(device) {
-            self.changed.insert(device.to_string());
-        }
     }
 
-    /// An agent starting an install, as [`World::start`], noting the device as changed.
+    /// An agent starting an install, as [`World::start`].
     fn start(&mut self, device: &str, patch: &str, entry: &PlanEntry, now: Timestamp) {
         self.world.start(device, patch, entry, now);
-        if !self.changed.contains(device) {
-            self.changed.insert(device.to_string());
-        }
     }
 
     fn is_online(&self, device: &str) -> bool {

@@ -38,6 +38,10 @@ pub struct World {
     pub plan_writes: u64,
     /// Status objects written so far (only those that changed).
     pub status_writes: u64,
+    /// The last `resourceVersion` given to a device: like an API server, the world gives
+    /// every change of a device a version of its own. A check-in that only moves
+    /// `lastSeen` is not a change here (liveness is not an object write).
+    pub version: u64,
 }
 
 impl World {
@@ -122,14 +126,18 @@ impl World {
                 }
             }
             Write::Plan(device, keys) => {
+                let version = self.next_version();
                 if let Some(dev) = self.devices.get_mut(&device) {
+                    dev.metadata.resource_version = Some(version);
                     self.plan_writes += keys.len() as u64;
                     set_keys(&mut dev.spec.plan.install, keys.install);
                     set_keys(&mut dev.spec.plan.uninstall, keys.uninstall);
                 }
             }
             Write::Compliance(device, compliance) => {
+                let version = self.next_version();
                 if let Some(dev) = self.devices.get_mut(&device) {
+                    dev.metadata.resource_version = Some(version);
                     let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
                     status.compliance = Some(compliance);
                     self.status_writes += 1;
@@ -192,11 +200,10 @@ impl World {
         patch: &str,
         at: Timestamp,
     ) -> Option<&mut DevicePatchStatus> {
-        let status = self
-            .devices
-            .get_mut(device)?
-            .status
-            .get_or_insert_with(ManagedDeviceStatus::default);
+        let version = self.next_version();
+        let dev = self.devices.get_mut(device)?;
+        dev.metadata.resource_version = Some(version);
+        let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
         status.last_seen = Some(at);
         let i = match status.patches.iter().position(|p| p.id == patch) {
             Some(i) => i,
@@ -206,6 +213,22 @@ impl World {
             }
         };
         status.patches.get_mut(i)
+    }
+
+    /// A new `resourceVersion`.
+    fn next_version(&mut self) -> String {
+        self.version += 1;
+        self.version.to_string()
+    }
+
+    /// Gives every device without a `resourceVersion` one (as an API server has them).
+    pub fn version_devices(&mut self) {
+        for dev in self.devices.values_mut() {
+            if dev.metadata.resource_version.is_none() {
+                self.version += 1;
+                dev.metadata.resource_version = Some(self.version.to_string());
+            }
+        }
     }
 
     /// Marks a device as seen at `at` without changing its patches.

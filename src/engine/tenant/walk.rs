@@ -1,0 +1,631 @@
+//! Gather, per device: which policy governs each device and which ring of it, what covers
+//! each of its device–patch pairs, each pair's SLA clock, and the rollouts' members —
+//! taken from the cache where the device is the one it was derived from — counted into
+//! the policies' SLA tallies as the walk goes.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use crate::api::{
+    DEFAULT_TIER, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice, PatchPolicy,
+    PatchState, SlaTier,
+};
+use crate::contract;
+use crate::engine::approval::{self, Approval, Outcomes};
+use crate::engine::cache::{Cache, Derived, Pair};
+use crate::engine::exceptions;
+use crate::engine::rollout::Member;
+use crate::engine::sla::{self, ClockState, PairFacts, Tally};
+
+use super::gather::Tenant;
+use super::name_of;
+
+/// The DueSoon margin when a policy sets none.
+const DEFAULT_MARGIN: Duration = Duration::hours(24);
+/// How many devices the walk reads ahead of the one it is on.
+const READ_AHEAD: usize = 64;
+
+/// What one pass knows about one patch under one policy.
+pub(super) struct Slot<'a> {
+    pub approval: Approval,
+    pub superseded_by: Option<String>,
+    pub outcomes: Outcomes,
+    /// Members per ring position of the policy.
+    pub members: Vec<Vec<Member<'a>>>,
+    /// Some governed device reports the patch.
+    pub reported: bool,
+}
+
+/// One device as the pass sees it.
+#[derive(Clone, Default)]
+pub(super) struct DeviceView {
+    pub policy: Option<usize>,
+    pub conflict: Vec<usize>,
+    /// Position in the policy's ring list.
+    pub ring: Option<usize>,
+    /// The tier (index into the cache's tier names), when governed.
+    pub tier: usize,
+    pub overdue: u32,
+    pub due_soon: u32,
+}
+
+/// What the walk over the devices found.
+pub(super) struct Walked<'a> {
+    /// The devices, in name order.
+    pub devices: Vec<&'a ManagedDevice>,
+    /// One view per device, in the same order.
+    pub views: Vec<DeviceView>,
+    /// Per ring: the devices it claims.
+    pub ring_members: Vec<u32>,
+    /// Per ring: devices it selects that an earlier ring of a policy claims.
+    pub ring_claimed_elsewhere: Vec<u32>,
+    /// Per (policy, patch), at `policy * patches + patch`.
+    pub slots: Vec<Option<Slot<'a>>>,
+    /// Per policy: its SLA tally.
+    pub tallies: Vec<Tally>,
+    /// Per policy: patch ids its devices report that the catalog does not know.
+    pub unknown: Vec<BTreeSet<String>>,
+    /// Per exception: the devices it covers now.
+    pub exc_covered: Vec<BTreeSet<usize>>,
+    /// The first instant an SLA clock changes.
+    pub wake: Option<Timestamp>,
+}
+
+impl<'a> Walked<'a> {
+    fn new(t: &Tenant<'_>, devices: Vec<&'a ManagedDevice>) -> Self {
+        let (policies, rings) = (t.policies.len(), t.rings.len());
+        let mut slots = Vec::new();
+        slots.resize_with(policies * t.patches.len(), || None);
+        Walked {
+            views: vec![DeviceView::default(); devices.len()],
+            devices,
+            ring_members: vec![0; rings],
+            ring_claimed_elsewhere: vec![0; rings],
+            slots,
+            tallies: vec![Tally::default(); policies],
+            unknown: vec![BTreeSet::new(); policies],
+            exc_covered: vec![BTreeSet::new(); t.excs.len()],
+            wake: None,
+        }
+    }
+
+    /// The slot of a patch under a policy, made on first use.
+    pub fn slot(
+        &mut self,
+        t: &Tenant<'a>,
+        pi: usize,
+        ix: usize,
+        sizes: &[Vec<usize>],
+        now: Timestamp,
+    ) -> &mut Slot<'a> {
+        self.slots[pi * t.patches.len() + ix].get_or_insert_with(|| new_slot(t, pi, ix, sizes, now))
+    }
+}
+
+/// A slot for a patch under a policy: its approval and supersession at `now`, with
+/// member lists sized as the previous pass found them (`sizes`), so none grows by copying.
+pub(super) fn new_slot<'a>(
+    t: &Tenant<'a>,
+    pi: usize,
+    ix: usize,
+    sizes: &[Vec<usize>],
+    now: Timestamp,
+) -> Slot<'a> {
+    let policy = &t.policies[pi].policy.spec;
+    let patch = t.patches[ix];
+    let superseded_by = t.superseders.get(patch.spec.id.as_str()).and_then(|by| {
+        by.iter()
+            .map(|&i| t.patches[i])
+            .find(|other| approval::evaluate(policy, other, now).is_approved())
+            .map(|other| other.spec.id.clone())
+    });
+    let size = |pos: usize| {
+        sizes
+            .get(pi * t.patches.len() + ix)
+            .and_then(|c| c.get(pos))
+            .copied()
+            .unwrap_or(0)
+    };
+    Slot {
+        approval: approval::evaluate(policy, patch, now),
+        superseded_by,
+        outcomes: Outcomes::default(),
+        members: (0..t.policies[pi].rings.len())
+            .map(|pos| Vec::with_capacity(size(pos)))
+            .collect(),
+        reported: false,
+    }
+}
+
+/// Walks every device: membership, coverage, clocks, tallies and rollout members.
+/// Entries are in name order, each for the device at its position in the previous pass:
+/// the walk first assumes the same devices in the same order and checks each name as it
+/// goes; on the first that differs, the devices are put in name order, the entries aligned
+/// with them, and the walk starts again.
+pub(super) fn walk<'a>(
+    t: &Tenant<'a>,
+    devices: &[&'a ManagedDevice],
+    cache: &mut Cache,
+    now: Timestamp,
+) -> Walked<'a> {
+    let keep = cache.keep;
+    let mut devices: Vec<&ManagedDevice> = devices.to_vec();
+    if !keep && !devices.is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)) {
+        devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    }
+    // Clocks run at a later instant than this pass's are not reused.
+    let rewound = cache.last_now.is_some_and(|last| now < last);
+    cache.last_now = Some(now);
+    let sizes = std::mem::take(&mut cache.member_counts);
+    let seen = std::cell::RefCell::new(Seen::new(t.patches.len()));
+    let mut pass = Walk {
+        t,
+        inputs: DeviceInputs {
+            tenant: t,
+            seen: &seen,
+        },
+        sizes: &sizes,
+        tally_cells: vec![Vec::new(); t.policies.len()],
+        rewound,
+        now,
+    };
+    let mut check_alignment = keep;
+    let walked = loop {
+        match pass.all(Walked::new(t, devices.clone()), cache, check_alignment) {
+            Some(w) => break w,
+            None => {
+                if !devices.is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)) {
+                    devices.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+                }
+                cache.align(devices.iter().map(|d| name_of(&d.metadata)));
+                check_alignment = false;
+            }
+        }
+    };
+    // Every device had its entry in order: entries past the last device are for devices
+    // that are gone (removed from the end of the list).
+    cache.devices.truncate(walked.devices.len());
+    if keep {
+        cache.member_counts = walked
+            .slots
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map_or(Vec::new(), |s| s.members.iter().map(Vec::len).collect())
+            })
+            .collect();
+    }
+    walked
+}
+
+/// The walk's fixed inputs and its scratch space.
+struct Walk<'s, 'a> {
+    t: &'s Tenant<'a>,
+    inputs: DeviceInputs<'s, 'a>,
+    sizes: &'s [Vec<usize>],
+    /// Per policy, by `tier * 4 + severity`: the tally cell.
+    tally_cells: Vec<Vec<Option<usize>>>,
+    rewound: bool,
+    now: Timestamp,
+}
+
+/// What the walk reads of one device object first: its reports and its check-in.
+type Ahead<'a> = Option<(&'a [DevicePatchStatus], Option<Timestamp>)>;
+
+impl<'a> Walk<'_, 'a> {
+    /// One walk over every device; None as soon as a device is not at its entry's place.
+    fn all(
+        &mut self,
+        mut w: Walked<'a>,
+        cache: &mut Cache,
+        check_alignment: bool,
+    ) -> Option<Walked<'a>> {
+        let keep = cache.keep;
+        let mut scratch = Derived::default();
+        for tc in &mut self.tally_cells {
+            tc.clear();
+        }
+        // What the walk reads of each device object, read ahead a block at a time in a
+        // loop of nothing else: those reads are of objects far apart in memory, and so they
+        // wait on memory together instead of one after another.
+        let mut ahead: Vec<Ahead<'a>> = Vec::with_capacity(READ_AHEAD);
+        for di in 0..w.devices.len() {
+            if di % READ_AHEAD == 0 {
+                ahead.clear();
+                let block = &w.devices[di..w.devices.len().min(di + READ_AHEAD)];
+                ahead.extend(block.iter().map(|d| read_ahead(d)));
+            }
+            let dev = w.devices[di];
+            let entry = if keep {
+                match cache.devices.get_mut(di) {
+                    Some(e) if !check_alignment || e.is_for(dev) => e,
+                    _ => return None,
+                }
+            } else {
+                &mut scratch
+            };
+            self.refresh(entry, dev, keep, &mut cache.tiers);
+            self.device(&mut w, di, entry, ahead[di % READ_AHEAD], &cache.tiers);
+        }
+        Some(w)
+    }
+
+    /// Brings a device's entry up to date: trusted when the device is the very object it
+    /// last read, else compared, and derived again when its inputs changed.
+    fn refresh(
+        &self,
+        entry: &mut Derived,
+        dev: &ManagedDevice,
+        keep: bool,
+        tiers: &mut Vec<String>,
+    ) {
+        entry.trusted = keep && entry.unchanged(dev);
+        if entry.trusted {
+            debug_assert!(
+                entry.same_inputs(dev),
+                "device {} changed but kept its resourceVersion",
+                name_of(&dev.metadata)
+            );
+            return;
+        }
+        if !entry.same_inputs(dev) {
+            derive(entry, dev, keep, &self.inputs, tiers);
+        }
+        entry.install_len = dev.spec.plan.install.len();
+        // Its version is recorded with its summary, at the end of the pass (a walk that
+        // starts again after a misaligned entry must judge the same devices trusted).
+    }
+
+    /// Counts one device into the walk: its view, its ring, and each of its pairs.
+    fn device(
+        &mut self,
+        w: &mut Walked<'a>,
+        di: usize,
+        entry: &mut Derived,
+        status: Ahead<'a>,
+        tiers: &[String],
+    ) {
+        let view = &mut w.views[di];
+        view.policy = entry.policy;
+        view.conflict.clone_from(&entry.conflict);
+        view.ring = entry.ring;
+        view.tier = entry.tier;
+        if let Some(ri) = entry.member_of {
+            w.ring_members[ri] += 1;
+        }
+        for &ri in &entry.claimed_elsewhere {
+            w.ring_claimed_elsewhere[ri] += 1;
+        }
+        let (Some(pi), Some((reports, last_seen))) = (entry.policy, status) else {
+            return;
+        };
+        let dev = w.devices[di];
+        let tier = tiers[entry.tier].as_str();
+        let trusted = entry.trusted;
+        let ring_pos = entry.ring;
+        let tier_ix = entry.tier;
+        // The policy's SLA row for the device's tier, found when a clock must run.
+        let mut row = None;
+        for (report, pair) in reports.iter().zip(entry.pairs.iter_mut()) {
+            if pair.duplicate() {
+                continue;
+            }
+            let Some(ix) = pair.ix() else {
+                w.unknown[pi].insert(report.id.clone());
+                continue;
+            };
+            let at = PairAt {
+                di,
+                pi,
+                ix,
+                tier,
+                tier_ix,
+            };
+            let clock = self.count(w, &at, pair, &mut row);
+            let slot = w.slot(self.t, pi, ix, self.sizes, self.now);
+            // The pair's state is the report's (compared, or trusted).
+            match pair.state {
+                PatchState::Installed | PatchState::PendingReboot => slot.outcomes.installed += 1,
+                PatchState::Failed => slot.outcomes.failed += 1,
+                _ => {}
+            }
+            // Built here, while the device is in cache, rather than looked up again per
+            // rollout. A trusted device's plan is as it was: its entries are only looked up
+            // where there were some.
+            if let Some(pos) = ring_pos {
+                let plan = &dev.spec.plan;
+                if !trusted {
+                    pair.set_in_plan(
+                        plan.install.contains_key(&report.id),
+                        plan.uninstall.contains_key(&report.id),
+                    );
+                }
+                let (install, uninstall) = pair.in_plan();
+                slot.members[pos].push(Member {
+                    device: dev,
+                    report,
+                    state: pair.state,
+                    installed_at: pair.installed_at(),
+                    install: install.then(|| plan.install.get(&report.id)).flatten(),
+                    uninstall: uninstall.then(|| plan.uninstall.get(&report.id)).flatten(),
+                    last_seen,
+                    excepted: pair.blocks(),
+                    deadline: clock.deadline,
+                });
+            }
+        }
+    }
+
+    /// One pair's SLA clock (kept from an earlier pass while it holds), counted into its
+    /// policy's tally and its device's view unless the patch is rejected or superseded.
+    fn count(
+        &mut self,
+        w: &mut Walked<'a>,
+        at: &PairAt<'_>,
+        pair: &mut Pair,
+        row: &mut Option<Option<&'a SlaTier>>,
+    ) -> sla::Clock {
+        let (t, now) = (self.t, self.now);
+        let slot = w.slot(t, at.pi, at.ix, self.sizes, now);
+        slot.reported = true;
+        let counted =
+            !matches!(slot.approval, Approval::Rejected { .. }) && slot.superseded_by.is_none();
+        for &ei in pair.active() {
+            w.exc_covered[ei].insert(at.di);
+        }
+        let installed_at = pair.installed_for_clock(now);
+        let policy = t.policies[at.pi].policy;
+        let clock = match pair.clock_at(now, self.rewound) {
+            Some(clock) => clock,
+            None => {
+                let row = *row.get_or_insert_with(|| sla_row(policy, at.tier));
+                let clock = sla::clock(
+                    PairFacts {
+                        released: t.released[at.ix],
+                        within: row.map(|r| r.within(t.severity[at.ix])),
+                        margin: policy.spec.due_soon_margin.unwrap_or(DEFAULT_MARGIN),
+                        installed_at,
+                        exempt_now: pair.exempt_now(),
+                        exempt_intervals: pair.intervals(),
+                    },
+                    now,
+                );
+                pair.set_clock(clock);
+                clock
+            }
+        };
+        if counted {
+            self.tally(w, at, clock.state, installed_at);
+            if let Some(next) = clock.next_change.filter(|n| *n > now) {
+                w.wake = Some(w.wake.map_or(next, |w| w.min(next)));
+            }
+        }
+        clock
+    }
+
+    /// Adds a pair to its policy's SLA tally and its device's overdue and due-soon counts.
+    fn tally(
+        &mut self,
+        w: &mut Walked<'a>,
+        at: &PairAt<'_>,
+        state: ClockState,
+        installed_at: Option<Timestamp>,
+    ) {
+        let t = self.t;
+        let severity = t.severity[at.ix];
+        let tti = installed_at.map(|i| i.duration_since(t.released[at.ix]));
+        // Cells found once per tier and severity, not by name per pair.
+        let key = at.tier_ix * 4 + severity as usize;
+        let cells = &mut self.tally_cells[at.pi];
+        if cells.len() <= key {
+            cells.resize(key + 1, None);
+        }
+        let tally = &mut w.tallies[at.pi];
+        let cell = *cells[key].get_or_insert_with(|| tally.cell(at.tier, severity));
+        tally.add_at(cell, state, tti);
+        let view = &mut w.views[at.di];
+        match state {
+            ClockState::Overdue => view.overdue += 1,
+            ClockState::DueSoon => view.due_soon += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Where a pair is: its device, policy, patch and tier.
+struct PairAt<'t> {
+    di: usize,
+    pi: usize,
+    ix: usize,
+    tier: &'t str,
+    tier_ix: usize,
+}
+
+/// Reads a device's reports and check-in.
+fn read_ahead(d: &ManagedDevice) -> Ahead<'_> {
+    d.status.as_ref().map(|s| (&s.patches[..], s.last_seen))
+}
+
+/// What deriving a device's results reads besides the device.
+struct DeviceInputs<'s, 'a> {
+    tenant: &'s Tenant<'a>,
+    /// Which patches the device being derived has reported so far.
+    seen: &'s std::cell::RefCell<Seen>,
+}
+
+/// Per catalog patch, the device (by a stamp) and the report position that last reported
+/// it: finds a device's duplicate reports in one look each.
+#[derive(Default)]
+struct Seen {
+    at: Vec<(u64, usize)>,
+    stamp: u64,
+}
+
+impl Seen {
+    fn new(patches: usize) -> Self {
+        Self {
+            at: vec![(0, 0); patches],
+            stamp: 0,
+        }
+    }
+
+    /// A stamp for the next device.
+    fn next_device(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    /// The position of the device's earlier report of patch `ix`, if any; records `pos`
+    /// otherwise.
+    fn first(&mut self, ix: usize, stamp: u64, pos: usize) -> Option<usize> {
+        let slot = self.at.get_mut(ix)?;
+        if slot.0 == stamp {
+            return Some(slot.1);
+        }
+        *slot = (stamp, pos);
+        None
+    }
+
+    fn set(&mut self, ix: usize, stamp: u64, pos: usize) {
+        if let Some(slot) = self.at.get_mut(ix) {
+            *slot = (stamp, pos);
+        }
+    }
+}
+
+/// Derives what a device contributes to a pass: the policy that governs it and its ring
+/// (or the policies in conflict over it), its tier, and per reported patch what covers
+/// it and its SLA terms. The clocks are run when the pass counts the pairs. With
+/// `keep`, the entry also records the inputs it came from.
+fn derive(
+    e: &mut Derived,
+    dev: &ManagedDevice,
+    keep: bool,
+    inputs: &DeviceInputs<'_, '_>,
+    tiers: &mut Vec<String>,
+) {
+    let DeviceInputs { tenant, seen } = inputs;
+    let Tenant {
+        policies,
+        rings,
+        catalog,
+        excs,
+        evals,
+        exc_by_patch,
+        ..
+    } = tenant;
+    let dev_name = name_of(&dev.metadata);
+    let labels = dev.metadata.labels.as_ref();
+    e.kept = keep;
+    e.summary = None;
+    e.key.clear();
+    e.policy = None;
+    e.conflict.clear();
+    e.ring = None;
+    e.member_of = None;
+    e.claimed_elsewhere.clear();
+    e.tier = 0;
+    e.pairs.clear();
+
+    let mut best: Option<i32> = None;
+    let mut chosen: Vec<usize> = Vec::new();
+    for (pi, p) in policies.iter().enumerate() {
+        if p.selector.as_ref().is_some_and(|s| s.matches(labels)) {
+            let prio = p.policy.spec.priority;
+            match best {
+                Some(b) if prio < b => {}
+                Some(b) if prio == b => chosen.push(pi),
+                _ => {
+                    best = Some(prio);
+                    chosen = vec![pi];
+                }
+            }
+        }
+    }
+    let pi = match chosen.as_slice() {
+        [one] => *one,
+        many => {
+            e.conflict.extend_from_slice(many);
+            if keep {
+                e.record(dev);
+            }
+            return;
+        }
+    };
+    e.policy = Some(pi);
+    if keep {
+        e.record(dev);
+    }
+    for (pos, (_, ri)) in policies[pi].rings.iter().enumerate() {
+        let Some(ri) = ri else { continue };
+        if rings[*ri]
+            .selector
+            .as_ref()
+            .is_some_and(|s| s.matches(labels))
+        {
+            if e.member_of.is_some() {
+                e.claimed_elsewhere.push(*ri);
+            } else {
+                e.ring = Some(pos);
+                e.member_of = Some(*ri);
+            }
+        }
+    }
+
+    let policy = policies[pi].policy;
+    let tier = labels
+        .and_then(|l| l.get(&policy.spec.tier_label))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_TIER);
+    e.tier = Cache::tier(tiers, tier);
+    let Some(status) = dev.status.as_ref() else {
+        return;
+    };
+    let mut seen = seen.borrow_mut();
+    let stamp = seen.next_device();
+    for (pos, report) in status.patches.iter().enumerate() {
+        let id = report.id.as_str();
+        let ix = catalog.get(id).copied();
+        let mut pair = Pair::new(ix, report.state, report.installed_at);
+        // A patch reported twice counts once, at the report the contract prefers.
+        if let Some(ix) = ix
+            && let Some(first) = seen.first(ix, stamp, pos)
+        {
+            let prefer = contract::winner(&status.patches[first], report);
+            if prefer {
+                e.pairs[first].set_duplicate(true);
+                seen.set(ix, stamp, pos);
+            }
+            pair.set_duplicate(!prefer);
+        }
+        if let Some(ix) = ix {
+            // Exceptions covering this pair.
+            for &ei in &exc_by_patch[ix] {
+                if exceptions::covers(excs[ei], &evals[ei], dev_name, labels, id) {
+                    if evals[ei].blocks_assignment {
+                        pair.set_blocks();
+                    }
+                    let exempt = pair.exempt.get_or_insert_with(Box::default);
+                    if evals[ei].phase == ExceptionPhase::Active {
+                        exempt.active.push(ei);
+                    }
+                    if let Some(iv) = exceptions::exempt_interval(excs[ei], &evals[ei]) {
+                        exempt.intervals.push(iv);
+                    }
+                }
+            }
+        }
+        e.pairs.push(pair);
+    }
+}
+
+/// The policy's SLA row for a tier, or its default row.
+fn sla_row<'p>(policy: &'p PatchPolicy, tier: &str) -> Option<&'p SlaTier> {
+    policy
+        .spec
+        .sla
+        .iter()
+        .find(|r| r.tier == tier)
+        .or_else(|| policy.spec.sla.iter().find(|r| r.tier == DEFAULT_TIER))
+}
