@@ -114,24 +114,25 @@ pub fn judge_state(
         (PatchState::Failed, Some(e)) if answers(report, e) => {
             Standing::Failed(FailReason::Reported)
         }
-        (_, Some(e)) if timed_out(e, now) => Standing::Failed(FailReason::TimedOut),
+        (_, Some(e)) if timed_out(report, e, now) => Standing::Failed(FailReason::TimedOut),
         (_, Some(_)) => Standing::InProgress,
     }
 }
 
-/// Whether the entry's time to answer is up at `now`. Time left past the end of the
-/// entry's window does not run out before the window closes: the entry moves to the next
-/// window with it ([`renew`]).
-pub fn timed_out(entry: &PlanEntry, now: Timestamp) -> bool {
-    times_out_at(entry).is_some_and(|at| now >= at)
+/// Whether the entry's time to answer is up at `now` (see [`times_out_at`]).
+pub fn timed_out(report: &DevicePatchStatus, entry: &PlanEntry, now: Timestamp) -> bool {
+    times_out_at(report, entry).is_some_and(|at| now >= at)
 }
 
-/// The instant the entry's attempt times out unless the agent answers, if it times out
-/// in the window it has now.
-pub fn times_out_at(entry: &PlanEntry) -> Option<Timestamp> {
-    entry
-        .answer_by
-        .filter(|by| entry.not_after.is_none_or(|end| *by <= end))
+/// The instant the entry's attempt times out unless the agent answers. An attempt the
+/// agent has started times out at `answerBy` wherever the window ends (the install runs
+/// on after it); one it has not started only if `answerBy` comes before its window ends:
+/// otherwise the window closes first and the entry moves to the next window with the time
+/// it has left ([`renew`]).
+pub fn times_out_at(report: &DevicePatchStatus, entry: &PlanEntry) -> Option<Timestamp> {
+    let by = entry.answer_by?;
+    let in_window = entry.not_after.is_none_or(|end| by <= end);
+    (in_window || started(report, entry)).then_some(by)
 }
 
 /// Whether the agent has started the entry's attempt (or already has the patch): an
@@ -148,7 +149,7 @@ pub fn started(report: &DevicePatchStatus, entry: &PlanEntry) -> bool {
 pub fn needs_renewal(report: &DevicePatchStatus, entry: &PlanEntry, now: Timestamp) -> bool {
     entry.not_after.is_some_and(|end| end <= now)
         && !started(report, entry)
-        && !timed_out(entry, now)
+        && !timed_out(report, entry, now)
 }
 
 /// The entry for a new attempt issued at `now`, open until `not_after`: its time to
@@ -597,7 +598,7 @@ mod tests {
             answer_by: Some(t("2026-11-25T01:00:00Z")),
             ..e
         };
-        assert!(timed_out(&short, closed));
+        assert!(timed_out(&before(), &short, closed));
         assert!(!needs_renewal(&before(), &short, closed), "timed out");
     }
 
@@ -606,7 +607,7 @@ mod tests {
         // Issued at 21:00 with 24h to answer, in a window until 03:00 (6h).
         let e = windowed(&before());
         assert!(
-            !timed_out(&e, t(PAST_ANSWER_BY)),
+            !timed_out(&before(), &e, t(PAST_ANSWER_BY)),
             "24h lies past the window's end"
         );
         let next_window = t("2026-11-25T21:00:00Z");
@@ -624,7 +625,7 @@ mod tests {
         let fresh = renew(&e, away, next_window, None);
         assert_eq!(fresh.answer_by, Some(t("2026-11-26T21:00:00Z")), "24h left");
         assert!(
-            timed_out(&fresh, t("2026-11-26T21:00:00Z")),
+            timed_out(&before(), &fresh, t("2026-11-26T21:00:00Z")),
             "no window end"
         );
         let never_seen = renew(&e, None, next_window, None);
@@ -632,6 +633,24 @@ mod tests {
             never_seen.answer_by,
             Some(t("2026-11-26T15:00:00Z")),
             "the time runs"
+        );
+    }
+
+    #[test]
+    fn a_started_attempt_times_out_even_past_its_window() {
+        // 24h to answer from 21:00, in a window that closes at 03:00.
+        let e = windowed(&before());
+        let installing = report(PatchState::Installing, OURS, |_| {});
+        assert_eq!(
+            times_out_at(&before(), &e),
+            None,
+            "unstarted: renewed instead"
+        );
+        assert_eq!(times_out_at(&installing, &e), e.answer_by);
+        assert_eq!(
+            judge(&installing, Some(&e), t(PAST_ANSWER_BY)),
+            Standing::Failed(FailReason::TimedOut),
+            "a hung install does not hold its slot for ever"
         );
     }
 

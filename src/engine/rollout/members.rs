@@ -150,7 +150,7 @@ pub(super) fn tally(
                     }
                     contract::Standing::InProgress => {
                         c.in_progress += 1;
-                        sooner(ours.and_then(contract::times_out_at));
+                        sooner(ours.and_then(|e| contract::times_out_at(m.report, e)));
                     }
                     contract::Standing::Waiting => c.waiting += 1,
                     contract::Standing::RolledBack => c.rolled_back += 1,
