@@ -1121,3 +1121,500 @@ async fn two_replicas_elect_one_leader_and_hand_over_when_it_dies() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Devices played by the shell agent of docs/agent-contract.md.
+
+mod agent_sh;
+
+/// Scenarios whose devices are played by the shell agent that `docs/agent-contract.md`
+/// shows (extracted from the doc at test time and run with `sh`, one process per device,
+/// kubectl from `PATH` or `RINGMASTER_E2E_KUBECTL`, as the test's identity in
+/// `KUBECONFIG`).
+mod shell_agent {
+    use std::collections::{BTreeSet, HashMap};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    /// The shell agents of one scenario, each in a process group of its own, sharing a
+    /// temp dir (their kubectl's cache and home, their logs, what their commands write).
+    /// Dropping it kills every process they started (the agents, their kubectl and
+    /// `timeout`, the commands under it) and removes the dir, whether the scenario
+    /// passed or not.
+    struct ShellAgents {
+        dir: agent_sh::TempDir,
+        script: PathBuf,
+        agents: Vec<(String, Child)>,
+    }
+
+    impl ShellAgents {
+        fn new(test: &str) -> Self {
+            let dir = agent_sh::TempDir::new(&format!("e2e-{test}"));
+            let script = agent_sh::write_to(&dir.0);
+            ShellAgents {
+                dir,
+                script,
+                agents: Vec::new(),
+            }
+        }
+
+        /// A file in the agents' dir, for their commands to leave a trace in.
+        fn file(&self, name: &str) -> PathBuf {
+            self.dir.0.join(name)
+        }
+
+        /// Starts the agent of `device` in the scenario's namespace, reporting the
+        /// scenario's patch, checking in every second, with `settings` (INSTALL, TERSE…).
+        fn start(&mut self, env: &Env, device: &str, settings: &[(&str, String)]) {
+            let kubectl = std::env::var("RINGMASTER_E2E_KUBECTL").unwrap_or("kubectl".into());
+            let kubeconfig = std::env::var_os("KUBECONFIG")
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".kube/config").into_os_string())
+                })
+                .expect("KUBECONFIG or HOME");
+            let home = self.dir.0.join("home");
+            std::fs::create_dir_all(&home).expect("the agents' home");
+            let log = std::fs::File::create(self.file(&format!("{device}.log")))
+                .expect("the agent's log");
+            let mut cmd = Command::new("sh");
+            cmd.arg(&self.script)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", &home)
+                .env("TMPDIR", &self.dir.0)
+                .env("KUBECONFIG", kubeconfig)
+                .env("KUBECACHEDIR", self.dir.0.join("kube-cache"))
+                .env("KUBECTL", kubectl)
+                .env("NAMESPACE", &env.ns)
+                .env("DEVICE", device)
+                .env("PATCHES", env.patch_id())
+                .env("INTERVAL", "1")
+                .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log);
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            let child = cmd.spawn().expect("starting sh");
+            self.agents.push((device.to_string(), child));
+        }
+
+        /// Every agent's log, for a failing scenario's message.
+        fn logs(&self) -> String {
+            self.agents
+                .iter()
+                .map(|(d, _)| {
+                    let log =
+                        std::fs::read_to_string(self.file(&format!("{d}.log"))).unwrap_or_default();
+                    format!("--- {d}\n{log}")
+                })
+                .collect()
+        }
+
+        /// Fails if an agent has exited (they loop until killed).
+        fn all_running(&mut self) {
+            for (device, child) in &mut self.agents {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(self.dir.0.join(format!("{device}.log")))
+                        .unwrap_or_default();
+                    panic!("the agent of {device} exited ({status}):\n{log}");
+                }
+            }
+        }
+    }
+
+    impl Drop for ShellAgents {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!("shell agents' logs:\n{}", self.logs());
+            }
+            for (_, child) in &mut self.agents {
+                kill_tree(child);
+            }
+        }
+    }
+
+    /// Every process in `/proc` with its parent and process group.
+    fn processes() -> HashMap<u32, (u32, u32)> {
+        let mut all = HashMap::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return all;
+        };
+        for e in dir.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid pgrp …`; comm may hold anything but the last `)`.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut f = rest.split_whitespace().skip(1);
+            if let (Some(Ok(ppid)), Some(Ok(pgrp))) =
+                (f.next().map(str::parse), f.next().map(str::parse))
+            {
+                all.insert(pid, (ppid, pgrp));
+            }
+        }
+        all
+    }
+
+    fn signal(signal: &str, targets: &[String]) {
+        if targets.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-s", signal, "--"])
+            .args(targets)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Kills an agent and everything it started: its process group (its own, from
+    /// `process_group(0)`), stopped first so it forks no more, then every descendant and
+    /// their groups (GNU `timeout` puts itself and its command in a group of its own).
+    fn kill_tree(child: &mut Child) {
+        let root = child.id();
+        if root <= 1 {
+            return;
+        }
+        signal("STOP", &[format!("-{root}")]);
+        let all = processes();
+        let mut tree = BTreeSet::from([root]);
+        loop {
+            let more: Vec<u32> = all
+                .iter()
+                .filter(|(pid, (ppid, _))| tree.contains(ppid) && !tree.contains(pid))
+                .map(|(pid, _)| *pid)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            tree.extend(more);
+        }
+        let groups: BTreeSet<u32> = tree
+            .iter()
+            .filter_map(|pid| all.get(pid).map(|(_, pgrp)| *pgrp))
+            .chain([root])
+            .filter(|g| *g > 1 && tree.contains(g))
+            .collect();
+        let mut targets: Vec<String> = groups.iter().map(|g| format!("-{g}")).collect();
+        targets.extend(tree.iter().map(u32::to_string));
+        signal("KILL", &targets);
+        let _ = child.wait();
+    }
+
+    impl Env {
+        /// Creates a device of ring `ring` (labels `class: ws`, `ring`), annotated as the
+        /// test user's (the chart's admission convention), with no status.
+        async fn device(&self, name: &str, ring: &str) {
+            self.create::<ManagedDevice>(&format!(
+                r#"
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: ManagedDevice
+metadata:
+  name: {name}
+  labels: {{class: ws, ring: {ring}}}
+  annotations: {{ringmaster.dev/agent: "{user}"}}
+spec: {{hostname: {name}.e2e.local}}
+"#,
+                user = self.user,
+            ))
+            .await;
+        }
+
+        /// A device that reports the scenario's patch Missing once, and never again: no
+        /// agent at all.
+        async fn silent_device(&self, name: &str, ring: &str) {
+            self.device(name, ring).await;
+            let status = json!({"status": {
+                "lastSeen": Timestamp::now().to_string(),
+                "patches": [{"id": self.patch_id(), "state": "Missing"}]
+            }});
+            Api::<ManagedDevice>::namespaced(self.client.clone(), &self.ns)
+                .patch_status(name, &PatchParams::default(), &KubePatch::Merge(&status))
+                .await
+                .unwrap_or_else(|e| panic!("reporting for {name}: {e}"));
+        }
+
+        /// Waits until `n` devices report the scenario's patch.
+        async fn every_device_reports(&self, n: usize) {
+            eventually(
+                "every device reports the patch",
+                Duration::from_secs(30),
+                || async { (self.reports().await.len() == n).then_some(()) },
+            )
+            .await;
+        }
+
+        async fn devices(&self) -> BTreeMap<String, ManagedDevice> {
+            Api::<ManagedDevice>::namespaced(self.client.clone(), &self.ns)
+                .list(&ListParams::default())
+                .await
+                .expect("listing devices")
+                .items
+                .into_iter()
+                .filter_map(|d| Some((d.metadata.name.clone()?, d)))
+                .collect()
+        }
+
+        /// The scenario's patch as `device` reports it.
+        async fn report_of(&self, device: &str) -> Option<DevicePatchStatus> {
+            let id = self.patch_id();
+            Api::<ManagedDevice>::namespaced(self.client.clone(), &self.ns)
+                .get(device)
+                .await
+                .ok()?
+                .status?
+                .patches
+                .into_iter()
+                .find(|p| p.id == id)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG; run with --ignored"]
+    async fn the_shell_agent_reports_failed_without_timestamps_and_the_ring_halts_and_rolls_back() {
+        if !enabled(
+            "the_shell_agent_reports_failed_without_timestamps_and_the_ring_halts_and_rolls_back",
+        ) {
+            return;
+        }
+        scenario("sh-rollback", async |env| {
+            env.policy_and_rings(
+                "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, halt: {failureRate: 30, minSamples: 2, onFailure: Rollback}}",
+                "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+            )
+            .await;
+            let id = env.patch_id();
+            let good = "it-good";
+            let bad = ["it-bad-1", "it-bad-2"];
+            for name in [good].iter().chain(&bad) {
+                env.device(name, "it").await;
+            }
+            env.silent_device("pilot-1", "pilot").await;
+
+            let mut agents = ShellAgents::new("sh-rollback");
+            let installed = agents.file("installed");
+            let uninstalled = agents.file("uninstalled");
+            let terse = |install: String| {
+                vec![
+                    ("TERSE", "1".to_string()),
+                    ("INSTALL", install),
+                    (
+                        "UNINSTALL",
+                        format!(
+                            "sleep 2; echo \"$1 from $DEVICE\" >>'{}'; echo removed",
+                            uninstalled.display()
+                        ),
+                    ),
+                ]
+            };
+            // The good device installs at once; the bad ones fail a little later, so
+            // the ring halts after the good one installed.
+            agents.start(
+                env,
+                good,
+                &terse(format!(
+                    "echo \"$1 on $DEVICE\" >>'{}'; echo done",
+                    installed.display()
+                )),
+            );
+            for name in bad {
+                agents.start(
+                    env,
+                    name,
+                    &terse(
+                        "echo 'Reading package lists...'; sleep 3; echo 'E: dpkg was interrupted' >&2; exit 100"
+                            .into(),
+                    ),
+                );
+            }
+            // The patch reaches the catalog once every device reports it applicable
+            // (a ring no device of which reports the patch yet passes at once).
+            env.every_device_reports(4).await;
+            env.catalog_patch("uninstallable: true").await;
+
+            eventually("ring it halts", Duration::from_secs(90), || async {
+                let s = env.rollout().await?.status?;
+                s.rings.first()?.halted_at.map(|_| ())
+            })
+            .await;
+            agents.all_running();
+            // Why, in the Event (the ring's waitingFor turns to the uninstalls at once).
+            let halt = eventually("a RingHalted Event", Duration::from_secs(10), || async {
+                let events: Api<k8s_openapi::api::events::v1::Event> =
+                    Api::namespaced(env.client.clone(), &env.ns);
+                events
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("RingHalted"))?
+                    .note
+            })
+            .await;
+            assert!(
+                halt.contains("halt.failureRate") && !halt.contains("timed out"),
+                "halted by failed reports: {halt:?}"
+            );
+            // The rollback asks the device that has the patch to uninstall it.
+            eventually(
+                "an uninstall entry for the device that installed it",
+                Duration::from_secs(30),
+                || async {
+                    let d = env.devices().await;
+                    d.get(good)?.spec.plan.uninstall.get(&id).map(|_| ())
+                },
+            )
+            .await;
+            eventually("the rollout is rolled back", Duration::from_secs(60), || async {
+                let r = env.rollout().await?.status?;
+                (r.phase == Some(RolloutPhase::RolledBack)).then_some(())
+            })
+            .await;
+            agents.all_running();
+
+            // What the terse agents reported: no times, no attempt echoed.
+            let r = env.report_of(good).await.expect("the good device's report");
+            assert_eq!((r.state, r.attempts), (PatchState::RolledBack, 1), "{r:?}");
+            for name in bad {
+                let r = env.report_of(name).await.expect("a bad device's report");
+                assert_eq!((r.state, r.attempts), (PatchState::Failed, 1), "{name}: {r:?}");
+                assert_eq!(r.message.as_deref(), Some("E: dpkg was interrupted"));
+            }
+            for name in [good].iter().chain(&bad) {
+                let r = env.report_of(name).await.expect("a report");
+                assert_eq!(
+                    (r.last_attempt_at, r.installed_at, r.attempt.as_deref()),
+                    (None, None, None),
+                    "{name} is terse: {r:?}"
+                );
+                let d = &env.devices().await[*name];
+                assert_eq!(d.status.as_ref().and_then(|s| s.last_seen), None);
+            }
+            let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+            assert_eq!(read(&installed), format!("{id} on {good}\n"), "installed once");
+            assert_eq!(
+                read(&uninstalled),
+                format!("{id} from {good}\n"),
+                "uninstalled once, where it was installed"
+            );
+            let status = env.rollout().await.and_then(|r| r.status).expect("status");
+            let it = &status.rings[0];
+            assert_eq!((it.rolled_back, it.timed_out), (1, 0), "{it:?}");
+            assert_eq!(status.rings[1].phase, RingPhase::Pending, "pilot never started");
+            eventually("the plans are empty", Duration::from_secs(10), || async {
+                env.devices()
+                    .await
+                    .values()
+                    .all(|d| d.spec.plan.install.is_empty() && d.spec.plan.uninstall.is_empty())
+                    .then_some(())
+            })
+            .await;
+            drop(agents);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG; run with --ignored"]
+    async fn a_device_whose_agent_never_answers_times_out_and_the_gate_counts_it() {
+        if !enabled("a_device_whose_agent_never_answers_times_out_and_the_gate_counts_it") {
+            return;
+        }
+        scenario("sh-timeout", async |env| {
+            env.policy_and_rings(
+                "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, attemptTimeout: 20s, promotion: {maxFailures: 0}}",
+                "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+            )
+            .await;
+            let id = env.patch_id();
+            env.device("it-agent", "it").await;
+            env.silent_device("it-silent", "it").await;
+            env.silent_device("pilot-1", "pilot").await;
+            let mut agents = ShellAgents::new("sh-timeout");
+            agents.start(env, "it-agent", &[("INSTALL", "echo installed".into())]);
+            env.every_device_reports(3).await;
+            env.catalog_patch("").await;
+
+            let entry = eventually(
+                "the silent device is admitted",
+                Duration::from_secs(60),
+                || async { env.devices().await.get("it-silent")?.spec.plan.install.get(&id).cloned() },
+            )
+            .await;
+            let answer_by = entry.answer_by.expect("the entry has answerBy");
+            assert_eq!(
+                answer_by.duration_since(entry.not_before),
+                SignedDuration::from_secs(20),
+                "attemptTimeout 20s: {entry:?}"
+            );
+            assert!(entry.attempt.is_some() && entry.basis.is_some(), "{entry:?}");
+            let r = eventually("the agent's device installs", Duration::from_secs(30), || async {
+                env.report_of("it-agent")
+                    .await
+                    .filter(|r| r.state == PatchState::Installed)
+            })
+            .await;
+            assert!(
+                r.attempt.as_deref().is_some_and(|a| a.starts_with("ws.")),
+                "the attempt echoed: {r:?}"
+            );
+            assert!(r.last_attempt_at.is_some() && r.installed_at.is_some(), "{r:?}");
+            let before = env.rollout().await.and_then(|r| r.status).expect("status");
+            if Timestamp::now() < answer_by {
+                assert_eq!(before.rings[0].timed_out, 0, "{:?}", before.rings[0]);
+            }
+
+            let (seen_at, status) = eventually(
+                "the silent device's attempt times out",
+                Duration::from_secs(40),
+                || async {
+                    let s = env.rollout().await?.status?;
+                    (s.rings.first()?.timed_out == 1).then(|| (Timestamp::now(), s))
+                },
+            )
+            .await;
+            agents.all_running();
+            assert!(
+                seen_at >= answer_by,
+                "timed out at {seen_at}, before its answerBy {answer_by}"
+            );
+            let late = seen_at.duration_since(answer_by);
+            assert!(
+                late <= SignedDuration::from_secs(5),
+                "timed out {late} after its answerBy"
+            );
+            let it = &status.rings[0];
+            assert_eq!(
+                (it.installed, it.failed, it.timed_out, it.in_progress),
+                (1, 1, 1, 0),
+                "{it:?}"
+            );
+            // promotion.maxFailures 0: the timed-out attempt halts the ring.
+            let halted = eventually("ring it halts", Duration::from_secs(10), || async {
+                let s = env.rollout().await?.status?;
+                (s.rings.first()?.phase == RingPhase::Halted).then_some(s)
+            })
+            .await;
+            let why = halted.rings[0].waiting_for.clone().unwrap_or_default();
+            assert!(
+                why.contains("1 timed out") && why.contains("maxFailures"),
+                "says why: {why:?}"
+            );
+            assert_eq!(halted.phase, Some(RolloutPhase::Halted));
+            assert_eq!(halted.rings[1].phase, RingPhase::Pending, "pilot never started");
+            let silent = env.report_of("it-silent").await.expect("a report");
+            assert_eq!((silent.state, silent.attempts), (PatchState::Missing, 0));
+            drop(agents);
+        })
+        .await;
+    }
+}
