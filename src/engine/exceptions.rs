@@ -86,45 +86,7 @@ pub fn evaluate(
         }
         None => None,
     };
-    let mut problems = Vec::new();
-    let mut field = "spec.expiresAt";
-    if spec.expires_at <= created {
-        problems.push(format!(
-            "expiresAt {} is not after its creation {}",
-            spec.expires_at, created
-        ));
-    } else if let Some(max) = limits.max_duration {
-        let runs = spec.expires_at.duration_since(created);
-        if runs > max.span() {
-            problems.push(format!(
-                "runs {} from creation to expiresAt, longer than the policy's exceptions.maxDuration of {max}",
-                human(runs)
-            ));
-        }
-    }
-    if spec
-        .compensating_controls
-        .iter()
-        .all(|c| c.trim().is_empty())
-    {
-        let needing: BTreeMap<&str, Severity> = spec
-            .patches
-            .iter()
-            .filter_map(|p| {
-                severity(p)
-                    .filter(|s| limits.controls_for.contains(s))
-                    .map(|s| (p.as_str(), s))
-            })
-            .collect();
-        if !needing.is_empty() {
-            let list: Vec<String> = needing.iter().map(|(p, s)| format!("{p} ({s})")).collect();
-            problems.push(format!(
-                "compensatingControls are required for {} by the policy",
-                list.join(", ")
-            ));
-            field = "spec.compensatingControls";
-        }
-    }
+    let (problems, field) = problems(exc, limits, &severity, created);
     let active_since = old.and_then(|s| s.active_since);
     if !problems.is_empty() {
         let message = problems.join("; ");
@@ -180,6 +142,58 @@ pub fn evaluate(
         blocks_assignment: true,
         invalid: None,
     }
+}
+
+/// What makes an exception Invalid under `limits`, and the field at fault (the last
+/// listed when several are): it ends before it begins, runs longer than `maxDuration`, or
+/// lacks compensating controls its patches' severities require.
+fn problems(
+    exc: &PatchException,
+    limits: &Limits,
+    severity: &impl Fn(&str) -> Option<Severity>,
+    created: Timestamp,
+) -> (Vec<String>, &'static str) {
+    let spec = &exc.spec;
+    let mut problems = Vec::new();
+    let mut field = "spec.expiresAt";
+    if spec.expires_at <= created {
+        problems.push(format!(
+            "expiresAt {} is not after its creation {}",
+            spec.expires_at, created
+        ));
+    } else if let Some(max) = limits.max_duration {
+        let runs = spec.expires_at.duration_since(created);
+        if runs > max.span() {
+            problems.push(format!(
+                "runs {} from creation to expiresAt, longer than the policy's exceptions.maxDuration of {max}",
+                human(runs)
+            ));
+        }
+    }
+    if spec
+        .compensating_controls
+        .iter()
+        .all(|c| c.trim().is_empty())
+    {
+        let needing: BTreeMap<&str, Severity> = spec
+            .patches
+            .iter()
+            .filter_map(|p| {
+                severity(p)
+                    .filter(|s| limits.controls_for.contains(s))
+                    .map(|s| (p.as_str(), s))
+            })
+            .collect();
+        if !needing.is_empty() {
+            let list: Vec<String> = needing.iter().map(|(p, s)| format!("{p} ({s})")).collect();
+            problems.push(format!(
+                "compensatingControls are required for {} by the policy",
+                list.join(", ")
+            ));
+            field = "spec.compensatingControls";
+        }
+    }
+    (problems, field)
 }
 
 fn invalid(message: String, active_since: Option<Timestamp>) -> Evaluated {

@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use crate::api::{Duration, PatchState, RingProgress};
+use crate::api::{Duration, PatchState, PlanEntry, RingProgress};
 use crate::contract;
 
 use super::{Member, RingInput, remove};
@@ -100,17 +100,14 @@ pub(super) fn tally(
     old: Option<&RingProgress>,
     now: Timestamp,
 ) -> Tallied {
-    let mut c = Counts::default();
-    let mut standings = Vec::with_capacity(ring.members.len());
-    let mut releases = Vec::new();
-    let mut last_install: Option<Timestamp> = None;
-    let mut untimed = false;
-    let mut wake: Option<Timestamp> = None;
-    let mut sooner = |t: Option<Timestamp>| {
-        if let Some(t) = t.filter(|t| *t > now) {
-            wake = Some(wake.map_or(t, |w| w.min(t)));
-        }
+    let mut t = Tallied {
+        counts: Counts::default(),
+        standings: Vec::with_capacity(ring.members.len()),
+        last_install: None,
+        releases: Vec::new(),
+        wake: None,
     };
+    let mut untimed = false;
     // The earliest check-in of a member that can still become unreachable: every such
     // member turns at its own `last_seen + unreachable_after`, so the first to turn is the
     // one seen first (one addition per ring instead of one per member).
@@ -118,6 +115,7 @@ pub(super) fn tally(
     for m in &ring.members {
         let s = standing(m, rollout, unreachable_after, now);
         let ours = m.install.filter(|e| e.rollout == rollout);
+        let c = &mut t.counts;
         let release = match s {
             Standing::Excepted => {
                 c.excepted += 1;
@@ -130,58 +128,78 @@ pub(super) fn tally(
                 m.state != PatchState::Installed
             }
             Standing::Judged(j) => {
-                c.targeted += 1;
-                match j {
-                    contract::Standing::Installed => {
-                        c.installed += 1;
-                        match m.installed_at {
-                            Some(at) => {
-                                let at = at.min(now);
-                                last_install = Some(last_install.map_or(at, |l| l.max(at)));
-                            }
-                            None => untimed = true,
-                        }
-                    }
-                    contract::Standing::Failed(why) => {
-                        c.failed += 1;
-                        if why == contract::FailReason::TimedOut {
-                            c.timed_out += 1;
-                        }
-                    }
-                    contract::Standing::InProgress => {
-                        c.in_progress += 1;
-                        sooner(ours.and_then(|e| contract::times_out_at(m.report, e)));
-                    }
-                    contract::Standing::Waiting => c.waiting += 1,
-                    contract::Standing::RolledBack => c.rolled_back += 1,
-                }
+                t.judged(j, m, ours, now, &mut untimed);
                 j == contract::Standing::Installed
             }
         };
         if release && ours.is_some() {
-            releases.push(remove(m.name(), PlanList::Install, &m.report.id));
+            t.releases
+                .push(remove(m.name(), PlanList::Install, &m.report.id));
         }
         if let (Standing::Judged(_), Some(seen)) = (s, m.last_seen) {
             earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
         }
-        standings.push(s);
+        t.standings.push(s);
     }
     if untimed {
         // An install reported without a time counts as finished when the operator first
         // saw it: now, unless the ring's count of installs has not grown since last time.
         let at = match old {
-            Some(o) if o.installed >= c.installed => o.last_install_at.unwrap_or(now),
+            Some(o) if o.installed >= t.counts.installed => o.last_install_at.unwrap_or(now),
             _ => now,
         };
-        last_install = Some(last_install.map_or(at, |l| l.max(at)));
+        t.last_install = Some(t.last_install.map_or(at, |l| l.max(at)));
     }
     // After `now`: a member seen that long ago would be Unreachable already.
-    sooner(earliest_seen.and_then(|seen| seen.checked_add(unreachable_after.span()).ok()));
-    Tallied {
-        counts: c,
-        standings,
-        last_install,
-        releases,
-        wake,
+    t.sooner(
+        earliest_seen.and_then(|seen| seen.checked_add(unreachable_after.span()).ok()),
+        now,
+    );
+    t
+}
+
+impl Tallied {
+    /// Counts a member as the device contract judged it.
+    fn judged(
+        &mut self,
+        j: contract::Standing,
+        m: &Member<'_>,
+        ours: Option<&PlanEntry>,
+        now: Timestamp,
+        untimed: &mut bool,
+    ) {
+        let c = &mut self.counts;
+        c.targeted += 1;
+        match j {
+            contract::Standing::Installed => {
+                c.installed += 1;
+                match m.installed_at {
+                    Some(at) => {
+                        let at = at.min(now);
+                        self.last_install = Some(self.last_install.map_or(at, |l| l.max(at)));
+                    }
+                    None => *untimed = true,
+                }
+            }
+            contract::Standing::Failed(why) => {
+                c.failed += 1;
+                if why == contract::FailReason::TimedOut {
+                    c.timed_out += 1;
+                }
+            }
+            contract::Standing::InProgress => {
+                c.in_progress += 1;
+                self.sooner(ours.and_then(|e| contract::times_out_at(m.report, e)), now);
+            }
+            contract::Standing::Waiting => c.waiting += 1,
+            contract::Standing::RolledBack => c.rolled_back += 1,
+        }
+    }
+
+    /// Keeps the earlier of the wake-up so far and `t`, if `t` is after `now`.
+    fn sooner(&mut self, t: Option<Timestamp>, now: Timestamp) {
+        if let Some(t) = t.filter(|t| *t > now) {
+            self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+        }
     }
 }

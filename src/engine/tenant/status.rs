@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use crate::api::{
-    ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionPhase, PatchExceptionStatus,
-    PatchPolicyStatus, PolicyConflict,
+    ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionPhase, ManagedDevice,
+    PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
 use crate::engine::cache::{Cache, Summary};
 use crate::engine::decision::{Decisions, Event, EventType, Health, Kind, PlanList, Reason};
@@ -13,7 +13,7 @@ use crate::engine::{exceptions, sla, windows};
 
 use super::gather::Tenant;
 use super::name_of;
-use super::walk::Walked;
+use super::walk::{DeviceView, Walked};
 
 /// The most conflicts a policy status lists.
 const CONFLICTS_LISTED: usize = 20;
@@ -59,51 +59,13 @@ pub(super) fn policy(
     now: Timestamp,
 ) {
     let (pv, policy) = (&t.policies[pi], t.policies[pi].policy);
-    let (policies, views, devices) = (&t.policies, &w.views, &w.devices);
-    let tallies = &w.tallies;
-    let (governed_by, in_no_ring_of, conflicted) = (&g.by, &g.in_no_ring, &g.conflicted);
-    let governed = governed_by[pi];
-    let in_no_ring = in_no_ring_of[pi];
-    let conflicts: Vec<PolicyConflict> = conflicted
-        .iter()
-        .map(|&di| (di, &views[di]))
-        .filter(|(_, v)| v.conflict.contains(&pi))
-        .take(CONFLICTS_LISTED)
-        .map(|(di, v)| PolicyConflict {
-            device: name_of(&devices[di].metadata).to_string(),
-            policies: v
-                .conflict
-                .iter()
-                .filter(|o| **o != pi)
-                .map(|o| policies[*o].name.to_string())
-                .collect(),
-        })
-        .collect();
-    let tally = &tallies[pi];
+    let governed = g.by[pi];
+    let conflicts = conflicts(t, w, g, pi);
+    let tally = &w.tallies[pi];
     let (ok, all) = tally.totals();
     let old = policy.status.as_ref();
     let overdue = tally.overdue();
-    if overdue > old.map_or(0, |s| s.overdue) {
-        d.events.push(Event {
-            kind: Kind::PatchPolicy,
-            name: pv.name.to_string(),
-            type_: EventType::Warning,
-            reason: Reason::SLABreached,
-            message: format!(
-                "{overdue} device-patch pair(s) are past their SLA deadline (was {})",
-                old.map_or(0, |s| s.overdue)
-            ),
-        });
-    }
-    if !conflicts.is_empty() && old.is_none_or(|s| s.conflicts.is_empty()) {
-        d.events.push(Event {
-            kind: Kind::PatchPolicy,
-            name: pv.name.to_string(),
-            type_: EventType::Warning,
-            reason: Reason::PolicyConflict,
-            message: format!("{} device(s) are also selected by another policy at priority {}; they get no new assignments", conflicts.len(), policy.spec.priority),
-        });
-    }
+    policy_events(pv.name, old, overdue, &conflicts, policy.spec.priority, d);
     let health = if let Some(blocked) = pv.blocked() {
         Health::stalled("InvalidSpec", blocked)
     } else if !conflicts.is_empty() {
@@ -146,7 +108,7 @@ pub(super) fn policy(
         ),
         message: Some(health.message.clone()),
         devices: governed,
-        devices_in_no_ring: in_no_ring,
+        devices_in_no_ring: g.in_no_ring[pi],
         conflicts,
         compliance: sla::percent(ok, all).map(|p| format!("{p:.1}%")),
         overdue,
@@ -154,6 +116,61 @@ pub(super) fn policy(
         sla: tally.cells(),
     };
     d.policies.push((pv.name.to_string(), status));
+}
+
+/// The devices policy `pi` shares with another policy of its priority (the first few).
+fn conflicts(t: &Tenant<'_>, w: &Walked<'_>, g: &Governed, pi: usize) -> Vec<PolicyConflict> {
+    g.conflicted
+        .iter()
+        .map(|&di| (di, &w.views[di]))
+        .filter(|(_, v)| v.conflict.contains(&pi))
+        .take(CONFLICTS_LISTED)
+        .map(|(di, v)| PolicyConflict {
+            device: name_of(&w.devices[di].metadata).to_string(),
+            policies: v
+                .conflict
+                .iter()
+                .filter(|o| **o != pi)
+                .map(|o| t.policies[*o].name.to_string())
+                .collect(),
+        })
+        .collect()
+}
+
+/// SLABreached when more pairs are overdue than the status said; PolicyConflict when
+/// conflicts appear.
+fn policy_events(
+    name: &str,
+    old: Option<&PatchPolicyStatus>,
+    overdue: u32,
+    conflicts: &[PolicyConflict],
+    priority: i32,
+    d: &mut Decisions,
+) {
+    let was = old.map_or(0, |s| s.overdue);
+    if overdue > was {
+        d.events.push(Event {
+            kind: Kind::PatchPolicy,
+            name: name.to_string(),
+            type_: EventType::Warning,
+            reason: Reason::SLABreached,
+            message: format!(
+                "{overdue} device-patch pair(s) are past their SLA deadline (was {was})"
+            ),
+        });
+    }
+    if !conflicts.is_empty() && old.is_none_or(|s| s.conflicts.is_empty()) {
+        d.events.push(Event {
+            kind: Kind::PatchPolicy,
+            name: name.to_string(),
+            type_: EventType::Warning,
+            reason: Reason::PolicyConflict,
+            message: format!(
+                "{} device(s) are also selected by another policy at priority {priority}; they get no new assignments",
+                conflicts.len()
+            ),
+        });
+    }
 }
 
 /// Every ring's status, and the Events of its freezes.
@@ -301,71 +318,19 @@ pub(super) fn exceptions(t: &Tenant<'_>, w: &Walked<'_>, d: &mut Decisions, now:
 
 /// The compliance summaries of the devices whose summary changed.
 pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut Decisions) {
-    let (devices, views, policies) = (&w.devices, &w.views, &t.policies);
-    let keep = cache.keep;
-    // `devices` is sorted by name: find a device by binary search, not a per-pass map.
-    let by_name = |name: &str| {
-        devices
-            .binary_search_by(|d| name_of(&d.metadata).cmp(name))
-            .ok()
-    };
-    // Per device (by position): how many install entries this pass adds or removes.
-    let mut plan_delta: Vec<i64> = vec![0; devices.len()];
-    for c in d.plan.iter().filter(|c| c.list == PlanList::Install) {
-        let name = c.device.as_str();
-        let Some(found) = by_name(name) else {
-            continue;
-        };
-        let had = devices[found].spec.plan.install.contains_key(&c.patch);
-        let delta = match (&c.entry, had) {
-            (Some(_), false) => 1,
-            (None, true) => -1,
-            _ => 0,
-        };
-        let first = devices.partition_point(|d| name_of(&d.metadata) < name);
-        for (di, dev) in devices.iter().enumerate().skip(first) {
-            if name_of(&dev.metadata) != name {
-                break;
-            }
-            plan_delta[di] += delta;
-        }
-    }
-    for (di, dev) in devices.iter().enumerate() {
-        let v = &views[di];
+    let plan_delta = plan_deltas(w, d);
+    for (di, dev) in w.devices.iter().enumerate() {
+        let v = &w.views[di];
         // A trusted device's plan is as the previous pass saw it.
-        let install_len = match keep.then(|| &cache.devices[di]) {
+        let install_len = match cache.keep.then(|| &cache.devices[di]) {
             Some(e) if e.trusted => {
                 debug_assert_eq!(e.install_len, dev.spec.plan.install.len());
                 e.install_len
             }
             _ => dev.spec.plan.install.len(),
         };
-        let install_after = (install_len as i64 + plan_delta[di]).max(0);
-        let planned = install_after as u32;
-        // Most devices' summaries do not change between passes: compare in place and only
-        // build (and list) the ones that do.
-        let policy_name = v.policy.map(|pi| policies[pi].name);
-        let ring_name = v.policy.and_then(|pi| {
-            v.ring
-                .and_then(|pos| policies[pi].rings.get(pos))
-                .map(|(n, _)| *n)
-        });
-        let tier_name = v.policy.map(|_| cache.tiers[v.tier].as_str());
-        let compare = || {
-            dev.status
-                .as_ref()
-                .and_then(|st| st.compliance.as_ref())
-                .is_some_and(|o| {
-                    o.policy.as_deref() == policy_name
-                        && o.ring.as_deref() == ring_name
-                        && o.tier.as_deref() == tier_name
-                        && o.overdue == v.overdue
-                        && o.due_soon == v.due_soon
-                        && o.planned == planned
-                        && o.message.is_some() == (ring_name.is_none() || policy_name.is_none())
-                        && v.conflict.is_empty()
-                })
-        };
+        let planned = (install_len as i64 + plan_delta[di]).max(0) as u32;
+        let names = Names::of(t, v, &cache.tiers);
         let summary = Summary {
             policy: v.policy,
             ring: v.ring,
@@ -375,7 +340,8 @@ pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut
             planned,
             conflict: !v.conflict.is_empty(),
         };
-        let unchanged = match keep.then(|| &mut cache.devices[di]) {
+        let compare = || stored_matches(dev, v, &names, planned);
+        let unchanged = match cache.keep.then(|| &mut cache.devices[di]) {
             Some(e) => {
                 // A trusted device's stored summary is the one the previous pass compared
                 // with: the same summary compares the same.
@@ -399,53 +365,102 @@ pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut
             }
             None => compare(),
         };
-        if unchanged {
-            continue;
+        if !unchanged {
+            let compliance = compliance(t, v, &names, planned);
+            d.devices
+                .push((name_of(&dev.metadata).to_string(), compliance));
         }
-        let (policy, ring, message) = match (v.policy, v.conflict.is_empty()) {
-            (Some(pi), _) => {
-                let pv = &policies[pi];
-                let ring = v
-                    .ring
-                    .and_then(|pos| pv.rings.get(pos))
-                    .map(|(n, _)| n.to_string());
-                let msg = ring.is_none().then(|| {
-                    format!(
-                        "matches none of policy {}'s rings: it gets no patches",
-                        pv.name
-                    )
-                });
-                (Some(pv.name.to_string()), ring, msg)
-            }
-            (None, false) => {
-                let names: Vec<&str> = v.conflict.iter().map(|p| policies[*p].name).collect();
-                (
-                    None,
-                    None,
-                    Some(format!(
-                        "conflict: policies {} select it at the same priority; it gets no new assignments",
-                        names.join(", ")
-                    )),
-                )
-            }
-            (None, true) => (
-                None,
-                None,
-                Some("no PatchPolicy selects this device".to_string()),
-            ),
+    }
+}
+
+/// Per device (by position in the walk): how many install entries this pass adds or
+/// removes.
+fn plan_deltas(w: &Walked<'_>, d: &Decisions) -> Vec<i64> {
+    let devices = &w.devices;
+    let mut plan_delta: Vec<i64> = vec![0; devices.len()];
+    for c in d.plan.iter().filter(|c| c.list == PlanList::Install) {
+        let name = c.device.as_str();
+        // `devices` is sorted by name: found by binary search, not a per-pass map.
+        let first = devices.partition_point(|d| name_of(&d.metadata) < name);
+        let Some(found) = devices.get(first).filter(|d| name_of(&d.metadata) == name) else {
+            continue;
         };
-        d.devices.push((
-            name_of(&dev.metadata).to_string(),
-            DeviceCompliance {
-                tier: tier_name.map(str::to_string),
-                policy,
-                ring,
-                overdue: v.overdue,
-                due_soon: v.due_soon,
-                planned,
-                message,
-            },
-        ));
+        let had = found.spec.plan.install.contains_key(&c.patch);
+        let delta = match (&c.entry, had) {
+            (Some(_), false) => 1,
+            (None, true) => -1,
+            _ => 0,
+        };
+        for (di, dev) in devices.iter().enumerate().skip(first) {
+            if name_of(&dev.metadata) != name {
+                break;
+            }
+            plan_delta[di] += delta;
+        }
+    }
+    plan_delta
+}
+
+/// The names a device's summary shows: its policy, ring and tier.
+struct Names<'a> {
+    policy: Option<&'a str>,
+    ring: Option<&'a str>,
+    tier: Option<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn of(t: &Tenant<'a>, v: &DeviceView, tiers: &'a [String]) -> Self {
+        let policy = v.policy.map(|pi| &t.policies[pi]);
+        Names {
+            policy: policy.map(|p| p.name),
+            ring: policy.and_then(|p| v.ring.and_then(|pos| p.rings.get(pos)).map(|(n, _)| *n)),
+            tier: v.policy.map(|_| tiers[v.tier].as_str()),
+        }
+    }
+}
+
+/// Whether the device's stored summary already says this (compared in place: most
+/// devices' summaries do not change between passes, and only those that do are built).
+fn stored_matches(dev: &ManagedDevice, v: &DeviceView, n: &Names<'_>, planned: u32) -> bool {
+    dev.status
+        .as_ref()
+        .and_then(|st| st.compliance.as_ref())
+        .is_some_and(|o| {
+            o.policy.as_deref() == n.policy
+                && o.ring.as_deref() == n.ring
+                && o.tier.as_deref() == n.tier
+                && o.overdue == v.overdue
+                && o.due_soon == v.due_soon
+                && o.planned == planned
+                && o.message.is_some() == (n.ring.is_none() || n.policy.is_none())
+                && v.conflict.is_empty()
+        })
+}
+
+/// A device's summary, with why it gets no assignments when it gets none.
+fn compliance(t: &Tenant<'_>, v: &DeviceView, n: &Names<'_>, planned: u32) -> DeviceCompliance {
+    let message = match (n.policy, v.conflict.is_empty()) {
+        (Some(policy), _) => n
+            .ring
+            .is_none()
+            .then(|| format!("matches none of policy {policy}'s rings: it gets no patches")),
+        (None, false) => {
+            let names: Vec<&str> = v.conflict.iter().map(|p| t.policies[*p].name).collect();
+            Some(format!(
+                "conflict: policies {} select it at the same priority; it gets no new assignments",
+                names.join(", ")
+            ))
+        }
+        (None, true) => Some("no PatchPolicy selects this device".to_string()),
+    };
+    DeviceCompliance {
+        tier: n.tier.map(str::to_string),
+        policy: n.policy.map(str::to_string),
+        ring: n.ring.map(str::to_string),
+        overdue: v.overdue,
+        due_soon: v.due_soon,
+        planned,
+        message,
     }
 }
 

@@ -3,7 +3,7 @@
 //! taken from the cache where the device is the one it was derived from — counted into
 //! the policies' SLA tallies as the walk goes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
@@ -91,6 +91,7 @@ impl<'a> Walked<'a> {
     }
 
     /// The slot of a patch under a policy, made on first use.
+    #[inline]
     pub fn slot(
         &mut self,
         t: &Tenant<'a>,
@@ -229,24 +230,40 @@ impl<'a> Walk<'_, 'a> {
         // What the walk reads of each device object, read ahead a block at a time in a
         // loop of nothing else: those reads are of objects far apart in memory, and so they
         // wait on memory together instead of one after another.
-        let mut ahead: Vec<Ahead<'a>> = Vec::with_capacity(READ_AHEAD);
+        // Whether each device is the very object its entry last read is judged in the same
+        // loop, for the same reason.
+        let mut ahead: Vec<(Ahead<'a>, bool)> = Vec::with_capacity(READ_AHEAD);
         for di in 0..w.devices.len() {
             if di % READ_AHEAD == 0 {
                 ahead.clear();
-                let block = &w.devices[di..w.devices.len().min(di + READ_AHEAD)];
-                ahead.extend(block.iter().map(|d| read_ahead(d)));
+                let end = w.devices.len().min(di + READ_AHEAD);
+                ahead.extend((di..end).map(|j| {
+                    let d = w.devices[j];
+                    let same = keep && cache.devices.get(j).is_some_and(|e| e.unchanged(d));
+                    (read_ahead(d), same)
+                }));
             }
             let dev = w.devices[di];
+            let (status, same) = ahead[di % READ_AHEAD];
             let entry = if keep {
                 match cache.devices.get_mut(di) {
-                    Some(e) if !check_alignment || e.is_for(dev) => e,
-                    _ => return None,
+                    Some(e) => {
+                        // The very object the entry last read is the entry's device: an
+                        // unchanged version needs no name compared.
+                        e.trusted = same;
+                        if check_alignment && !e.trusted && !e.is_for(dev) {
+                            return None;
+                        }
+                        e
+                    }
+                    None => return None,
                 }
             } else {
+                scratch.trusted = false;
                 &mut scratch
             };
             self.refresh(entry, dev, keep, &mut cache.tiers);
-            self.device(&mut w, di, entry, ahead[di % READ_AHEAD], &cache.tiers);
+            self.device(&mut w, di, entry, status, &cache.tiers);
         }
         Some(w)
     }
@@ -260,7 +277,6 @@ impl<'a> Walk<'_, 'a> {
         keep: bool,
         tiers: &mut Vec<String>,
     ) {
-        entry.trusted = keep && entry.unchanged(dev);
         if entry.trusted {
             debug_assert!(
                 entry.same_inputs(dev),
@@ -505,17 +521,7 @@ fn derive(
     inputs: &DeviceInputs<'_, '_>,
     tiers: &mut Vec<String>,
 ) {
-    let DeviceInputs { tenant, seen } = inputs;
-    let Tenant {
-        policies,
-        rings,
-        catalog,
-        excs,
-        evals,
-        exc_by_patch,
-        ..
-    } = tenant;
-    let dev_name = name_of(&dev.metadata);
+    let t = inputs.tenant;
     let labels = dev.metadata.labels.as_ref();
     e.kept = keep;
     e.summary = None;
@@ -527,23 +533,7 @@ fn derive(
     e.claimed_elsewhere.clear();
     e.tier = 0;
     e.pairs.clear();
-
-    let mut best: Option<i32> = None;
-    let mut chosen: Vec<usize> = Vec::new();
-    for (pi, p) in policies.iter().enumerate() {
-        if p.selector.as_ref().is_some_and(|s| s.matches(labels)) {
-            let prio = p.policy.spec.priority;
-            match best {
-                Some(b) if prio < b => {}
-                Some(b) if prio == b => chosen.push(pi),
-                _ => {
-                    best = Some(prio);
-                    chosen = vec![pi];
-                }
-            }
-        }
-    }
-    let pi = match chosen.as_slice() {
+    let pi = match governing(t, labels).as_slice() {
         [one] => *one,
         many => {
             e.conflict.extend_from_slice(many);
@@ -557,9 +547,9 @@ fn derive(
     if keep {
         e.record(dev);
     }
-    for (pos, (_, ri)) in policies[pi].rings.iter().enumerate() {
+    for (pos, (_, ri)) in t.policies[pi].rings.iter().enumerate() {
         let Some(ri) = ri else { continue };
-        if rings[*ri]
+        if t.rings[*ri]
             .selector
             .as_ref()
             .is_some_and(|s| s.matches(labels))
@@ -572,51 +562,86 @@ fn derive(
             }
         }
     }
-
-    let policy = policies[pi].policy;
     let tier = labels
-        .and_then(|l| l.get(&policy.spec.tier_label))
+        .and_then(|l| l.get(&t.policies[pi].policy.spec.tier_label))
         .map(String::as_str)
         .unwrap_or(DEFAULT_TIER);
     e.tier = Cache::tier(tiers, tier);
-    let Some(status) = dev.status.as_ref() else {
-        return;
-    };
-    let mut seen = seen.borrow_mut();
-    let stamp = seen.next_device();
-    for (pos, report) in status.patches.iter().enumerate() {
-        let id = report.id.as_str();
-        let ix = catalog.get(id).copied();
-        let mut pair = Pair::new(ix, report.state, report.installed_at);
-        // A patch reported twice counts once, at the report the contract prefers.
-        if let Some(ix) = ix
-            && let Some(first) = seen.first(ix, stamp, pos)
-        {
-            let prefer = contract::winner(&status.patches[first], report);
-            if prefer {
-                e.pairs[first].set_duplicate(true);
-                seen.set(ix, stamp, pos);
-            }
-            pair.set_duplicate(!prefer);
-        }
-        if let Some(ix) = ix {
-            // Exceptions covering this pair.
-            for &ei in &exc_by_patch[ix] {
-                if exceptions::covers(excs[ei], &evals[ei], dev_name, labels, id) {
-                    if evals[ei].blocks_assignment {
-                        pair.set_blocks();
-                    }
-                    let exempt = pair.exempt.get_or_insert_with(Box::default);
-                    if evals[ei].phase == ExceptionPhase::Active {
-                        exempt.active.push(ei);
-                    }
-                    if let Some(iv) = exceptions::exempt_interval(excs[ei], &evals[ei]) {
-                        exempt.intervals.push(iv);
-                    }
+    if let Some(status) = dev.status.as_ref() {
+        pairs(e, dev, &status.patches, inputs);
+    }
+}
+
+/// The policies that govern a device with these labels: the one of highest priority
+/// that selects it, or all of them when several tie (a conflict).
+fn governing(t: &Tenant<'_>, labels: Option<&BTreeMap<String, String>>) -> Vec<usize> {
+    let mut best: Option<i32> = None;
+    let mut chosen: Vec<usize> = Vec::new();
+    for (pi, p) in t.policies.iter().enumerate() {
+        if p.selector.as_ref().is_some_and(|s| s.matches(labels)) {
+            let prio = p.policy.spec.priority;
+            match best {
+                Some(b) if prio < b => {}
+                Some(b) if prio == b => chosen.push(pi),
+                _ => {
+                    best = Some(prio);
+                    chosen = vec![pi];
                 }
             }
         }
+    }
+    chosen
+}
+
+/// One pair per report: its patch, which exceptions cover it, and, for a patch reported
+/// twice, which report counts.
+fn pairs(
+    e: &mut Derived,
+    dev: &ManagedDevice,
+    reports: &[DevicePatchStatus],
+    inputs: &DeviceInputs<'_, '_>,
+) {
+    let t = inputs.tenant;
+    let mut seen = inputs.seen.borrow_mut();
+    let stamp = seen.next_device();
+    for (pos, report) in reports.iter().enumerate() {
+        let ix = t.catalog.get(report.id.as_str()).copied();
+        let mut pair = Pair::new(ix, report.state, report.installed_at);
+        if let Some(ix) = ix {
+            // A patch reported twice counts once, at the report the contract prefers.
+            if let Some(first) = seen.first(ix, stamp, pos) {
+                let prefer = contract::winner(&reports[first], report);
+                if prefer {
+                    e.pairs[first].set_duplicate(true);
+                    seen.set(ix, stamp, pos);
+                }
+                pair.set_duplicate(!prefer);
+            }
+            cover(&mut pair, t, ix, dev, &report.id);
+        }
         e.pairs.push(pair);
+    }
+}
+
+/// Records on a pair the exceptions that cover it: whether one keeps it from being
+/// assigned, which are active, and when they paused its clock.
+fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &str) {
+    let (name, labels) = (name_of(&dev.metadata), dev.metadata.labels.as_ref());
+    for &ei in &t.exc_by_patch[ix] {
+        let (exc, ev) = (t.excs[ei], &t.evals[ei]);
+        if !exceptions::covers(exc, ev, name, labels, id) {
+            continue;
+        }
+        if ev.blocks_assignment {
+            pair.set_blocks();
+        }
+        let exempt = pair.exempt.get_or_insert_with(Box::default);
+        if ev.phase == ExceptionPhase::Active {
+            exempt.active.push(ei);
+        }
+        if let Some(iv) = exceptions::exempt_interval(exc, ev) {
+            exempt.intervals.push(iv);
+        }
     }
 }
 
