@@ -1,9 +1,6 @@
 //! The operator's writes, checked against a fake API server (no cluster): exactly which
 //! requests a decision sends, and that a second pass over an unchanged world sends none.
 
-mod common;
-mod fake_api;
-
 use std::sync::Arc;
 
 use http::Method;
@@ -15,8 +12,8 @@ use ringmaster::operator::metrics::Metrics;
 use ringmaster::operator::tenant::reconcile_objects;
 use serde_json::json;
 
-use common::*;
-use fake_api::{Fake, Sent};
+use crate::common::*;
+use crate::fake_api::{Fake, Sent};
 
 fn applier(fake: &Fake) -> (Applier, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
