@@ -10,7 +10,7 @@ fn crds_directory_matches_the_generated_crds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let files = ringmaster::crds::render_files().expect("CRDs render");
     if std::env::var_os("UPDATE_CRDS").is_some() {
-        // The chart carries the same files (tests/chart_crds.rs checks they are equal).
+        // The chart carries the same files (tests/it/chart_crds.rs checks they are equal).
         let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ringmaster/crds");
         for target in [&dir, &chart] {
             std::fs::create_dir_all(target).expect("create CRD directory");

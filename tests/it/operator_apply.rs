@@ -36,7 +36,7 @@ fn entry(rollout: &str, at: &str) -> PlanEntry {
     }
 }
 
-/// The tenant of tests/common (policy `ws`, rings `it` and `pilot`, patch KB1) with
+/// The tenant of tests/it/common (policy `ws`, rings `it` and `pilot`, patch KB1) with
 /// three devices in ring `it` and two in `pilot`, stored in a fake API server.
 fn tenant(fake: &Fake) {
     let yaml = format!(
