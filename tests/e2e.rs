@@ -1,5 +1,7 @@
-//! End-to-end scenarios against a real cluster (the one in `KUBECONFIG`). They run only
-//! with `RINGMASTER_E2E=1`; otherwise each test says it was skipped and passes.
+//! End-to-end scenarios against a real cluster (the one in `KUBECONFIG`). Every test is
+//! `#[ignore]`d, so a plain `cargo test` reports them as ignored rather than passed; they
+//! run with `--ignored` and `RINGMASTER_E2E=1`, and `--ignored` without the variable
+//! fails each test saying what to set (a scenario never reports passed without running).
 //!
 //! Each scenario applies the CRDs (server-side apply of `ringmaster::api::crds()`),
 //! creates a namespace of its own, runs the operator in-process scoped to that namespace
@@ -7,7 +9,7 @@
 //! tenant, checks what the operator does, and deletes the namespace and its Patches.
 //!
 //! ```sh
-//! RINGMASTER_E2E=1 cargo test --test e2e -- --test-threads=2
+//! RINGMASTER_E2E=1 cargo test --test e2e -- --ignored --test-threads=2
 //! ```
 //!
 //! With `RINGMASTER_E2E_OPERATOR_KUBECONFIG` set, the operator runs as the identity in
@@ -41,13 +43,17 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Whether the suite runs; prints why not.
-fn enabled(test: &str) -> bool {
-    if std::env::var("RINGMASTER_E2E").as_deref() == Ok("1") {
-        return true;
+/// Panics unless `RINGMASTER_E2E=1`: a scenario run with `--ignored` without it (say by
+/// `cargo test -- --include-ignored`) fails saying what to set, instead of passing or
+/// touching whatever cluster `KUBECONFIG` happens to name.
+fn require_cluster() {
+    if std::env::var("RINGMASTER_E2E").as_deref() != Ok("1") {
+        panic!(
+            "the e2e suite needs a cluster: set RINGMASTER_E2E=1 and KUBECONFIG \
+             (a kubeconfig for a cluster it may create namespaces and CRDs in) and run \
+             `RINGMASTER_E2E=1 cargo test --test e2e -- --ignored`"
+        );
     }
-    eprintln!("{test}: skipped (set RINGMASTER_E2E=1 to run against the cluster in KUBECONFIG)");
-    false
 }
 
 /// A namespace with an operator watching it.
@@ -126,6 +132,7 @@ async fn apply_crds(client: &Client) {
 }
 
 async fn setup(test: &str, with_operator: bool) -> Env {
+    require_cluster();
     let client = Client::try_default()
         .await
         .expect("a cluster in KUBECONFIG");
@@ -506,10 +513,8 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn approval_admits_ring_zero_within_max_concurrent() {
-    if !enabled("approval_admits_ring_zero_within_max_concurrent") {
-        return;
-    }
     scenario("admit", async |env| {
         env.tenant(2, 5).await;
         let planned = eventually(
@@ -550,10 +555,8 @@ async fn approval_admits_ring_zero_within_max_concurrent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn exception_expiry_frees_its_devices_within_two_seconds() {
-    if !enabled("exception_expiry_frees_its_devices_within_two_seconds") {
-        return;
-    }
     scenario("expiry", async |env| {
         let expires = Timestamp::now() + SignedDuration::from_secs(25);
         env.create::<PatchException>(&format!(
@@ -623,10 +626,8 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn steady_state_sends_no_writes() {
-    if !enabled("steady_state_sends_no_writes") {
-        return;
-    }
     scenario("steady", async |env| {
         env.tenant(2, 3).await;
         eventually(
@@ -659,10 +660,8 @@ async fn steady_state_sends_no_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn patch_status_records_first_release_and_severity() {
-    if !enabled("patch_status_records_first_release_and_severity") {
-        return;
-    }
     scenario("catalog", async |env| {
         env.tenant(1, 1).await;
         let patches: Api<Patch> = Api::all(env.client.clone());
@@ -695,10 +694,8 @@ async fn patch_status_records_first_release_and_severity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn promotion_waits_for_the_soak_and_the_success_gate() {
-    if !enabled("promotion_waits_for_the_soak_and_the_success_gate") {
-        return;
-    }
     scenario("promote", async |env| {
         env.policy_and_rings(
             "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, promotion: {soak: 8s, minSuccessRate: 100}}",
@@ -762,10 +759,8 @@ async fn promotion_waits_for_the_soak_and_the_success_gate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn the_success_gate_keeps_the_next_ring_out() {
-    if !enabled("the_success_gate_keeps_the_next_ring_out") {
-        return;
-    }
     scenario("gate", async |env| {
         env.policy_and_rings(
             "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, promotion: {soak: 1s, minSuccessRate: 90}}",
@@ -809,10 +804,8 @@ async fn the_success_gate_keeps_the_next_ring_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn a_bad_patch_halts_in_its_ring_and_is_rolled_back() {
-    if !enabled("a_bad_patch_halts_in_its_ring_and_is_rolled_back") {
-        return;
-    }
     scenario("rollback", async |env| {
         env.policy_and_rings(
             "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, halt: {failureRate: 30, minSamples: 3, onFailure: Rollback}}",
@@ -877,10 +870,8 @@ async fn a_bad_patch_halts_in_its_ring_and_is_rolled_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn a_spec_that_makes_no_sense_is_not_ready_while_others_carry_on() {
-    if !enabled("a_spec_that_makes_no_sense_is_not_ready_while_others_carry_on") {
-        return;
-    }
     scenario("invalid", async |env| {
         // Valid for the schema, but it names a ring that does not exist.
         env.create::<PatchPolicy>(
@@ -939,10 +930,8 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn a_kill_and_restart_mid_rollout_loses_nothing_and_admits_no_device_twice() {
-    if !enabled("a_kill_and_restart_mid_rollout_loses_nothing_and_admits_no_device_twice") {
-        return;
-    }
     scenario("restart", async |env| {
         env.policy_and_rings(
             "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 2}",
@@ -1062,10 +1051,8 @@ impl Env {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
 async fn two_replicas_elect_one_leader_and_hand_over_when_it_dies() {
-    if !enabled("two_replicas_elect_one_leader_and_hand_over_when_it_dies") {
-        return;
-    }
     scenario_with("leader", false, async |env| {
         env.policy_and_rings(
             "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 1}",
@@ -1378,13 +1365,8 @@ spec: {{hostname: {name}.e2e.local}}
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG; run with --ignored"]
+    #[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
     async fn the_shell_agent_reports_failed_without_timestamps_and_the_ring_halts_and_rolls_back() {
-        if !enabled(
-            "the_shell_agent_reports_failed_without_timestamps_and_the_ring_halts_and_rolls_back",
-        ) {
-            return;
-        }
         scenario("sh-rollback", async |env| {
             env.policy_and_rings(
                 "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, halt: {failureRate: 30, minSamples: 2, onFailure: Rollback}}",
@@ -1524,11 +1506,8 @@ spec: {{hostname: {name}.e2e.local}}
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG; run with --ignored"]
+    #[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
     async fn a_device_whose_agent_never_answers_times_out_and_the_gate_counts_it() {
-        if !enabled("a_device_whose_agent_never_answers_times_out_and_the_gate_counts_it") {
-            return;
-        }
         scenario("sh-timeout", async |env| {
             env.policy_and_rings(
                 "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, attemptTimeout: 20s, promotion: {maxFailures: 0}}",

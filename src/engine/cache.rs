@@ -8,7 +8,7 @@
 //! next, keyed by exactly those inputs, so a pass re-derives only what changed.
 //!
 //! The cache is plain data the caller owns; the engine stays pure. A pass with a cache
-//! decides exactly what a pass without one decides (`tests/engine_props.rs`).
+//! decides exactly what a pass without one decides (`tests/it/engine_props.rs`).
 
 use jiff::Timestamp;
 

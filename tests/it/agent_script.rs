@@ -4,8 +4,6 @@
 //! `ONCE=1`; what the agent wrote is then judged by `ringmaster::contract`, the rules the
 //! operator applies. Needs `sh`, `jq` and GNU coreutils, as the script does.
 
-mod agent_sh;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,7 +12,7 @@ use ringmaster::api::{DevicePatchStatus, Duration, PatchState, PlanEntry};
 use ringmaster::contract::{self, FailReason, Standing};
 use serde_json::{Value, json};
 
-use agent_sh::TempDir;
+use crate::agent_sh::{self, TempDir};
 
 /// kubectl as far as the agent uses it: `get` of its device, and merge patches of its
 /// status (applied with jq, RFC 7396), each logged to `patches`, one a line.

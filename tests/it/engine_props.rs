@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use ringmaster::api::*;
 use ringmaster::engine::windows::{Schedule, active_freeze};
 use ringmaster::engine::{self, PlanList};
@@ -555,8 +556,22 @@ fn check_step(
     Ok(())
 }
 
+/// `cases` cases, with the seeds of past failures kept next to this file, in
+/// `engine_props.proptest-regressions`. proptest's default place is found by walking up
+/// to a directory holding a `main.rs`, which here is `tests/it/` itself: it would read
+/// and write `tests/proptest-regressions/engine_props.txt` and miss the saved seeds.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(config(96))]
 
     #[test]
     fn engine_invariants_hold_over_arbitrary_fleets_and_timelines(s in scenario()) {
@@ -818,7 +833,7 @@ fn changed_devices(before: &World, after: &World) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(config(64))]
 
     /// A pass with a cache decides exactly what a pass without one decides, over random
     /// sequences of agent reports, label, device, exception, policy and catalog changes,

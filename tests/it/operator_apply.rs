@@ -1,9 +1,6 @@
 //! The operator's writes, checked against a fake API server (no cluster): exactly which
 //! requests a decision sends, and that a second pass over an unchanged world sends none.
 
-mod common;
-mod fake_api;
-
 use std::sync::Arc;
 
 use http::Method;
@@ -15,8 +12,8 @@ use ringmaster::operator::metrics::Metrics;
 use ringmaster::operator::tenant::reconcile_objects;
 use serde_json::json;
 
-use common::*;
-use fake_api::{Fake, Sent};
+use crate::common::*;
+use crate::fake_api::{Fake, Sent};
 
 fn applier(fake: &Fake) -> (Applier, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
@@ -42,7 +39,7 @@ fn entry(rollout: &str, at: &str) -> PlanEntry {
     }
 }
 
-/// The tenant of tests/common (policy `ws`, rings `it` and `pilot`, patch KB1) with
+/// The tenant of tests/it/common (policy `ws`, rings `it` and `pilot`, patch KB1) with
 /// three devices in ring `it` and two in `pilot`, stored in a fake API server.
 fn tenant(fake: &Fake) {
     let yaml = format!(
@@ -524,11 +521,14 @@ async fn a_full_reconcile_writes_the_first_time_and_nothing_the_second() {
 /// The request an API server would get for a write (Events aside).
 fn request_of(w: &ringmaster::engine::writes::Write) -> Option<(Method, String)> {
     use ringmaster::engine::writes::Write;
-    let at = |kind: &str, name: &str| fake_api::path_of(kind, Some("acme"), name);
+    let at = |kind: &str, name: &str| crate::fake_api::path_of(kind, Some("acme"), name);
     Some(match w {
         Write::CreateRollout(_) => (
             Method::POST,
-            format!("{}/namespaces/acme/patchrollouts", fake_api::GROUP_PATH),
+            format!(
+                "{}/namespaces/acme/patchrollouts",
+                crate::fake_api::GROUP_PATH
+            ),
         ),
         Write::RolloutStatus(n, _) => (Method::PATCH, at("PatchRollout", n) + "/status"),
         Write::PolicyStatus(n, _) => (Method::PATCH, at("PatchPolicy", n) + "/status"),

@@ -4,7 +4,6 @@
 //!
 //! Two ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches), and
 //! [`Fake::client`] through a `tower::service_fn` whose watch responses stream.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

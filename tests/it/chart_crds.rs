@@ -1,7 +1,8 @@
 //! The Helm chart ships the CRDs in `charts/ringmaster/crds/`, and they must be the
 //! repository's `crds/` byte for byte: the same files, the same contents. `crds/` is what
-//! the code generates (`tests/crds_in_sync.rs`), so together the two tests keep the chart
-//! on the current API. Fix a failure by copying: `cp crds/*.yaml charts/ringmaster/crds/`.
+//! the code generates (`tests/it/crds_in_sync.rs`), so together the two tests keep the
+//! chart on the current API. Fix a failure by copying:
+//! `cp crds/*.yaml charts/ringmaster/crds/`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

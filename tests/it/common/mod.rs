@@ -1,5 +1,4 @@
 //! A small tenant for engine tests, built from YAML, and helpers to drive it.
-#![allow(dead_code)]
 
 use jiff::Timestamp;
 use ringmaster::api::*;

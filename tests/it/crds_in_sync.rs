@@ -1,5 +1,7 @@
 //! `crds/` must be exactly what the code generates, so a change to `src/api` that was
-//! not followed by `cargo run -- crds` (or `UPDATE_CRDS=1 cargo test`) fails here.
+//! not followed by `cargo run -- crds` (or `UPDATE_CRDS=1 cargo test --test it
+//! crds_in_sync`) fails here. The filter matters: `chart_crds` runs in the same binary,
+//! in parallel, and could read the chart's copy while this test is rewriting it.
 
 use std::path::Path;
 
@@ -8,7 +10,7 @@ fn crds_directory_matches_the_generated_crds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let files = ringmaster::crds::render_files().expect("CRDs render");
     if std::env::var_os("UPDATE_CRDS").is_some() {
-        // The chart carries the same files (tests/chart_crds.rs checks they are equal).
+        // The chart carries the same files (tests/it/chart_crds.rs checks they are equal).
         let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ringmaster/crds");
         for target in [&dir, &chart] {
             std::fs::create_dir_all(target).expect("create CRD directory");
@@ -33,7 +35,7 @@ fn crds_directory_matches_the_generated_crds() {
         let on_disk = std::fs::read_to_string(dir.join(&name)).expect("read CRD");
         assert!(
             on_disk == yaml,
-            "crds/{name} differs from the generated CRD; run `UPDATE_CRDS=1 cargo test --test crds_in_sync`"
+            "crds/{name} differs from the generated CRD; run `UPDATE_CRDS=1 cargo test --test it crds_in_sync`"
         );
     }
 }

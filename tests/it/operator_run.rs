@@ -2,9 +2,6 @@
 //! timers, leadership, shutdown) against a fake API server that serves list and watch,
 //! in real time. No cluster needed.
 
-mod common;
-mod fake_api;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,8 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use common::{BASE, devices};
-use fake_api::Fake;
+use crate::common::{BASE, devices};
+use crate::fake_api::Fake;
 
 /// Loads YAML documents into the fake, in namespace `ns` (Patches cluster-wide).
 fn load(fake: &Fake, ns: &str, yaml: &str) {

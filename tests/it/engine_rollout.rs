@@ -1,8 +1,6 @@
 //! The rollout state machine, driven through whole scenarios with virtual time.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ringmaster::api::*;
 
 const NOW: &str = "2026-11-11T00:00:00Z";

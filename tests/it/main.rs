@@ -1,0 +1,25 @@
+//! Every integration test but the end-to-end suite, in one test binary.
+//!
+//! Each file in `tests/` is a crate of its own, compiled and linked against ringmaster
+//! and every dependency (a few hundred MB of debug info each), so one binary per file
+//! made a cold `cargo test` mostly linking. Here each former file is a module, run as
+//! before: `cargo test --test it` runs them all, `cargo test --test it cli::` one module.
+//! `tests/e2e.rs` stays a binary of its own: it needs a cluster and is run alone.
+
+#[path = "../agent_sh/mod.rs"]
+mod agent_sh;
+mod common;
+mod fake_api;
+
+mod agent_script;
+mod api_cel;
+mod chart_admission;
+mod chart_crds;
+mod cli;
+mod crds_in_sync;
+mod engine_props;
+mod engine_rollout;
+mod manifest;
+mod operator_apply;
+mod operator_run;
+mod sim_example;
