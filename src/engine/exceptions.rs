@@ -97,26 +97,7 @@ pub fn evaluate(
         };
     }
     if now >= spec.expires_at {
-        let escalate = spec.on_expiry == OnExpiry::Escalate;
-        let message = if escalate {
-            format!(
-                "expired at {}; escalated: its patches stay unassigned until a person renews or removes it",
-                spec.expires_at
-            )
-        } else {
-            format!(
-                "expired at {}; its devices get its patches in their next window",
-                spec.expires_at
-            )
-        };
-        return Evaluated {
-            phase: ExceptionPhase::Expired,
-            message,
-            active_since,
-            selector,
-            blocks_assignment: escalate && active_since.is_some(),
-            invalid: None,
-        };
+        return expired(spec, active_since, selector);
     }
     if limits.require_approval
         && spec
@@ -140,6 +121,35 @@ pub fn evaluate(
         active_since: Some(active_since.unwrap_or(now)),
         selector,
         blocks_assignment: true,
+        invalid: None,
+    }
+}
+
+/// An exception past its `expiresAt`: Expired, and with `onExpiry: Escalate` still
+/// keeping its devices from being assigned its patches (once it was ever Active).
+fn expired(
+    spec: &crate::api::PatchExceptionSpec,
+    active_since: Option<Timestamp>,
+    selector: Option<Selector>,
+) -> Evaluated {
+    let escalate = spec.on_expiry == OnExpiry::Escalate;
+    let message = if escalate {
+        format!(
+            "expired at {}; escalated: its patches stay unassigned until a person renews or removes it",
+            spec.expires_at
+        )
+    } else {
+        format!(
+            "expired at {}; its devices get its patches in their next window",
+            spec.expires_at
+        )
+    };
+    Evaluated {
+        phase: ExceptionPhase::Expired,
+        message,
+        active_since,
+        selector,
+        blocks_assignment: escalate && active_since.is_some(),
         invalid: None,
     }
 }

@@ -211,6 +211,27 @@ impl DayRule {
     }
 }
 
+/// `weeksOfMonth` as bits (weeks 1 to 5) and whether the last week is in; None when the
+/// window has none.
+fn weeks_of_month(index: usize, weeks: Option<&[i32]>) -> Result<Option<(u8, bool)>, WindowError> {
+    let Some(weeks) = weeks else {
+        return Ok(None);
+    };
+    if weeks.is_empty() {
+        return Err(WindowError::EmptyWeeksOfMonth { index });
+    }
+    let mut nth = 0u8;
+    let mut last = false;
+    for &value in weeks {
+        match value {
+            1..=5 => nth |= 1u8 << value,
+            -1 => last = true,
+            _ => return Err(WindowError::BadWeekOfMonth { index, value }),
+        }
+    }
+    Ok(Some((nth, last)))
+}
+
 impl Window {
     fn compile(index: usize, w: &MaintenanceWindow) -> Result<Window, WindowError> {
         let tz = TimeZoneDatabase::bundled().get(&w.time_zone).map_err(|_| {
@@ -254,24 +275,7 @@ impl Window {
                 let weekdays = days.iter().fold(0u8, |acc, d| {
                     acc | 1u8 << d.to_jiff().to_monday_zero_offset()
                 });
-                let weeks = match weeks {
-                    None => None,
-                    Some(weeks) if weeks.is_empty() => {
-                        return Err(WindowError::EmptyWeeksOfMonth { index });
-                    }
-                    Some(weeks) => {
-                        let mut nth = 0u8;
-                        let mut last = false;
-                        for &value in weeks {
-                            match value {
-                                1..=5 => nth |= 1u8 << value,
-                                -1 => last = true,
-                                _ => return Err(WindowError::BadWeekOfMonth { index, value }),
-                            }
-                        }
-                        Some((nth, last))
-                    }
-                };
+                let weeks = weeks_of_month(index, weeks.as_deref())?;
                 DayRule::Weekly { weekdays, weeks }
             }
         };
