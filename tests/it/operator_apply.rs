@@ -42,12 +42,21 @@ fn entry(rollout: &str, at: &str) -> PlanEntry {
 /// The tenant of tests/it/common (policy `ws`, rings `it` and `pilot`, patch KB1) with
 /// three devices in ring `it` and two in `pilot`, stored in a fake API server.
 fn tenant(fake: &Fake) {
+    store(fake, &tenant_world());
+}
+
+/// The world of [`tenant`]: three devices in ring `it`, two in `pilot`.
+fn tenant_world() -> ringmaster::sim::World {
     let yaml = format!(
         "{BASE}{}{}",
         devices("it", "it", "tier-1", 3, "2026-11-11T00:00:00Z"),
         devices("pc", "pilot", "tier-2", 2, "2026-11-11T00:00:00Z")
     );
-    let w = world(&yaml);
+    world(&yaml)
+}
+
+/// Stores a world's policies, rings, devices and patches in the fake API server.
+fn store(fake: &Fake, w: &ringmaster::sim::World) {
     for p in w.policies.values() {
         fake.insert("PatchPolicy", p);
     }
@@ -551,12 +560,7 @@ fn written_parts<T: serde::Serialize>(obj: &T) -> serde_json::Value {
 /// holding the same objects.
 #[tokio::test]
 async fn the_simulator_and_the_operator_write_the_same() {
-    let yaml = format!(
-        "{BASE}{}{}",
-        devices("it", "it", "tier-1", 3, "2026-11-11T00:00:00Z"),
-        devices("pc", "pilot", "tier-2", 2, "2026-11-11T00:00:00Z")
-    );
-    let mut w = world(&yaml);
+    let mut w = tenant_world();
     for p in w.policies.values_mut() {
         p.metadata.uid = Some(format!(
             "uid-{}",
@@ -564,18 +568,7 @@ async fn the_simulator_and_the_operator_write_the_same() {
         ));
     }
     let fake = Fake::default();
-    for p in w.policies.values() {
-        fake.insert("PatchPolicy", p);
-    }
-    for r in w.rings.values() {
-        fake.insert("DeploymentRing", r);
-    }
-    for d in w.devices.values() {
-        fake.insert("ManagedDevice", d);
-    }
-    for p in w.patches.values() {
-        fake.insert("Patch", p);
-    }
+    store(&fake, &w);
     let (applier, _) = applier(&fake);
     let steps = [
         ("2026-11-11T00:00:00Z", &[][..]),
