@@ -219,6 +219,23 @@ fn when(t: jiff::Timestamp) -> String {
 pub fn text(o: &Outcome) -> String {
     let r = report(o);
     let mut out = String::new();
+    write_header(&mut out, &r);
+    write_timeline(&mut out, &o.timeline);
+    write_sla(&mut out, &r.policies);
+    write_rings(&mut out, &r.rings);
+    write_rollouts(&mut out, &r.rollouts);
+    write_exceptions(&mut out, &r.exceptions);
+    let _ = writeln!(
+        out,
+        "\n{} engine passes over {} timeline entries.",
+        r.passes,
+        o.timeline.len()
+    );
+    out
+}
+
+/// Writes the first line: the tenant, its size, the period and the seed.
+fn write_header(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "ringmaster simulate: tenant {} with {} devices, {} to {} (UTC), seed {}\n",
@@ -228,40 +245,17 @@ pub fn text(o: &Outcome) -> String {
         when(r.end),
         r.seed
     );
+}
+
+/// Writes the timeline, one line per entry except that same-instant installs of one
+/// patch fold into one line.
+fn write_timeline(out: &mut String, tl: &[Entry]) {
     let _ = writeln!(out, "TIMELINE");
     let mut i = 0;
-    let tl = &o.timeline;
     while i < tl.len() {
         let e = &tl[i];
-        // Same-instant installs of one patch fold into one line.
         if e.reason == "Installed" {
-            let patch = e.message.rsplit(' ').next().unwrap_or("").to_string();
-            let mut devices = Vec::new();
-            let mut j = i;
-            while j < tl.len()
-                && tl[j].at == e.at
-                && tl[j].reason == "Installed"
-                && tl[j].message.ends_with(&format!(" {patch}"))
-            {
-                devices.push(tl[j].object.trim_start_matches("mdev/").to_string());
-                j += 1;
-            }
-            let shown: Vec<&str> = devices.iter().take(4).map(String::as_str).collect();
-            let more = if devices.len() > 4 {
-                format!(" and {} more", devices.len() - 4)
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "{}  {:<24} {:<34} {patch} installed on {} device(s): {}{more}",
-                when(e.at),
-                "Installed",
-                format!("patch/{patch}"),
-                devices.len(),
-                shown.join(", ")
-            );
-            i = j;
+            i = write_installs(out, tl, i);
             continue;
         }
         let mark = if e.severity == "Warning" { "!" } else { " " };
@@ -275,9 +269,46 @@ pub fn text(o: &Outcome) -> String {
         );
         i += 1;
     }
+}
 
+/// Writes the `Installed` entry at `tl[i]` folded together with the ones right after it
+/// at the same instant for the same patch, as one line naming the first few devices;
+/// returns the index of the first entry not folded in.
+fn write_installs(out: &mut String, tl: &[Entry], i: usize) -> usize {
+    let e = &tl[i];
+    let patch = e.message.rsplit(' ').next().unwrap_or("").to_string();
+    let mut devices = Vec::new();
+    let mut j = i;
+    while j < tl.len()
+        && tl[j].at == e.at
+        && tl[j].reason == "Installed"
+        && tl[j].message.ends_with(&format!(" {patch}"))
+    {
+        devices.push(tl[j].object.trim_start_matches("mdev/").to_string());
+        j += 1;
+    }
+    let shown: Vec<&str> = devices.iter().take(4).map(String::as_str).collect();
+    let more = if devices.len() > 4 {
+        format!(" and {} more", devices.len() - 4)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "{}  {:<24} {:<34} {patch} installed on {} device(s): {}{more}",
+        when(e.at),
+        "Installed",
+        format!("patch/{patch}"),
+        devices.len(),
+        shown.join(", ")
+    );
+    j
+}
+
+/// Writes the SLA section: per policy, a summary line and its tier × severity table.
+fn write_sla(out: &mut String, policies: &[PolicyReport]) {
     let _ = writeln!(out, "\nSLA COMPLIANCE");
-    for p in &r.policies {
+    for p in policies {
         let _ = writeln!(
             out,
             "policy {}: {} devices, compliance {}, {} overdue pair(s)",
@@ -300,23 +331,32 @@ pub fn text(o: &Outcome) -> String {
             "MEDIAN-TTI"
         );
         for c in &p.sla {
-            let _ = writeln!(
-                out,
-                "  {:<10} {:<9} {:>7} {:>5} {:>7} {:>5} {:>6} {:>11} {:>10}",
-                c.tier,
-                c.severity.as_str(),
-                c.installed_on_time,
-                c.installed_late,
-                c.overdue,
-                c.open,
-                c.exempt,
-                c.compliance_percent
-                    .map_or("n/a".into(), |v| format!("{v:.1}%")),
-                c.median_time_to_install
-                    .map_or("-".into(), |d| human_duration(d.as_secs()))
-            );
+            write_sla_cell(out, c);
         }
     }
+}
+
+/// Writes one row of a policy's SLA table.
+fn write_sla_cell(out: &mut String, c: &SlaCell) {
+    let _ = writeln!(
+        out,
+        "  {:<10} {:<9} {:>7} {:>5} {:>7} {:>5} {:>6} {:>11} {:>10}",
+        c.tier,
+        c.severity.as_str(),
+        c.installed_on_time,
+        c.installed_late,
+        c.overdue,
+        c.open,
+        c.exempt,
+        c.compliance_percent
+            .map_or("n/a".into(), |v| format!("{v:.1}%")),
+        c.median_time_to_install
+            .map_or("-".into(), |d| human_duration(d.as_secs()))
+    );
+}
+
+/// Writes the rings section: a table of each ring's outcomes over every rollout.
+fn write_rings(out: &mut String, rings: &[RingReport]) {
     let _ = writeln!(out, "\nRINGS");
     let _ = writeln!(
         out,
@@ -331,7 +371,7 @@ pub fn text(o: &Outcome) -> String {
         "FAILURE",
         "ROLLBACK"
     );
-    for g in &r.rings {
+    for g in rings {
         let p = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}%"));
         let _ = writeln!(
             out,
@@ -347,8 +387,12 @@ pub fn text(o: &Outcome) -> String {
             p(g.rollback_rate)
         );
     }
+}
+
+/// Writes the rollouts section: one line per rollout with its approval and end state.
+fn write_rollouts(out: &mut String, rollouts: &[RolloutReport]) {
     let _ = writeln!(out, "\nROLLOUTS");
-    for ro in &r.rollouts {
+    for ro in rollouts {
         let _ = writeln!(
             out,
             "  {:<40} {:<12} {:>9}  approved by {} at {}; {}",
@@ -360,8 +404,12 @@ pub fn text(o: &Outcome) -> String {
             ro.message.as_deref().unwrap_or("")
         );
     }
+}
+
+/// Writes the exceptions section: one line per exception with its phase and expiry.
+fn write_exceptions(out: &mut String, exceptions: &[ExceptionReport]) {
     let _ = writeln!(out, "\nEXCEPTIONS");
-    for e in &r.exceptions {
+    for e in exceptions {
         let _ = writeln!(
             out,
             "  {:<28} {:<16} owner {:<24} expires {}; {}",
@@ -372,13 +420,6 @@ pub fn text(o: &Outcome) -> String {
             e.message.as_deref().unwrap_or("")
         );
     }
-    let _ = writeln!(
-        out,
-        "\n{} engine passes over {} timeline entries.",
-        r.passes,
-        o.timeline.len()
-    );
-    out
 }
 
 fn human_duration(secs: i64) -> String {

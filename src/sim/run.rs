@@ -20,7 +20,7 @@ use crate::contract::{self, Action};
 use crate::engine::selector::Selector;
 use crate::engine::{Cache, EventType, Kind};
 
-use super::fleet::{AgentBehaviour, FleetSpec, Offline, Range, Rng};
+use super::fleet::{AgentBehaviour, DeviceGroup, FleetSpec, Offline, Range, Rng};
 use super::world::World;
 
 /// How a run is set up.
@@ -159,6 +159,88 @@ fn resolve(
     )
 }
 
+/// Takes the patches released after `start` out of the catalog and returns them by id:
+/// they appear in it at their release.
+fn hold_back_unreleased(world: &mut World, start: Timestamp) -> BTreeMap<String, Patch> {
+    let mut held_back = BTreeMap::new();
+    let ids: Vec<String> = world.patches.keys().cloned().collect();
+    for id in ids {
+        if world.patches[&id].spec.released_at <= start {
+            continue;
+        }
+        if let Some(p) = world.patches.remove(&id) {
+            held_back.insert(id, p);
+        }
+    }
+    held_back
+}
+
+/// The shortest absence after which some ring counts a device unreachable.
+fn shortest_unreachable_after(world: &World) -> Duration {
+    world
+        .rings
+        .values()
+        .map(|r| {
+            r.spec
+                .unreachable_after
+                .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER)
+        })
+        .min()
+        .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER)
+}
+
+/// The ids of the patches (of `all_patches`, id and vendor) that apply to a group's
+/// devices: those it names, or with `*` every patch of its vendors (of any vendor if
+/// it names none).
+fn group_patches(group: &DeviceGroup, all_patches: &[(String, String)]) -> Vec<String> {
+    all_patches
+        .iter()
+        .filter(|(id, vendor)| {
+            group.patches.iter().any(|p| p == id)
+                || (group.patches.iter().any(|p| p == "*")
+                    && (group.vendors.is_empty()
+                        || group.vendors.iter().any(|v| v.eq_ignore_ascii_case(vendor))))
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// A generated device as it stands at the start: labelled as its group says, seen at
+/// the start and reporting `reports`.
+fn generated_device(
+    name: &str,
+    namespace: &str,
+    group: &DeviceGroup,
+    os: &str,
+    reports: Vec<DevicePatchStatus>,
+    start: Timestamp,
+) -> ManagedDevice {
+    ManagedDevice {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(group.labels.clone()),
+            generation: Some(1),
+            creation_timestamp: Some(Time(start)),
+            ..Default::default()
+        },
+        spec: ManagedDeviceSpec {
+            hostname: Some(format!("{name}.{namespace}.example")),
+            os: Some(OsInfo {
+                family: os.to_string(),
+                version: None,
+            }),
+            plan: Default::default(),
+        },
+        status: Some(ManagedDeviceStatus {
+            last_seen: Some(start),
+            patches: reports,
+            agent: Some("ringmaster-agent (simulated)".into()),
+            ..Default::default()
+        }),
+    }
+}
+
 /// A simulation, ready to run.
 pub struct Simulation {
     world: World,
@@ -188,27 +270,8 @@ impl Simulation {
     pub fn new(mut world: World, fleet: FleetSpec, options: Options) -> Self {
         let start = options.start;
         let end = end_of(&options);
-        // Patches released later appear in the catalog at their release.
-        let mut held_back = BTreeMap::new();
-        let ids: Vec<String> = world.patches.keys().cloned().collect();
-        for id in ids {
-            if world.patches[&id].spec.released_at <= start {
-                continue;
-            }
-            if let Some(p) = world.patches.remove(&id) {
-                held_back.insert(id, p);
-            }
-        }
-        let unreachable_after = world
-            .rings
-            .values()
-            .map(|r| {
-                r.spec
-                    .unreachable_after
-                    .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER)
-            })
-            .min()
-            .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER);
+        let held_back = hold_back_unreleased(&mut world, start);
+        let unreachable_after = shortest_unreachable_after(&world);
         let all_patches: Vec<(String, String)> = world
             .patches
             .values()
@@ -236,112 +299,14 @@ impl Simulation {
                 .collect(),
         };
         for group in &fleet.groups {
-            let (check_in, install_time, failure_rate, offline) =
-                resolve(&group.behaviour, &fleet.defaults);
-            let patches: Vec<String> = all_patches
-                .iter()
-                .filter(|(id, vendor)| {
-                    group.patches.iter().any(|p| p == id)
-                        || (group.patches.iter().any(|p| p == "*")
-                            && (group.vendors.is_empty()
-                                || group.vendors.iter().any(|v| v.eq_ignore_ascii_case(vendor))))
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            let width = group.count.max(1).to_string().len().max(3);
-            for i in 1..=group.count {
-                let name = format!("{}-{i:0width$}", group.prefix);
-                let reports = patches
-                    .iter()
-                    .filter(|id| sim.world.patches.contains_key(*id))
-                    .map(|id| {
-                        let installed = group.installed.contains(id);
-                        DevicePatchStatus {
-                            id: id.clone(),
-                            state: if installed {
-                                PatchState::Installed
-                            } else {
-                                PatchState::Missing
-                            },
-                            attempts: u32::from(installed),
-                            last_attempt_at: None,
-                            installed_at: installed.then_some(start),
-                            message: None,
-                            attempt: None,
-                        }
-                    })
-                    .collect();
-                let os = group.os.clone().unwrap_or_else(|| "windows".into());
-                let device = ManagedDevice {
-                    metadata: ObjectMeta {
-                        name: Some(name.clone()),
-                        namespace: Some(sim.world.namespace.clone()),
-                        labels: Some(group.labels.clone()),
-                        generation: Some(1),
-                        creation_timestamp: Some(Time(start)),
-                        ..Default::default()
-                    },
-                    spec: ManagedDeviceSpec {
-                        hostname: Some(format!("{name}.{}.example", sim.world.namespace)),
-                        os: Some(OsInfo {
-                            family: os.clone(),
-                            version: None,
-                        }),
-                        plan: Default::default(),
-                    },
-                    status: Some(ManagedDeviceStatus {
-                        last_seen: Some(start),
-                        patches: reports,
-                        agent: Some("ringmaster-agent (simulated)".into()),
-                        ..Default::default()
-                    }),
-                };
-                sim.world.devices.insert(name.clone(), device);
-                sim.applicable.insert(name.clone(), patches.clone());
-                let rng = Rng::derive(options.seed, &name);
-                sim.agents.insert(
-                    name.clone(),
-                    Agent::new(check_in, install_time, failure_rate, rng, os),
-                );
-                if let Some(off) = offline {
-                    sim.schedule_offline(&name, off, start, end);
-                }
-            }
+            sim.add_group(group, &fleet.defaults, &all_patches, end);
         }
-        // Devices written in manifests get the default behaviour.
-        let (check_in, install_time, failure_rate, _) =
-            resolve(&AgentBehaviour::default(), &fleet.defaults);
-        let manual: Vec<String> = sim
-            .world
-            .devices
-            .keys()
-            .filter(|n| !sim.agents.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in manual {
-            let os = sim.world.devices[&name]
-                .spec
-                .os
-                .as_ref()
-                .map_or_else(|| "windows".to_string(), |o| o.family.clone());
-            let rng = Rng::derive(options.seed, &name);
-            sim.agents.insert(
-                name,
-                Agent::new(check_in, install_time, failure_rate, rng, os),
-            );
-        }
+        sim.add_manual_agents(&fleet.defaults);
         for (pos, agent) in sim.agents.values_mut().enumerate() {
             agent.pos = pos;
         }
         sim.online = vec![true; sim.agents.len()];
-        let releases: Vec<(Timestamp, String)> = sim
-            .held_back
-            .iter()
-            .map(|(id, p)| (p.spec.released_at, id.clone()))
-            .collect();
-        for (at, id) in releases {
-            sim.push(at, Ev::Release(id));
-        }
+        sim.schedule_releases();
         for (i, a) in fleet.actions.iter().enumerate() {
             sim.push(a.at, Ev::Action(i));
         }
@@ -349,6 +314,101 @@ impl Simulation {
             obj.metadata.creation_timestamp.get_or_insert(Time(start));
         }
         sim
+    }
+
+    /// Generates a group's devices with their agents, and schedules the agents' offline
+    /// spells up to `end`.
+    fn add_group(
+        &mut self,
+        group: &DeviceGroup,
+        defaults: &AgentBehaviour,
+        all_patches: &[(String, String)],
+        end: Timestamp,
+    ) {
+        let start = self.options.start;
+        let (check_in, install_time, failure_rate, offline) = resolve(&group.behaviour, defaults);
+        let patches = group_patches(group, all_patches);
+        let width = group.count.max(1).to_string().len().max(3);
+        for i in 1..=group.count {
+            let name = format!("{}-{i:0width$}", group.prefix);
+            let reports = self.initial_reports(group, &patches);
+            let os = group.os.clone().unwrap_or_else(|| "windows".into());
+            let device = generated_device(&name, &self.world.namespace, group, &os, reports, start);
+            self.world.devices.insert(name.clone(), device);
+            self.applicable.insert(name.clone(), patches.clone());
+            let rng = Rng::derive(self.options.seed, &name);
+            self.agents.insert(
+                name.clone(),
+                Agent::new(check_in, install_time, failure_rate, rng, os),
+            );
+            if let Some(off) = offline {
+                self.schedule_offline(&name, off, start, end);
+            }
+        }
+    }
+
+    /// A generated device's first reports: every applicable patch already in the
+    /// catalog, installed at the start if the group says so, else missing.
+    fn initial_reports(&self, group: &DeviceGroup, patches: &[String]) -> Vec<DevicePatchStatus> {
+        let start = self.options.start;
+        patches
+            .iter()
+            .filter(|id| self.world.patches.contains_key(*id))
+            .map(|id| {
+                let installed = group.installed.contains(id);
+                DevicePatchStatus {
+                    id: id.clone(),
+                    state: if installed {
+                        PatchState::Installed
+                    } else {
+                        PatchState::Missing
+                    },
+                    attempts: u32::from(installed),
+                    last_attempt_at: None,
+                    installed_at: installed.then_some(start),
+                    message: None,
+                    attempt: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Gives the devices written in manifests (those without an agent yet) an agent
+    /// with the default behaviour.
+    fn add_manual_agents(&mut self, defaults: &AgentBehaviour) {
+        let (check_in, install_time, failure_rate, _) =
+            resolve(&AgentBehaviour::default(), defaults);
+        let manual: Vec<String> = self
+            .world
+            .devices
+            .keys()
+            .filter(|n| !self.agents.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in manual {
+            let os = self.world.devices[&name]
+                .spec
+                .os
+                .as_ref()
+                .map_or_else(|| "windows".to_string(), |o| o.family.clone());
+            let rng = Rng::derive(self.options.seed, &name);
+            self.agents.insert(
+                name,
+                Agent::new(check_in, install_time, failure_rate, rng, os),
+            );
+        }
+    }
+
+    /// Queues each held-back patch's appearance in the catalog at its release.
+    fn schedule_releases(&mut self) {
+        let releases: Vec<(Timestamp, String)> = self
+            .held_back
+            .iter()
+            .map(|(id, p)| (p.spec.released_at, id.clone()))
+            .collect();
+        for (at, id) in releases {
+            self.push(at, Ev::Release(id));
+        }
     }
 
     fn push(&mut self, at: Timestamp, ev: Ev) {
