@@ -161,6 +161,267 @@ enum Input {
     WatchError(String),
 }
 
+impl Slot {
+    /// The slot of a device as registered: its patches taken over from the status it
+    /// already has (plus the configured ones), due at `start` with a report to send.
+    fn new(name: String, existing: &ManagedDevice, cfg: &FleetConfig, start: Timestamp) -> Self {
+        let mut device = SimDevice::new(cfg.seed, &name);
+        if let Some(status) = &existing.status {
+            device.adopt(&status.patches, &cfg.behaviour, start);
+        }
+        device.ensure_patches(cfg.patches.iter().map(String::as_str));
+        Self {
+            name,
+            device,
+            plan: existing.spec.plan.clone(),
+            next_at: start,
+            reported_at: None,
+            unsent: true,
+            gone: false,
+        }
+    }
+}
+
+/// The state of a running fleet's loop: its devices, when each is next due, and the
+/// catalog's Patches as seen so far.
+struct Running<'a> {
+    fleet: &'a Fleet,
+    api: Api<ManagedDevice>,
+    slots: Vec<Slot>,
+    /// Slot positions by device name.
+    index: HashMap<String, usize>,
+    /// Check-ins by instant; an entry is stale unless it matches its slot's `next_at`.
+    heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Released Patches of the catalog, by id.
+    catalog: BTreeSet<String>,
+    /// Patches in the catalog whose release is still to come, by id.
+    unreleased: BTreeMap<String, Timestamp>,
+    /// When the last summary was logged.
+    summary_at: Timestamp,
+    /// No check-in has happened yet: the next ones are spread over the interval.
+    first_round: bool,
+}
+
+impl<'a> Running<'a> {
+    /// The loop's state at `start`, with every slot due at once.
+    fn new(fleet: &'a Fleet, api: Api<ManagedDevice>, slots: Vec<Slot>, start: Timestamp) -> Self {
+        let index: HashMap<String, usize> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        // Everyone reports at once, then check-ins spread evenly over the interval.
+        let heap: BinaryHeap<Reverse<(Timestamp, usize)>> =
+            (0..slots.len()).map(|i| Reverse((start, i))).collect();
+        Self {
+            fleet,
+            api,
+            slots,
+            index,
+            heap,
+            catalog: BTreeSet::new(),
+            unreleased: BTreeMap::new(),
+            summary_at: start,
+            first_round: true,
+        }
+    }
+
+    /// How long until the next check-in or Patch release is due (an hour if none is).
+    fn wait(&self) -> std::time::Duration {
+        let next = self
+            .heap
+            .peek()
+            .map(|Reverse((at, _))| *at)
+            .into_iter()
+            .chain(self.unreleased.values().copied())
+            .min();
+        let wait = next
+            .map(|at| at.duration_since(Timestamp::now()))
+            .unwrap_or(SignedDuration::from_hours(1))
+            .max(SignedDuration::ZERO);
+        std::time::Duration::try_from(wait).unwrap_or_default()
+    }
+
+    /// Takes a device's plan from the watch; a changed plan makes the device due at
+    /// once. False if the device is not one of the fleet's.
+    fn take_plan(&mut self, dev: &ManagedDevice) -> bool {
+        let Some(&i) = self.index.get(&dev.name_any()) else {
+            return false;
+        };
+        if self.slots[i].plan != dev.spec.plan {
+            self.slots[i].plan = dev.spec.plan.clone();
+            // A new instruction is picked up at once.
+            self.due_by(i, Timestamp::now());
+        }
+        true
+    }
+
+    /// Notes a Patch of the catalog from the watch: one not yet released on the devices
+    /// is released at its `releasedAt`.
+    fn note_patch(&mut self, p: &Patch) {
+        if !self.catalog.contains(&p.spec.id) {
+            self.unreleased
+                .insert(p.spec.id.clone(), p.spec.released_at);
+        }
+    }
+
+    /// Makes slot `i` due at `now` if it was due later.
+    fn due_by(&mut self, i: usize, now: Timestamp) {
+        let slot = &mut self.slots[i];
+        if now < slot.next_at {
+            slot.next_at = now;
+            self.heap.push(Reverse((now, i)));
+        }
+    }
+
+    /// One turn of the loop at `now`: releases the Patches due, checks in the devices
+    /// due, writes their reports and logs a summary when one is due.
+    async fn step(&mut self, now: Timestamp) {
+        self.release_due(now);
+        let due = self.pop_due(now);
+        if due.is_empty() {
+            return;
+        }
+        let writes: Vec<(usize, serde_json::Value)> =
+            due.iter().filter_map(|&i| self.check_in(i, now)).collect();
+        self.first_round = false;
+        let results = self.write_all(writes).await;
+        self.record(results, now);
+        if now.duration_since(self.summary_at) >= SUMMARY_EVERY {
+            self.summary_at = now;
+            self.fleet.log_summary(&self.slots);
+        }
+    }
+
+    /// Puts the Patches of the catalog whose release has come on every device; the
+    /// devices they are new on are due at once with a report to send.
+    fn release_due(&mut self, now: Timestamp) {
+        let released: Vec<String> = self
+            .unreleased
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in released {
+            self.unreleased.remove(&id);
+            self.catalog.insert(id.clone());
+            for i in 0..self.slots.len() {
+                if self.slots[i].device.ensure_patches([id.as_str()]) {
+                    self.slots[i].unsent = true;
+                    self.due_by(i, now);
+                }
+            }
+        }
+    }
+
+    /// Takes the check-ins due by `now` off the heap; returns the slots due, skipping
+    /// stale entries and deleted devices.
+    fn pop_due(&mut self, now: Timestamp) -> Vec<usize> {
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, i))) = self.heap.peek() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            if self.slots[i].next_at == at && !self.slots[i].gone {
+                due.push(i);
+            }
+        }
+        due
+    }
+
+    /// Checks slot `i`'s device in: it follows its plan (unless the fleet only reports)
+    /// and is scheduled again. Returns its status patch if the report changed or a
+    /// heartbeat is due.
+    fn check_in(&mut self, i: usize, now: Timestamp) -> Option<(usize, serde_json::Value)> {
+        let fleet = self.fleet;
+        let cfg = &fleet.config;
+        let regular = self.regular_next(i, now);
+        let slot = &mut self.slots[i];
+        let was_busy = slot.device.work.is_some();
+        if cfg.follow_plans && slot.device.check_in(&slot.plan, &cfg.behaviour, now) {
+            slot.unsent = true;
+        }
+        if !was_busy && slot.device.work.as_ref().is_some_and(|w| w.install) {
+            fleet.stats.installs.fetch_add(1, Ordering::Relaxed);
+        }
+        let heartbeat_due = slot
+            .reported_at
+            .is_none_or(|t| now.duration_since(t) >= cfg.heartbeat);
+        let write = (slot.unsent || heartbeat_due).then(|| (i, status_patch(&slot.device, now)));
+        let next = slot.device.next_due().map_or(regular, |d| d.min(regular));
+        slot.next_at = next;
+        self.heap.push(Reverse((next, i)));
+        write
+    }
+
+    /// When slot `i` checks in next if its device has nothing due sooner: one interval
+    /// on, and in the first round also its share of the interval, so that check-ins
+    /// spread out evenly after everyone reported at once.
+    fn regular_next(&self, i: usize, now: Timestamp) -> Timestamp {
+        let check_in = self.fleet.config.check_in;
+        if self.first_round {
+            let n = self.slots.len().max(1) as i64;
+            let spread = SignedDuration::from_millis(check_in.as_millis() as i64 * i as i64 / n);
+            now.checked_add(check_in + spread)
+        } else {
+            now.checked_add(check_in)
+        }
+        .unwrap_or(now)
+    }
+
+    /// Sends the status patches, as many at once as the fleet allows; returns each
+    /// slot's result.
+    async fn write_all(
+        &self,
+        writes: Vec<(usize, serde_json::Value)>,
+    ) -> Vec<(usize, Result<(), kube::Error>)> {
+        stream::iter(writes)
+            .map(|(i, body)| {
+                let api = self.api.clone();
+                let name = self.slots[i].name.clone();
+                async move {
+                    let params = PatchParams {
+                        field_manager: Some(FIELD_MANAGER.into()),
+                        ..PatchParams::default()
+                    };
+                    let r = api
+                        .patch_status(&name, &params, &KubePatch::Merge(&body))
+                        .await
+                        .map(|_| ());
+                    (i, r)
+                }
+            })
+            .buffer_unordered(self.fleet.config.concurrency)
+            .collect()
+            .await
+    }
+
+    /// Records the writes' results: an accepted report is sent, a deleted device is no
+    /// longer simulated, and a failed write is retried at the next check-in.
+    fn record(&mut self, results: Vec<(usize, Result<(), kube::Error>)>, now: Timestamp) {
+        let stats = &self.fleet.stats;
+        for (i, r) in results {
+            let slot = &mut self.slots[i];
+            match r {
+                Ok(()) => {
+                    slot.unsent = false;
+                    slot.reported_at = Some(now);
+                    stats.writes.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    warn!(device = %slot.name, "device deleted; it is no longer simulated");
+                    slot.gone = true;
+                }
+                Err(e) => {
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(device = %slot.name, error = %e, "status write failed; retried at the next check-in");
+                }
+            }
+        }
+    }
+}
+
 /// A simulated fleet on a client.
 pub struct Fleet {
     client: Client,
@@ -202,32 +463,7 @@ impl Fleet {
         };
         let api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), &cfg.namespace);
         let start = Timestamp::now();
-        let names = cfg.names();
-        let registered: Vec<Result<(String, ManagedDevice), Error>> =
-            stream::iter(names.iter().cloned())
-                .map(|name| self.register(&api, name, identity.as_deref()))
-                .buffer_unordered(cfg.concurrency)
-                .collect()
-                .await;
-        let mut slots = Vec::with_capacity(names.len());
-        for r in registered {
-            let (name, existing) = r?;
-            let mut device = SimDevice::new(cfg.seed, &name);
-            if let Some(status) = &existing.status {
-                device.adopt(&status.patches, &cfg.behaviour, start);
-            }
-            device.ensure_patches(cfg.patches.iter().map(String::as_str));
-            slots.push(Slot {
-                name,
-                device,
-                plan: existing.spec.plan.clone(),
-                next_at: start,
-                reported_at: None,
-                unsent: true,
-                gone: false,
-            });
-        }
-        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        let slots = self.register_all(&api, identity.as_deref(), start).await?;
         self.stats
             .registered
             .store(slots.len() as u64, Ordering::Relaxed);
@@ -237,36 +473,10 @@ impl Fleet {
             identity = identity.as_deref().unwrap_or("(none)"),
             "simulated fleet registered"
         );
-        let index: HashMap<String, usize> = slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-        // Everyone reports at once, then check-ins spread evenly over the interval.
-        let mut heap: BinaryHeap<Reverse<(Timestamp, usize)>> =
-            (0..slots.len()).map(|i| Reverse((start, i))).collect();
-        let n = slots.len().max(1) as i64;
-        let spread =
-            |i: usize| SignedDuration::from_millis(cfg.check_in.as_millis() as i64 * i as i64 / n);
-
+        let mut running = Running::new(self, api, slots, start);
         let mut inputs = self.inputs();
-        let mut catalog: BTreeSet<String> = BTreeSet::new();
-        // Patches in the catalog whose release is still to come, by id.
-        let mut unreleased: BTreeMap<String, Timestamp> = BTreeMap::new();
-        let mut summary_at = start;
-        let mut first_round = true;
         loop {
-            let next = heap
-                .peek()
-                .map(|Reverse((at, _))| *at)
-                .into_iter()
-                .chain(unreleased.values().copied())
-                .min();
-            let wait = next
-                .map(|at| at.duration_since(Timestamp::now()))
-                .unwrap_or(SignedDuration::from_hours(1))
-                .max(SignedDuration::ZERO);
-            let wait = std::time::Duration::try_from(wait).unwrap_or_default();
+            let wait = running.wait();
             tokio::select! {
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -275,133 +485,46 @@ impl Fleet {
                 }
                 input = inputs.next() => match input {
                     Some(Input::Device(dev)) => {
-                        let Some(&i) = index.get(&dev.name_any()) else { continue };
-                        let slot = &mut slots[i];
-                        if slot.plan != dev.spec.plan {
-                            slot.plan = dev.spec.plan.clone();
-                            // A new instruction is picked up at once.
-                            let now = Timestamp::now();
-                            if now < slot.next_at {
-                                slot.next_at = now;
-                                heap.push(Reverse((now, i)));
-                            }
+                        if !running.take_plan(&dev) {
+                            // Not one of the fleet's devices: nothing to do this turn.
+                            continue;
                         }
                     }
-                    Some(Input::Catalog(p)) => {
-                        if !catalog.contains(&p.spec.id) {
-                            unreleased.insert(p.spec.id.clone(), p.spec.released_at);
-                        }
-                    }
+                    Some(Input::Catalog(p)) => running.note_patch(&p),
                     Some(Input::WatchError(e)) => warn!(error = %e, "watch failed; retrying"),
                     None => return Err(Error::Config("the watches ended".into())),
                 },
                 () = tokio::time::sleep(wait) => {}
             }
-
-            let now = Timestamp::now();
-            // Patches of the catalog appear on every device at their release.
-            let released: Vec<String> = unreleased
-                .iter()
-                .filter(|(_, at)| **at <= now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in released {
-                unreleased.remove(&id);
-                catalog.insert(id.clone());
-                for (i, slot) in slots.iter_mut().enumerate() {
-                    if slot.device.ensure_patches([id.as_str()]) {
-                        slot.unsent = true;
-                        if now < slot.next_at {
-                            slot.next_at = now;
-                            heap.push(Reverse((now, i)));
-                        }
-                    }
-                }
-            }
-            let mut due = Vec::new();
-            while let Some(&Reverse((at, i))) = heap.peek() {
-                if at > now {
-                    break;
-                }
-                heap.pop();
-                if slots[i].next_at == at && !slots[i].gone {
-                    due.push(i);
-                }
-            }
-            if due.is_empty() {
-                continue;
-            }
-            let mut writes = Vec::new();
-            for &i in &due {
-                let slot = &mut slots[i];
-                let was_busy = slot.device.work.is_some();
-                if cfg.follow_plans && slot.device.check_in(&slot.plan, &cfg.behaviour, now) {
-                    slot.unsent = true;
-                }
-                if !was_busy && slot.device.work.as_ref().is_some_and(|w| w.install) {
-                    self.stats.installs.fetch_add(1, Ordering::Relaxed);
-                }
-                let heartbeat_due = slot
-                    .reported_at
-                    .is_none_or(|t| now.duration_since(t) >= cfg.heartbeat);
-                if slot.unsent || heartbeat_due {
-                    writes.push((i, status_patch(&slot.device, now)));
-                }
-                let regular = if first_round {
-                    now.checked_add(cfg.check_in + spread(i))
-                } else {
-                    now.checked_add(cfg.check_in)
-                }
-                .unwrap_or(now);
-                let next = slot.device.next_due().map_or(regular, |d| d.min(regular));
-                slot.next_at = next;
-                heap.push(Reverse((next, i)));
-            }
-            first_round = false;
-            let results: Vec<(usize, Result<(), kube::Error>)> = stream::iter(writes)
-                .map(|(i, body)| {
-                    let api = api.clone();
-                    let name = slots[i].name.clone();
-                    async move {
-                        let params = PatchParams {
-                            field_manager: Some(FIELD_MANAGER.into()),
-                            ..PatchParams::default()
-                        };
-                        let r = api
-                            .patch_status(&name, &params, &KubePatch::Merge(&body))
-                            .await
-                            .map(|_| ());
-                        (i, r)
-                    }
-                })
-                .buffer_unordered(cfg.concurrency)
-                .collect()
-                .await;
-            for (i, r) in results {
-                let slot = &mut slots[i];
-                match r {
-                    Ok(()) => {
-                        slot.unsent = false;
-                        slot.reported_at = Some(now);
-                        self.stats.writes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(kube::Error::Api(e)) if e.code == 404 => {
-                        warn!(device = %slot.name, "device deleted; it is no longer simulated");
-                        slot.gone = true;
-                    }
-                    Err(e) => {
-                        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                        warn!(device = %slot.name, error = %e, "status write failed; retried at the next check-in");
-                    }
-                }
-            }
-            if now.duration_since(summary_at) >= SUMMARY_EVERY {
-                summary_at = now;
-                self.log_summary(&slots);
-            }
+            running.step(Timestamp::now()).await;
         }
         info!("simulated fleet stopped");
         Ok(())
+    }
+
+    /// Registers every device of the fleet and returns their slots, sorted by name, each
+    /// due at `start` with a report to send.
+    async fn register_all(
+        &self,
+        api: &Api<ManagedDevice>,
+        identity: Option<&str>,
+        start: Timestamp,
+    ) -> Result<Vec<Slot>, Error> {
+        let cfg = &self.config;
+        let names = cfg.names();
+        let registered: Vec<Result<(String, ManagedDevice), Error>> =
+            stream::iter(names.iter().cloned())
+                .map(|name| self.register(api, name, identity))
+                .buffer_unordered(cfg.concurrency)
+                .collect()
+                .await;
+        let mut slots = Vec::with_capacity(names.len());
+        for r in registered {
+            let (name, existing) = r?;
+            slots.push(Slot::new(name, &existing, cfg, start));
+        }
+        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(slots)
     }
 
     fn log_summary(&self, slots: &[Slot]) {
