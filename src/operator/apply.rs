@@ -26,6 +26,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch as KubePatch, PatchParams, PostParams};
+use kube::core::object::HasStatus;
 use kube::runtime::events::{self, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -415,39 +416,27 @@ impl Applier {
                     status,
                 )))
             }
-            Write::PolicyStatus(name, status) => {
-                let obj = stored.policy(name)?;
-                Some(Box::pin(self.status(
-                    self.api::<PatchPolicy>(ns),
-                    ObjectKind::PatchPolicy,
-                    name,
-                    obj.metadata.resource_version.clone(),
-                    obj.status.as_ref(),
-                    status,
-                )))
-            }
-            Write::RingStatus(name, status) => {
-                let obj = stored.ring(name)?;
-                Some(Box::pin(self.status(
-                    self.api::<DeploymentRing>(ns),
-                    ObjectKind::DeploymentRing,
-                    name,
-                    obj.metadata.resource_version.clone(),
-                    obj.status.as_ref(),
-                    status,
-                )))
-            }
-            Write::ExceptionStatus(name, status) => {
-                let obj = stored.exception(name)?;
-                Some(Box::pin(self.status(
-                    self.api::<PatchException>(ns),
-                    ObjectKind::PatchException,
-                    name,
-                    obj.metadata.resource_version.clone(),
-                    obj.status.as_ref(),
-                    status,
-                )))
-            }
+            Write::PolicyStatus(name, status) => Some(self.stored_status(
+                ns,
+                ObjectKind::PatchPolicy,
+                name,
+                stored.policy(name)?,
+                status,
+            )),
+            Write::RingStatus(name, status) => Some(self.stored_status(
+                ns,
+                ObjectKind::DeploymentRing,
+                name,
+                stored.ring(name)?,
+                status,
+            )),
+            Write::ExceptionStatus(name, status) => Some(self.stored_status(
+                ns,
+                ObjectKind::PatchException,
+                name,
+                stored.exception(name)?,
+                status,
+            )),
             Write::Plan(device, keys) => {
                 let dev = stored.device(device)?;
                 self.plan(ns, dev, device, keys, not_created)
@@ -458,6 +447,29 @@ impl Applier {
             }
             Write::CreateRollout(_) | Write::Event(_) => None,
         }
+    }
+
+    /// The status write of an object the store holds.
+    fn stored_status<'a, K>(
+        &'a self,
+        ns: &str,
+        kind: ObjectKind,
+        name: &'a str,
+        obj: &'a K,
+        new: &'a K::Status,
+    ) -> WriteFuture<'a>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + HasStatus
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync,
+        K::Status: Serialize + PartialEq + Sync,
+    {
+        let before = obj.meta().resource_version.clone();
+        Box::pin(self.status(self.api::<K>(ns), kind, name, before, obj.status(), new))
     }
 
     /// One merge patch of a device's plan with only the keys that change (entries of a
