@@ -54,16 +54,6 @@ pub enum FailReason {
     TimedOut,
 }
 
-impl FailReason {
-    /// The CamelCase reason, as metrics and Events name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailReason::Reported => "Reported",
-            FailReason::TimedOut => "TimedOut",
-        }
-    }
-}
-
 /// Where a device stands with one patch, judged from its report and the install entry
 /// of the rollout asking (if it has one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -186,10 +176,10 @@ pub fn renew(
     }
 }
 
-/// The install time the operator counts: the agent's, but never later than `now` (an
-/// agent's clock may run ahead). None when the report has none.
-pub fn install_time(report: &DevicePatchStatus, now: Timestamp) -> Option<Timestamp> {
-    report.installed_at.map(|t| t.min(now))
+/// The install time the operator counts, from a report's `installedAt`: the agent's, but
+/// never later than `now` (an agent's clock may run ahead). None when the report has none.
+pub fn install_time(installed_at: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+    installed_at.map(|t| t.min(now))
 }
 
 /// A digest of what a report says, for an entry's `basis`: 16 hex digits over the state,
@@ -692,9 +682,9 @@ mod tests {
         let r = report(PatchState::Installed, None, |r| {
             r.installed_at = Some(t("2026-11-24T22:00:00Z"));
         });
-        assert_eq!(install_time(&r, t(LATER)), Some(t(LATER)));
+        assert_eq!(install_time(r.installed_at, t(LATER)), Some(t(LATER)));
         assert_eq!(
-            install_time(&r, t(PAST_ANSWER_BY)),
+            install_time(r.installed_at, t(PAST_ANSWER_BY)),
             Some(t("2026-11-24T22:00:00Z"))
         );
     }

@@ -461,7 +461,7 @@ impl Pair {
     pub fn installed_for_clock(&self, now: Timestamp) -> Option<Timestamp> {
         // An agent's clock may run ahead: an install is never later than now.
         (self.state == PatchState::Installed)
-            .then(|| self.installed_at().map_or(now, |t| t.min(now)))
+            .then(|| crate::contract::install_time(self.installed_at(), now).unwrap_or(now))
     }
 
     /// Keeps a clock run at `now`.

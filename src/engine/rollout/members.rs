@@ -173,9 +173,8 @@ impl Tallied {
         match j {
             contract::Standing::Installed => {
                 c.installed += 1;
-                match m.installed_at {
+                match contract::install_time(m.installed_at, now) {
                     Some(at) => {
-                        let at = at.min(now);
                         self.last_install = Some(self.last_install.map_or(at, |l| l.max(at)));
                     }
                     None => *untimed = true,
