@@ -185,23 +185,50 @@ pub fn install_time(installed_at: Option<Timestamp>, now: Timestamp) -> Option<T
 /// A digest of what a report says, for an entry's `basis`: 16 hex digits over the state,
 /// attempt count, times, message and echoed attempt.
 pub fn digest(report: &DevicePatchStatus) -> String {
-    let mut h = Sha256::new();
-    let when = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
-    for part in [
-        format!("{:?}", report.state),
-        report.attempts.to_string(),
-        when(report.last_attempt_at),
-        when(report.installed_at),
-        report.message.clone().unwrap_or_default(),
-        report.attempt.clone().unwrap_or_default(),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
+    use std::fmt::Write as _;
+    // Each part is written straight into the hash, followed by a zero byte: no string is
+    // built for it (an admission digests one report per admitted device).
+    let mut h = Hashing(Sha256::new());
+    let when = |h: &mut Hashing, t: Option<Timestamp>| match t {
+        Some(t) => write!(h, "{t}"),
+        None => Ok(()),
+    };
+    // Writing into a hash cannot fail.
+    let _ = write!(h, "{:?}", report.state);
+    h.end_part();
+    let _ = write!(h, "{}", report.attempts);
+    h.end_part();
+    let _ = when(&mut h, report.last_attempt_at);
+    h.end_part();
+    let _ = when(&mut h, report.installed_at);
+    h.end_part();
+    h.0.update(report.message.as_deref().unwrap_or_default().as_bytes());
+    h.end_part();
+    h.0.update(report.attempt.as_deref().unwrap_or_default().as_bytes());
+    h.end_part();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for b in &h.0.finalize()[..8] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    out
+}
+
+/// A hash that formatted text is written into.
+struct Hashing(Sha256);
+
+impl Hashing {
+    fn end_part(&mut self) {
+        self.0.update([0]);
+    }
+}
+
+impl std::fmt::Write for Hashing {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// How far a state has got, to choose between two reports for one patch: a device that
@@ -687,5 +714,53 @@ mod tests {
             install_time(r.installed_at, t(PAST_ANSWER_BY)),
             Some(t("2026-11-24T22:00:00Z"))
         );
+    }
+
+    /// The basis digest is the first 8 bytes of SHA-256 over the report's parts, each
+    /// followed by a zero byte: stored entries carry it, so it must never change.
+    #[test]
+    fn digest_is_sha256_of_the_parts() {
+        let reference = |r: &DevicePatchStatus| {
+            let when = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+            let mut h = Sha256::new();
+            for part in [
+                format!("{:?}", r.state),
+                r.attempts.to_string(),
+                when(r.last_attempt_at),
+                when(r.installed_at),
+                r.message.clone().unwrap_or_default(),
+                r.attempt.clone().unwrap_or_default(),
+            ] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+            h.finalize()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let bare = DevicePatchStatus {
+            id: "KB1".into(),
+            state: PatchState::Missing,
+            attempts: 0,
+            last_attempt_at: None,
+            installed_at: None,
+            message: None,
+            attempt: None,
+        };
+        let full = DevicePatchStatus {
+            state: PatchState::Failed,
+            attempts: 12,
+            last_attempt_at: Some(t("2026-11-24T21:00:00.5Z")),
+            installed_at: Some(t(LATER)),
+            message: Some("dpkg: error ✗".into()),
+            attempt: Some("fleet.kb1@1764018000".into()),
+            ..bare.clone()
+        };
+        for r in [&bare, &full] {
+            assert_eq!(digest(r), reference(r));
+            assert_eq!(digest(r).len(), 16);
+        }
+        assert_ne!(digest(&bare), digest(&full));
     }
 }

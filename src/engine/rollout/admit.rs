@@ -116,13 +116,14 @@ impl<'i, 'a> Pass<'i, 'a> {
         let timeout = spec
             .attempt_timeout
             .unwrap_or(contract::DEFAULT_ATTEMPT_TIMEOUT);
+        let attempt = contract::attempt_id(name, now);
         for m in &candidates {
             let entry = PlanEntry {
                 rollout: name.to_string(),
                 not_before: now,
                 not_after,
                 deadline: m.deadline,
-                attempt: Some(contract::attempt_id(name, now)),
+                attempt: Some(attempt.clone()),
                 basis: Some(contract::digest(m.report)),
                 answer_by: contract::answer_by(now, timeout),
             };

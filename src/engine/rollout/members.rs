@@ -19,9 +19,10 @@ pub(super) enum Standing {
     Judged(contract::Standing),
 }
 
+/// `ours` is the member's install entry when it is this rollout's.
 fn standing(
     m: &Member<'_>,
-    rollout: &str,
+    ours: Option<&PlanEntry>,
     unreachable_after: Duration,
     now: Timestamp,
 ) -> Standing {
@@ -34,12 +35,7 @@ fn standing(
     if !seen_recently {
         return Standing::Unreachable;
     }
-    Standing::Judged(contract::judge_state(
-        m.state,
-        m.report,
-        m.install.filter(|e| e.rollout == rollout),
-        now,
-    ))
+    Standing::Judged(contract::judge_state(m.state, m.report, ours, now))
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,8 +109,8 @@ pub(super) fn tally(
     // one seen first (one addition per ring instead of one per member).
     let mut earliest_seen: Option<Timestamp> = None;
     for m in &ring.members {
-        let s = standing(m, rollout, unreachable_after, now);
         let ours = m.install.filter(|e| e.rollout == rollout);
+        let s = standing(m, ours, unreachable_after, now);
         let c = &mut t.counts;
         let release = match s {
             Standing::Excepted => {
