@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use jiff::Timestamp;
 
-use crate::api::{DeploymentRing, Patch, PatchException, PatchPolicy, Severity};
+use crate::api::{DeploymentRing, Patch, PatchException, PatchPolicy, PatchRollout, Severity};
 use crate::engine::cache::{Cache, ExceptionKey, TenantKey};
 use crate::engine::exceptions::{self, Evaluated, Limits};
 use crate::engine::selector::Selector;
@@ -39,6 +39,9 @@ pub(super) struct Tenant<'a> {
     pub exc_by_patch: Vec<Vec<usize>>,
     /// Per patch id, the patches that supersede it.
     pub superseders: HashMap<&'a str, Vec<usize>, FastHash>,
+    /// Per (policy, patch), at `policy * patches.len() + patch`: its rollout, if one
+    /// exists.
+    pub rollouts: Vec<Option<&'a PatchRollout>>,
 }
 
 /// Compiles the tenant's specs and the catalog at `now`.
@@ -75,6 +78,7 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
             superseders.entry(old.as_str()).or_default().push(i);
         }
     }
+    let rollouts = index_rollouts(snap, &policies, &catalog, patches.len());
     Tenant {
         patches,
         catalog,
@@ -86,7 +90,32 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
         evals,
         exc_by_patch,
         superseders,
+        rollouts,
     }
+}
+
+/// The rollouts that exist, by (policy, patch) position; those of a policy or patch the
+/// pass does not know are left out.
+fn index_rollouts<'a>(
+    snap: &Snapshot<'a>,
+    policies: &[PolicyView<'a>],
+    catalog: &HashMap<&str, usize, FastHash>,
+    patches: usize,
+) -> Vec<Option<&'a PatchRollout>> {
+    let by_name: HashMap<&str, usize> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name, i))
+        .collect();
+    let mut at = vec![None; policies.len() * patches];
+    for r in &snap.rollouts {
+        let policy = by_name.get(r.spec.policy.as_str());
+        let patch = catalog.get(r.spec.patch.as_str());
+        if let (Some(pi), Some(ix)) = (policy, patch) {
+            at[pi * patches + ix] = Some(*r);
+        }
+    }
+    at
 }
 
 impl Tenant<'_> {

@@ -31,8 +31,10 @@ pub(super) struct Slot<'a> {
     pub approval: Approval,
     pub superseded_by: Option<String>,
     pub outcomes: Outcomes,
-    /// Members per ring position of the policy.
+    /// Members per ring position of the policy; filled only when `decided`.
     pub members: Vec<Vec<Member<'a>>>,
+    /// A rollout will be decided for the patch under the policy this pass.
+    pub decided: bool,
     /// Some governed device reports the patch.
     pub reported: bool,
 }
@@ -104,8 +106,10 @@ impl<'a> Walked<'a> {
     }
 }
 
-/// A slot for a patch under a policy: its approval and supersession at `now`, with
-/// member lists sized as the previous pass found them (`sizes`), so none grows by copying.
+/// A slot for a patch under a policy: its approval and supersession at `now`, and member
+/// lists when a rollout will be decided for it (one exists, or the patch is approved and
+/// not superseded), sized as the previous pass found them (`sizes`) or as the rollout's
+/// status counted them, so that none grows by copying.
 pub(super) fn new_slot<'a>(
     t: &Tenant<'a>,
     pi: usize,
@@ -121,20 +125,34 @@ pub(super) fn new_slot<'a>(
             .find(|other| approval::evaluate(policy, other, now).is_approved())
             .map(|other| other.spec.id.clone())
     });
-    let size = |pos: usize| {
+    let approval = approval::evaluate(policy, patch, now);
+    let at = pi * t.patches.len() + ix;
+    let rollout = t.rollouts.get(at).copied().flatten();
+    let decided = rollout.is_some() || (approval.is_approved() && superseded_by.is_none());
+    let size = |pos: usize, ring: &str| {
+        let counted = rollout
+            .and_then(|r| r.status.as_ref())
+            .and_then(|s| s.rings.iter().find(|r| r.name == ring))
+            .map(|r| (r.targeted + r.excepted) as usize);
         sizes
-            .get(pi * t.patches.len() + ix)
+            .get(at)
             .and_then(|c| c.get(pos))
             .copied()
+            .filter(|n| *n > 0)
+            .or(counted)
             .unwrap_or(0)
     };
+    let rings = &t.policies[pi].rings;
     Slot {
-        approval: approval::evaluate(policy, patch, now),
+        approval,
         superseded_by,
         outcomes: Outcomes::default(),
-        members: (0..t.policies[pi].rings.len())
-            .map(|pos| Vec::with_capacity(size(pos)))
+        members: rings
+            .iter()
+            .enumerate()
+            .map(|(pos, (ring, _))| Vec::with_capacity(size(pos, ring)))
             .collect(),
+        decided,
         reported: false,
     }
 }
@@ -232,6 +250,8 @@ impl<'a> Walk<'_, 'a> {
         // wait on memory together instead of one after another.
         // Whether each device is the very object its entry last read is judged in the same
         // loop, for the same reason.
+        // The entries' pairs are read there too, for the same reason (`black_box` keeps the
+        // compiler from dropping reads whose result the loop does not use).
         let mut ahead: Vec<(Ahead<'a>, bool)> = Vec::with_capacity(READ_AHEAD);
         for di in 0..w.devices.len() {
             if di % READ_AHEAD == 0 {
@@ -242,6 +262,11 @@ impl<'a> Walk<'_, 'a> {
                     let same = keep && cache.devices.get(j).is_some_and(|e| e.unchanged(d));
                     (read_ahead(d), same)
                 }));
+                if keep {
+                    for e in cache.devices.iter().take(end).skip(di) {
+                        std::hint::black_box(e.pairs.iter().any(Pair::duplicate));
+                    }
+                }
             }
             let dev = w.devices[di];
             let (status, same) = ahead[di % READ_AHEAD];
@@ -349,14 +374,16 @@ impl<'a> Walk<'_, 'a> {
             // Built here, while the device is in cache, rather than looked up again per
             // rollout. A trusted device's plan is as it was: its entries are only looked up
             // where there were some.
-            if let Some(pos) = ring_pos {
-                let plan = &dev.spec.plan;
-                if !trusted {
-                    pair.set_in_plan(
-                        plan.install.contains_key(&report.id),
-                        plan.uninstall.contains_key(&report.id),
-                    );
-                }
+            // (Read for every pair, so that what a trusted device's pairs say of its plan
+            // holds when a rollout starts for a patch later.)
+            let plan = &dev.spec.plan;
+            if ring_pos.is_some() && !trusted {
+                pair.set_in_plan(
+                    plan.install.contains_key(&report.id),
+                    plan.uninstall.contains_key(&report.id),
+                );
+            }
+            if let Some(pos) = ring_pos.filter(|_| slot.decided) {
                 let (install, uninstall) = pair.in_plan();
                 slot.members[pos].push(Member {
                     device: dev,
