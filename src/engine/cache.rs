@@ -151,14 +151,60 @@ pub(super) struct Derived {
     /// This pass trusts the device to be as the previous pass saw it: its
     /// `resourceVersion` is the one `version` holds.
     pub trusted: bool,
-    /// The device's `metadata.resourceVersion` when the previous pass read it (None when
+    /// The device's `metadata.resourceVersion` when the previous pass read it (none when
     /// it had none: then it is compared every pass).
-    pub version: Option<String>,
+    pub version: Version,
     /// How many install entries the device's plan had at the last pass that read it.
     pub install_len: usize,
     /// The compliance summary the previous pass computed for it, and whether the
     /// device's stored summary equalled it.
     pub summary: Option<(Summary, bool)>,
+}
+
+/// A `resourceVersion`, kept in the entry itself when it is short (etcd's are decimal
+/// numbers of at most 20 digits): a pass compares every device's, and a copy on the heap
+/// would be one more read far away in memory per device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) enum Version {
+    /// The object had none.
+    #[default]
+    None,
+    /// Up to [`INLINE_VERSION`] bytes.
+    Inline { len: u8, bytes: [u8; INLINE_VERSION] },
+    /// A longer one.
+    Heap(Box<str>),
+}
+
+/// The longest `resourceVersion` kept inline.
+const INLINE_VERSION: usize = 22;
+
+impl Version {
+    /// The version `v` (an object's `metadata.resourceVersion`).
+    pub fn of(v: Option<&str>) -> Self {
+        match v {
+            None => Version::None,
+            Some(v) if v.len() <= INLINE_VERSION => {
+                let mut bytes = [0; INLINE_VERSION];
+                bytes[..v.len()].copy_from_slice(v.as_bytes());
+                Version::Inline {
+                    len: v.len() as u8,
+                    bytes,
+                }
+            }
+            Some(v) => Version::Heap(v.into()),
+        }
+    }
+
+    /// Whether `v` is this version; no version is ever equal to another, not even none.
+    pub fn is(&self, v: Option<&str>) -> bool {
+        match (self, v) {
+            (Version::Inline { len, bytes }, Some(v)) => {
+                v.len() == usize::from(*len) && v.as_bytes() == &bytes[..v.len()]
+            }
+            (Version::Heap(h), Some(v)) => **h == *v,
+            _ => false,
+        }
+    }
 }
 
 /// What a device's compliance summary is made of, as indices and counts.
@@ -193,11 +239,7 @@ impl Derived {
     /// its own, so an equal version is the same object, unchanged). An object without one
     /// is never taken as unchanged.
     pub fn unchanged(&self, dev: &ManagedDevice) -> bool {
-        self.kept
-            && self
-                .version
-                .as_deref()
-                .is_some_and(|v| dev.metadata.resource_version.as_deref() == Some(v))
+        self.kept && self.version.is(dev.metadata.resource_version.as_deref())
     }
 
     /// Records the inputs of `dev` this entry is derived from (after `policy` is set).
@@ -329,7 +371,7 @@ const DUPLICATE: u8 = 8;
 
 /// An optional instant in 16 bytes, where an `Option<Timestamp>` takes 24.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct When {
+pub(crate) struct When {
     second: i64,
     /// The instant's nanoseconds (negative before 1970, as jiff has them); `i32::MIN`
     /// for none.
@@ -337,7 +379,7 @@ struct When {
 }
 
 impl When {
-    fn new(t: Option<Timestamp>) -> Self {
+    pub(crate) fn new(t: Option<Timestamp>) -> Self {
         match t {
             Some(t) => Self {
                 second: t.as_second(),
@@ -350,7 +392,7 @@ impl When {
         }
     }
 
-    fn get(self) -> Option<Timestamp> {
+    pub(crate) fn get(self) -> Option<Timestamp> {
         if self.nanosecond == i32::MIN {
             return None;
         }
@@ -398,6 +440,11 @@ impl Pair {
     /// The report's install time.
     pub fn installed_at(&self) -> Option<Timestamp> {
         self.installed_at.get()
+    }
+
+    /// The report's install time, as kept.
+    pub fn installed_when(&self) -> When {
+        self.installed_at
     }
 
     /// An exception keeps it from being assigned.
@@ -497,6 +544,21 @@ impl Pair {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_equals_only_itself() {
+        let long = "9".repeat(INLINE_VERSION + 5);
+        for v in ["1", "18446744073709551615", "2026-12-01", long.as_str()] {
+            let kept = Version::of(Some(v));
+            assert!(kept.is(Some(v)), "{v}");
+            assert!(!kept.is(Some(&format!("{v}0"))), "{v}");
+            assert!(!kept.is(Some(&v[..v.len() - 1])), "{v}");
+            assert!(!kept.is(None), "{v}");
+        }
+        assert!(matches!(Version::of(Some(&long)), Version::Heap(_)));
+        assert!(!Version::of(None).is(None), "an object without a version is compared");
+        assert!(!Version::of(Some("")).is(Some("1")));
+    }
 
     #[test]
     fn an_instant_kept_in_sixteen_bytes_comes_back_the_same() {

@@ -289,9 +289,9 @@ pub fn median(samples: &[i64]) -> Option<i64> {
         return None;
     }
     let mut v = samples.to_vec();
-    v.sort_unstable();
-    let m = v[(v.len() - 1) / 2];
-    Some(m - m % 60)
+    let middle = (v.len() - 1) / 2;
+    let (_, m, _) = v.select_nth_unstable(middle);
+    Some(*m - *m % 60)
 }
 
 #[cfg(test)]

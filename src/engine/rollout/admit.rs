@@ -122,7 +122,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 rollout: name.to_string(),
                 not_before: now,
                 not_after,
-                deadline: m.deadline,
+                deadline: m.deadline(),
                 attempt: Some(attempt.clone()),
                 basis: Some(contract::digest(m.report)),
                 answer_by: contract::answer_by(now, timeout),
@@ -166,13 +166,13 @@ impl<'i, 'a> Pass<'i, 'a> {
     fn renew(&mut self, ring: &RingInput<'_>, not_after: Option<Timestamp>) {
         let (name, now) = (self.input.name, self.now);
         for m in &ring.members {
-            if let Some(e) = m.install.filter(|e| e.rollout == name)
+            if let Some(e) = m.install().filter(|e| e.rollout == name)
                 && !m.excepted
                 && contract::needs_renewal(m.report, e, now)
             {
                 let renewed = PlanEntry {
-                    deadline: m.deadline,
-                    ..contract::renew(e, m.last_seen, now, not_after)
+                    deadline: m.deadline(),
+                    ..contract::renew(e, m.last_seen(), now, not_after)
                 };
                 self.out
                     .plan
@@ -185,7 +185,7 @@ impl<'i, 'a> Pass<'i, 'a> {
 /// Whether an entry of this rollout in the ring waits to be moved to a new window.
 fn needs_renewal(ring: &RingInput<'_>, rollout: &str, now: Timestamp) -> bool {
     ring.members.iter().any(|m| {
-        m.install
+        m.install()
             .filter(|e| e.rollout == rollout)
             .is_some_and(|e| !m.excepted && contract::needs_renewal(m.report, e, now))
     })
@@ -208,9 +208,9 @@ fn candidates<'r, 'a>(
         .map(|(m, _)| m)
         .collect();
     let order = |a: &&Member<'_>, b: &&Member<'_>| {
-        a.deadline
+        a.deadline()
             .unwrap_or(Timestamp::MAX)
-            .cmp(&b.deadline.unwrap_or(Timestamp::MAX))
+            .cmp(&b.deadline().unwrap_or(Timestamp::MAX))
             .then(a.name().cmp(b.name()))
     };
     // Only the first `slots` in order matter: select them, then sort those.

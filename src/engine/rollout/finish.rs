@@ -97,7 +97,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         let input = self.input;
         for ring in &input.rings {
             for m in &ring.members {
-                if m.install.is_some_and(|e| e.rollout == name)
+                if m.install().is_some_and(|e| e.rollout == name)
                     && !matches!(m.state, PatchState::Installing | PatchState::PendingReboot)
                 {
                     push_unique(
@@ -143,7 +143,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         let mut left = 0;
         let input = self.input;
         for m in &input.rings[idx].members {
-            if m.install.is_some_and(|e| e.rollout == name) {
+            if m.install().is_some_and(|e| e.rollout == name) {
                 push_unique(
                     &mut self.out.plan,
                     remove(m.name(), PlanList::Install, &m.report.id),
@@ -155,7 +155,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             );
             if has_it {
                 left += 1;
-                if m.uninstall.is_none_or(|e| e.rollout != name) {
+                if m.uninstall().is_none_or(|e| e.rollout != name) {
                     let entry = PlanEntry {
                         rollout: name.to_string(),
                         not_before: now,
@@ -169,7 +169,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                         .plan
                         .push(set(m.name(), PlanList::Uninstall, &m.report.id, entry));
                 }
-            } else if m.uninstall.is_some_and(|e| e.rollout == name) {
+            } else if m.uninstall().is_some_and(|e| e.rollout == name) {
                 self.out
                     .plan
                     .push(remove(m.name(), PlanList::Uninstall, &m.report.id));

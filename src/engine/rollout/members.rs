@@ -30,7 +30,7 @@ fn standing(
         return Standing::Excepted;
     }
     let seen_recently = m
-        .last_seen
+        .last_seen()
         .is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
     if !seen_recently {
         return Standing::Unreachable;
@@ -109,7 +109,7 @@ pub(super) fn tally(
     // one seen first (one addition per ring instead of one per member).
     let mut earliest_seen: Option<Timestamp> = None;
     for m in &ring.members {
-        let ours = m.install.filter(|e| e.rollout == rollout);
+        let ours = m.install().filter(|e| e.rollout == rollout);
         let s = standing(m, ours, unreachable_after, now);
         let c = &mut t.counts;
         let release = match s {
@@ -132,7 +132,7 @@ pub(super) fn tally(
             t.releases
                 .push(remove(m.name(), PlanList::Install, &m.report.id));
         }
-        if let (Standing::Judged(_), Some(seen)) = (s, m.last_seen) {
+        if let (Standing::Judged(_), Some(seen)) = (s, m.last_seen()) {
             earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
         }
         t.standings.push(s);
@@ -169,7 +169,7 @@ impl Tallied {
         match j {
             contract::Standing::Installed => {
                 c.installed += 1;
-                match contract::install_time(m.installed_at, now) {
+                match contract::install_time(m.installed_at(), now) {
                     Some(at) => {
                         self.last_install = Some(self.last_install.map_or(at, |l| l.max(at)));
                     }

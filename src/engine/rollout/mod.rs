@@ -26,13 +26,17 @@ use crate::api::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::cache::When;
 use super::decision::{Event, EventType, Kind, PlanChange, PlanList, Reason};
 use super::windows::{Schedule, active_freeze};
 
 /// Devices not seen for this long are Unreachable unless the ring says otherwise.
 pub const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::hours(72);
 
-/// One device of the policy that reports the patch, as the rollout sees it.
+/// One device of the policy that reports the patch, as the rollout sees it. A pass makes
+/// one per device–patch pair of a rollout's rings, so it is kept small (72 bytes): what
+/// every member's standing needs is copied in, the plan's entries are looked up only for
+/// members that have one.
 #[derive(Clone, Debug)]
 pub struct Member<'a> {
     /// The device (its name is read only where a decision names it).
@@ -42,18 +46,18 @@ pub struct Member<'a> {
     /// The report's state (`report.state`, copied where the caller has it at hand: a
     /// rollout reads every member's, and most need nothing else of the report).
     pub state: PatchState,
-    /// The report's install time (`report.installed_at`, likewise).
-    pub installed_at: Option<Timestamp>,
-    /// Its plan's install entry for this patch, if any.
-    pub install: Option<&'a PlanEntry>,
-    /// Its plan's uninstall entry for this patch, if any.
-    pub uninstall: Option<&'a PlanEntry>,
-    /// When its agent last checked in.
-    pub last_seen: Option<Timestamp>,
     /// An exception keeps it from being assigned this patch.
     pub excepted: bool,
+    /// Its plan has an install entry for this patch.
+    pub(crate) in_install: bool,
+    /// Its plan has an uninstall entry for this patch.
+    pub(crate) in_uninstall: bool,
+    /// The report's install time (`report.installed_at`, likewise).
+    pub(crate) installed_at: When,
+    /// When its agent last checked in.
+    pub(crate) last_seen: When,
     /// Its SLA deadline for this patch.
-    pub deadline: Option<Timestamp>,
+    pub(crate) deadline: When,
 }
 
 impl<'a> Member<'a> {
@@ -61,7 +65,40 @@ impl<'a> Member<'a> {
     pub fn name(&self) -> &'a str {
         self.device.metadata.name.as_deref().unwrap_or("")
     }
+
+    /// Its plan's install entry for this patch, if any.
+    pub fn install(&self) -> Option<&'a PlanEntry> {
+        let plan = &self.device.spec.plan;
+        self.in_install
+            .then(|| plan.install.get(&self.report.id))
+            .flatten()
+    }
+
+    /// Its plan's uninstall entry for this patch, if any.
+    pub fn uninstall(&self) -> Option<&'a PlanEntry> {
+        let plan = &self.device.spec.plan;
+        self.in_uninstall
+            .then(|| plan.uninstall.get(&self.report.id))
+            .flatten()
+    }
+
+    /// The report's install time.
+    pub fn installed_at(&self) -> Option<Timestamp> {
+        self.installed_at.get()
+    }
+
+    /// When its agent last checked in.
+    pub fn last_seen(&self) -> Option<Timestamp> {
+        self.last_seen.get()
+    }
+
+    /// Its SLA deadline for this patch.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        self.deadline.get()
+    }
 }
+
+const _: () = assert!(std::mem::size_of::<Member<'static>>() <= 72);
 
 /// A ring of the policy, with its members for this patch.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@ use crate::api::{
     ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionPhase, ManagedDevice,
     PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
-use crate::engine::cache::{Cache, Summary};
+use crate::engine::cache::{Cache, Summary, Version};
 use crate::engine::decision::{Decisions, Event, EventType, Health, Kind, PlanList, Reason};
 use crate::engine::{exceptions, sla, windows};
 
@@ -359,7 +359,7 @@ pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut
                 };
                 e.summary = Some((summary, unchanged));
                 if !e.trusted {
-                    e.version.clone_from(&dev.metadata.resource_version);
+                    e.version = Version::of(dev.metadata.resource_version.as_deref());
                 }
                 unchanged
             }

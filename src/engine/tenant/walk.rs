@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::contract;
 use crate::engine::approval::{self, Approval, Outcomes};
-use crate::engine::cache::{Cache, Derived, Pair};
+use crate::engine::cache::{Cache, Derived, Pair, When};
 use crate::engine::exceptions;
 use crate::engine::rollout::Member;
 use crate::engine::sla::{self, ClockState, PairFacts, Tally};
@@ -230,7 +230,7 @@ struct Walk<'s, 'a> {
 }
 
 /// What the walk reads of one device object first: its reports and its check-in.
-type Ahead<'a> = Option<(&'a [DevicePatchStatus], Option<Timestamp>)>;
+type Ahead<'a> = Option<(&'a [DevicePatchStatus], When)>;
 
 impl<'a> Walk<'_, 'a> {
     /// One walk over every device; None as soon as a device is not at its entry's place.
@@ -389,12 +389,12 @@ impl<'a> Walk<'_, 'a> {
                     device: dev,
                     report,
                     state: pair.state,
-                    installed_at: pair.installed_at(),
-                    install: install.then(|| plan.install.get(&report.id)).flatten(),
-                    uninstall: uninstall.then(|| plan.uninstall.get(&report.id)).flatten(),
-                    last_seen,
                     excepted: pair.blocks(),
-                    deadline: clock.deadline,
+                    in_install: install,
+                    in_uninstall: uninstall,
+                    installed_at: pair.installed_when(),
+                    last_seen,
+                    deadline: When::new(clock.deadline),
                 });
             }
         }
@@ -487,7 +487,7 @@ struct PairAt<'t> {
 
 /// Reads a device's reports and check-in.
 fn read_ahead(d: &ManagedDevice) -> Ahead<'_> {
-    d.status.as_ref().map(|s| (&s.patches[..], s.last_seen))
+    d.status.as_ref().map(|s| (&s.patches[..], When::new(s.last_seen)))
 }
 
 /// What deriving a device's results reads besides the device.
