@@ -170,7 +170,10 @@ pub(super) enum Version {
     #[default]
     None,
     /// Up to [`INLINE_VERSION`] bytes.
-    Inline { len: u8, bytes: [u8; INLINE_VERSION] },
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_VERSION],
+    },
     /// A longer one.
     Heap(Box<str>),
 }
@@ -556,7 +559,10 @@ mod tests {
             assert!(!kept.is(None), "{v}");
         }
         assert!(matches!(Version::of(Some(&long)), Version::Heap(_)));
-        assert!(!Version::of(None).is(None), "an object without a version is compared");
+        assert!(
+            !Version::of(None).is(None),
+            "an object without a version is compared"
+        );
         assert!(!Version::of(Some("")).is(Some("1")));
     }
 

@@ -487,7 +487,9 @@ struct PairAt<'t> {
 
 /// Reads a device's reports and check-in.
 fn read_ahead(d: &ManagedDevice) -> Ahead<'_> {
-    d.status.as_ref().map(|s| (&s.patches[..], When::new(s.last_seen)))
+    d.status
+        .as_ref()
+        .map(|s| (&s.patches[..], When::new(s.last_seen)))
 }
 
 /// What deriving a device's results reads besides the device.

@@ -2,6 +2,7 @@
 
 use jiff::Timestamp;
 use ringmaster::api::*;
+use ringmaster::contract;
 use ringmaster::sim::World;
 
 pub fn ts(s: &str) -> Timestamp {
@@ -123,26 +124,26 @@ pub fn planned(w: &World, patch: &str, now: Timestamp) -> Vec<String> {
         .collect()
 }
 
-/// A well-behaved agent: every device with an open plan entry for `patch` that has not
-/// attempted it installs it at `at` (success unless listed in `fail`).
+/// A well-behaved agent: every device whose open plan entry for `patch` the device
+/// contract lets it start ([`contract::may_install`]) installs it at `at`, echoing the
+/// entry's attempt (success unless listed in `fail`).
 pub fn agents_install(w: &mut World, patch: &str, at: Timestamp, fail: &[&str]) -> Vec<String> {
-    let todo: Vec<String> = planned(w, patch, at)
+    let todo: Vec<(String, PlanEntry)> = planned(w, patch, at)
         .into_iter()
-        .filter(|d| {
-            let dev = &w.devices[d];
-            let entry = &dev.spec.plan.install[patch];
+        .filter_map(|d| {
+            let dev = &w.devices[&d];
+            let entry = dev.spec.plan.install.get(patch)?;
             let report = dev
                 .status
-                .as_ref()
-                .and_then(|s| s.patches.iter().find(|p| p.id == patch));
-            report.is_some_and(|r| {
-                r.state != PatchState::Installed
-                    && r.last_attempt_at.is_none_or(|t| t < entry.not_before)
-            })
+                .as_ref()?
+                .patches
+                .iter()
+                .find(|p| p.id == patch)?;
+            contract::may_install(report, entry, at).then(|| (d.clone(), entry.clone()))
         })
         .collect();
-    for d in &todo {
-        w.report(d, patch, PatchState::Installing, at);
+    for (d, entry) in &todo {
+        w.start(d, patch, entry, at);
         let end = if fail.contains(&d.as_str()) {
             PatchState::Failed
         } else {
@@ -150,7 +151,7 @@ pub fn agents_install(w: &mut World, patch: &str, at: Timestamp, fail: &[&str]) 
         };
         w.report(d, patch, end, at);
     }
-    todo
+    todo.into_iter().map(|(d, _)| d).collect()
 }
 
 /// A well-behaved agent for uninstall entries.
