@@ -656,7 +656,8 @@ impl Simulation {
                     return;
                 }
                 if ok && reboot {
-                    self.report(&device, &patch, PatchState::PendingReboot, now);
+                    self.world
+                        .finish(&device, &patch, contract::Outcome::PendingReboot, now);
                     let at = self.grid(
                         &device,
                         now.checked_add(SignedDuration::from_mins(5)).unwrap_or(now),
@@ -668,7 +669,8 @@ impl Simulation {
             }
             Ev::Rebooted { device, patch } => self.finish(&device, &patch, true, now),
             Ev::Uninstalled { device, patch } => {
-                self.report(&device, &patch, PatchState::RolledBack, now);
+                self.world
+                    .finish(&device, &patch, contract::Outcome::Uninstalled, now);
                 self.entry(
                     now,
                     "Uninstalled",
@@ -702,7 +704,8 @@ impl Simulation {
 
     fn finish(&mut self, device: &str, patch: &str, ok: bool, now: Timestamp) {
         if ok {
-            self.report(device, patch, PatchState::Installed, now);
+            self.world
+                .finish(device, patch, contract::Outcome::Installed, now);
             self.entry(
                 now,
                 "Installed",
@@ -712,16 +715,8 @@ impl Simulation {
             );
         } else {
             let message = self.failure_message(device, patch);
-            self.report(device, patch, PatchState::Failed, now);
-            if let Some(r) = self
-                .world
-                .devices
-                .get_mut(device)
-                .and_then(|d| d.status.as_mut())
-                .and_then(|s| s.patches.iter_mut().find(|p| p.id == patch))
-            {
-                r.message = Some(message.clone());
-            }
+            let failed = contract::Outcome::Failed(message.clone());
+            self.world.finish(device, patch, failed, now);
             self.entry(
                 now,
                 "InstallFailed",

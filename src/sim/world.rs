@@ -193,6 +193,14 @@ impl World {
         }
     }
 
+    /// An agent ending an attempt: the report as the device contract has it
+    /// ([`contract::finish`]), and the device seen at `at`.
+    pub fn finish(&mut self, device: &str, patch: &str, outcome: contract::Outcome, at: Timestamp) {
+        if let Some(r) = self.report_of(device, patch, at) {
+            contract::finish(r, outcome, at);
+        }
+    }
+
     /// The device's report for `patch` (added as Missing if new), the device seen at `at`.
     fn report_of(
         &mut self,
