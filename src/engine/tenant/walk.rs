@@ -109,7 +109,9 @@ impl<'a> Walked<'a> {
 /// A slot for a patch under a policy: its approval and supersession at `now`, and member
 /// lists when a rollout will be decided for it (one exists, or the patch is approved and
 /// not superseded), sized as the previous pass found them (`sizes`) or as the rollout's
-/// status counted them, so that none grows by copying.
+/// status counted them, so that none grows by copying. (Made once per slot and pass, and
+/// kept out of line so that the lookup every pair makes twice stays small.)
+#[inline(never)]
 pub(super) fn new_slot<'a>(
     t: &Tenant<'a>,
     pi: usize,
