@@ -19,19 +19,19 @@ pub(super) enum Standing {
     Judged(contract::Standing),
 }
 
-/// `ours` is the member's install entry when it is this rollout's.
+/// `ours` is the member's install entry when it is this rollout's; `seen`, its check-in.
 fn standing(
     m: &Member<'_>,
     ours: Option<&PlanEntry>,
+    seen: Option<Timestamp>,
     unreachable_after: Duration,
     now: Timestamp,
 ) -> Standing {
     if m.excepted {
         return Standing::Excepted;
     }
-    let seen_recently = m
-        .last_seen()
-        .is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
+    let seen_recently =
+        seen.is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
     if !seen_recently {
         return Standing::Unreachable;
     }
@@ -110,7 +110,8 @@ pub(super) fn tally(
     let mut earliest_seen: Option<Timestamp> = None;
     for m in &ring.members {
         let ours = m.install().filter(|e| e.rollout == rollout);
-        let s = standing(m, ours, unreachable_after, now);
+        let last_seen = m.last_seen();
+        let s = standing(m, ours, last_seen, unreachable_after, now);
         let c = &mut t.counts;
         let release = match s {
             Standing::Excepted => {
@@ -132,7 +133,7 @@ pub(super) fn tally(
             t.releases
                 .push(remove(m.name(), PlanList::Install, &m.report.id));
         }
-        if let (Standing::Judged(_), Some(seen)) = (s, m.last_seen()) {
+        if let (Standing::Judged(_), Some(seen)) = (s, last_seen) {
             earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
         }
         t.standings.push(s);
