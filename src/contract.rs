@@ -739,15 +739,7 @@ mod tests {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         };
-        let bare = DevicePatchStatus {
-            id: "KB1".into(),
-            state: PatchState::Missing,
-            attempts: 0,
-            last_attempt_at: None,
-            installed_at: None,
-            message: None,
-            attempt: None,
-        };
+        let bare = DevicePatchStatus::missing("KB1");
         let full = DevicePatchStatus {
             state: PatchState::Failed,
             attempts: 12,

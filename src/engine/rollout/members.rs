@@ -30,8 +30,7 @@ fn standing(
     if m.excepted {
         return Standing::Excepted;
     }
-    let seen_recently =
-        seen.is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
+    let seen_recently = seen.is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
     if !seen_recently {
         return Standing::Unreachable;
     }
