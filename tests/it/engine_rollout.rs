@@ -679,3 +679,27 @@ fn an_install_time_from_a_clock_running_ahead_does_not_lengthen_the_soak() {
         Some("soak ends at 2026-11-12T01:00:00Z")
     );
 }
+
+#[test]
+fn a_rollout_status_claiming_more_devices_than_there_are_is_only_a_hint() {
+    let mut w = base_world(2, 1);
+    let t0 = ts(NOW);
+    w.step(t0);
+    // Hand-edited counts, as large as they go: a pass sizes its member lists from them.
+    for rp in &mut w
+        .rollouts
+        .get_mut("ws.kb1")
+        .and_then(|r| r.status.as_mut())
+        .expect("status")
+        .rings
+    {
+        (rp.targeted, rp.excepted) = (u32::MAX, u32::MAX);
+    }
+    w.step(ts("2026-11-11T00:05:00Z"));
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(
+        (r.targeted, r.excepted),
+        (2, 0),
+        "recounted from the devices"
+    );
+}

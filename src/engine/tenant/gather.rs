@@ -42,6 +42,8 @@ pub(super) struct Tenant<'a> {
     /// Per (policy, patch), at `policy * patches.len() + patch`: its rollout, if one
     /// exists.
     pub rollouts: Vec<Option<&'a PatchRollout>>,
+    /// How many devices the pass reads (no member list is longer).
+    pub devices: usize,
 }
 
 /// Compiles the tenant's specs and the catalog at `now`.
@@ -91,6 +93,7 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
         exc_by_patch,
         superseders,
         rollouts,
+        devices: snap.devices.len(),
     }
 }
 

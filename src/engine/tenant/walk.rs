@@ -135,7 +135,8 @@ pub(super) fn new_slot<'a>(
         let counted = rollout
             .and_then(|r| r.status.as_ref())
             .and_then(|s| s.rings.iter().find(|r| r.name == ring))
-            .map(|r| (r.targeted + r.excepted) as usize);
+            // A stored status is only a hint: never more than the devices there are.
+            .map(|r| (r.targeted.saturating_add(r.excepted) as usize).min(t.devices));
         sizes
             .get(at)
             .and_then(|c| c.get(pos))
