@@ -3,7 +3,7 @@
 //! resolved, exceptions evaluated — and whether the per-device results cached from the
 //! previous pass were derived under these very specs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 
@@ -39,8 +39,9 @@ pub(super) struct Tenant<'a> {
     pub exc_by_patch: Vec<Vec<usize>>,
     /// Per patch id, the patches that supersede it.
     pub superseders: HashMap<&'a str, Vec<usize>, FastHash>,
-    /// Per (policy, patch), at `policy * patches.len() + patch`: its rollout, if one
-    /// exists.
+    /// The rollouts that exist, by policy name and patch id.
+    pub existing: Existing<'a>,
+    /// The same, per (policy, patch) of the pass, at `policy * patches.len() + patch`.
     pub rollouts: Vec<Option<&'a PatchRollout>>,
     /// How many devices the pass reads (no member list is longer).
     pub devices: usize,
@@ -80,7 +81,12 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
             superseders.entry(old.as_str()).or_default().push(i);
         }
     }
-    let rollouts = index_rollouts(snap, &policies, &catalog, patches.len());
+    let existing: Existing<'a> = snap
+        .rollouts
+        .iter()
+        .map(|r| ((r.spec.policy.as_str(), r.spec.patch.as_str()), *r))
+        .collect();
+    let rollouts = index_rollouts(&existing, &policies, &catalog, patches.len());
     Tenant {
         patches,
         catalog,
@@ -92,15 +98,19 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
         evals,
         exc_by_patch,
         superseders,
+        existing,
         rollouts,
         devices: snap.devices.len(),
     }
 }
 
+/// The rollouts that exist, by policy name and patch id.
+pub(super) type Existing<'a> = BTreeMap<(&'a str, &'a str), &'a PatchRollout>;
+
 /// The rollouts that exist, by (policy, patch) position; those of a policy or patch the
 /// pass does not know are left out.
 fn index_rollouts<'a>(
-    snap: &Snapshot<'a>,
+    existing: &Existing<'a>,
     policies: &[PolicyView<'a>],
     catalog: &HashMap<&str, usize, FastHash>,
     patches: usize,
@@ -111,10 +121,8 @@ fn index_rollouts<'a>(
         .map(|(i, p)| (p.name, i))
         .collect();
     let mut at = vec![None; policies.len() * patches];
-    for r in &snap.rollouts {
-        let policy = by_name.get(r.spec.policy.as_str());
-        let patch = catalog.get(r.spec.patch.as_str());
-        if let (Some(pi), Some(ix)) = (policy, patch) {
+    for ((policy, patch), r) in existing {
+        if let (Some(pi), Some(ix)) = (by_name.get(policy), catalog.get(patch)) {
             at[pi * patches + ix] = Some(*r);
         }
     }

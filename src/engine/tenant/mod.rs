@@ -16,8 +16,6 @@ mod rollouts;
 mod status;
 mod walk;
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 
 use crate::api::{DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout};
@@ -60,16 +58,10 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
     t.revalidate(cache);
     let mut w = walk::walk(&t, &snap.devices, cache, now);
     d.wake(w.wake, now);
-    let existing: rollouts::Existing<'_> = snap
-        .rollouts
-        .iter()
-        .map(|r| ((r.spec.policy.as_str(), r.spec.patch.as_str()), *r))
-        .collect::<BTreeMap<_, _>>();
     let governed = status::Governed::count(&t, &w);
     let mut ring_active: Vec<u32> = vec![0; t.rings.len()];
     for pi in 0..t.policies.len() {
-        let summary =
-            rollouts::policy_rollouts(&t, &mut w, pi, &existing, &mut ring_active, &mut d, now);
+        let summary = rollouts::policy_rollouts(&t, &mut w, pi, &mut ring_active, &mut d, now);
         status::policy(&t, &w, &governed, pi, summary, &mut d, now);
     }
     status::rings(&t, &w, &ring_active, &mut d, now);

@@ -1,7 +1,7 @@
 //! Decide: per policy, each reported patch's approval, and for each approved one its
 //! rollout (created when it is new), decided ring by ring by [`rollout::decide`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
@@ -20,16 +20,12 @@ use super::{name_of, rollout_name};
 /// The most pending approvals a policy status lists.
 pub(super) const PENDING_LISTED: usize = 20;
 
-/// The rollouts that exist, by policy and patch id.
-pub(super) type Existing<'a> = BTreeMap<(&'a str, &'a str), &'a PatchRollout>;
-
 /// Decides every rollout of policy `pi`, into `d`; counts each ring's active rollouts
 /// into `ring_active`, and returns the policy's approval summary.
 pub(super) fn policy_rollouts<'a>(
     t: &Tenant<'a>,
     w: &mut Walked<'a>,
     pi: usize,
-    existing: &Existing<'a>,
     ring_active: &mut [u32],
     d: &mut Decisions,
     now: Timestamp,
@@ -37,7 +33,7 @@ pub(super) fn policy_rollouts<'a>(
     let pv = &t.policies[pi];
     let mut summary = ApprovalSummary::default();
     let mut pending: Vec<PendingApproval> = Vec::new();
-    for id in patch_ids(t, w, pi, existing) {
+    for id in patch_ids(t, w, pi) {
         let ix = t.catalog.get(id).copied();
         let slot = ix.map(|ix| w.slot(t, pi, ix, &[], now));
         let appr = slot.as_ref().map_or(
@@ -46,7 +42,7 @@ pub(super) fn policy_rollouts<'a>(
             },
             |s| s.approval.clone(),
         );
-        let existing_rollout = existing.get(&(pv.name, id)).copied();
+        let existing_rollout = t.existing.get(&(pv.name, id)).copied();
         if existing_rollout.is_none() {
             let superseded = slot.as_ref().is_some_and(|s| s.superseded_by.is_some());
             if !waits(&appr, superseded, id, &mut summary, &mut pending, d, now) {
@@ -86,19 +82,14 @@ pub(super) fn policy_rollouts<'a>(
 }
 
 /// The patch ids a policy decides: those its devices report, and those it has rollouts for.
-fn patch_ids<'a>(
-    t: &Tenant<'a>,
-    w: &Walked<'a>,
-    pi: usize,
-    existing: &Existing<'a>,
-) -> BTreeSet<&'a str> {
+fn patch_ids<'a>(t: &Tenant<'a>, w: &Walked<'a>, pi: usize) -> BTreeSet<&'a str> {
     let n = t.patches.len();
     let pv = &t.policies[pi];
     let mut ids: BTreeSet<&str> = (0..n)
         .filter(|ix| w.slots[pi * n + ix].as_ref().is_some_and(|s| s.reported))
         .map(|ix| t.patches[ix].spec.id.as_str())
         .collect();
-    for (pol, patch) in existing.keys() {
+    for (pol, patch) in t.existing.keys() {
         if *pol == pv.name {
             ids.insert(patch);
         }
