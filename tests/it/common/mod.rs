@@ -126,7 +126,8 @@ pub fn planned(w: &World, patch: &str, now: Timestamp) -> Vec<String> {
 
 /// A well-behaved agent: every device whose open plan entry for `patch` the device
 /// contract lets it start ([`contract::may_install`]) installs it at `at`, echoing the
-/// entry's attempt (success unless listed in `fail`).
+/// entry's attempt, and ends it through the contract ([`contract::finish`]; success
+/// unless listed in `fail`).
 pub fn agents_install(w: &mut World, patch: &str, at: Timestamp, fail: &[&str]) -> Vec<String> {
     let todo: Vec<(String, PlanEntry)> = planned(w, patch, at)
         .into_iter()
@@ -145,11 +146,11 @@ pub fn agents_install(w: &mut World, patch: &str, at: Timestamp, fail: &[&str]) 
     for (d, entry) in &todo {
         w.start(d, patch, entry, at);
         let end = if fail.contains(&d.as_str()) {
-            PatchState::Failed
+            contract::Outcome::Failed("install failed".into())
         } else {
-            PatchState::Installed
+            contract::Outcome::Installed
         };
-        w.report(d, patch, end, at);
+        w.finish(d, patch, end, at);
     }
     todo.into_iter().map(|(d, _)| d).collect()
 }
