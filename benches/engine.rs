@@ -3,11 +3,15 @@
 //! quarter of the reports already installed and some devices mid-install.
 //!
 //! Run: `cargo bench --bench engine` (figures in docs/benchmarks.md).
+//! `RINGMASTER_BENCH_DEVICES=N` (and `RINGMASTER_BENCH_PASSES=K`, default 1) runs K passes
+//! over N devices (10 patches each) instead, without criterion, and prints the fastest and
+//! the median: quick comparisons of two builds, and a pass's instructions and cache misses
+//! counted with callgrind, whose counts do not depend on what else the machine does.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -228,5 +232,39 @@ fn decision_pass(c: &mut Criterion) {
     group.finish();
 }
 
+/// `passes` passes over `devices` devices, each timed.
+fn passes(devices: usize, passes: usize) {
+    let (w, now) = tenant(devices, 10);
+    let snapshot = w.snapshot();
+    let mut times: Vec<std::time::Duration> = (0..passes)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            black_box(ringmaster::engine::decide(black_box(&snapshot), now));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!(
+        "{passes} passes over {devices} devices: fastest {:?}, median {:?}",
+        times.first().copied().unwrap_or_default(),
+        times.get(passes / 2).copied().unwrap_or_default()
+    );
+}
+
 criterion_group!(benches, decision_pass);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("RINGMASTER_BENCH_DEVICES") {
+        Ok(devices) => {
+            let count =
+                |v: &str, name: &str| v.parse().unwrap_or_else(|_| panic!("{name}: a number"));
+            let n = std::env::var("RINGMASTER_BENCH_PASSES")
+                .map_or(1, |p| count(&p, "RINGMASTER_BENCH_PASSES"));
+            passes(count(&devices, "RINGMASTER_BENCH_DEVICES"), n);
+        }
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
