@@ -152,6 +152,9 @@ fn tenant(devices: usize, per_device: usize) -> (World, Timestamp) {
                     reboot_required: true,
                     uninstallable: true,
                     supersedes: vec![],
+                    packages: vec![],
+                    kev: None,
+                    epss: None,
                 },
             ),
         );

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod catalog;
 pub mod contract;
 pub mod crds;
 pub mod engine;

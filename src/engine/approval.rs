@@ -195,6 +195,9 @@ mod tests {
                 reboot_required: true,
                 uninstallable: true,
                 supersedes: vec![],
+                packages: vec![],
+                kev: None,
+                epss: None,
             },
         )
     }

@@ -64,6 +64,8 @@ mod tests {
                     .map(|(i, s)| CveRef {
                         id: format!("CVE-2026-{:04}", 1000 + i),
                         cvss_score: *s,
+                        cvss_vector: None,
+                        epss: None,
                     })
                     .collect(),
                 known_exploited: false,
@@ -71,6 +73,9 @@ mod tests {
                 reboot_required: false,
                 uninstallable: false,
                 supersedes: vec![],
+                packages: vec![],
+                kev: None,
+                epss: None,
             },
         )
     }

@@ -273,6 +273,9 @@ fn build(s: &Scenario) -> World {
                 reboot_required: false,
                 uninstallable: *uninstallable,
                 supersedes: vec![],
+                packages: vec![],
+                kev: None,
+                epss: None,
             },
         );
         p.metadata.creation_timestamp = Some(Time(start));
@@ -795,6 +798,9 @@ fn apply_change(w: &mut World, c: &Change, serial: &mut u32) {
                     reboot_required: false,
                     uninstallable: true,
                     supersedes: vec![],
+                    packages: vec![],
+                    kev: None,
+                    epss: None,
                 },
             );
             p.metadata.creation_timestamp = Some(Time(start));

@@ -13,6 +13,10 @@ mod fake_api;
 
 mod agent_script;
 mod api_cel;
+mod catalog_epss;
+mod catalog_kev;
+mod catalog_msrc;
+mod catalog_osv;
 mod chart_admission;
 mod chart_crds;
 mod cli;
