@@ -84,6 +84,7 @@ fn tenant(devices: usize, per_device: usize) -> (World, Timestamp) {
                 rings: rings.iter().map(|r| r.to_string()).collect(),
                 exceptions: ExceptionLimits::default(),
                 freezes: vec![],
+                risk: None,
             },
             status: None,
         },

@@ -99,6 +99,42 @@ pub struct PatchPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub freezes: Vec<Freeze>,
+    /// How exploitation data (CISA's KEV listing, EPSS scores) raises a patch's urgency
+    /// under this policy, beyond its CVSS severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskSpec>,
+}
+
+/// Exploitation data as urgency: a patch known to be exploited, or likely to be, is
+/// treated as more severe than its CVSS score says, and a KEV due date caps its deadlines.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskSpec {
+    /// The severity a patch known to be exploited (`spec.knownExploited`) has at least,
+    /// whatever its CVSS score: usually Critical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_exploited: Option<Severity>,
+    /// Cap every SLA deadline of a KEV-listed patch at its KEV due date
+    /// (`spec.kev.dueAt`, which CISA counts from the day it listed the CVE), when that
+    /// comes before the deadline the SLA gives.
+    #[serde(default)]
+    pub kev_due_dates: bool,
+    /// Severity raised by EPSS score: a patch whose highest EPSS score (`spec.epss`) is
+    /// at least `atLeast` has at least `severity`. The highest band that matches counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub epss: Vec<EpssBand>,
+}
+
+/// One EPSS band of a policy's risk rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EpssBand {
+    /// The lowest EPSS score (0 to 1) of the band.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub at_least: f64,
+    /// The severity a patch in the band has at least.
+    pub severity: Severity,
 }
 
 fn default_tier_label() -> String {
@@ -222,6 +258,11 @@ pub struct RuleMatch {
     /// The patch is (or is not) known to be exploited in the wild.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_exploited: Option<bool>,
+    /// The patch's highest EPSS score (`spec.epss.score`) is at least this (0 to 1); a
+    /// patch without an EPSS score does not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_epss: Option<f64>,
 }
 
 /// Fleet-failure hold: stops new admissions for a patch failing across the policy.

@@ -4,10 +4,10 @@ use jiff::Timestamp;
 
 use crate::api::{
     ApprovalAction, ApprovalRule, Classification, Duration, HoldSpec, Patch, PatchPolicySpec,
-    RuleMatch,
+    RiskSpec, RuleMatch,
 };
 
-use super::severity::{highest_cvss, severity_of};
+use super::severity::{highest_cvss, risk_of};
 
 /// The longest delay a rule may put on a non-Feature patch.
 pub const MAX_DELAY: Duration = Duration::days(30);
@@ -81,7 +81,7 @@ pub fn evaluate(policy: &PatchPolicySpec, patch: &Patch, now: Timestamp) -> Appr
         .rules
         .iter()
         .enumerate()
-        .find(|(_, r)| rule_matches(&r.matches, patch));
+        .find(|(_, r)| rule_matches(&r.matches, patch, policy.risk.as_ref()));
     let (action, by, delay, emergency) = match found {
         Some((i, rule)) => (rule.action, rule_name(rule, i), rule.delay, rule.emergency),
         None => (policy.approval.default, "default".to_string(), None, false),
@@ -111,12 +111,14 @@ pub fn evaluate(policy: &PatchPolicySpec, patch: &Patch, now: Timestamp) -> Appr
     }
 }
 
-/// Whether every criterion of a rule's match holds for the patch.
-pub fn rule_matches(m: &RuleMatch, patch: &Patch) -> bool {
+/// Whether every criterion of a rule's match holds for the patch, its severity being
+/// the one the policy's risk rules give it.
+pub fn rule_matches(m: &RuleMatch, patch: &Patch, rules: Option<&RiskSpec>) -> bool {
     let spec = &patch.spec;
+    let risk = risk_of(patch);
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     (m.classifications.is_empty() || m.classifications.contains(&spec.classification))
-        && (m.severities.is_empty() || m.severities.contains(&severity_of(patch)))
+        && (m.severities.is_empty() || m.severities.contains(&risk.severity(rules)))
         && m.min_cvss
             .is_none_or(|min| highest_cvss(patch).is_some_and(|s| s >= min))
         && (m.vendors.is_empty() || m.vendors.iter().any(|v| eq(v, &spec.vendor)))
@@ -125,7 +127,9 @@ pub fn rule_matches(m: &RuleMatch, patch: &Patch) -> bool {
                 .product
                 .as_deref()
                 .is_some_and(|p| m.products.iter().any(|x| eq(x, p))))
-        && m.known_exploited.is_none_or(|k| k == spec.known_exploited)
+        && m.known_exploited.is_none_or(|k| k == risk.exploited)
+        && m.min_epss
+            .is_none_or(|min| risk.epss.is_some_and(|s| s >= min))
 }
 
 /// Install outcomes of one patch across a policy's devices.
@@ -231,6 +235,7 @@ mod tests {
             rings: vec!["r".into()],
             exceptions: Default::default(),
             freezes: vec![],
+            risk: None,
         }
     }
 
@@ -384,6 +389,42 @@ mod tests {
         );
     }
 
+    fn rule_matches_plain(m: &RuleMatch, p: &Patch) -> bool {
+        rule_matches(m, p, None)
+    }
+
+    #[test]
+    fn rules_see_the_severity_and_exploitation_the_policy_gives() {
+        use crate::api::{EpssBand, EpssScore, Severity};
+        let mut p = patch("KB1", Classification::Security, Some(5.0), false);
+        p.spec.epss = Some(EpssScore {
+            score: 0.6,
+            percentile: 0.98,
+            cve: None,
+            scored_at: None,
+        });
+        let critical = RuleMatch {
+            severities: vec![Severity::Critical],
+            ..Default::default()
+        };
+        let likely = RuleMatch {
+            min_epss: Some(0.5),
+            ..Default::default()
+        };
+        let rules = RiskSpec {
+            epss: vec![EpssBand {
+                at_least: 0.5,
+                severity: Severity::Critical,
+            }],
+            ..Default::default()
+        };
+        assert!(!rule_matches(&critical, &p, None), "Medium by CVSS alone");
+        assert!(rule_matches(&critical, &p, Some(&rules)), "raised by EPSS");
+        assert!(rule_matches(&likely, &p, None));
+        p.spec.epss = None;
+        assert!(!rule_matches(&likely, &p, None), "no score, no match");
+    }
+
     #[test]
     fn min_cvss_needs_a_score_and_matches_are_case_insensitive() {
         let m = RuleMatch {
@@ -392,15 +433,15 @@ mod tests {
             products: vec!["WINDOWS 11".into()],
             ..Default::default()
         };
-        assert!(rule_matches(
+        assert!(rule_matches_plain(
             &m,
             &patch("KB1", Classification::Security, Some(7.0), false)
         ));
-        assert!(!rule_matches(
+        assert!(!rule_matches_plain(
             &m,
             &patch("KB1", Classification::Security, Some(6.9), false)
         ));
-        assert!(!rule_matches(
+        assert!(!rule_matches_plain(
             &m,
             &patch("KB1", Classification::Security, None, false)
         ));

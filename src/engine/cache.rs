@@ -14,9 +14,10 @@ use jiff::Timestamp;
 
 use crate::api::{
     DeploymentRingSpec, DevicePatchStatus, ExceptionPhase, ManagedDevice, PatchExceptionSpec,
-    PatchPolicySpec, PatchState, Severity,
+    PatchPolicySpec, PatchState,
 };
 
+use super::severity::Risk;
 use super::sla::{Clock, ClockState};
 
 /// Per-device results one decision pass can reuse in the next.
@@ -110,8 +111,8 @@ pub(super) struct TenantKey {
     pub rings: Vec<(String, DeploymentRingSpec)>,
     /// Exceptions by name, with their specs and what the pass made of them.
     pub exceptions: Vec<ExceptionKey>,
-    /// The catalog in the pass's order: id, severity, release time.
-    pub catalog: Vec<(String, Severity, Timestamp)>,
+    /// The catalog in the pass's order: id, risk inputs, release time.
+    pub catalog: Vec<(String, Risk, Timestamp)>,
 }
 
 /// One exception as the per-device results depend on it.

@@ -349,6 +349,7 @@ mod tests {
                     require_compensating_controls_for: controls.to_vec(),
                 },
                 freezes: vec![],
+                risk: None,
             },
         );
         p.metadata.namespace = Some("t".into());

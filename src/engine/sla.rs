@@ -40,7 +40,8 @@ impl ClockState {
 pub struct Clock {
     /// The state at `now`.
     pub state: ClockState,
-    /// The deadline: release + install-within + time spent exempt. None without an SLA.
+    /// The deadline: release + install-within (or the cap, if earlier) + time spent
+    /// exempt. None without an SLA or a cap.
     pub deadline: Option<Timestamp>,
     /// The next instant the state changes by time alone (DueSoon, then Overdue).
     pub next_change: Option<Timestamp>,
@@ -53,6 +54,8 @@ pub struct PairFacts<'a> {
     pub released: Timestamp,
     /// Install-within for the device's tier and the patch's severity (None: no SLA).
     pub within: Option<Duration>,
+    /// The latest the deadline may be (a KEV due date, under a policy that caps at it).
+    pub cap: Option<Timestamp>,
     /// The DueSoon margin.
     pub margin: Duration,
     /// When it was installed, if it is.
@@ -67,12 +70,12 @@ pub struct PairFacts<'a> {
 pub fn clock(f: PairFacts<'_>, now: Timestamp) -> Clock {
     let end = f.installed_at.map_or(now, |i| i.min(now));
     let exempt = exempt_time(f.exempt_intervals, f.released, end);
-    let deadline = f.within.and_then(|w| {
-        f.released
-            .checked_add(w.span())
-            .and_then(|d| d.checked_add(exempt))
-            .ok()
-    });
+    let by_sla = f.within.and_then(|w| f.released.checked_add(w.span()).ok());
+    let deadline = match (by_sla, f.cap) {
+        (Some(d), Some(cap)) => Some(d.min(cap)),
+        (d, cap) => d.or(cap),
+    }
+    .and_then(|d| d.checked_add(exempt).ok());
     if let Some(installed) = f.installed_at {
         let on_time = deadline.is_none_or(|d| installed <= d);
         let state = if on_time {
@@ -310,6 +313,7 @@ mod tests {
         PairFacts {
             released: ts("2026-11-10T18:00:00Z"),
             within: Some(Duration::days(7)),
+            cap: None,
             margin: Duration::hours(24),
             installed_at: installed.map(ts),
             exempt_now,
@@ -340,6 +344,41 @@ mod tests {
             ts("2026-11-20T00:00:00Z"),
         );
         assert_eq!(late.state, ClockState::InstalledLate);
+    }
+
+    #[test]
+    fn a_cap_before_the_sla_deadline_is_the_deadline_and_exemption_still_adds() {
+        let capped = |cap: &str, intervals: &[(Timestamp, Timestamp)]| {
+            let mut f = facts(None, false, intervals);
+            f.cap = Some(ts(cap));
+            clock(f, ts("2026-11-12T00:00:00Z")).deadline
+        };
+        // The SLA gives 2026-11-17T18:00; a KEV due date earlier wins, a later one not.
+        assert_eq!(
+            capped("2026-11-14T00:00:00Z", &[]),
+            Some(ts("2026-11-14T00:00:00Z"))
+        );
+        assert_eq!(
+            capped("2026-11-30T00:00:00Z", &[]),
+            Some(ts("2026-11-17T18:00:00Z"))
+        );
+        let paused = [(ts("2026-11-11T00:00:00Z"), ts("2026-11-11T12:00:00Z"))];
+        assert_eq!(
+            capped("2026-11-14T00:00:00Z", &paused),
+            Some(ts("2026-11-14T12:00:00Z"))
+        );
+        // Without an SLA row, the cap alone is the deadline.
+        let mut f = facts(None, false, &[]);
+        f.within = None;
+        f.cap = Some(ts("2026-11-14T00:00:00Z"));
+        assert_eq!(
+            clock(f, ts("2026-11-12T00:00:00Z")).state,
+            ClockState::NotDue
+        );
+        assert_eq!(
+            clock(f, ts("2026-11-14T00:00:00Z")).state,
+            ClockState::Overdue
+        );
     }
 
     #[test]

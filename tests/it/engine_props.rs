@@ -208,6 +208,7 @@ fn build(s: &Scenario) -> World {
                         owner: "o".into(),
                     })
                     .collect(),
+                risk: None,
             },
             status: None,
         },

@@ -11,7 +11,7 @@ use crate::api::{DeploymentRing, Patch, PatchException, PatchPolicy, PatchRollou
 use crate::engine::cache::{Cache, ExceptionKey, TenantKey};
 use crate::engine::exceptions::{self, Evaluated, Limits};
 use crate::engine::selector::Selector;
-use crate::engine::severity::{release_time, severity_of};
+use crate::engine::severity::{Risk, release_time, risk_of};
 use crate::engine::windows::Schedule;
 
 use super::{Snapshot, name_of};
@@ -23,8 +23,11 @@ pub(super) struct Tenant<'a> {
     pub patches: Vec<&'a Patch>,
     /// Patch id to position.
     pub catalog: HashMap<&'a str, usize, FastHash>,
-    /// Each patch's severity.
-    pub severity: Vec<Severity>,
+    /// Each patch's risk inputs: severity and exploitation data.
+    pub risk: Vec<Risk>,
+    /// Per (policy, patch), at `policy * patches.len() + patch`: the severity under the
+    /// policy's risk rules, and the latest its deadlines may be.
+    pub graded: Vec<(Severity, Option<Timestamp>)>,
     /// Each patch's SLA release time.
     pub released: Vec<Timestamp>,
     /// Rings, by name.
@@ -55,10 +58,19 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
         .enumerate()
         .map(|(i, p)| (p.spec.id.as_str(), i))
         .collect();
-    let severity: Vec<Severity> = patches.iter().map(|p| severity_of(p)).collect();
+    let risk: Vec<Risk> = patches.iter().map(|p| risk_of(p)).collect();
+    let severity: Vec<Severity> = risk.iter().map(|r| r.base).collect();
     let released: Vec<Timestamp> = patches.iter().map(|p| release_time(p)).collect();
     let rings = compile_rings(snap);
     let policies = compile_policies(snap, &rings);
+    let graded = policies
+        .iter()
+        .flat_map(|p| {
+            let rules = p.policy.spec.risk.as_ref();
+            risk.iter()
+                .map(move |r| (r.severity(rules), r.deadline_cap(rules)))
+        })
+        .collect();
     let limits = Limits::combined(snap.policies.iter().copied());
     let mut excs: Vec<&PatchException> = snap.exceptions.clone();
     excs.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
@@ -90,7 +102,8 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
     Tenant {
         patches,
         catalog,
-        severity,
+        risk,
+        graded,
         released,
         rings,
         policies,
@@ -205,7 +218,7 @@ impl Tenant<'_> {
             excs,
             evals,
             patches,
-            severity,
+            risk,
             released,
             ..
         } = self;
@@ -237,8 +250,8 @@ impl Tenant<'_> {
             && key
                 .catalog
                 .iter()
-                .zip(patches.iter().zip(severity.iter().zip(released)))
-                .all(|((id, sev, rel), (p, (s, r)))| id == &p.spec.id && sev == s && rel == r)
+                .zip(patches.iter().zip(risk.iter().zip(released)))
+                .all(|((id, k, rel), (p, (r, at)))| id == &p.spec.id && k == r && rel == at)
     }
 
     /// The tenant-wide inputs of the device results this pass derives, to compare the next
@@ -250,7 +263,7 @@ impl Tenant<'_> {
             excs,
             evals,
             patches,
-            severity,
+            risk,
             released,
             ..
         } = self;
@@ -276,8 +289,8 @@ impl Tenant<'_> {
                 .collect(),
             catalog: patches
                 .iter()
-                .zip(severity.iter().zip(released))
-                .map(|(p, (s, r))| (p.spec.id.clone(), *s, *r))
+                .zip(risk.iter().zip(released))
+                .map(|(p, (r, at))| (p.spec.id.clone(), *r, *at))
                 .collect(),
         }
     }

@@ -426,10 +426,12 @@ impl<'a> Walk<'_, 'a> {
             Some(clock) => clock,
             None => {
                 let row = *row.get_or_insert_with(|| sla_row(policy, at.tier));
+                let (severity, cap) = t.graded[at.pi * t.patches.len() + at.ix];
                 let clock = sla::clock(
                     PairFacts {
                         released: t.released[at.ix],
-                        within: row.map(|r| r.within(t.severity[at.ix])),
+                        within: row.map(|r| r.within(severity)),
+                        cap,
                         margin: policy.spec.due_soon_margin.unwrap_or(DEFAULT_MARGIN),
                         installed_at,
                         exempt_now: pair.exempt_now(),
@@ -459,7 +461,7 @@ impl<'a> Walk<'_, 'a> {
         installed_at: Option<Timestamp>,
     ) {
         let t = self.t;
-        let severity = t.severity[at.ix];
+        let severity = t.graded[at.pi * t.patches.len() + at.ix].0;
         let tti = installed_at.map(|i| i.duration_since(t.released[at.ix]));
         // Cells found once per tier and severity, not by name per pair.
         let key = at.tier_ix * 4 + severity as usize;
