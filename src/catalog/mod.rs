@@ -18,6 +18,7 @@ pub mod epss;
 pub mod kev;
 pub mod msrc;
 pub mod osv;
+pub mod plan;
 
 use std::fmt;
 
