@@ -49,6 +49,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Fill the shared patch catalog from the feeds vendors publish.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Check manifests offline: schema, CEL rules and cross-object checks. Prints one
     /// line per problem; exits 1 when there are problems, 2 when input is unreadable.
     Validate {
@@ -60,6 +65,50 @@ enum Command {
         #[arg(long)]
         at: Option<jiff::Timestamp>,
     },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Import a feed into the cluster's Patches (server-side apply, one field manager per
+    /// feed, so people and other feeds can add to the same Patch). A re-import of
+    /// unchanged data writes nothing; nothing is ever deleted; a bad record is skipped and
+    /// reported. Exits 0 when all was imported, 1 when records were skipped or writes
+    /// failed (the rest went in), 2 when nothing could be imported.
+    Import {
+        /// The feed: msrc (CVRF, JSON or XML), osv (records, directories or the zip
+        /// export), kev (CISA's catalog JSON) or epss (FIRST's CSV, plain or gzipped).
+        #[arg(value_enum)]
+        source: SourceArg,
+        /// Files, directories or URLs (default: the publisher's own URL).
+        inputs: Vec<String>,
+        /// Print what would change, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+}
+
+/// A feed, as named on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum SourceArg {
+    Msrc,
+    Osv,
+    Kev,
+    Epss,
+}
+
+impl From<SourceArg> for ringmaster::catalog::Source {
+    fn from(s: SourceArg) -> Self {
+        use ringmaster::catalog::Source;
+        match s {
+            SourceArg::Msrc => Source::Msrc,
+            SourceArg::Osv => Source::Osv,
+            SourceArg::Kev => Source::Kev,
+            SourceArg::Epss => Source::Epss,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -84,6 +133,15 @@ fn main() -> ExitCode {
             seed,
             format,
         } => simulate(&paths, days, start, seed, format),
+        Command::Catalog {
+            command:
+                CatalogCommand::Import {
+                    source,
+                    inputs,
+                    dry_run,
+                    output,
+                },
+        } => catalog_import(source.into(), inputs, dry_run, output),
         Command::Validate { paths, at } => {
             let docs = match manifest::load_paths(&paths) {
                 Ok(d) => d,
@@ -133,6 +191,76 @@ fn run(opts: ringmaster::operator::RunOptions) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn catalog_import(
+    source: ringmaster::catalog::Source,
+    mut inputs: Vec<String>,
+    dry_run: bool,
+    output: Format,
+) -> ExitCode {
+    use ringmaster::catalog::import;
+    if inputs.is_empty() {
+        inputs = source.default_urls(jiff::Timestamp::now());
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let outcome = runtime.block_on(async {
+        let loaded = import::load(source, &inputs)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (feed, skipped) = import::parse(source, &loaded).map_err(|e| e.to_string())?;
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("kubernetes client: {e}"))?;
+        let api: kube::Api<ringmaster::api::Patch> = kube::Api::all(client);
+        import::import(&api, source, &feed, &skipped, dry_run)
+            .await
+            .map_err(|e| format!("listing Patches: {e}"))
+    });
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("nothing was imported");
+            return ExitCode::from(2);
+        }
+    };
+    match output {
+        Format::Json => match serde_json::to_string_pretty(&summary) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: {e}"),
+        },
+        Format::Text => print_summary(&summary),
+    }
+    ExitCode::from(summary.exit_code())
+}
+
+/// The import's changes, one line each, the skipped records on stderr, and the total.
+fn print_summary(s: &ringmaster::catalog::import::Summary) {
+    let (create, update) = if s.dry_run {
+        ("would create", "would update")
+    } else {
+        ("created", "updated")
+    };
+    for name in &s.created {
+        println!("patch/{name} {create}");
+    }
+    for name in &s.updated {
+        println!("patch/{name} {update}");
+    }
+    for f in &s.failed {
+        eprintln!("patch/{}: write failed: {}", f.name, f.error);
+    }
+    for k in &s.skipped {
+        let id =
+            k.id.as_deref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default();
+        eprintln!("skipped: {}: {}{id}: {}", k.file, k.at, k.problem);
+    }
+    println!("{}", s.line());
 }
 
 fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {

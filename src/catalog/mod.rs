@@ -15,6 +15,7 @@
 //! ([`FeedError`]).
 
 pub mod epss;
+pub mod import;
 pub mod kev;
 pub mod msrc;
 pub mod osv;
@@ -46,6 +47,30 @@ impl Source {
             Source::Osv => "osv",
             Source::Kev => "kev",
             Source::Epss => "epss",
+        }
+    }
+
+    /// Where the publisher serves the feed, for an import given no file or URL. MSRC
+    /// publishes one document a month: the month of `now` (UTC).
+    pub fn default_urls(self, now: jiff::Timestamp) -> Vec<String> {
+        match self {
+            Source::Msrc => {
+                let month = now.strftime("%Y-%b");
+                vec![format!(
+                    "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/{month}"
+                )]
+            }
+            Source::Osv => ["Debian", "Ubuntu", "AlmaLinux", "Rocky%20Linux"]
+                .iter()
+                .map(|e| format!("https://osv-vulnerabilities.storage.googleapis.com/{e}/all.zip"))
+                .collect(),
+            Source::Kev => vec![
+                "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+                    .into(),
+            ],
+            Source::Epss => {
+                vec!["https://epss.empiricalsecurity.com/epss_scores-current.csv.gz".into()]
+            }
         }
     }
 

@@ -10,3 +10,9 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Parsed<PatchSpec>, FeedError> {
     let _ = (file, bytes);
     todo!("osv::parse")
 }
+
+/// Parses OSV's zip export: one record per member.
+pub fn parse_zip(file: &str, bytes: &[u8]) -> Result<Parsed<PatchSpec>, FeedError> {
+    let _ = (file, bytes);
+    todo!("osv::parse_zip")
+}
