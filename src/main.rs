@@ -48,6 +48,11 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Feed files or directories (MSRC CVRF, OSV records, CISA's KEV, FIRST's EPSS;
+        /// each told by its content) imported into the manifests' catalog first, as
+        /// `ringmaster catalog import` would import them into a cluster's.
+        #[arg(long, num_args = 1..)]
+        catalog: Vec<PathBuf>,
     },
     /// Fill the shared patch catalog from the feeds vendors publish.
     Catalog {
@@ -132,7 +137,8 @@ fn main() -> ExitCode {
             start,
             seed,
             format,
-        } => simulate(&paths, days, start, seed, format),
+            catalog,
+        } => simulate(&paths, &catalog, days, start, seed, format),
         Command::Catalog {
             command:
                 CatalogCommand::Import {
@@ -263,6 +269,34 @@ fn print_summary(s: &ringmaster::catalog::import::Summary) {
     println!("{}", s.line());
 }
 
+/// Imports feed files into the simulator's catalog, saying on stderr what each feed did
+/// and which records it skipped; false (having said why) when a file cannot be used.
+fn import_offline(
+    patches: &mut std::collections::BTreeMap<String, ringmaster::api::Patch>,
+    files: &[PathBuf],
+) -> bool {
+    match ringmaster::catalog::offline::apply_files(patches, files) {
+        Ok(done) => {
+            for (source, applied) in done {
+                for s in &applied.skipped {
+                    eprintln!("skipped: {s}");
+                }
+                eprintln!(
+                    "catalog {source}: {} created, {} updated, {} skipped",
+                    applied.created,
+                    applied.updated,
+                    applied.skipped.len()
+                );
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
 fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
     if !opts.simulate {
         eprintln!(
@@ -298,6 +332,7 @@ fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
 
 fn simulate(
     paths: &[PathBuf],
+    catalog: &[PathBuf],
     days: Option<u32>,
     start: Option<jiff::Timestamp>,
     seed: u64,
@@ -332,7 +367,7 @@ fn simulate(
     for p in validate::cross_check(&objects, warn_at.unwrap_or_else(jiff::Timestamp::now)) {
         eprintln!("warning: {p}");
     }
-    let (world, fleet) = match sim::load::world_from(objects) {
+    let (mut world, fleet) = match sim::load::world_from(objects) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("{e}");
@@ -340,6 +375,10 @@ fn simulate(
             return ExitCode::from(2);
         }
     };
+    if !catalog.is_empty() && !import_offline(&mut world.patches, catalog) {
+        eprintln!("nothing was simulated");
+        return ExitCode::from(2);
+    }
     let Some(start) = start.or(fleet.start) else {
         eprintln!("no start time: give --start or set spec.start in the Fleet");
         return ExitCode::from(2);

@@ -40,6 +40,15 @@ pub async fn load(source: Source, inputs: &[String]) -> Result<Vec<Loaded>, Feed
     Ok(loaded)
 }
 
+/// Reads files and directories (no URLs).
+pub fn read_paths(source: Source, paths: &[String]) -> Result<Vec<Loaded>, FeedError> {
+    let mut loaded = Vec::new();
+    for p in paths {
+        read_path(source, Path::new(p), &mut loaded)?;
+    }
+    Ok(loaded)
+}
+
 /// Reads a file, or every file below a directory that the source reads.
 fn read_path(source: Source, path: &Path, out: &mut Vec<Loaded>) -> Result<(), FeedError> {
     let io = |e| FeedError::Io {

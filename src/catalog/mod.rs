@@ -18,6 +18,7 @@ pub mod epss;
 pub mod import;
 pub mod kev;
 pub mod msrc;
+pub mod offline;
 pub mod osv;
 pub mod plan;
 

@@ -5,7 +5,7 @@
 //! a cluster by `ringmaster catalog import` and to the simulator's world by
 //! `ringmaster simulate --catalog`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
@@ -50,14 +50,23 @@ pub struct Change {
 pub fn plan(source: Source, feed: &Feed, existing: &BTreeMap<String, Patch>) -> Vec<Change> {
     let manager = source.field_manager();
     let mut changes: Vec<Change> = match feed {
-        Feed::Patches(specs) => specs
-            .iter()
-            .map(|spec| {
-                let name = object_name(&spec.id);
-                let old = existing.get(&name);
-                change(name, whole(spec, old), old, manager)
-            })
-            .collect(),
+        Feed::Patches(specs) => {
+            // A Patch someone wrote under another name is still the advisory's Patch.
+            let by_id: HashMap<&str, &str> = existing
+                .iter()
+                .map(|(name, p)| (p.spec.id.as_str(), name.as_str()))
+                .collect();
+            specs
+                .iter()
+                .map(|spec| {
+                    let name = by_id
+                        .get(spec.id.as_str())
+                        .map_or_else(|| object_name(&spec.id), |n| n.to_string());
+                    let old = existing.get(&name);
+                    change(name, whole(spec, old), old, manager)
+                })
+                .collect()
+        }
         Feed::Kev(catalog) => enrich(existing, manager, |p| kev_fields(p, catalog)),
         Feed::Epss(scores) => enrich(existing, manager, |p| epss_fields(p, scores)),
     };
@@ -326,6 +335,22 @@ mod tests {
         assert_eq!(
             again[0].body["spec"]["releasedAt"], "2026-11-01T00:00:00Z",
             "a re-released record keeps its first release time"
+        );
+    }
+
+    #[test]
+    fn an_advisory_written_under_another_name_is_found_by_its_id() {
+        let mut p = Patch::new("debian-dsa-1", spec("DSA-1-1", "2026-11-01T00:00:00Z"));
+        p.metadata.name = Some("debian-dsa-1".into());
+        let cluster = BTreeMap::from([("debian-dsa-1".to_string(), p)]);
+        let feed = Feed::Patches(vec![spec("DSA-1-1", "2026-11-01T00:00:00Z")]);
+        let changes = plan(Source::Osv, &feed, &cluster);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].name, "debian-dsa-1");
+        assert_eq!(
+            changes[0].verdict,
+            Verdict::Update,
+            "not owned by the feed yet"
         );
     }
 
