@@ -223,6 +223,18 @@ pub fn object_name(id: &str) -> String {
     name
 }
 
+/// Whether `id` is a CVE id: `CVE-`, a four-digit year, `-`, four digits or more.
+pub(crate) fn is_cve_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("CVE-") else {
+        return false;
+    };
+    let Some((year, number)) = rest.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    year.len() == 4 && digits(year) && number.len() >= 4 && digits(number)
+}
+
 /// A shortened copy of a value for a problem report.
 pub(crate) fn shorten(value: &str) -> String {
     const MAX: usize = 60;
