@@ -10,11 +10,20 @@ Rules for every render:
   (runAsNonRoot, runAsUser 65532, readOnlyRootFilesystem, allowPrivilegeEscalation false,
   capabilities drop ALL, seccompProfile RuntimeDefault), with requests and limits, and
   ask for their ServiceAccount token themselves (the ServiceAccounts mount none);
-- the operator and the simulated agent get exactly the permissions they need: the
-  expected set is written out below from the contract, and any permission more or less
-  is a failure;
+- the same for the pods of every CronJob;
+- the operator, the simulated agent and the catalog imports get exactly the permissions
+  they need: the expected set is written out below from the contract, and any permission
+  more or less is a failure;
+- one catalog CronJob per enabled source and none for the others (none by default), each
+  running `catalog import <source> <urls…> <args…>` on its schedule with the operator's
+  image, as the catalog ServiceAccount, whose ClusterRole holds get, list, create and
+  patch on patches and nothing else;
+- no name is longer than the API server takes (a CronJob's 52: its Jobs get an
+  11-character suffix; a Service's 63; label values 63), even with the longest full name
+  (the long-name render);
 - and what each configuration promises (leader election, strategy, namespaces, admission
-  policies, ServiceMonitor, dashboard, simulated agent) is there, and nothing else.
+  policies, ServiceMonitor, dashboard, simulated agent, catalog imports) is there, and
+  nothing else.
 Prints every failure and exits 1 if there is any.
 """
 
@@ -30,6 +39,10 @@ RELEASE_NS = "ringmaster-system"
 FULLNAME = "ringmaster"
 OPERATOR_SA = ("ServiceAccount", RELEASE_NS, "ringmaster")
 AGENT_SA = ("ServiceAccount", RELEASE_NS, "ringmaster-agent-simulator")
+CATALOG_SOURCES = ["msrc", "osv", "kev", "epss"]
+# The import lists Patches and server-side applies them: an apply is a PATCH, and the API
+# server checks `create` as well when the Patch does not exist yet. `get` reads one.
+CATALOG_VERBS = ["get", "list", "create", "patch"]
 GROUP = "patching.ringmaster.dev"
 NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts"]
 ALL_KINDS = NAMESPACED_KINDS + ["patches"]
@@ -46,21 +59,46 @@ METRICS = [
     "ringmaster_reconcile_duration_seconds",
 ]
 
-# What each render of .ci/chart is expected to hold.
+# The catalog sources of the all-on render (ci/all-on-values.yaml): schedule, urls, args.
+ALL_ON_CATALOG = {
+    "msrc": dict(schedule="7 */6 * * *", urls=[], args=[]),
+    "osv": dict(schedule="@daily", urls=[], args=[]),
+    "kev": dict(schedule="23 * * * *",
+                urls=["https://mirror.example.com/cisa/known_exploited_vulnerabilities.json"],
+                args=["-o", "json"]),
+    "epss": dict(schedule="45 15 * * *", urls=[], args=[]),
+}
+
+# What each render of .ci/chart is expected to hold. `catalog` is the enabled catalog
+# sources; `catalog_sa` their ServiceAccount (None: "<fullname>-catalog") and whether the
+# chart creates it.
 RENDERS = {
     "default": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
-                    service_monitor=False, dashboard=False, agent=None, log_format="json"),
+                    service_monitor=False, dashboard=False, agent=None, log_format="json",
+                    catalog={}),
     "default-vap": dict(watch=[], replicas=1, leader=False, lease=None, vap=True, actions=["Deny"],
-                        service_monitor=False, dashboard=False, agent=None, log_format="json"),
+                        service_monitor=False, dashboard=False, agent=None, log_format="json",
+                        catalog={}),
     "all-on": dict(watch=["team-a", "team-b"], replicas=2, leader=True, lease="ringmaster-leader",
                    vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True,
-                   agent="team-a", log_format="json"),
+                   agent="team-a", log_format="json",
+                   catalog=ALL_ON_CATALOG, catalog_sa=(None, True), time_zone="Etc/UTC"),
     "namespaced-single": dict(watch=["tenant-a"], replicas=1, leader=True, lease="ringmaster-tenant-a",
                               vap=True, actions=["Deny"], service_monitor=False, dashboard=False,
-                              agent=None, log_format="text"),
+                              agent=None, log_format="text", catalog={}),
     "vap-off": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
-                    service_monitor=False, dashboard=False, agent=None, log_format="json"),
+                    service_monitor=False, dashboard=False, agent=None, log_format="json",
+                    catalog={}),
+    # Two sources on with the defaults otherwise, as an existing ServiceAccount, with the
+    # schedules in kube-controller-manager's time zone.
+    "catalog-partial": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                            service_monitor=False, dashboard=False, agent=None, log_format="json",
+                            catalog={"kev": dict(schedule="23 * * * *", urls=[], args=[]),
+                                     "epss": dict(schedule="45 15 * * *", urls=[], args=["--dry-run"])},
+                            catalog_sa=("patch-feeder", False), time_zone=None),
 }
+# Renders checked only for the length of their names (another full name than FULLNAME).
+NAME_RENDERS = ["long-name"]
 
 failures = []
 
@@ -225,50 +263,63 @@ def check_deployments(render, docs):
             continue
         where = key(d)
         pod = d["spec"]["template"]["spec"]
-        psc = pod.get("securityContext") or {}
-        for field in ("hostNetwork", "hostPID", "hostIPC"):
-            if pod.get(field):
-                fail(render, f"{where}: {field}")
-        if pod.get("automountServiceAccountToken") is not True:
-            fail(render, f"{where}: the pod must ask for its token explicitly (it talks to the API)")
         if pod.get("serviceAccountName") not in sas:
             fail(render, f"{where}: serviceAccountName {pod.get('serviceAccountName')!r} is not rendered")
         selector = d["spec"]["selector"]["matchLabels"]
         pod_labels = d["spec"]["template"]["metadata"]["labels"]
         if any(pod_labels.get(k) != v for k, v in selector.items()):
             fail(render, f"{where}: the selector does not match the pod labels")
-        containers = pod.get("containers", []) + pod.get("initContainers", [])
-        if not containers:
-            fail(render, f"{where}: no containers")
-        for c in containers:
-            cw = f"{where} container {c['name']}"
-            csc = c.get("securityContext") or {}
-            if effective(psc, csc, "runAsNonRoot") is not True:
-                fail(render, f"{cw}: runAsNonRoot is not true")
-            if effective(psc, csc, "runAsUser") != 65532:
-                fail(render, f"{cw}: runAsUser is not 65532")
-            if csc.get("readOnlyRootFilesystem") is not True:
-                fail(render, f"{cw}: readOnlyRootFilesystem is not true")
-            if csc.get("allowPrivilegeEscalation") is not False:
-                fail(render, f"{cw}: allowPrivilegeEscalation is not false")
-            if csc.get("privileged"):
-                fail(render, f"{cw}: privileged")
-            caps = csc.get("capabilities") or {}
-            if "ALL" not in (caps.get("drop") or []):
-                fail(render, f"{cw}: capabilities do not drop ALL")
-            if caps.get("add"):
-                fail(render, f"{cw}: capabilities add {caps['add']}")
-            seccomp = csc.get("seccompProfile") or psc.get("seccompProfile") or {}
-            if seccomp.get("type") != "RuntimeDefault":
-                fail(render, f"{cw}: seccompProfile is not RuntimeDefault")
-            res = c.get("resources") or {}
-            for kind in ("requests", "limits"):
-                for r in ("cpu", "memory"):
-                    if r not in (res.get(kind) or {}):
-                        fail(render, f"{cw}: no {kind}.{r}")
-            if (c.get("image") or "").endswith(":latest") or ":" not in (c.get("image") or "").split("/")[-1] \
-                    and "@" not in (c.get("image") or ""):
-                fail(render, f"{cw}: image {c.get('image')!r} is not pinned to a tag or digest")
+        check_pod(render, where, pod)
+    # CronJobs' pods: the same rules (their ServiceAccount is checked by check_catalog,
+    # since it may be one the chart does not create).
+    for cj in docs:
+        if cj.get("kind") == "CronJob":
+            check_pod(render, key(cj), cj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+
+
+def check_pod(render, where, pod):
+    """The restricted security context, resources, a pinned image and an explicit token."""
+    psc = pod.get("securityContext") or {}
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            fail(render, f"{where}: {field}")
+    if pod.get("automountServiceAccountToken") is not True:
+        fail(render, f"{where}: the pod must ask for its token explicitly (it talks to the API)")
+    for v in pod.get("volumes") or []:
+        if "hostPath" in v:
+            fail(render, f"{where}: hostPath volume {v.get('name')}")
+    containers = pod.get("containers", []) + pod.get("initContainers", [])
+    if not containers:
+        fail(render, f"{where}: no containers")
+    for c in containers:
+        cw = f"{where} container {c['name']}"
+        csc = c.get("securityContext") or {}
+        if effective(psc, csc, "runAsNonRoot") is not True:
+            fail(render, f"{cw}: runAsNonRoot is not true")
+        if effective(psc, csc, "runAsUser") != 65532:
+            fail(render, f"{cw}: runAsUser is not 65532")
+        if csc.get("readOnlyRootFilesystem") is not True:
+            fail(render, f"{cw}: readOnlyRootFilesystem is not true")
+        if csc.get("allowPrivilegeEscalation") is not False:
+            fail(render, f"{cw}: allowPrivilegeEscalation is not false")
+        if csc.get("privileged"):
+            fail(render, f"{cw}: privileged")
+        caps = csc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            fail(render, f"{cw}: capabilities do not drop ALL")
+        if caps.get("add"):
+            fail(render, f"{cw}: capabilities add {caps['add']}")
+        seccomp = csc.get("seccompProfile") or psc.get("seccompProfile") or {}
+        if seccomp.get("type") != "RuntimeDefault":
+            fail(render, f"{cw}: seccompProfile is not RuntimeDefault")
+        res = c.get("resources") or {}
+        for kind in ("requests", "limits"):
+            for r in ("cpu", "memory"):
+                if r not in (res.get(kind) or {}):
+                    fail(render, f"{cw}: no {kind}.{r}")
+        if (c.get("image") or "").endswith(":latest") or ":" not in (c.get("image") or "").split("/")[-1] \
+                and "@" not in (c.get("image") or ""):
+            fail(render, f"{cw}: image {c.get('image')!r} is not pinned to a tag or digest")
 
 
 def env_field(container, name):
@@ -336,6 +387,10 @@ def check_operator(render, docs, exp):
             if selected != (dep is d):
                 fail(render, f"Service {svc['metadata']['name']} {'selects' if selected else 'misses'} "
                              f"Deployment {dep['metadata']['name']}")
+        for cj in (o for o in docs if o.get("kind") == "CronJob"):
+            labels = cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+            if all(labels.get(k) == v for k, v in sel.items()):
+                fail(render, f"Service {svc['metadata']['name']} selects the pods of CronJob {cj['metadata']['name']}")
         if [p.get("targetPort") for p in svc["spec"]["ports"]] != ["metrics"]:
             fail(render, "the Service does not target the metrics port")
 
@@ -359,6 +414,137 @@ def check_agent(render, docs, exp):
     args = deps[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     if args[:2] != ["agent", "--simulate"] or f"--namespace={exp['agent']}" not in args:
         fail(render, f"simulated agent args {args}")
+
+
+# ---- catalog imports ----
+
+def check_catalog(render, docs, exp, fullname=FULLNAME):
+    """One CronJob per enabled source, running the import as the catalog ServiceAccount,
+    which may get, list, create and patch Patches and nothing else; nothing when none is."""
+    want = exp["catalog"]
+    cronjobs = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "CronJob"}
+    jobs = [key(o) for o in docs if o.get("kind") in ("Job", "Pod")]
+    if jobs:
+        fail(render, f"bare Jobs or Pods rendered: {jobs}")
+    short = fullname[:39]
+    short = short[:-1] if short.endswith("-") else short
+    want_names = {f"{short}-catalog-{s}": s for s in want}
+    if set(cronjobs) != set(want_names):
+        fail(render, f"CronJobs {sorted(cronjobs)}, want {sorted(want_names)}")
+    catalog_objs = [key(o) for o in docs
+                    if ((o.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component", "")
+                    .startswith("catalog")]
+    sa_name, sa_created = exp.get("catalog_sa", (None, False))
+    sa_name = sa_name or f"{fullname}-catalog"
+    sa_subject = ("ServiceAccount", RELEASE_NS, sa_name)
+    got = grants(render, docs, sa_subject)
+    if not want:
+        if catalog_objs:
+            fail(render, f"no catalog source is enabled, but {catalog_objs} are rendered")
+        if got:
+            fail(render, f"no catalog source is enabled, but {sa_subject} is granted {sorted(got, key=str)}")
+        return
+    # The ServiceAccount: rendered (without a token of its own) only when the chart creates it.
+    sas = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "ServiceAccount"}
+    if sa_created != (sa_name in sas):
+        fail(render, f"catalog ServiceAccount {sa_name} is {'' if sa_name in sas else 'not '}rendered, "
+                     f"want {'it' if sa_created else 'an existing one'}")
+    if f"{fullname}-catalog" in sas and not sa_created:
+        fail(render, f"ServiceAccount {fullname}-catalog rendered with catalog.serviceAccount.create false")
+    # Its permissions, from every binding: exactly these, cluster-wide.
+    check_exact(render, "the catalog imports", got,
+                {("cluster", GROUP, "patches", v, None) for v in CATALOG_VERBS})
+    role = next((o for o in docs if o.get("kind") == "ClusterRole"
+                 and o["metadata"]["name"] == f"{fullname}-catalog"), None)
+    if role is None:
+        fail(render, f"ClusterRole {fullname}-catalog is missing")
+    else:
+        flat = sorted((g, r, v, n) for rule in role.get("rules") or [] for g in rule.get("apiGroups") or []
+                      for r in rule.get("resources") or [] for v in rule.get("verbs") or []
+                      for n in rule.get("resourceNames") or [None])
+        want_flat = sorted((GROUP, "patches", v, None) for v in CATALOG_VERBS)
+        if flat != want_flat or any(rule.get("nonResourceURLs") for rule in role.get("rules") or []):
+            fail(render, f"ClusterRole {fullname}-catalog grants {flat}, want exactly {want_flat}")
+    operator = next((o for o in docs if o.get("kind") == "Deployment" and o["metadata"]["name"] == fullname), None)
+    op_c = operator["spec"]["template"]["spec"]["containers"][0] if operator else {}
+    for name, source in sorted(want_names.items()):
+        cj = cronjobs.get(name)
+        if cj is None:
+            continue
+        where = f"CronJob {name}"
+        w = want[source]
+        component = f"catalog-{source}"
+        if cj.get("apiVersion") != "batch/v1":
+            fail(render, f"{where}: apiVersion {cj.get('apiVersion')}")
+        spec = cj["spec"]
+        job = spec["jobTemplate"]["spec"]
+        tmpl = job["template"]
+        pod = tmpl["spec"]
+        for what, labels in (("the CronJob", cj["metadata"].get("labels")),
+                             ("its Jobs", (spec["jobTemplate"].get("metadata") or {}).get("labels")),
+                             ("its pods", tmpl["metadata"].get("labels"))):
+            if (labels or {}).get("app.kubernetes.io/component") != component:
+                fail(render, f"{where}: {what} are not labelled app.kubernetes.io/component: {component}")
+        if spec.get("schedule") != w["schedule"]:
+            fail(render, f"{where}: schedule {spec.get('schedule')!r}, want {w['schedule']!r}")
+        if spec.get("timeZone") != exp.get("time_zone"):
+            fail(render, f"{where}: timeZone {spec.get('timeZone')!r}, want {exp.get('time_zone')!r}")
+        if spec.get("concurrencyPolicy") != "Forbid":
+            fail(render, f"{where}: concurrencyPolicy {spec.get('concurrencyPolicy')}, want Forbid")
+        for field in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit", "startingDeadlineSeconds"):
+            if not isinstance(spec.get(field), int):
+                fail(render, f"{where}: no {field}")
+        for field in ("backoffLimit", "activeDeadlineSeconds"):
+            if not isinstance(job.get(field), int):
+                fail(render, f"{where}: its Jobs have no {field}")
+        if pod.get("restartPolicy") != "Never":
+            fail(render, f"{where}: restartPolicy {pod.get('restartPolicy')}, want Never")
+        rules = (job.get("podFailurePolicy") or {}).get("rules") or []
+        fail_on_1 = [r for r in rules if r.get("action") == "FailJob"
+                     and (r.get("onExitCodes") or {}).get("operator") == "In"
+                     and (r.get("onExitCodes") or {}).get("values") == [1]]
+        if not fail_on_1:
+            fail(render, f"{where}: a partial import (exit 1) does not fail the Job at once")
+        if any(2 in ((r.get("onExitCodes") or {}).get("values") or []) for r in rules):
+            fail(render, f"{where}: exit 2 (nothing imported) must be retried, not handled by the podFailurePolicy")
+        if pod.get("serviceAccountName") != sa_name:
+            fail(render, f"{where}: serviceAccountName {pod.get('serviceAccountName')!r}, want {sa_name!r}")
+        containers = pod.get("containers") or []
+        if len(containers) != 1 or pod.get("initContainers"):
+            fail(render, f"{where}: {len(containers)} containers, want the import alone")
+            continue
+        c = containers[0]
+        if "command" in c:
+            fail(render, f"{where}: sets command {c['command']}; the image's entrypoint is ringmaster")
+        want_args = ["catalog", "import", source] + w["urls"] + w["args"]
+        if c.get("args") != want_args:
+            fail(render, f"{where}: args {c.get('args')}, want {want_args}")
+        if operator and (c.get("image"), c.get("imagePullPolicy")) != (op_c.get("image"), op_c.get("imagePullPolicy")):
+            fail(render, f"{where}: image {c.get('image')} ({c.get('imagePullPolicy')}), "
+                         f"not the operator's {op_c.get('image')} ({op_c.get('imagePullPolicy')})")
+        if operator and pod.get("imagePullSecrets") != operator["spec"]["template"]["spec"].get("imagePullSecrets"):
+            fail(render, f"{where}: imagePullSecrets differ from the operator's")
+
+
+# The longest name the API server takes: a CronJob's Jobs append 11 characters to its
+# name and a Job's name is a label value (63); a Service's name is a DNS label; the rest
+# are DNS subdomains.
+NAME_LIMITS = {"CronJob": 52, "Service": 63}
+
+
+def check_names(render, docs):
+    for o in docs:
+        name = (o.get("metadata") or {}).get("name") or ""
+        limit = NAME_LIMITS.get(o.get("kind"), 253)
+        if len(name) > limit:
+            fail(render, f"{key(o)}: name is {len(name)} characters, more than {limit}")
+        spec = o.get("spec") or {}
+        tmpl = ((spec.get("jobTemplate") or {}).get("spec") or spec).get("template") or {}
+        for where, labels in (("label", (o.get("metadata") or {}).get("labels")),
+                              ("pod label", (tmpl.get("metadata") or {}).get("labels"))):
+            for k, v in (labels or {}).items():
+                if len(str(v)) > 63:
+                    fail(render, f"{key(o)}: {where} {k} is {len(str(v))} characters, more than 63")
 
 
 # ---- admission, monitoring ----
@@ -485,16 +671,30 @@ def main():
         check_user_roles(render, docs)
         check_admission(render, docs, exp)
         check_monitoring(render, docs, exp)
+        check_catalog(render, docs, exp)
+        check_names(render, docs)
         kinds = {}
         for o in docs:
             kinds[o["kind"]] = kinds.get(o["kind"], 0) + 1
         print(f"    {render}: {len(docs)} objects ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    for render in NAME_RENDERS:
+        path = os.path.join(OUT, f"{render}.yaml")
+        if not os.path.exists(path):
+            fail(render, f"{path} was not rendered")
+            continue
+        docs = load(render)
+        check_names(render, docs)
+        fullname = next(o["metadata"]["name"] for o in docs if o.get("kind") == "Deployment"
+                        and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "operator")
+        check_catalog(render, docs, RENDERS["all-on"], fullname=fullname)
+        print(f"    {render}: {len(docs)} objects, full name {len(fullname)} characters, every name short enough")
     if failures:
         print(f"{len(failures)} problem(s) in the rendered chart:", file=sys.stderr)
         for f in failures:
             print(f"  {f}", file=sys.stderr)
         return 1
-    print("    every render: no RBAC wildcard, restricted security contexts, exact permissions")
+    print("    every render: no RBAC wildcard, restricted security contexts, exact permissions, "
+          "catalog CronJobs as configured")
     return 0
 
 

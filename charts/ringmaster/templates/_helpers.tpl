@@ -143,3 +143,36 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+"true" when at least one catalog source is enabled (then the catalog ServiceAccount, its
+ClusterRole and binding, and one CronJob per enabled source are rendered).
+*/}}
+{{- define "ringmaster.catalogEnabled" -}}
+{{- $on := false }}
+{{- range $name, $source := .Values.catalog.sources }}
+{{- if $source.enabled }}{{ $on = true }}{{ end }}
+{{- end }}
+{{- if $on }}true{{ end }}
+{{- end }}
+
+{{/*
+The catalog imports' ServiceAccount name.
+*/}}
+{{- define "ringmaster.catalogServiceAccountName" -}}
+{{- if .Values.catalog.serviceAccount.create }}
+{{- default (printf "%s-catalog" (include "ringmaster.fullname" .)) .Values.catalog.serviceAccount.name }}
+{{- else }}
+{{- required "catalog.serviceAccount.name is required when catalog.serviceAccount.create is false" .Values.catalog.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The CronJob of one catalog source: "<fullname>-catalog-<source>". A CronJob name may be
+at most 52 characters (its Jobs get an 11-character suffix), so the full name is cut to
+39 here ("-catalog-msrc" is 13). Call with (list $ "msrc").
+*/}}
+{{- define "ringmaster.catalogCronJobName" -}}
+{{- $root := index . 0 }}
+{{- printf "%s-catalog-%s" (include "ringmaster.fullname" $root | trunc 39 | trimSuffix "-") (index . 1) }}
+{{- end }}
