@@ -1597,3 +1597,202 @@ spec: {{hostname: {name}.e2e.local}}
         .await;
     }
 }
+
+/// Runs `ringmaster catalog import` as a process (the identity in
+/// `RINGMASTER_E2E_CATALOG_KUBECONFIG` when set, e.g. the chart's catalog
+/// ServiceAccount), and returns its exit code and JSON summary.
+fn catalog_import(source: &str, inputs: &[&std::path::Path]) -> (i32, serde_json::Value) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"));
+    cmd.args(["catalog", "import", source, "-o", "json"])
+        .args(inputs);
+    if let Ok(k) = std::env::var("RINGMASTER_E2E_CATALOG_KUBECONFIG") {
+        cmd.env("KUBECONFIG", k);
+    }
+    let out = cmd.output().expect("running ringmaster catalog import");
+    let summary = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "catalog import printed no JSON summary ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), summary)
+}
+
+/// An OSV record of a Debian 12 advisory, in the feed's shape.
+fn osv_record(id: &str, cve: &str, fixed: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "summary": "openssl - security update",
+        "aliases": [cve],
+        "published": "2026-11-20T00:00:00Z",
+        "modified": "2026-11-20T10:00:00Z",
+        "affected": [{
+            "package": {"ecosystem": "Debian:12", "name": "openssl"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]
+        }]
+    })
+}
+
+fn resource_versions(patches: &[Patch]) -> Vec<(String, String)> {
+    patches
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn a_catalog_reimport_sends_no_write_and_keeps_what_people_added() {
+    scenario_with("catalog-import", false, async |env| {
+        let n = u32::from_str_radix(env.suffix.rsplit('-').next().unwrap_or("1"), 16).unwrap_or(1);
+        let ids = [format!("DSA-{n}-1"), format!("DSA-{n}-2")];
+        let dir = std::env::temp_dir().join(format!("rm-e2e-osv-{}", env.suffix));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let write = |fixed: &str| {
+            for (i, id) in ids.iter().enumerate() {
+                let record = osv_record(id, &format!("CVE-2099-{n}{i}"), fixed);
+                std::fs::write(dir.join(format!("{id}.json")), record.to_string())
+                    .expect("a record");
+            }
+        };
+        write("3.0.15-1~deb12u1");
+        let (code, summary) = catalog_import("osv", &[&dir]);
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(
+            summary["created"].as_array().map(Vec::len),
+            Some(2),
+            "{summary}"
+        );
+
+        let api: Api<Patch> = Api::all(env.client.clone());
+        let names: Vec<String> = ids.iter().map(|i| i.to_lowercase()).collect();
+        let get_all = async || {
+            let mut all = Vec::new();
+            for name in &names {
+                all.push(api.get(name).await.expect("the imported Patch"));
+            }
+            all
+        };
+        let first = get_all().await;
+        assert_eq!(first[0].spec.packages[0].fixed, "3.0.15-1~deb12u1");
+        assert_eq!(first[0].spec.cves[0].id, format!("CVE-2099-{n}0"));
+
+        // The same import again: nothing is sent, nothing changes.
+        let (code, summary) = catalog_import("osv", &[&dir]);
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(summary["unchanged"], 2, "{summary}");
+        assert_eq!(
+            resource_versions(&get_all().await),
+            resource_versions(&first)
+        );
+
+        // A person adds a field the feed does not provide; a changed record re-imports
+        // over the feed's own fields and leaves the person's alone.
+        let added = json!({"apiVersion": "patching.ringmaster.dev/v1alpha1", "kind": "Patch",
+            "metadata": {"name": names[0]}, "spec": {"supersedes": ["DSA-1-1"]}});
+        api.patch(
+            &names[0],
+            &PatchParams::apply("a-person"),
+            &KubePatch::Apply(&added),
+        )
+        .await
+        .expect("a person's field");
+        write("3.0.15-1~deb12u2");
+        let (code, summary) = catalog_import("osv", &[&dir]);
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(
+            summary["updated"].as_array().map(Vec::len),
+            Some(2),
+            "{summary}"
+        );
+        let after = api.get(&names[0]).await.expect("the Patch");
+        assert_eq!(after.spec.packages[0].fixed, "3.0.15-1~deb12u2");
+        assert_eq!(after.spec.supersedes, vec!["DSA-1-1".to_string()]);
+
+        // A bad record is skipped and said; the rest still go in (exit 1 for alerting).
+        std::fs::write(dir.join("broken.json"), r#"{"id": 5}"#).expect("a bad record");
+        let (code, summary) = catalog_import("osv", &[&dir]);
+        assert_eq!(code, 1, "{summary}");
+        assert_eq!(
+            summary["skipped"].as_array().map(Vec::len),
+            Some(1),
+            "{summary}"
+        );
+        assert_eq!(summary["unchanged"], 2, "{summary}");
+        for name in &names {
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn a_kev_import_marks_the_example_patches_that_fix_listed_cves() {
+    scenario_with("catalog-kev", false, async |env| {
+        let api: Api<Patch> = Api::all(env.client.clone());
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/msp-tenant/patches.yaml"
+        ))
+        .expect("the example's patches");
+        let mut example = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let p: Patch = serde::Deserialize::deserialize(doc).expect("a Patch");
+            let name = p.metadata.name.clone().expect("a name");
+            let mut body = serde_json::to_value(&p).expect("json");
+            body["metadata"] = json!({"name": name});
+            api.patch(&name, &PatchParams::apply("ringmaster-e2e").force(), &KubePatch::Apply(&body))
+                .await
+                .expect("applying an example Patch");
+            example.push(p);
+        }
+        // CISA's catalog, in its shape, listing one CVE that KB5032190 fixes.
+        let kev = json!({
+            "title": "CISA Catalog of Known Exploited Vulnerabilities",
+            "catalogVersion": "2023.11.14", "dateReleased": "2023-11-14T17:00:00.0000Z",
+            "count": 1,
+            "vulnerabilities": [{
+                "cveID": "CVE-2023-36033", "vendorProject": "Microsoft", "product": "Windows",
+                "vulnerabilityName": "Microsoft Windows Desktop Window Manager (DWM) Core Library Privilege Escalation Vulnerability",
+                "dateAdded": "2023-11-14", "shortDescription": "…", "requiredAction": "Apply mitigations per vendor instructions or discontinue use of the product if mitigations are unavailable.",
+                "dueDate": "2023-12-05", "knownRansomwareCampaignUse": "Unknown", "notes": "", "cwes": []
+            }]
+        });
+        let file = std::env::temp_dir().join(format!("rm-e2e-kev-{}.json", env.suffix));
+        std::fs::write(&file, kev.to_string()).expect("the KEV file");
+        let (code, summary) = catalog_import("kev", &[&file]);
+        assert_eq!(code, 0, "{summary}");
+        let fixing: Vec<&Patch> = example
+            .iter()
+            .filter(|p| p.spec.cves.iter().any(|c| c.id == "CVE-2023-36033"))
+            .collect();
+        assert!(fixing.len() >= 2, "the example has patches fixing the CVE");
+        for p in &example {
+            let name = p.metadata.name.as_deref().expect("name");
+            let now = api.get(name).await.expect("the Patch");
+            let listed = fixing.iter().any(|f| f.metadata.name.as_deref() == Some(name));
+            match now.spec.kev {
+                Some(kev) => {
+                    assert!(listed, "{name} fixes no listed CVE but was marked");
+                    assert!(now.spec.known_exploited);
+                    assert_eq!(kev.cves, vec!["CVE-2023-36033".to_string()]);
+                    assert_eq!(kev.due_at, "2023-12-06T00:00:00Z".parse::<Timestamp>().expect("ts"));
+                }
+                None => assert!(!listed, "{name} fixes a listed CVE but was not marked"),
+            }
+        }
+        let (code, summary) = catalog_import("kev", &[&file]);
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(summary["unchanged"], fixing.len(), "a re-import writes nothing: {summary}");
+        let _ = std::fs::remove_file(&file);
+    })
+    .await;
+}

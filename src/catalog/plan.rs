@@ -194,17 +194,22 @@ fn owned<'a>(patch: &'a Patch, manager: &str) -> Option<&'a Value> {
         .map(|f| &f.0)
 }
 
-/// The field set (`fieldsV1`) that applying `value` makes its manager own: objects by
-/// key, the keyed `cves` list by id, any other list and every scalar whole.
-pub(crate) fn field_set(value: &Value) -> Value {
+/// The field set (`fieldsV1`) that applying `spec` makes its manager own: objects by
+/// key, the spec's keyed `cves` list by id, any other list and every scalar whole.
+pub(crate) fn field_set(spec: &Value) -> Value {
+    fields(spec, true)
+}
+
+/// The field set of an object; `top` says it is the spec (whose `cves` list is keyed).
+fn fields(value: &Value, top: bool) -> Value {
     let Value::Object(map) = value else {
         return json!({});
     };
     let mut set = Map::new();
     for (key, v) in map {
         let owned = match (key.as_str(), v) {
-            ("cves", Value::Array(items)) => keyed_items(items),
-            (_, Value::Object(_)) => field_set(v),
+            ("cves", Value::Array(items)) if top => keyed_items(items),
+            (_, Value::Object(_)) => fields(v, false),
             _ => json!({}),
         };
         set.insert(format!("f:{key}"), owned);
@@ -217,12 +222,12 @@ fn keyed_items(items: &[Value]) -> Value {
     let mut set = Map::new();
     for item in items {
         let Some(id) = item.get("id") else { continue };
-        let mut fields = match field_set(item) {
+        let mut owned = match fields(item, false) {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        fields.insert(".".into(), json!({}));
-        set.insert(format!("k:{}", json!({ "id": id })), Value::Object(fields));
+        owned.insert(".".into(), json!({}));
+        set.insert(format!("k:{}", json!({ "id": id })), Value::Object(owned));
     }
     Value::Object(set)
 }
@@ -234,7 +239,7 @@ pub fn overlay(target: &mut Value, patch: &Value) {
         (Value::Object(t), Value::Object(p)) => {
             for (key, v) in p {
                 match (key.as_str(), t.get_mut(key)) {
-                    ("cves", Some(Value::Array(old))) => merge_keyed(old, v),
+                    ("cves", Some(Value::Array(old))) if keyed(v) => merge_keyed(old, v),
                     (_, Some(old)) if old.is_object() && v.is_object() => overlay(old, v),
                     _ => {
                         t.insert(key.clone(), v.clone());
@@ -244,6 +249,13 @@ pub fn overlay(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// Whether a list is the keyed CVE list (objects with an `id`), not a list of ids such
+/// as `kev.cves`, which is replaced whole.
+fn keyed(list: &Value) -> bool {
+    list.as_array()
+        .is_some_and(|items| items.iter().all(|i| i.get("id").is_some()))
 }
 
 /// Merges a keyed list item by item: an item with a known id is overlaid, a new one added.
@@ -373,6 +385,13 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_ids_is_replaced_whole() {
+        let mut target = json!({"kev": {"cves": ["CVE-1"]}});
+        overlay(&mut target, &json!({"kev": {"cves": ["CVE-1"]}}));
+        assert_eq!(target, json!({"kev": {"cves": ["CVE-1"]}}));
+    }
+
+    #[test]
     fn overlay_merges_cves_by_id_and_keeps_what_others_own() {
         let mut target = json!({"cves": [{"id": "CVE-1", "cvssScore": 5.0}], "title": "mine"});
         overlay(
@@ -388,11 +407,12 @@ mod tests {
     #[test]
     fn field_sets_are_what_the_api_server_records() {
         let set = field_set(
-            &json!({"kev": {"dueAt": "x"}, "cves": [{"id": "CVE-1", "epss": 0.5}], "supersedes": ["a"]}),
+            &json!({"kev": {"dueAt": "x", "cves": ["CVE-1"]}, "cves": [{"id": "CVE-1", "epss": 0.5}], "supersedes": ["a"]}),
         );
+        // As kube-apiserver v1.36 records them: only the spec's own cves list is keyed.
         assert_eq!(
             set,
-            json!({"f:kev": {"f:dueAt": {}}, "f:cves": {"k:{\"id\":\"CVE-1\"}": {".": {}, "f:id": {}, "f:epss": {}}}, "f:supersedes": {}})
+            json!({"f:kev": {"f:dueAt": {}, "f:cves": {}}, "f:cves": {"k:{\"id\":\"CVE-1\"}": {".": {}, "f:id": {}, "f:epss": {}}}, "f:supersedes": {}})
         );
     }
 }
