@@ -126,7 +126,12 @@ pub fn parse(source: Source, loaded: &[Loaded]) -> Result<(Feed, Vec<Skipped>), 
                 all.extend(parse_patches(source, l)?);
             }
             skipped = all.skipped;
-            Feed::Patches(all.records)
+            // One advisory may come in several files (AlmaLinux ships one per release).
+            Feed::Patches(if source == Source::Osv {
+                osv::merge(all.records)
+            } else {
+                all.records
+            })
         }
         Source::Kev => {
             let mut catalog = kev::Catalog::default();
@@ -186,6 +191,8 @@ pub struct Summary {
     pub updated: Vec<String>,
     /// How many Patches already held the feed's data.
     pub unchanged: usize,
+    /// How many records were not advisories (per-CVE or withdrawn records), left out.
+    pub not_advisories: usize,
     /// Records skipped, and why.
     pub skipped: Vec<SkippedRecord>,
     /// Writes the API server refused.
@@ -235,6 +242,9 @@ impl Summary {
             self.unchanged,
             self.skipped.len()
         );
+        if self.not_advisories > 0 {
+            line.push_str(&format!(", {} not advisories", self.not_advisories));
+        }
         if !self.failed.is_empty() {
             line.push_str(&format!(", {} failed", self.failed.len()));
         }
@@ -274,7 +284,12 @@ pub async fn import(
     let mut summary = Summary {
         source: source.to_string(),
         dry_run,
-        skipped: skipped.iter().map(SkippedRecord::from).collect(),
+        skipped: skipped
+            .iter()
+            .filter(|s| s.problem.is_fault())
+            .map(SkippedRecord::from)
+            .collect(),
+        not_advisories: skipped.iter().filter(|s| !s.problem.is_fault()).count(),
         ..Default::default()
     };
     let (to_write, unchanged): (Vec<Change>, Vec<Change>) = changes

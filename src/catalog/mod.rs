@@ -127,9 +127,22 @@ pub enum Problem {
     /// of whose packages is in an imported ecosystem).
     #[error("nothing to import: {0}")]
     Empty(String),
+    /// The record is not an advisory at all (a distribution's per-CVE record, a
+    /// withdrawn one): left out, and nothing is wrong with the feed. Imports count these
+    /// apart from the skipped records, and they do not change the exit code.
+    #[error("not an advisory: {0}")]
+    NotAnAdvisory(String),
 }
 
-/// A record a parser skipped, and why.
+impl Problem {
+    /// Whether the feed is at fault: everything but a record that is not an advisory.
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, Problem::NotAnAdvisory(_))
+    }
+}
+
+/// A record a parser skipped (or the part of one it left out, such as a broken CVSS
+/// vector of a record that is kept), and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Skipped {
     /// The file (or URL, or `archive.zip:member`) it came from.
