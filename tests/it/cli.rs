@@ -216,3 +216,59 @@ fn crds_prints_all_six_definitions() {
     let stdout = text(&out.stdout);
     assert_eq!(stdout.matches("kind: CustomResourceDefinition").count(), 6);
 }
+
+const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/catalog");
+
+#[test]
+fn simulate_imports_feed_files_into_the_example_catalog_first() {
+    let kev = format!("{CATALOG}/kev/november-2023.json");
+    let osv = format!("{CATALOG}/osv");
+    let out = ringmaster(&["simulate", EXAMPLE, "--days", "3", "--catalog", &kev, &osv]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // KB5032190, KB5032189 and KB5032198 fix the listed CVEs; the OSV fixtures' four
+    // advisories are new (their bad-records file's bad entries are skipped and said).
+    assert!(
+        stderr.contains("catalog kev: 0 created, 3 updated, 0 skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("catalog osv: 6 created, 0 updated"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("skipped: "), "{stderr}");
+}
+
+#[test]
+fn simulate_refuses_a_file_that_is_no_feed() {
+    let readme = format!("{CATALOG}/kev/README.md");
+    let out = ringmaster(&["simulate", EXAMPLE, "--catalog", &readme]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("README.md: not a feed"), "{stderr}");
+    assert!(stderr.contains("nothing was simulated"), "{stderr}");
+}
+
+#[test]
+fn a_catalog_import_without_a_cluster_imports_nothing_and_exits_2() {
+    let kev = format!("{CATALOG}/kev/november-2023.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(["catalog", "import", "kev", &kev])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run ringmaster");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing was imported"));
+}
+
+#[test]
+fn a_catalog_import_of_an_unreadable_file_names_it() {
+    let out = ringmaster(&["catalog", "import", "osv", "/nonexistent/ALSA.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/ALSA.json"),
+        "{}",
+        text(&out.stderr)
+    );
+}
