@@ -109,6 +109,7 @@ fn diff(source: Source, feed: Feed, name: &str) {
     let began = Instant::now();
     let again = plan(source, &feed, &by_name);
     let full = began.elapsed();
+    drop(by_name);
     println!(
         "{name}: plan against an empty catalog {} ({creates} to create), against a full one {} ({} Patches compared); {}",
         ms(empty),

@@ -176,10 +176,38 @@ fn holds(patch: &Patch, spec: &Map<String, Value>, manager: &str) -> bool {
     let Ok(Value::Object(current)) = serde_json::to_value(&patch.spec) else {
         return false;
     };
-    let mut merged = Value::Object(current.clone());
-    overlay(&mut merged, &Value::Object(spec.clone()));
-    let fields = json!({"f:spec": field_set(&Value::Object(spec.clone()))});
-    merged == Value::Object(current) && owned(patch, manager) == Some(&fields)
+    if changes(&current, spec) {
+        return false;
+    }
+    let Some(Value::Object(owned)) = owned(patch, manager) else {
+        return false;
+    };
+    owned.len() == 1 && owned.get("f:spec") == Some(&fields_of(spec, true))
+}
+
+/// Whether overlaying `patch` onto `target` would change it (as [`overlay`] merges).
+fn changes(target: &Map<String, Value>, patch: &Map<String, Value>) -> bool {
+    patch
+        .iter()
+        .any(|(key, v)| match (key.as_str(), target.get(key)) {
+            ("cves", Some(Value::Array(old))) if keyed(v) => keyed_changes(old, v),
+            (_, Some(Value::Object(old))) => v.as_object().is_none_or(|v| changes(old, v)),
+            (_, Some(old)) => old != v,
+            (_, None) => true,
+        })
+}
+
+/// Whether merging a keyed list item by item would change `old`.
+fn keyed_changes(old: &[Value], new: &Value) -> bool {
+    new.as_array().is_some_and(|items| {
+        items.iter().any(|item| {
+            let id = item.get("id");
+            match (old.iter().find(|o| o.get("id") == id), item.as_object()) {
+                (Some(Value::Object(o)), Some(item)) => changes(o, item),
+                _ => true,
+            }
+        })
+    })
 }
 
 /// The `fieldsV1` a manager's last apply recorded on the Patch.
@@ -196,15 +224,21 @@ fn owned<'a>(patch: &'a Patch, manager: &str) -> Option<&'a Value> {
 
 /// The field set (`fieldsV1`) that applying `spec` makes its manager own: objects by
 /// key, the spec's keyed `cves` list by id, any other list and every scalar whole.
-pub(crate) fn field_set(spec: &Value) -> Value {
+#[cfg(test)]
+fn field_set(spec: &Value) -> Value {
     fields(spec, true)
 }
 
 /// The field set of an object; `top` says it is the spec (whose `cves` list is keyed).
 fn fields(value: &Value, top: bool) -> Value {
-    let Value::Object(map) = value else {
-        return json!({});
-    };
+    match value {
+        Value::Object(map) => fields_of(map, top),
+        _ => json!({}),
+    }
+}
+
+/// The field set of an object's fields.
+fn fields_of(map: &Map<String, Value>, top: bool) -> Value {
     let mut set = Map::new();
     for (key, v) in map {
         let owned = match (key.as_str(), v) {
