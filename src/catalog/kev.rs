@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
-use super::{FeedError, Problem, Skipped, is_cve_id, shorten};
+use super::{FeedError, Problem, Skipped, is_cve_id, json_kind, shorten};
 use crate::api::{CveRef, KevListing};
 
 /// The format name in a [`FeedError::Format`].
@@ -71,7 +71,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<(Catalog, Vec<Skipped>), FeedEr
     let Value::Object(header) = document else {
         return Err(format_error(format!(
             "the document is {}, not an object",
-            kind(&document)
+            json_kind(&document)
         )));
     };
     let Some(Value::Array(entries)) = header.get("vulnerabilities") else {
@@ -263,18 +263,6 @@ fn invalid(field: &str, why: &str, got: &Value) -> Problem {
         field: field.to_string(),
         why: why.to_string(),
         got: shorten(&got.to_string()),
-    }
-}
-
-/// What kind of JSON value it is, for a message.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -248,6 +248,19 @@ pub(crate) fn is_cve_id(id: &str) -> bool {
     year.len() == 4 && digits(year) && number.len() >= 4 && digits(number)
 }
 
+/// What kind of JSON value it is, for a problem report: `a number`, `an array`, …
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// A shortened copy of a value for a problem report.
 pub(crate) fn shorten(value: &str) -> String {
     const MAX: usize = 60;

@@ -69,7 +69,7 @@ use serde_json::Value;
 
 use crate::api::{Classification, CveRef, PackageFix, PackageKind, PatchSpec, Severity};
 
-use super::{FeedError, Parsed, Problem, Skipped, shorten};
+use super::{FeedError, Parsed, Problem, Skipped, json_kind, shorten};
 
 /// The format named in a [`FeedError`] for a JSON document.
 const JSON_FORMAT: &str = "OSV JSON";
@@ -95,7 +95,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Parsed<PatchSpec>, FeedError> {
             format: JSON_FORMAT,
             why: format!(
                 "expected a record or an array of records, got {}",
-                kind(&doc)
+                json_kind(&doc)
             ),
         });
     }
@@ -468,7 +468,7 @@ fn convert(value: &Value) -> Result<Converted, Problem> {
         return Err(Problem::Invalid {
             field: "record".into(),
             why: "expected an OSV record (a JSON object)".into(),
-            got: kind(value).into(),
+            got: json_kind(value).into(),
         });
     }
     if let Some(id) = value.get("id").and_then(Value::as_str)
@@ -878,18 +878,6 @@ fn label(value: &Value) -> String {
     match value {
         Value::String(s) => shorten(s),
         other => shorten(&other.to_string()),
-    }
-}
-
-/// The JSON type of a value.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use ringmaster::api::{CveRef, EpssScore};
+use ringmaster::api::EpssScore;
 use ringmaster::catalog::epss::{self, Scores};
 use ringmaster::catalog::{FeedError, Problem, Skipped};
 
@@ -44,20 +44,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("compresses")
 }
 
-fn cves(ids: &[&str]) -> Vec<CveRef> {
-    ids.iter()
-        .map(|id| CveRef {
-            id: id.to_string(),
-            cvss_score: None,
-            cvss_vector: None,
-            epss: None,
-        })
-        .collect()
-}
-
-fn at(text: &str) -> jiff::Timestamp {
-    text.parse().expect("timestamp")
-}
+use crate::common::{cve_refs as cves, ts as at};
 
 #[test]
 fn the_comment_line_gives_the_model_and_the_day() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use jiff::civil::date;
-use ringmaster::api::{CveRef, KevListing};
+use ringmaster::api::KevListing;
 use ringmaster::catalog::kev::{self, Catalog, Listing};
 use ringmaster::catalog::{FeedError, Problem, Skipped};
 
@@ -31,20 +31,7 @@ fn real(name: &str) -> Option<Vec<u8>> {
     }
 }
 
-fn cves(ids: &[&str]) -> Vec<CveRef> {
-    ids.iter()
-        .map(|id| CveRef {
-            id: id.to_string(),
-            cvss_score: None,
-            cvss_vector: None,
-            epss: None,
-        })
-        .collect()
-}
-
-fn at(text: &str) -> jiff::Timestamp {
-    text.parse().expect("timestamp")
-}
+use crate::common::{cve_refs as cves, ts as at};
 
 #[test]
 fn the_header_is_read() {

@@ -5,6 +5,18 @@ use ringmaster::api::*;
 use ringmaster::contract;
 use ringmaster::sim::World;
 
+/// CVE references by id alone, as a Patch lists them before any feed scored them.
+pub fn cve_refs(ids: &[&str]) -> Vec<CveRef> {
+    ids.iter()
+        .map(|id| CveRef {
+            id: id.to_string(),
+            cvss_score: None,
+            cvss_vector: None,
+            epss: None,
+        })
+        .collect()
+}
+
 pub fn ts(s: &str) -> Timestamp {
     s.parse().expect("test timestamp")
 }
