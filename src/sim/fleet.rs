@@ -143,6 +143,11 @@ pub struct Action {
     /// Resume a rollout.
     #[serde(default)]
     pub resume: Option<String>,
+    /// Import feed files into the catalog, as a `ringmaster catalog import` run would
+    /// (MSRC, OSV, KEV or EPSS, each told by its content): a new Patch Tuesday, a CVE
+    /// added to CISA's KEV list. Paths are relative to the Fleet file's directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<std::path::PathBuf>,
 }
 
 /// A patch under a policy.

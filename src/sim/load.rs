@@ -101,12 +101,19 @@ pub fn world_from(objects: Vec<(Source, Object)>) -> Result<(World, FleetSpec), 
                 }
                 let name = value["metadata"]["name"].as_str().unwrap_or("").to_string();
                 let spec = value.get("spec").cloned().unwrap_or_default();
-                let parsed: FleetSpec =
+                let mut parsed: FleetSpec =
                     serde_json::from_value(spec).map_err(|e| SimLoadError::BadFleet {
                         location: source.to_string(),
                         name: name.clone(),
                         message: format!(": {e}"),
                     })?;
+                catalog_paths(&mut parsed, &source.file).map_err(|message| {
+                    SimLoadError::BadFleet {
+                        location: source.to_string(),
+                        name: name.clone(),
+                        message,
+                    }
+                })?;
                 fleet = Some((name, parsed));
             }
         }
@@ -121,4 +128,23 @@ fn stamp(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
     if meta.uid.is_none() {
         meta.uid = Some(format!("sim-{}", meta.name.as_deref().unwrap_or("")));
     }
+}
+
+/// Resolves the actions' catalog files against the Fleet file's directory; the message
+/// names the first that cannot be read.
+fn catalog_paths(fleet: &mut FleetSpec, file: &std::path::Path) -> Result<(), String> {
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    for (i, action) in fleet.actions.iter_mut().enumerate() {
+        for (j, path) in action.catalog.iter_mut().enumerate() {
+            let resolved = dir.join(&*path);
+            if !resolved.exists() {
+                return Err(format!(
+                    ".actions[{i}].catalog[{j}]: {} does not exist",
+                    resolved.display()
+                ));
+            }
+            *path = resolved;
+        }
+    }
+    Ok(())
 }

@@ -868,6 +868,39 @@ impl Simulation {
                 r.spec.paused = paused;
             }
         }
+        if !a.catalog.is_empty() {
+            self.import(&a.catalog, now);
+        }
+    }
+
+    /// A catalog import during the run: the feed files applied to the world's Patches,
+    /// and what each feed did on the timeline.
+    fn import(&mut self, files: &[std::path::PathBuf], now: Timestamp) {
+        match crate::catalog::offline::apply_files(&mut self.world.patches, files) {
+            Ok(done) => {
+                for (source, applied) in done {
+                    self.entry(
+                        now,
+                        "CatalogImported",
+                        "Normal",
+                        &format!("catalog/{source}"),
+                        format!(
+                            "{} created, {} updated, {} skipped",
+                            applied.created,
+                            applied.updated,
+                            applied.skipped.len()
+                        ),
+                    );
+                }
+            }
+            Err(e) => self.entry(
+                now,
+                "CatalogImportFailed",
+                "Warning",
+                "catalog",
+                e.to_string(),
+            ),
+        }
     }
 
     /// A person approves (or rejects) a patch under a policy, as a GitOps commit would:
