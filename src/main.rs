@@ -206,16 +206,20 @@ fn catalog_import(
     output: Format,
 ) -> ExitCode {
     use ringmaster::catalog::import;
-    if inputs.is_empty() {
+    let defaults = inputs.is_empty();
+    if defaults {
         inputs = source.default_urls(jiff::Timestamp::now());
     }
     let Some(runtime) = runtime() else {
         return ExitCode::from(2);
     };
     let outcome = runtime.block_on(async {
-        let loaded = import::load(source, &inputs)
+        let (loaded, unpublished) = import::load(source, &inputs, defaults)
             .await
             .map_err(|e| e.to_string())?;
+        for url in &unpublished {
+            eprintln!("note: {url} is not published yet (404)");
+        }
         let (feed, skipped) = import::parse(source, &loaded).map_err(|e| e.to_string())?;
         let client = kube::Client::try_default()
             .await

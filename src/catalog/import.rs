@@ -27,17 +27,33 @@ pub struct Loaded {
 }
 
 /// Reads the inputs: files, directories (every file below, in name order, of the
-/// kinds the source reads) and URLs (fetched).
-pub async fn load(source: Source, inputs: &[String]) -> Result<Vec<Loaded>, FeedError> {
+/// kinds the source reads) and URLs (fetched). With `unpublished_ok` (the publisher's
+/// default URLs), a URL that answers 404 is not an error but not published yet (MSRC's
+/// document of a month before its Patch Tuesday): it is returned apart.
+pub async fn load(
+    source: Source,
+    inputs: &[String],
+    unpublished_ok: bool,
+) -> Result<(Vec<Loaded>, Vec<String>), FeedError> {
     let mut loaded = Vec::new();
+    let mut unpublished = Vec::new();
     for input in inputs {
         if input.starts_with("https://") || input.starts_with("http://") {
-            loaded.push(fetch(input).await?);
+            match fetch(input).await? {
+                Some(l) => loaded.push(l),
+                None if unpublished_ok => unpublished.push(input.clone()),
+                None => {
+                    return Err(FeedError::Io {
+                        file: input.clone(),
+                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "404 Not Found"),
+                    });
+                }
+            }
         } else {
             read_path(source, Path::new(input), &mut loaded)?;
         }
     }
-    Ok(loaded)
+    Ok((loaded, unpublished))
 }
 
 /// Reads files and directories (no URLs).
@@ -88,8 +104,8 @@ fn reads(source: Source, path: &Path) -> bool {
     }
 }
 
-/// Fetches a URL (rustls, the platform's web PKI roots bundled).
-async fn fetch(url: &str) -> Result<Loaded, FeedError> {
+/// Fetches a URL (rustls, the web PKI roots bundled); None when it answers 404.
+async fn fetch(url: &str) -> Result<Option<Loaded>, FeedError> {
     let failed = |why: String| FeedError::Io {
         file: url.to_string(),
         source: std::io::Error::other(why),
@@ -106,13 +122,18 @@ async fn fetch(url: &str) -> Result<Loaded, FeedError> {
         )
         .send()
         .await
-        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| failed(e.to_string()))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let response = response
+        .error_for_status()
         .map_err(|e| failed(e.to_string()))?;
     let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
-    Ok(Loaded {
+    Ok(Some(Loaded {
         name: url.to_string(),
         bytes: bytes.to_vec(),
-    })
+    }))
 }
 
 /// Parses what was read into one feed: the records of every input together, and the

@@ -52,14 +52,21 @@ impl Source {
     }
 
     /// Where the publisher serves the feed, for an import given no file or URL. MSRC
-    /// publishes one document a month: the month of `now` (UTC).
+    /// publishes one document a month, on its Patch Tuesday, and revises it for weeks:
+    /// the documents of the month before `now` (UTC) and of its month (which answers 404
+    /// until it is published).
     pub fn default_urls(self, now: jiff::Timestamp) -> Vec<String> {
         match self {
             Source::Msrc => {
-                let month = now.strftime("%Y-%b");
-                vec![format!(
-                    "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/{month}"
-                )]
+                let date = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+                let previous = date.first_of_month().yesterday().unwrap_or(date);
+                [previous, date]
+                    .iter()
+                    .map(|d| {
+                        let month = d.strftime("%Y-%b");
+                        format!("https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/{month}")
+                    })
+                    .collect()
             }
             Source::Osv => ["Debian", "Ubuntu", "AlmaLinux", "Rocky%20Linux"]
                 .iter()
@@ -281,6 +288,22 @@ mod tests {
         assert_eq!(object_name("USN-6500-1"), "usn-6500-1");
         assert_eq!(object_name("RLSA-2024:1234"), "rlsa-2024-1234");
         assert_eq!(object_name("_x_"), "x");
+    }
+
+    #[test]
+    fn msrc_defaults_to_last_month_and_this_month() {
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(
+            Source::Msrc.default_urls(at("2026-01-05T10:00:00Z")),
+            vec![
+                "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2025-Dec".to_string(),
+                "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2026-Jan".to_string(),
+            ]
+        );
+        assert_eq!(
+            Source::Osv.default_urls(at("2026-01-05T10:00:00Z")).len(),
+            4
+        );
     }
 
     #[test]
