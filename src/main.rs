@@ -285,6 +285,9 @@ fn import_offline(
                 for s in &applied.skipped {
                     eprintln!("skipped: {s}");
                 }
+                for (name, why) in &applied.refused {
+                    eprintln!("refused: patch/{name}: {why}");
+                }
                 eprintln!(
                     "catalog {source}: {} created, {} updated, {} skipped",
                     applied.created,

@@ -21,6 +21,8 @@ pub struct Applied {
     pub updated: usize,
     /// Records skipped, and why.
     pub skipped: Vec<Skipped>,
+    /// Patches the feed's fields would make invalid (not applied), with why.
+    pub refused: Vec<(String, String)>,
 }
 
 /// Which feed a file is, from its content: gzip or a CSV header is EPSS, a zip is an OSV
@@ -109,20 +111,30 @@ pub fn apply(
         .collect();
     let mut applied = Applied::default();
     for c in plan(source, feed, &by_name) {
-        let mut obj = match by_name.get(&c.name) {
-            Some(p) => serde_json::to_value(p).unwrap_or(Value::Null),
-            None => Value::Object(serde_json::Map::new()),
-        };
-        overlay(&mut obj, &c.body);
-        let Ok(patch) = serde_json::from_value::<Patch>(obj) else {
+        if c.verdict == Verdict::Unchanged {
             continue;
-        };
-        match c.verdict {
-            Verdict::Create => applied.created += 1,
-            Verdict::Update => applied.updated += 1,
-            Verdict::Unchanged => continue,
         }
-        patches.insert(patch.spec.id.clone(), patch);
+        let merged = by_name
+            .get(&c.name)
+            .map_or(
+                Ok(Value::Object(serde_json::Map::new())),
+                serde_json::to_value,
+            )
+            .and_then(|mut obj| {
+                overlay(&mut obj, &c.body);
+                serde_json::from_value::<Patch>(obj)
+            });
+        match merged {
+            Ok(patch) => {
+                match c.verdict {
+                    Verdict::Create => applied.created += 1,
+                    _ => applied.updated += 1,
+                }
+                patches.insert(patch.spec.id.clone(), patch);
+            }
+            // What an API server would refuse is said, not dropped.
+            Err(e) => applied.refused.push((c.name, e.to_string())),
+        }
     }
     applied
 }

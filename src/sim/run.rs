@@ -879,6 +879,15 @@ impl Simulation {
         match crate::catalog::offline::apply_files(&mut self.world.patches, files) {
             Ok(done) => {
                 for (source, applied) in done {
+                    for (name, why) in &applied.refused {
+                        self.entry(
+                            now,
+                            "CatalogImportFailed",
+                            "Warning",
+                            &format!("patch/{name}"),
+                            why.clone(),
+                        );
+                    }
                     self.entry(
                         now,
                         "CatalogImported",
