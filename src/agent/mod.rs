@@ -17,6 +17,7 @@
 
 pub mod device;
 pub mod fleet;
+pub mod linux;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,20 @@
+//! `ringmaster agent --backend apt|dnf|auto`: the real Linux agent. It speaks only the
+//! device contract (`crate::contract`, `docs/agent-contract.md`), so an RMM bridge or any
+//! other agent could take its place.
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | [`version`] | the Debian (dpkg) and RPM version orderings (pure) |
+//! | [`inventory`] | installed packages and the OS release, as the package database says (pure parsers) |
+//! | [`applicability`] | which catalog Patches apply to the device, and what an install must upgrade (pure) |
+//! | [`runner`] | running a command with a time limit, killing its whole process group when it runs over |
+//! | [`backend`] | what the agent asks of a package manager, and its typed errors |
+//! | [`apt`], [`dnf`] | the two backends, driving apt-get/dpkg and dnf/rpm through their command lines |
+
+pub mod applicability;
+pub mod apt;
+pub mod backend;
+pub mod dnf;
+pub mod inventory;
+pub mod runner;
+pub mod version;
