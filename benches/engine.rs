@@ -128,6 +128,8 @@ fn tenant(devices: usize, per_device: usize) -> (World, Timestamp) {
                     unreachable_after: None,
                     attempt_timeout: None,
                     freezes: vec![],
+                    reboot: Default::default(),
+                    health_checks: Default::default(),
                 },
                 status: None,
             },

@@ -92,6 +92,95 @@ pub struct DeploymentRingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub freezes: Vec<Freeze>,
+    /// When the ring's agents reboot a device after an install (default: only when the
+    /// install requires it, inside a maintenance window, after 5 minutes' notice). A
+    /// device waiting for its reboot reports PendingReboot and keeps its `maxConcurrent`
+    /// slot, so at most `maxConcurrent` devices of the ring are installing or rebooting
+    /// at once.
+    #[serde(default)]
+    pub reboot: RebootSpec,
+    /// What the ring's agents check after an install, and again after the reboot that
+    /// completes it: a check that fails makes the install a failure, with the check's
+    /// word as its message, and the ring's gates count it.
+    #[serde(default, skip_serializing_if = "HealthChecks::is_empty")]
+    pub health_checks: HealthChecks,
+}
+
+/// When an agent reboots a device after installing a patch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RebootPolicy {
+    /// Reboot when the device says it must (Debian's reboot-required flag,
+    /// `needs-restarting -r`, a kernel newer than the running one).
+    #[default]
+    IfRequired,
+    /// Never reboot: the device reports PendingReboot until a person reboots it.
+    Never,
+    /// Reboot after every install.
+    Always,
+}
+
+/// A ring's reboot rules, for the agents of its devices.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebootSpec {
+    /// When to reboot (default `IfRequired`). Reboots start only inside one of the
+    /// ring's maintenance windows (any time when it has none).
+    #[serde(default)]
+    pub policy: RebootPolicy,
+    /// How long logged-in users are warned before the reboot (default `5m`; `0m`
+    /// reboots at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<Duration>,
+}
+
+/// Checks an agent runs on the device after an install and after its reboot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthChecks {
+    /// systemd units that must be active (`systemctl is-active`), e.g. `nginx.service`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub units: Vec<String>,
+    /// Shell commands (`sh -c`) that must exit 0, run as the agent's user (root on a
+    /// host). Whoever may edit the ring may run these on its devices: grant it
+    /// accordingly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub commands: Vec<String>,
+    /// HTTP probes on the device that must answer with a success status (2xx, or
+    /// `expectStatus`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub http: Vec<HttpCheck>,
+    /// How long each check may take (default `60s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// How long after an install (or a boot) to wait before checking, for services to
+    /// settle (default `0s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+}
+
+impl HealthChecks {
+    /// No checks at all.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty() && self.commands.is_empty() && self.http.is_empty()
+    }
+}
+
+/// One HTTP probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpCheck {
+    /// The URL, `http://` or `https://`, usually on the device itself
+    /// (`http://127.0.0.1:8080/healthz`).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = kube::core::Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("url must start with http:// or https://"))]
+    pub url: String,
+    /// The status the probe must answer with (default: any 2xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
+    pub expect_status: Option<u16>,
 }
 
 fn default_max_concurrent() -> IntOrString {

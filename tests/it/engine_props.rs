@@ -251,6 +251,8 @@ fn build(s: &Scenario) -> World {
                     unreachable_after: Some(Duration::hours(48)),
                     attempt_timeout: None,
                     freezes: vec![],
+                    reboot: Default::default(),
+                    health_checks: Default::default(),
                 },
                 status: None,
             },
