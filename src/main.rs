@@ -24,8 +24,9 @@ enum Format {
 enum Command {
     /// Run the operator: watch the cluster (or the given namespaces) and reconcile.
     Run(ringmaster::operator::RunOptions),
-    /// Simulate a fleet of device agents against the cluster: register ManagedDevices,
-    /// follow their plans and report their patches (for demos, end-to-end and load tests).
+    /// Run a device agent: the real Linux agent (`--backend apt|dnf|auto`) for this host's
+    /// ManagedDevice, or a simulated fleet (`--simulate`) for demos, end-to-end and load
+    /// tests.
     Agent(ringmaster::agent::AgentOptions),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
@@ -306,35 +307,14 @@ fn import_offline(
 
 fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
     if !opts.simulate {
-        eprintln!(
-            "error: ringmaster ships no real device agent; pass --simulate to run a simulated fleet"
-        );
-        return ExitCode::from(2);
+        return linux_agent(opts);
     }
-    ringmaster::operator::run::init_tracing(opts.log_format);
-    let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let outcome = runtime.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| format!("kubernetes client: {e}"))?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            ringmaster::operator::run::shutdown_signal().await;
-            let _ = stop.send(true);
-        });
-        ringmaster::agent::run(client, opts.fleet(), stopped)
+    let fleet = opts.fleet();
+    until_stopped(opts.log_format, |client, stopped| async move {
+        ringmaster::agent::run(client, fleet, stopped)
             .await
             .map_err(|e| e.to_string())
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn simulate(
@@ -407,4 +387,50 @@ fn simulate(
         },
     }
     ExitCode::SUCCESS
+}
+
+/// `ringmaster agent --backend …`: the real Linux agent for one device.
+fn linux_agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
+    let Some(options) = opts.linux() else {
+        eprintln!(
+            "error: pass --backend apt|dnf|auto to run the Linux agent (with --name when the host name cannot be read), or --simulate for a simulated fleet"
+        );
+        return ExitCode::from(2);
+    };
+    until_stopped(opts.log_format, |client, stopped| async move {
+        ringmaster::agent::linux::run::run(client, options, stopped)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Runs `work` with a cluster client and a receiver that turns true on SIGTERM or
+/// Ctrl-C; exits 0 when it ends well, 1 with its error on stderr otherwise.
+fn until_stopped<F, Fut>(log_format: ringmaster::operator::LogFormat, work: F) -> ExitCode
+where
+    F: FnOnce(kube::Client, tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    ringmaster::operator::run::init_tracing(log_format);
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let outcome = runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("kubernetes client: {e}"))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            ringmaster::operator::run::shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        work(client, stopped).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

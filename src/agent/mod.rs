@@ -1,5 +1,6 @@
-//! `ringmaster agent --simulate`: a fleet of simulated device agents against a real
-//! cluster, for demos, end-to-end tests and load tests.
+//! `ringmaster agent`: device agents. `--backend apt|dnf|auto` runs the real Linux agent
+//! ([`linux`]) for one device; `--simulate` runs a fleet of simulated device agents
+//! against a real cluster, for demos, end-to-end tests and load tests.
 //!
 //! Each simulated device is a `ManagedDevice` the fleet registers (labelled
 //! `sim.ringmaster.dev/fleet: <prefix>` and annotated `ringmaster.dev/agent: <the
@@ -14,6 +15,7 @@
 //! | --- | --- |
 //! | [`device`] | one device's agent state and plan-following rules (pure) |
 //! | [`fleet`] | registration, the watch, the check-in schedule and the status writes |
+//! | [`linux`] | the real Linux agent: apt and dnf, reboots, health checks, rollback |
 
 pub mod device;
 pub mod fleet;
@@ -34,10 +36,45 @@ pub const FIELD_MANAGER: &str = "ringmaster-agent";
 /// The flags of `ringmaster agent`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct AgentOptions {
-    /// Simulate a fleet of agents (the only mode: ringmaster ships no real device agent).
-    #[arg(long)]
+    /// Simulate a fleet of agents instead of running the real one.
+    #[arg(long, conflicts_with = "backend")]
     pub simulate: bool,
-    /// How many devices.
+    /// Run the real Linux agent for this device with this package manager (`auto`
+    /// reads `/etc/os-release`).
+    #[arg(long, value_enum)]
+    pub backend: Option<linux::run::BackendKind>,
+    /// The device's ManagedDevice name (real agent; default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A confined root the package manager works in instead of `/` (real agent; for
+    /// tests and images).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
+    /// A command prefix every host command runs through, split at spaces (real agent in
+    /// a container: `nsenter --target 1 --mount --uts --ipc --net --pid --`).
+    #[arg(long, value_name = "PREFIX")]
+    pub host_exec: Option<String>,
+    /// Where the real agent keeps its state file.
+    #[arg(long, default_value = "/var/lib/ringmaster-agent")]
+    pub state_dir: std::path::PathBuf,
+    /// How long one install or downgrade may take before it is killed (real agent).
+    #[arg(long, default_value = "1h")]
+    pub install_timeout: crate::api::Duration,
+    /// How long reading repository metadata may take before it is killed (real agent).
+    #[arg(long, default_value = "10m")]
+    pub metadata_timeout: crate::api::Duration,
+    /// A shell command that reboots the device (real agent; default `shutdown -r
+    /// +MINUTES "MESSAGE"`). It sees RINGMASTER_GRACE_MINUTES, RINGMASTER_GRACE_SECONDS
+    /// and RINGMASTER_PATCH.
+    #[arg(long)]
+    pub reboot_command: Option<String>,
+    /// The file holding the current boot's id (real agent).
+    #[arg(long, default_value = linux::reboot::BOOT_ID)]
+    pub boot_id_file: std::path::PathBuf,
+    /// One check-in, then exit (real agent; for a systemd timer or cron).
+    #[arg(long)]
+    pub once: bool,
+    /// How many devices (simulated fleet).
     #[arg(long, default_value_t = 10)]
     pub devices: u32,
     /// The namespace (tenant) the devices live in.
@@ -90,6 +127,37 @@ pub struct AgentOptions {
 }
 
 impl AgentOptions {
+    /// The real Linux agent these flags describe (with `--backend`); the device name
+    /// defaults to the host name.
+    pub fn linux(&self) -> Option<linux::run::Options> {
+        let backend = self.backend?;
+        let name = self.name.clone().or_else(host_name)?;
+        let std = |d: crate::api::Duration| {
+            d.span().unsigned_abs()
+        };
+        Some(linux::run::Options {
+            namespace: self.namespace.clone(),
+            name,
+            backend,
+            root: self.root.clone(),
+            host_exec: self
+                .host_exec
+                .as_deref()
+                .map(|p| p.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            state_dir: self.state_dir.clone(),
+            check_in: std(self.check_in),
+            heartbeat: std(self.heartbeat),
+            install_timeout: std(self.install_timeout),
+            metadata_timeout: std(self.metadata_timeout),
+            reboot: linux::reboot::Config {
+                command: self.reboot_command.clone(),
+                boot_id_file: self.boot_id_file.clone(),
+            },
+            once: self.once,
+        })
+    }
+
     /// The fleet these flags describe.
     pub fn fleet(&self) -> FleetConfig {
         FleetConfig {
@@ -112,6 +180,14 @@ impl AgentOptions {
             follow_plans: !self.report_only,
         }
     }
+}
+
+/// The kernel's host name, as the default device name.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn parse_pair<T: std::str::FromStr>(s: &str) -> Result<(String, T), String>

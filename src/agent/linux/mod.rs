@@ -10,11 +10,23 @@
 //! | [`runner`] | running a command with a time limit, killing its whole process group when it runs over |
 //! | [`backend`] | what the agent asks of a package manager, and its typed errors |
 //! | [`apt`], [`dnf`] | the two backends, driving apt-get/dpkg and dnf/rpm through their command lines |
+//! | [`reports`] | the device's reports brought in line with the package database (pure) |
+//! | [`health`] | the ring's health checks: units, commands, HTTP probes |
+//! | [`reboot`] | when a reboot that finishes an install may happen, asking for it, and knowing it happened |
+//! | [`agent`] | the check-in loop: look, report, act — one action at a time |
+//! | [`run`] | the process: the backend chosen, the catalog and the device watched, check-ins until stopped |
+//! | [`state`] | what the agent remembers across restarts and reboots: one small file, replaced whole |
 
 pub mod applicability;
+pub mod agent;
 pub mod apt;
 pub mod backend;
 pub mod dnf;
+pub mod health;
 pub mod inventory;
+pub mod reboot;
+pub mod reports;
+pub mod run;
 pub mod runner;
+pub mod state;
 pub mod version;

@@ -93,6 +93,39 @@ pub trait Runner: Send + Sync {
     fn run(&self, cmd: &Cmd) -> Result<Output, RunError>;
 }
 
+/// Runs every command through a prefix, e.g. `nsenter --target 1 --mount --uts --ipc
+/// --net --pid --` for an agent in a container that acts on its node's host.
+#[derive(Clone, Debug)]
+pub struct Prefixed<R> {
+    /// The prefix's program and arguments.
+    pub prefix: Vec<String>,
+    /// The runner that runs the prefixed command.
+    pub inner: R,
+}
+
+impl<R: Runner> Runner for Prefixed<R> {
+    fn run(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        let Some((program, args)) = self.prefix.split_first() else {
+            return self.inner.run(cmd);
+        };
+        let mut prefixed = cmd.clone();
+        prefixed.program = program.clone();
+        prefixed.args = args
+            .iter()
+            .cloned()
+            .chain(std::iter::once(cmd.program.clone()))
+            .chain(cmd.args.iter().cloned())
+            .collect();
+        self.inner.run(&prefixed)
+    }
+}
+
+impl<R: Runner + ?Sized> Runner for std::sync::Arc<R> {
+    fn run(&self, cmd: &Cmd) -> Result<Output, RunError> {
+        (**self).run(cmd)
+    }
+}
+
 /// Runs real commands: each in a process group of its own, its output read as it comes,
 /// and the whole group killed (SIGTERM, then SIGKILL a few seconds later) when it runs
 /// over its time limit.
@@ -276,6 +309,22 @@ mod tests {
             .unwrap_or(false);
         assert!(!alive, "the command's child {child} survived");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_prefix_runs_the_command_through_it() {
+        let runner = Prefixed {
+            prefix: vec!["env".into(), "RINGMASTER_PREFIXED=1".into()],
+            inner: SystemRunner,
+        };
+        let out = runner
+            .run(&Cmd::new(
+                "sh",
+                ["-c", "echo $RINGMASTER_PREFIXED"],
+                Duration::from_secs(10),
+            ))
+            .expect("runs");
+        assert_eq!(out.stdout, "1\n");
     }
 
     #[test]

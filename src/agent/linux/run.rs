@@ -1,0 +1,216 @@
+//! The agent's process: the package manager chosen, the catalog watched, the device
+//! watched for new plan entries, a check-in on a schedule and at every change, until it
+//! is told to stop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::agent::{Agent, Config};
+use super::apt::{Apt, AptConfig};
+use super::backend::Backend;
+use super::dnf::{Dnf, DnfConfig};
+use super::inventory;
+use super::runner::{Prefixed, Runner, SystemRunner};
+use super::state::Store;
+use crate::api::{ManagedDevice, Patch};
+
+/// Which package manager drives the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Debian and Ubuntu: apt-get, apt-cache, dpkg.
+    Apt,
+    /// RHEL, AlmaLinux, Rocky, Fedora: dnf and rpm.
+    Dnf,
+    /// Chosen from `/etc/os-release` (`ID` and `ID_LIKE`).
+    Auto,
+}
+
+/// How the Linux agent runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The device's namespace.
+    pub namespace: String,
+    /// The device's name.
+    pub name: String,
+    /// The package manager.
+    pub backend: BackendKind,
+    /// A confined root the package manager works in (tests); None: the host.
+    pub root: Option<PathBuf>,
+    /// A prefix every command runs through (node mode: `nsenter --target 1 …`).
+    pub host_exec: Vec<String>,
+    /// Where the agent keeps its state file.
+    pub state_dir: PathBuf,
+    /// How often it checks in without being woken.
+    pub check_in: Duration,
+    /// How often it reports `lastSeen` with nothing new.
+    pub heartbeat: Duration,
+    /// How long one install or downgrade may take.
+    pub install_timeout: Duration,
+    /// How long reading repository metadata may take.
+    pub metadata_timeout: Duration,
+    /// How the device is rebooted.
+    pub reboot: super::reboot::Config,
+    /// One check-in, then exit.
+    pub once: bool,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The package manager could not be chosen or read.
+    #[error("package manager: {0}")]
+    Backend(#[from] super::backend::BackendError),
+    /// `/etc/os-release` names no distribution the agent knows.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The state file is unreadable.
+    #[error("state: {0}")]
+    State(#[from] super::state::StateError),
+    /// The catalog could not be read.
+    #[error("the Patch catalog could not be read within {0:?}; is the agent allowed to list patches?")]
+    Catalog(Duration),
+}
+
+/// The backend `kind` names (or `/etc/os-release` under `root` chooses), running its
+/// commands through `runner`.
+pub fn backend(
+    kind: BackendKind,
+    options: &Options,
+    runner: Arc<dyn Runner>,
+) -> Result<Arc<dyn Backend>, StartError> {
+    let kind = match kind {
+        BackendKind::Auto => detect(options.root.as_deref())?,
+        other => other,
+    };
+    Ok(match kind {
+        BackendKind::Dnf => Arc::new(Dnf::new(
+            runner,
+            DnfConfig {
+                root: options.root.clone(),
+                install_timeout: options.install_timeout,
+                metadata_timeout: options.metadata_timeout,
+                ..DnfConfig::default()
+            },
+        )),
+        _ => Arc::new(Apt::new(
+            runner,
+            AptConfig {
+                root: options.root.clone(),
+                install_timeout: options.install_timeout,
+                metadata_timeout: options.metadata_timeout,
+                ..AptConfig::default()
+            },
+        )),
+    })
+}
+
+/// apt or dnf, from `/etc/os-release`'s `ID` and `ID_LIKE`.
+fn detect(root: Option<&std::path::Path>) -> Result<BackendKind, StartError> {
+    let path = root
+        .unwrap_or(std::path::Path::new("/"))
+        .join("etc/os-release");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| StartError::Unsupported(format!("{}: {e}", path.display())))?;
+    let release = inventory::parse_os_release(&text)
+        .map_err(|e| StartError::Unsupported(format!("{}: {e}", path.display())))?;
+    match release.flavour() {
+        Some(inventory::Flavour::Deb) => Ok(BackendKind::Apt),
+        Some(inventory::Flavour::Rpm) => Ok(BackendKind::Dnf),
+        None => Err(StartError::Unsupported(format!(
+            "{}: no apt or dnf distribution (ID={:?}); pass --backend",
+            path.display(),
+            release.id
+        ))),
+    }
+}
+
+/// Runs the agent until `shutdown` turns true (or after one check-in with `once`).
+pub async fn run(
+    client: kube::Client,
+    options: Options,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    let system: Arc<dyn Runner> = if options.host_exec.is_empty() {
+        Arc::new(SystemRunner)
+    } else {
+        Arc::new(Prefixed {
+            prefix: options.host_exec.clone(),
+            inner: SystemRunner,
+        })
+    };
+    let backend = backend(options.backend, &options, system.clone())?;
+    let ecosystem = {
+        let backend = backend.clone();
+        tokio::task::spawn_blocking(move || backend.ecosystem())
+            .await
+            .map_err(|e| StartError::Unsupported(e.to_string()))??
+    };
+    info!(backend = backend.name(), ecosystem = %ecosystem.0, device = %options.name, "agent starting");
+    let catalog = watch_catalog(client.clone()).await?;
+    let config = Config {
+        namespace: options.namespace.clone(),
+        name: options.name.clone(),
+        agent: format!(
+            "ringmaster-agent/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            backend.name()
+        ),
+        heartbeat: options.heartbeat,
+        retry_uninstall: Duration::from_secs(600),
+        reboot: options.reboot.clone(),
+    };
+    let store = Store::new(&options.state_dir);
+    let mut agent = Agent::new(client.clone(), config, catalog, backend, system, ecosystem, store)?;
+    let devices: Api<ManagedDevice> = Api::namespaced(client, &options.namespace);
+    let mut changes = watcher(
+        devices,
+        watcher::Config::default().fields(&format!("metadata.name={}", options.name)),
+    )
+    .default_backoff()
+    .touched_objects()
+    .boxed();
+    loop {
+        if let Err(e) = agent.check_in(Timestamp::now()).await {
+            warn!(error = %e, "check-in failed; trying again at the next one");
+        }
+        if options.once || *shutdown.borrow() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(options.check_in) => {}
+            _ = changes.next() => {
+                // A change to the device (a new plan entry, often our own write): a short
+                // pause lets a burst settle into one check-in.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The cluster's Patch catalog, kept current by a watch, once it has been listed.
+async fn watch_catalog(
+    client: kube::Client,
+) -> Result<reflector::Store<Patch>, StartError> {
+    const READY_WITHIN: Duration = Duration::from_secs(120);
+    let (reader, writer) = reflector::store();
+    let patches: Api<Patch> = Api::all(client);
+    let stream = reflector(writer, watcher(patches, watcher::Config::default()))
+        .default_backoff()
+        .applied_objects()
+        .for_each(|_| future::ready(()));
+    tokio::spawn(stream);
+    tokio::time::timeout(READY_WITHIN, reader.wait_until_ready())
+        .await
+        .map_err(|_| StartError::Catalog(READY_WITHIN))?
+        .map_err(|_| StartError::Catalog(READY_WITHIN))?;
+    Ok(reader)
+}
