@@ -154,7 +154,7 @@ pub async fn run(
             .map_err(|e| StartError::Unsupported(e.to_string()))??
     };
     info!(backend = backend.name(), ecosystem = %ecosystem.0, device = %options.name, "agent starting");
-    let catalog = watch_catalog(client.clone()).await?;
+    let catalog = watch_catalog(client.clone(), ecosystem.clone()).await?;
     let config = Config {
         namespace: options.namespace.clone(),
         name: options.name.clone(),
@@ -196,14 +196,27 @@ pub async fn run(
     }
 }
 
-/// The cluster's Patch catalog, kept current by a watch, once it has been listed.
+/// The cluster's Patch catalog, kept current by a watch, once it has been listed. Only
+/// what the agent reads is kept of each Patch: its id and its packages for this
+/// distribution release (a catalog of every vendor's advisories would otherwise cost
+/// the agent tens of megabytes).
 async fn watch_catalog(
     client: kube::Client,
+    ecosystem: inventory::Ecosystem,
 ) -> Result<reflector::Store<Patch>, StartError> {
     const READY_WITHIN: Duration = Duration::from_secs(120);
     let (reader, writer) = reflector::store();
     let patches: Api<Patch> = Api::all(client);
-    let stream = reflector(writer, watcher(patches, watcher::Config::default()))
+    let trimmed = watcher(patches, watcher::Config::default()).modify(move |p: &mut Patch| {
+        p.metadata.managed_fields = None;
+        p.metadata.annotations = None;
+        p.status = None;
+        p.spec.packages.retain(|f| f.ecosystem == ecosystem.0);
+        p.spec.cves.clear();
+        p.spec.title = None;
+        p.spec.supersedes.clear();
+    });
+    let stream = reflector(writer, trimmed)
         .default_backoff()
         .applied_objects()
         .for_each(|_| future::ready(()));
