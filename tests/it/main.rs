@@ -12,6 +12,7 @@ mod common;
 mod fake_api;
 
 mod agent_script;
+mod agent_versions;
 mod api_cel;
 mod catalog_epss;
 mod catalog_kev;
