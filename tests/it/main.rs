@@ -11,6 +11,8 @@ mod agent_sh;
 mod common;
 mod fake_api;
 
+mod agent_applicability;
+mod agent_inventory;
 mod agent_script;
 mod agent_versions;
 mod api_cel;
