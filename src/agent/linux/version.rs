@@ -425,34 +425,33 @@ fn rpm_segment(a: &[u8], b: &[u8], numeric: bool) -> Ordering {
     }
 }
 
-/// A table of version pairs and their expected order, as kept in
-/// `tests/fixtures/agent/versions/*.tsv`: `A<TAB>B<TAB>Less|Equal|Greater|Error` lines,
-/// `#` comments. Shared by the unit tests and the real-tool tests.
-#[doc(hidden)]
-pub fn parse_case_table(text: &str) -> Vec<(String, String, Option<Ordering>)> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            let [a, b, want] = fields[..] else {
-                panic!("not A<TAB>B<TAB>ORDER: {line:?}");
-            };
-            let want = match want {
-                "Less" => Some(Ordering::Less),
-                "Equal" => Some(Ordering::Equal),
-                "Greater" => Some(Ordering::Greater),
-                "Error" => None,
-                other => panic!("unknown order {other:?} in {line:?}"),
-            };
-            (a.to_string(), b.to_string(), want)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use Ordering::{Equal, Greater, Less};
+
+    /// A table of version pairs and their expected order, as kept in
+    /// `tests/fixtures/agent/versions/*.tsv`: `A<TAB>B<TAB>Less|Equal|Greater|Error` lines,
+    /// `#` comments (tests/it/agent_versions.rs reads them too).
+    fn parse_case_table(text: &str) -> Vec<(String, String, Option<Ordering>)> {
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let [a, b, want] = fields[..] else {
+                    panic!("not A<TAB>B<TAB>ORDER: {line:?}");
+                };
+                let want = match want {
+                    "Less" => Some(Ordering::Less),
+                    "Equal" => Some(Ordering::Equal),
+                    "Greater" => Some(Ordering::Greater),
+                    "Error" => None,
+                    other => panic!("unknown order {other:?} in {line:?}"),
+                };
+                (a.to_string(), b.to_string(), want)
+            })
+            .collect()
+    }
 
     const DEB_TABLE: &str = include_str!("../../../tests/fixtures/agent/versions/deb.tsv");
     const RPM_TABLE: &str = include_str!("../../../tests/fixtures/agent/versions/rpm.tsv");
