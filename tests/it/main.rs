@@ -11,8 +11,11 @@ mod agent_sh;
 mod common;
 mod fake_api;
 
+mod agent_applicability;
+mod agent_inventory;
 mod agent_linux;
 mod agent_script;
+mod agent_versions;
 mod api_cel;
 mod catalog_epss;
 mod catalog_kev;
