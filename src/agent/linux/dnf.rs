@@ -3,7 +3,7 @@
 //! into a typed [`BackendError`].
 //!
 //! dnf 4 (RHEL 8 and 9, and Debian's `dnf` package) is the syntax spoken; dnf 5 (Fedora
-//! 41 and later) is detected from `dnf --version` and differs where it must: no
+//! 41 and later) is detected from `dnf --version` on the host and differs where it must: no
 //! `exit_on_lock` (dnf 5 rejects unknown options), no `--showduplicates` on `repoquery`
 //! (dnf 5 lists every version by default), `--no-plugins`, and `dnf needs-restarting`
 //! from the dnf5-plugins package instead of dnf-utils' `needs-restarting -r`.
@@ -12,8 +12,8 @@
 //! - `--setopt=exit_on_lock=True` (dnf 4): dnf 4 otherwise waits *forever* for another
 //!   dnf ("Waiting for process with pid …"); with it, dnf exits at once with code 200
 //!   ("RPMDB already locked by …"), which is [`BackendError::Locked`]. Should a dnf still
-//!   wait (an old dnf that ignores the option, a lock taken while sqlite writes), the
-//!   runner's time limit kills it and a time-out whose output shows a lock wait is
+//!   wait (a dnf older than the option, which it then only warns about, or
+//!   `exit_on_lock=False` among the extra options), the runner's time limit kills it and a time-out whose output shows a lock wait is
 //!   `Locked` too, with what it printed; any other time-out is `TimedOut`.
 //! - `PYTHONUNBUFFERED=1`, so that what dnf 4 printed before a time-out is not lost in
 //!   Python's buffer when its process group is killed.
@@ -31,6 +31,18 @@
 //! post-patch validation and health checks judge the result) with the scriptlet's lines
 //! kept in the message. A failing `%pre` aborts that package's install: dnf exits 1,
 //! which is [`BackendError::Failed`].
+//!
+//! `install` is `dnf install NAME-[EPOCH:]VERSION-RELEASE[.ARCH]…` in one transaction:
+//! it installs a package that is not there yet and upgrades one that is. dnf 4 goes to
+//! exactly that version, *downward* too when the installed one is newer (`dnf upgrade`
+//! would instead do nothing and exit 0, and refuses packages not yet installed), so the
+//! agent asks `install` only for versions at least the fixed one.
+//!
+//! `downgrade` is `dnf downgrade NAME-EVR…`, not `dnf history undo`: the agent knows the
+//! version each package had, a pin is idempotent (downgrading to the installed version is
+//! "Nothing to do"), and undo would need the transaction's id and revert everything that
+//! transaction did, dependencies included. Before running anything it refuses
+//! [`NO_ROLLBACK`] packages, then asks `repoquery` whether the version is still offered.
 //!
 //! A confined root (for tests) is `--installroot=ROOT --setopt=reposdir=ROOT/etc/yum.repos.d`
 //! with `--noplugins` (a host plugin such as subscription-manager must not act for a
