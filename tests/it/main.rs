@@ -12,6 +12,7 @@ mod common;
 mod fake_api;
 
 mod agent_applicability;
+mod agent_dnf;
 mod agent_inventory;
 mod agent_linux;
 mod agent_script;
