@@ -11,6 +11,8 @@ mod agent_sh;
 mod common;
 mod fake_api;
 
+mod agent_apt;
+mod agent_apt_fixture;
 mod agent_script;
 mod api_cel;
 mod catalog_epss;

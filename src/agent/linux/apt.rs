@@ -383,9 +383,21 @@ impl<R: Runner> Apt<R> {
         Ok(release.to_string())
     }
 
+    /// Where the distribution's reboot flag may be: `/run/reboot-required`, and
+    /// `/var/run/reboot-required` when `var/run` is a directory of its own (on a host it is
+    /// a symlink to `/run`, which under a confined root would lead out of the root).
+    fn reboot_flag_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.system_path("/run/reboot-required")];
+        let var_run = self.system_path("/var/run");
+        if !var_run.is_symlink() {
+            paths.push(var_run.join("reboot-required"));
+        }
+        paths
+    }
+
     /// The reasons the distribution's `reboot-required` flag gives, if it is set.
     fn reboot_flag(&self) -> Vec<String> {
-        for flag in reboot_flag_paths(self) {
+        for flag in self.reboot_flag_paths() {
             if !flag.exists() {
                 continue;
             }
@@ -574,18 +586,6 @@ fn checked_root(root: &Path) -> Result<String, AptConfigError> {
         .ok_or_else(|| AptConfigError::RootUnspellable(root.to_path_buf()))?;
     let trimmed = text.trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
-}
-
-/// Where the distribution's reboot flag may be: `/run/reboot-required`, and
-/// `/var/run/reboot-required` when `var/run` is a directory of its own (on a host it is
-/// a symlink to `/run`, which under a confined root would lead out of the root).
-fn reboot_flag_paths<R: Runner>(apt: &Apt<R>) -> Vec<PathBuf> {
-    let mut paths = vec![apt.system_path("/run/reboot-required")];
-    let var_run = apt.system_path("/var/run");
-    if !var_run.is_symlink() {
-        paths.push(var_run.join("reboot-required"));
-    }
-    paths
 }
 
 /// Sorts out a failed command's output into the typed error (the C locale's text,
