@@ -12,6 +12,8 @@ mod common;
 mod fake_api;
 
 mod agent_applicability;
+mod agent_apt;
+mod agent_apt_fixture;
 mod agent_dnf;
 mod agent_inventory;
 mod agent_linux;
