@@ -27,7 +27,7 @@ enum Command {
     /// Run a device agent: the real Linux agent (`--backend apt|dnf|auto`) for this host's
     /// ManagedDevice, or a simulated fleet (`--simulate`) for demos, end-to-end and load
     /// tests.
-    Agent(ringmaster::agent::AgentOptions),
+    Agent(Box<ringmaster::agent::AgentOptions>),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Play a directory of manifests forward in virtual time, without a cluster, and
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(opts) => run(opts),
-        Command::Agent(opts) => agent(opts),
+        Command::Agent(opts) => agent(*opts),
         Command::Crds => match ringmaster::crds::render_all() {
             Ok(yaml) => {
                 print!("{yaml}");

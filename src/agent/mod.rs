@@ -132,9 +132,7 @@ impl AgentOptions {
     pub fn linux(&self) -> Option<linux::run::Options> {
         let backend = self.backend?;
         let name = self.name.clone().or_else(host_name)?;
-        let std = |d: crate::api::Duration| {
-            d.span().unsigned_abs()
-        };
+        let std = |d: crate::api::Duration| d.span().unsigned_abs();
         Some(linux::run::Options {
             namespace: self.namespace.clone(),
             name,

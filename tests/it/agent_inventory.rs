@@ -106,7 +106,10 @@ fn rpm_query_output_in_our_format_reads_back() {
     for (name, text) in &specs {
         let path = top.join("SPECS").join(format!("{name}.spec"));
         std::fs::write(&path, text).expect("spec written");
+        // HOME in the scratch dir: Debian's rpm tools open (and create) `~/.rpmdb`, and
+        // the host's must stay untouched (agent_dnf checks it).
         run(Command::new("rpmbuild")
+            .env("HOME", &top)
             .arg("--quiet")
             .arg("--define")
             .arg(format!("_topdir {}", top.display()))
@@ -120,7 +123,11 @@ fn rpm_query_output_in_our_format_reads_back() {
     assert_eq!(rpms.len(), 4, "{rpms:?}");
     let rooted = |args: &[&str]| {
         let mut command = Command::new("rpm");
-        command.arg("--root").arg(&root).args(args);
+        command
+            .env("HOME", &top)
+            .arg("--root")
+            .arg(&root)
+            .args(args);
         command
     };
     run(&mut rooted(&["--initdb"]));

@@ -83,7 +83,6 @@ impl Backend for FakePm {
                     version: version.clone(),
                     source: name.clone(),
                     source_version: version.clone(),
-                    ..installed_defaults()
                 })
                 .collect(),
         })
@@ -108,7 +107,8 @@ impl Backend for FakePm {
             });
         }
         for pin in p {
-            pm.installed.insert(pin.package.clone(), pin.version.clone());
+            pm.installed
+                .insert(pin.package.clone(), pin.version.clone());
         }
         if pm.fail_after_unpack {
             return Err(BackendError::Failed {
@@ -123,7 +123,8 @@ impl Backend for FakePm {
         let mut pm = self.0.lock().expect("lock");
         pm.calls.push(format!("downgrade {}", pins(p)));
         for pin in p {
-            pm.installed.insert(pin.package.clone(), pin.version.clone());
+            pm.installed
+                .insert(pin.package.clone(), pin.version.clone());
         }
         Ok(String::new())
     }
@@ -134,16 +135,6 @@ impl Backend for FakePm {
         } else {
             RebootNeed::None
         })
-    }
-}
-
-fn installed_defaults() -> InstalledPackage {
-    InstalledPackage {
-        name: String::new(),
-        arch: String::new(),
-        version: String::new(),
-        source: String::new(),
-        source_version: String::new(),
     }
 }
 
@@ -335,7 +326,10 @@ async fn it_reports_what_applies_and_nothing_else() {
         .expect("device");
     assert_eq!(device["status"]["lastSeen"], NOW);
     assert_eq!(device["status"]["agent"], "ringmaster-agent/test (fake)");
-    assert!(device["status"]["compliance"].is_object(), "compliance untouched");
+    assert!(
+        device["status"]["compliance"].is_object(),
+        "compliance untouched"
+    );
     // Nothing changed: a second check-in writes nothing.
     w.fake.clear();
     w.agent
@@ -362,7 +356,10 @@ async fn an_install_is_announced_first_pinned_to_the_smallest_fixed_version_and_
         .expect("install");
     assert_eq!(w.pm.calls(), ["install demo=1.0-2"]);
     assert_eq!(w.pm.version("demo").as_deref(), Some("1.0-2"));
-    assert_eq!(w.written_states("DSA-1"), ["Missing", "Installing", "Installed"]);
+    assert_eq!(
+        w.written_states("DSA-1"),
+        ["Missing", "Installing", "Installed"]
+    );
     let r = w.report("DSA-1");
     assert_eq!(r.state, PatchState::Installed);
     assert_eq!(r.attempt.as_deref(), Some("servers.x@1"));
@@ -421,13 +418,21 @@ async fn a_held_lock_is_a_failure_with_the_package_managers_word() {
 #[tokio::test]
 async fn no_fixed_version_offered_is_a_failure_naming_what_is_offered() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
-    let mut w = world("unavailable", json!({}), catalog, demo_pm("1.0-1", &["1.0-1"]));
+    let mut w = world(
+        "unavailable",
+        json!({}),
+        catalog,
+        demo_pm("1.0-1", &["1.0-1"]),
+    );
     w.plan("DSA-1", "servers.x@1");
     w.agent.check_in(ts(NOW)).await.expect("check-in");
     let r = w.report("DSA-1");
     assert_eq!(r.state, PatchState::Failed);
     let message = r.message.unwrap_or_default();
-    assert!(message.contains(">= 1.0-2") && message.contains("offered: 1.0-1"), "{message}");
+    assert!(
+        message.contains(">= 1.0-2") && message.contains("offered: 1.0-1"),
+        "{message}"
+    );
     assert!(w.pm.calls().is_empty());
 }
 
@@ -435,7 +440,12 @@ async fn no_fixed_version_offered_is_a_failure_naming_what_is_offered() {
 async fn a_failed_health_check_fails_the_install_and_rolls_it_back() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
     let checks = json!({"healthChecks": {"commands": ["echo 'ledger is down' >&2; exit 3"]}});
-    let mut w = world("health", checks, catalog, demo_pm("1.0-1", &["1.0-2", "1.0-1"]));
+    let mut w = world(
+        "health",
+        checks,
+        catalog,
+        demo_pm("1.0-1", &["1.0-2", "1.0-1"]),
+    );
     w.plan("DSA-1", "servers.x@1");
     w.agent.check_in(ts(NOW)).await.expect("check-in");
     let r = w.report("DSA-1");
@@ -462,11 +472,17 @@ async fn an_install_that_needs_a_reboot_waits_for_the_window_reboots_and_finishe
     w.plan("DSA-1", "servers.x@1");
     w.agent.check_in(ts(NOW)).await.expect("install");
     assert_eq!(w.report("DSA-1").state, PatchState::PendingReboot);
-    let device = w.fake.get("ManagedDevice", Some(NS), DEVICE).expect("device");
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
     assert_eq!(device["status"]["rebootPending"], true);
     assert!(matches!(
         w.agent.state().work.as_ref().map(|w| &w.phase),
-        Some(Phase::AwaitingReboot { requested_at: None, .. })
+        Some(Phase::AwaitingReboot {
+            requested_at: None,
+            ..
+        })
     ));
     // Still outside the window: no reboot.
     w.agent
@@ -495,14 +511,22 @@ async fn an_install_that_needs_a_reboot_waits_for_the_window_reboots_and_finishe
     let r = w.report("DSA-1");
     assert_eq!(r.state, PatchState::Installed);
     assert!(w.agent.state().work.is_none());
-    let device = w.fake.get("ManagedDevice", Some(NS), DEVICE).expect("device");
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
     assert_eq!(device["status"]["rebootPending"], false);
 }
 
 #[tokio::test]
 async fn an_uninstall_entry_returns_the_packages_to_the_versions_the_install_replaced() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
-    let mut w = world("rollback", json!({}), catalog, demo_pm("1.0-1", &["1.0-2", "1.0-1"]));
+    let mut w = world(
+        "rollback",
+        json!({}),
+        catalog,
+        demo_pm("1.0-1", &["1.0-2", "1.0-1"]),
+    );
     w.plan("DSA-1", "servers.x@1");
     w.agent.check_in(ts(NOW)).await.expect("install");
     assert_eq!(w.report("DSA-1").state, PatchState::Installed);
@@ -519,7 +543,12 @@ async fn an_uninstall_entry_returns_the_packages_to_the_versions_the_install_rep
 #[tokio::test]
 async fn a_patch_it_did_not_install_cannot_be_rolled_back_and_says_so() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
-    let mut w = world("norollback", json!({}), catalog, demo_pm("1.0-2", &["1.0-2", "1.0-1"]));
+    let mut w = world(
+        "norollback",
+        json!({}),
+        catalog,
+        demo_pm("1.0-2", &["1.0-2", "1.0-1"]),
+    );
     w.plan("DSA-1", "servers.x@1");
     w.agent.check_in(ts(NOW)).await.expect("found installed");
     assert_eq!(w.report("DSA-1").state, PatchState::Installed);
@@ -529,9 +558,15 @@ async fn a_patch_it_did_not_install_cannot_be_rolled_back_and_says_so() {
         .await
         .expect("rollback");
     let r = w.report("DSA-1");
-    assert_eq!(r.state, PatchState::Installed, "a failed uninstall keeps Installed");
+    assert_eq!(
+        r.state,
+        PatchState::Installed,
+        "a failed uninstall keeps Installed"
+    );
     assert!(
-        r.message.unwrap_or_default().contains("does not know the versions"),
+        r.message
+            .unwrap_or_default()
+            .contains("does not know the versions"),
         "says why"
     );
     assert!(w.pm.calls().is_empty());

@@ -120,7 +120,10 @@ end
         file.display()
     );
     std::fs::write(&script, lua).expect("script written");
+    // HOME in the scratch dir: Debian's rpm opens (and creates) `~/.rpmdb` even to
+    // evaluate a macro, and the host's must stay untouched (agent_dnf checks it).
     let out = Command::new("rpm")
+        .env("HOME", &dir)
         .arg("--eval")
         .arg(format!("%{{lua: dofile([==[{}]==])}}", script.display()))
         .output()

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::applicability::{self, Applicability};
 use super::backend::{Backend, BackendError, Pin, RebootNeed};
 use super::health;
-use super::inventory::{Ecosystem, Inventory};
+use super::inventory::{Ecosystem, InstalledPackage, Inventory};
 use super::reboot::{self, Reboot};
 use super::reports::{self, Found};
 use super::runner::Runner;
@@ -222,7 +222,7 @@ impl Agent {
         let mut out = BTreeMap::new();
         for patch in self.catalog.state() {
             let fixes = &patch.spec.packages;
-            if !fixes.iter().any(|f| f.ecosystem == self.ecosystem.0) {
+            if !fixes.iter().any(|f| self.ecosystem.covers(&f.ecosystem)) {
                 continue;
             }
             let found = match applicability::assess(fixes, &self.ecosystem, inventory) {
@@ -242,7 +242,11 @@ impl Agent {
     /// Sends the reports, `lastSeen`, `rebootPending` and `agent` when the reports
     /// changed or the heartbeat is due: a merge patch of the status subresource, never
     /// `spec`, never `status.compliance`.
-    async fn write_status(&mut self, device: &ManagedDevice, now: Timestamp) -> Result<(), TickError> {
+    async fn write_status(
+        &mut self,
+        device: &ManagedDevice,
+        now: Timestamp,
+    ) -> Result<(), TickError> {
         let reports = self.reports.clone().unwrap_or_default();
         let pending = self.reboot_pending();
         let cluster = device.status.as_ref();
@@ -319,7 +323,8 @@ impl Agent {
         }
         info!(patch = %id, attempt = ?entry.attempt, "installing");
         let outcome = self.run_install(id, seen).await;
-        self.settle(id, outcome, false, seen, Timestamp::now().max(now)).await
+        self.settle(id, outcome, false, seen, Timestamp::now().max(now))
+            .await
     }
 
     /// Brings the patch's packages to the fixed versions; Ok with the verdict of the
@@ -338,7 +343,10 @@ impl Agent {
         let flavour = seen.inventory.flavour;
         let mut pins = Vec::new();
         for u in &upgrades {
-            let offered = available.get(&u.package).map(Vec::as_slice).unwrap_or_default();
+            let offered = available
+                .get(&u.package)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let version = flavour
                 .and_then(|f| applicability::choose_version(f, offered, &u.fixed))
                 .ok_or_else(|| {
@@ -437,14 +445,29 @@ impl Agent {
     }
 
     /// The package database read again and the ring's health checks: Ok, or why not.
-    async fn validate(&mut self, id: &str, ring: Option<&DeploymentRingSpec>) -> Result<(), String> {
+    async fn validate(
+        &mut self,
+        id: &str,
+        ring: Option<&DeploymentRingSpec>,
+    ) -> Result<(), String> {
         let inventory = self.inventory().await.map_err(|e| e.to_string())?;
         match self.assess(id, &inventory) {
-            Some(Applicability::Installed) | Some(Applicability::NotApplicable) => {}
+            Some(Applicability::Installed) => {}
+            Some(Applicability::NotApplicable) => {
+                return Err(
+                    "the package manager finished, but the packages the patch fixes are not installed and configured"
+                        .to_string(),
+                );
+            }
             Some(Applicability::Missing { upgrades }) => {
                 let behind: Vec<String> = upgrades
                     .iter()
-                    .map(|u| format!("{} is at {}, not at least {}", u.package, u.installed, u.fixed))
+                    .map(|u| {
+                        format!(
+                            "{} is at {}, not at least {}",
+                            u.package, u.installed, u.fixed
+                        )
+                    })
                     .collect();
                 return Err(format!(
                     "the package manager finished, but {}",
@@ -472,7 +495,11 @@ impl Agent {
     /// After a validated install: Installed, or PendingReboot with the work kept until
     /// the device has rebooted.
     async fn after_install(&mut self, id: &str, seen: &Seen) -> Result<Outcome, TickError> {
-        let policy = seen.ring.as_ref().map(|r| r.reboot.policy).unwrap_or_default();
+        let policy = seen
+            .ring
+            .as_ref()
+            .map(|r| r.reboot.policy)
+            .unwrap_or_default();
         let backend = self.backend.clone();
         let need = blocking(move || backend.reboot_required()).await.unwrap_or_else(|e| {
             warn!(error = %e, "cannot tell whether the device needs a reboot; assuming it does not");
@@ -520,7 +547,8 @@ impl Agent {
                     info!(patch = %work.patch, "rebooted; validating the install");
                     return self.settle(&work.patch, Ok(()), true, seen, now).await;
                 }
-                self.maybe_reboot(&work.patch, seen, requested_at, now).await
+                self.maybe_reboot(&work.patch, seen, requested_at, now)
+                    .await
             }
         }
     }
@@ -581,7 +609,10 @@ impl Agent {
             (result, _) => {
                 let message = match result {
                     Err(message) => message,
-                    Ok(()) => "the package manager finished, but the old versions are not installed".into(),
+                    Ok(()) => {
+                        "the package manager finished, but the old versions are not installed"
+                            .into()
+                    }
                 };
                 warn!(patch = %id, %message, "rollback failed");
                 self.uninstall_failed_at.insert(id.to_string(), now);
@@ -598,7 +629,9 @@ impl Agent {
         let Some(old) = self.state.replaced.get(id) else {
             return Err(BackendError::CannotRollBack {
                 package: id.to_string(),
-                reason: "the agent did not install it, so it does not know the versions it replaced".into(),
+                reason:
+                    "the agent did not install it, so it does not know the versions it replaced"
+                        .into(),
             }
             .to_string());
         };
@@ -622,7 +655,17 @@ fn at_version(inventory: &Inventory, v: &Version) -> bool {
     inventory
         .packages
         .iter()
-        .any(|p| applicability::names(p, &v.package) && p.version == v.version)
+        .any(|p| names(p, &v.package) && p.version == v.version)
+}
+
+/// Whether `package`, as the backends take it (`name`, `name:arch` for apt, `name.arch`
+/// for dnf), names this installed package.
+fn names(p: &InstalledPackage, package: &str) -> bool {
+    package == p.name
+        || package
+            .strip_prefix(p.name.as_str())
+            .and_then(|rest| rest.strip_prefix([':', '.']))
+            .is_some_and(|arch| arch == p.arch)
 }
 
 fn versions(old: &[Version]) -> String {

@@ -60,15 +60,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::backend::{Backend, BackendError, Pin, RebootNeed};
-use super::inventory::{Ecosystem, Flavour, InstalledPackage, Inventory};
+use super::inventory::{self, Ecosystem, Flavour, Inventory};
 use super::runner::{self, Cmd, Output, RunError, Runner, SystemRunner};
 
 /// How many of the package manager's last lines an error or a result keeps.
 const TAIL_LINES: usize = 20;
 
-/// What `dpkg-query -W` prints for each package (dpkg-query expands `\t` and `\n`).
-const DPKG_QUERY_FORMAT: &str =
-    r"${binary:Package}\t${Version}\t${source:Package}\t${source:Version}\t${db:Status-Abbrev}\n";
+use super::inventory::DPKG_QUERY_FORMAT;
 
 /// Where, under a confined root, the backend writes the file `APT_CONFIG` names.
 const ROOT_APT_CONF: &str = "etc/apt/ringmaster-root.conf";
@@ -481,7 +479,12 @@ impl<R: Runner> Backend for Apt<R> {
         )?;
         Ok(Inventory {
             flavour: Some(Flavour::Deb),
-            packages: parse_dpkg_query(&output.stdout)?,
+            packages: inventory::parse_dpkg_query(&output.stdout)
+                .map_err(|e| BackendError::Parse {
+                    what: "dpkg-query -W".into(),
+                    detail: e.to_string(),
+                })?
+                .packages,
         })
     }
 
@@ -710,92 +713,13 @@ fn madison_error(index: usize, line: &str, what: &str) -> BackendError {
     }
 }
 
-/// The inventory from `dpkg-query -W` in [`DPKG_QUERY_FORMAT`]. Packages whose files are
-/// on disk are kept (`db:Status-Abbrev`'s second letter: installed, unpacked,
-/// half-installed, half-configured, triggers awaited or pending), so a package a failed
-/// maintainer script left half-configured is still seen, at the version dpkg records;
-/// not-installed and config-files entries are left out.
-// The shared parser of `inventory.rs` takes this function's place at merge.
-fn parse_dpkg_query(text: &str) -> Result<Vec<InstalledPackage>, BackendError> {
-    let mut packages = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let error = |detail: &str| BackendError::Parse {
-            what: format!("dpkg-query's line {}", index + 1),
-            detail: format!("{detail}: {line:?}"),
-        };
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [binary, version, source, source_version, status] = fields[..] else {
-            return Err(error("not five tab-separated fields"));
-        };
-        let mut flags = status.chars();
-        let (Some(want), Some(state), err) = (flags.next(), flags.next(), flags.next()) else {
-            return Err(error("a status shorter than two letters"));
-        };
-        if !"uihrp".contains(want)
-            || !"ncHUFWti".contains(state)
-            || !matches!(err, None | Some(' ' | 'R'))
-        {
-            return Err(error("an unknown status"));
-        }
-        if matches!(state, 'n' | 'c') {
-            continue;
-        }
-        let (name, arch) = binary.split_once(':').unwrap_or((binary, ""));
-        if name.is_empty() || version.is_empty() {
-            return Err(error("an empty package name or version"));
-        }
-        packages.push(InstalledPackage {
-            name: name.to_string(),
-            arch: arch.to_string(),
-            version: version.to_string(),
-            source: if source.is_empty() { name } else { source }.to_string(),
-            source_version: if source_version.is_empty() {
-                version
-            } else {
-                source_version
-            }
-            .to_string(),
-        });
-    }
-    packages.sort();
-    Ok(packages)
-}
-
-/// The OSV ecosystem of an `os-release` file: `Debian:<VERSION_ID>`, or
-/// `Ubuntu:<VERSION_ID>` with `:LTS` for a long-term release.
-// The shared os-release parser of `inventory.rs` takes this function's place at merge.
+/// The OSV ecosystem of an `os-release` file, refused unless it is a dpkg distribution.
 fn ecosystem_from_os_release(text: &str) -> Result<Ecosystem, String> {
-    let mut fields = BTreeMap::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') {
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=') {
-            let value = value.trim();
-            let unquoted = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(value);
-            fields.insert(key.trim(), unquoted.to_string());
-        }
-    }
-    let id = fields.get("ID").ok_or("no ID")?;
-    let version = fields
-        .get("VERSION_ID")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("ID={id} but no VERSION_ID (a testing or unstable release?)"))?;
-    match id.as_str() {
-        "debian" => Ok(Ecosystem(format!("Debian:{version}"))),
-        "ubuntu" => {
-            let lts = fields.get("VERSION").is_some_and(|v| v.contains("LTS"));
-            let suffix = if lts { ":LTS" } else { "" };
-            Ok(Ecosystem(format!("Ubuntu:{version}{suffix}")))
-        }
-        other => Err(format!("ID={other} is neither Debian nor Ubuntu")),
+    let release = inventory::parse_os_release(text).map_err(|e| e.to_string())?;
+    let ecosystem = release.ecosystem().map_err(|e| e.to_string())?;
+    match ecosystem.flavour() {
+        Some(Flavour::Deb) => Ok(ecosystem),
+        _ => Err(format!("ID={} is neither Debian nor Ubuntu", release.id)),
     }
 }
 
@@ -1590,12 +1514,12 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
         assert!(apt.runner().calls().is_empty());
     }
 
-    const DPKG_QUERY: &str = "ringmaster-demo\t1.0-3\tringmaster-demo\t1.0-3\tiF \n\
-        libc6:amd64\t2.36-9+deb12u4\tglibc\t2.36-9+deb12u4\tii \n\
-        libc6:i386\t2.36-9+deb12u4\tglibc\t2.36-9+deb12u4\tii \n\
-        old-thing\t0.1\told-thing\t0.1\trc \n\
-        purged\t\t\t\tun \n\
-        bash\t5.2.15-2+b2\tbash\t5.2.15-2\thi \n";
+    const DPKG_QUERY: &str = "iF \tringmaster-demo\tall\t1.0-3\tringmaster-demo\t1.0-3\n\
+        ii \tlibc6\tamd64\t2.36-9+deb12u4\tglibc\t2.36-9+deb12u4\n\
+        ii \tlibc6\ti386\t2.36-9+deb12u4\tglibc\t2.36-9+deb12u4\n\
+        rc \told-thing\tall\t0.1\told-thing\t0.1\n\
+        un \tpurged\tamd64\t\t\t\n\
+        hi \tbash\tamd64\t5.2.15-2+b2\tbash\t5.2.15-2\n";
 
     #[test]
     fn the_inventory_reads_dpkg_query() {
@@ -1618,7 +1542,7 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
         assert_eq!(
             seen,
             [
-                ("bash", "", "5.2.15-2+b2", "bash", "5.2.15-2"),
+                ("bash", "amd64", "5.2.15-2+b2", "bash", "5.2.15-2"),
                 (
                     "libc6",
                     "amd64",
@@ -1627,30 +1551,30 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
                     "2.36-9+deb12u4"
                 ),
                 ("libc6", "i386", "2.36-9+deb12u4", "glibc", "2.36-9+deb12u4"),
-                ("ringmaster-demo", "", "1.0-3", "ringmaster-demo", "1.0-3"),
-            ]
+            ],
+            "a half-configured package (iF) fixes nothing: it is not listed"
         );
         let cmd = &apt.runner().calls()[0];
         assert_eq!(cmd.program, "dpkg-query");
         assert_eq!(cmd.args, ["-W", &format!("-f={DPKG_QUERY_FORMAT}")]);
-        assert!(DPKG_QUERY_FORMAT.contains(r"\t") && !DPKG_QUERY_FORMAT.contains('\t'));
     }
 
     #[test]
     fn unreadable_dpkg_query_output_is_a_parse_error() {
         for (line, detail) in [
-            ("foo\t1.0\tfoo\tii \n", "not five"),
-            ("foo\t1.0\tfoo\t1.0\tzz \n", "unknown status"),
-            ("foo\t1.0\tfoo\t1.0\ti\n", "shorter"),
-            ("\t1.0\tfoo\t1.0\tii \n", "empty"),
+            ("ii \tfoo\tall\t1.0\tfoo\n", "expected 6"),
+            ("zz \tfoo\tall\t1.0\tfoo\t1.0\n", "status"),
+            ("ii \t\tall\t1.0\tfoo\t1.0\n", "Package"),
         ] {
-            let apt = apt(vec![ok(&format!("bash\t5.2\tbash\t5.2\tii \n{line}"))]);
+            let apt = apt(vec![ok(&format!(
+                "ii \tbash\tamd64\t5.2\tbash\t5.2\n{line}"
+            ))]);
             let err = apt.inventory().expect_err("parse");
             let BackendError::Parse { what, detail: got } = &err else {
                 panic!("{line:?}: {err:?}");
             };
-            assert_eq!(what, "dpkg-query's line 2");
-            assert!(got.contains(detail), "{got}");
+            assert_eq!(what, "dpkg-query -W");
+            assert!(got.contains("line 2") && got.contains(detail), "{got}");
         }
     }
 
@@ -1764,10 +1688,10 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
     #[test]
     fn a_newer_installed_kernel_than_the_running_one_needs_a_reboot() {
         let root = Root::new("reboot-kernel");
-        let kernels = "linux-image-6.1.0-9-amd64\t6.1.27-1\tlinux-signed-amd64\t6.1.27+1\tii \n\
-            linux-image-6.1.0-18-amd64\t6.1.76-1\tlinux-signed-amd64\t6.1.76+1\tii \n\
-            linux-image-6.1.0-20-rt-amd64\t6.1.85-1\tlinux-signed-amd64\t6.1.85+1\tii \n\
-            linux-image-amd64\t6.1.76-1\tlinux-signed-amd64\t6.1.76+1\tii \n";
+        let kernels = "ii \tlinux-image-6.1.0-9-amd64\tamd64\t6.1.27-1\tlinux-signed-amd64\t6.1.27+1\n\
+            ii \tlinux-image-6.1.0-18-amd64\tamd64\t6.1.76-1\tlinux-signed-amd64\t6.1.76+1\n\
+            ii \tlinux-image-6.1.0-20-rt-amd64\tamd64\t6.1.85-1\tlinux-signed-amd64\t6.1.85+1\n\
+            ii \tlinux-image-amd64\tamd64\t6.1.76-1\tlinux-signed-amd64\t6.1.76+1\n";
         let apt = apt_with(root.config(), vec![ok(kernels), ok("6.1.0-9-amd64\n")]);
         assert_eq!(
             apt.reboot_required().expect("reads"),
@@ -1794,12 +1718,17 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
     #[test]
     fn no_kernel_package_needs_no_uname() {
         let root = Root::new("reboot-nokernel");
-        let apt = apt_with(root.config(), vec![ok("bash\t5.2\tbash\t5.2\tii \n")]);
+        let apt = apt_with(
+            root.config(),
+            vec![ok("ii \tbash\tamd64\t5.2\tbash\t5.2\n")],
+        );
         assert_eq!(apt.reboot_required().expect("reads"), RebootNeed::None);
         let apt = apt_with(
             root.config(),
             vec![
-                ok("linux-image-6.1.0-18-amd64\t6.1.76-1\tlinux-signed-amd64\t6.1.76+1\tii \n"),
+                ok(
+                    "ii \tlinux-image-6.1.0-18-amd64\tamd64\t6.1.76-1\tlinux-signed-amd64\t6.1.76+1\n",
+                ),
                 ok("\n"),
             ],
         );

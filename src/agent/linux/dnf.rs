@@ -57,7 +57,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::backend::{Backend, BackendError, Pin, RebootNeed};
-use super::inventory::{Ecosystem, Flavour, InstalledPackage, Inventory};
+use super::inventory::{self, Ecosystem, Flavour, InstalledPackage, Inventory};
 use super::runner::{self, Cmd, Output, RunError, Runner};
 
 use rpmver::Evr;
@@ -67,10 +67,8 @@ const TAIL_LINES: usize = 20;
 /// How many earlier key lines (errors, failed scriptlets) a message may add before them.
 const KEY_LINES: usize = 10;
 
-/// `rpm -qa`'s format: name, `epoch:version-release` (epoch `(none)` when unset), arch
-/// and the source RPM's file name, tab-separated.
-pub const RPM_QUERY_FORMAT: &str =
-    "%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\n";
+/// `rpm -qa`'s format: the shared inventory's ([`inventory::RPM_QUERY_FORMAT`]).
+pub use super::inventory::RPM_QUERY_FORMAT;
 
 /// `dnf repoquery`'s format: name, epoch (0 when unset), version, release and arch. The
 /// trailing newline is needed by dnf 5; dnf 4 adds its own, leaving blank lines.
@@ -525,7 +523,12 @@ impl<R: Runner> Backend for Dnf<R> {
         }
         Ok(Inventory {
             flavour: Some(Flavour::Rpm),
-            packages: parse_rpm_qa(&out.stdout)?,
+            packages: inventory::parse_rpm_query(&out.stdout)
+                .map_err(|e| BackendError::Parse {
+                    what: "rpm -qa".into(),
+                    detail: e.to_string(),
+                })?
+                .packages,
         })
     }
 
@@ -837,41 +840,24 @@ fn parse_uname(release: &str) -> Option<Evr> {
     Evr::parse(&format!("{version}-{rel}"))
 }
 
-/// The OSV ecosystem of an os-release file: `ID=almalinux VERSION_ID=9.3` → `AlmaLinux:9`.
+/// The OSV ecosystem of an os-release file (`ID=almalinux VERSION_ID=9.3` →
+/// `AlmaLinux:9`), refused unless it is an RPM distribution.
 fn ecosystem_of(text: &str, what: &str) -> Result<Ecosystem, BackendError> {
-    let field = |key: &str| {
-        text.lines().find_map(|line| {
-            let value = line.trim().strip_prefix(key)?.strip_prefix('=')?;
-            Some(
-                value
-                    .trim()
-                    .trim_matches(|c| c == '"' || c == '\'')
-                    .to_string(),
-            )
-        })
-    };
     let parse_error = |detail: String| BackendError::Parse {
         what: what.to_string(),
         detail,
     };
-    let id = field("ID").ok_or_else(|| parse_error("no ID".into()))?;
-    let version = field("VERSION_ID").ok_or_else(|| parse_error("no VERSION_ID".into()))?;
-    let major = version.split('.').next().unwrap_or_default();
-    if major.is_empty() || !major.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(parse_error(format!(
-            "VERSION_ID `{version}` has no major release"
-        )));
+    let release = inventory::parse_os_release(text).map_err(|e| parse_error(e.to_string()))?;
+    let ecosystem = release
+        .ecosystem()
+        .map_err(|e| parse_error(e.to_string()))?;
+    match ecosystem.flavour() {
+        Some(Flavour::Rpm) => Ok(ecosystem),
+        _ => Err(parse_error(format!(
+            "ID `{}` is not a distribution dnf drives (almalinux, rocky)",
+            release.id
+        ))),
     }
-    let distro = match id.as_str() {
-        "almalinux" => "AlmaLinux",
-        "rocky" => "Rocky Linux",
-        other => {
-            return Err(parse_error(format!(
-                "ID `{other}` is not a distribution the catalog imports for dnf (almalinux, rocky)"
-            )));
-        }
-    };
-    Ok(Ecosystem(format!("{distro}:{major}")))
 }
 
 /// `dnf repoquery` with [`REPOQUERY_FORMAT`] → (name, arch, EVR) rows. Lines without a
@@ -901,63 +887,8 @@ fn parse_repoquery(stdout: &str) -> Result<Vec<(String, String, Evr)>, BackendEr
     Ok(rows)
 }
 
-/// `rpm -qa` with [`RPM_QUERY_FORMAT`] → installed packages, sorted by name and arch;
-/// `gpg-pubkey` entries (signing keys) are skipped. The source is the source RPM's
-/// name; the source version is the binary's own version (a source RPM's file name
-/// carries no epoch). Kept to this one function: the shared parser replaces it.
-fn parse_rpm_qa(stdout: &str) -> Result<Vec<InstalledPackage>, BackendError> {
-    let mut packages = Vec::new();
-    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let bad = |detail: &str| BackendError::Parse {
-            what: "rpm -qa".into(),
-            detail: format!("{detail}: `{line}`"),
-        };
-        let [name, evr, arch, source_rpm] = line.split('\t').collect::<Vec<_>>()[..] else {
-            return Err(bad(
-                "expected name, epoch:version-release, arch and source rpm",
-            ));
-        };
-        if name == "gpg-pubkey" {
-            continue;
-        }
-        let (epoch, rest) = evr.split_once(':').ok_or_else(|| bad("no epoch field"))?;
-        let epoch: u64 = match epoch {
-            "(none)" => 0,
-            e => e.parse().map_err(|_| bad("the epoch is not a number"))?,
-        };
-        let (version, release) = rest.rsplit_once('-').ok_or_else(|| bad("no release"))?;
-        let version = Evr::new(epoch, version, release)
-            .ok_or_else(|| bad("empty version or release"))?
-            .to_string();
-        let source = match source_rpm {
-            "(none)" => name.to_string(),
-            file => source_name(file)
-                .ok_or_else(|| bad("the source rpm is not name-version-release.src.rpm"))?,
-        };
-        packages.push(InstalledPackage {
-            name: name.to_string(),
-            arch: arch.to_string(),
-            source,
-            source_version: version.clone(),
-            version,
-        });
-    }
-    packages.sort();
-    Ok(packages)
-}
-
-/// `openssl-3.0.7-25.el9_3.src.rpm` → `openssl`.
-fn source_name(file: &str) -> Option<String> {
-    let stem = file
-        .strip_suffix(".src.rpm")
-        .or_else(|| file.strip_suffix(".nosrc.rpm"))?;
-    let mut parts = stem.rsplitn(3, '-');
-    let (_release, _version, name) = (parts.next()?, parts.next()?, parts.next()?);
-    (!name.is_empty()).then(|| name.to_string())
-}
-
-/// RPM's version ordering (`rpmvercmp`) and EVRs: private until the shared
-/// `agent::linux::version` arrives, which replaces it at merge.
+/// EVRs as the backend handles them; their ordering is the shared version module's
+/// `rpmvercmp`.
 mod rpmver {
     use std::cmp::Ordering;
     use std::fmt;
@@ -1008,94 +939,9 @@ mod rpmver {
         }
     }
 
-    /// rpm's `rpmvercmp`: alternating numeric and alphabetic segments, `~` sorts before
-    /// anything (even the end), `^` after the end but before anything else.
+    /// rpm's `rpmvercmp`, as the shared version module has it.
     pub(super) fn vercmp(a: &str, b: &str) -> Ordering {
-        if a == b {
-            return Ordering::Equal;
-        }
-        let (mut one, mut two) = (a.as_bytes(), b.as_bytes());
-        loop {
-            one = skip_separators(one);
-            two = skip_separators(two);
-            let (c1, c2) = (one.first().copied(), two.first().copied());
-            if c1 == Some(b'~') || c2 == Some(b'~') {
-                if c1 != Some(b'~') {
-                    return Ordering::Greater;
-                }
-                if c2 != Some(b'~') {
-                    return Ordering::Less;
-                }
-                (one, two) = (&one[1..], &two[1..]);
-                continue;
-            }
-            if c1 == Some(b'^') || c2 == Some(b'^') {
-                match (c1, c2) {
-                    (None, _) => return Ordering::Less,
-                    (_, None) => return Ordering::Greater,
-                    (Some(x), _) if x != b'^' => return Ordering::Greater,
-                    (_, Some(y)) if y != b'^' => return Ordering::Less,
-                    _ => {}
-                }
-                (one, two) = (&one[1..], &two[1..]);
-                continue;
-            }
-            let (Some(c1), Some(_)) = (c1, c2) else {
-                break;
-            };
-            let numeric = c1.is_ascii_digit();
-            let (seg1, rest1) = segment(one, numeric);
-            let (seg2, rest2) = segment(two, numeric);
-            if seg2.is_empty() {
-                return if numeric {
-                    Ordering::Greater
-                } else {
-                    Ordering::Less
-                };
-            }
-            let order = if numeric {
-                let (s1, s2) = (strip_zeros(seg1), strip_zeros(seg2));
-                s1.len().cmp(&s2.len()).then_with(|| s1.cmp(s2))
-            } else {
-                seg1.cmp(seg2)
-            };
-            if order.is_ne() {
-                return order;
-            }
-            (one, two) = (rest1, rest2);
-        }
-        match (one.is_empty(), two.is_empty()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Less,
-            _ => Ordering::Greater,
-        }
-    }
-
-    fn skip_separators(s: &[u8]) -> &[u8] {
-        let n = s
-            .iter()
-            .take_while(|&&c| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^')
-            .count();
-        &s[n..]
-    }
-
-    fn segment(s: &[u8], numeric: bool) -> (&[u8], &[u8]) {
-        let n = s
-            .iter()
-            .take_while(|c| {
-                if numeric {
-                    c.is_ascii_digit()
-                } else {
-                    c.is_ascii_alphabetic()
-                }
-            })
-            .count();
-        s.split_at(n)
-    }
-
-    fn strip_zeros(s: &[u8]) -> &[u8] {
-        let n = s.iter().take_while(|&&c| c == b'0').count();
-        &s[n..]
+        crate::agent::linux::version::rpmvercmp(a, b)
     }
 }
 
@@ -1198,13 +1044,13 @@ mod tests {
 
     const INSTALLED: &str = "Upgrading:\n ringmaster-demo noarch 1.0-2 test 6.1 k\nComplete!\n";
 
-    const QA: &str = "bash\t(none):5.1.8-6.el9_1\tx86_64\tbash-5.1.8-6.el9_1.src.rpm\n\
-gpg-pubkey\t(none):8483c65d-5ccc5b19\t(none)\t(none)\n\
-openssl-libs\t1:3.0.7-25.el9_3\tx86_64\topenssl-3.0.7-25.el9_3.src.rpm\n\
-openssl-libs\t1:3.0.7-25.el9_3\ti686\topenssl-3.0.7-25.el9_3.src.rpm\n\
-kernel-core\t(none):5.14.0-362.8.1.el9_3\tx86_64\tkernel-5.14.0-362.8.1.el9_3.src.rpm\n\
-kernel-core\t(none):5.14.0-427.13.1.el9_4\tx86_64\tkernel-5.14.0-427.13.1.el9_4.src.rpm\n\
-kernel-headers\t(none):5.14.0-500.el9\tx86_64\tkernel-5.14.0-500.el9.src.rpm\n";
+    const QA: &str = "bash\t(none)\t5.1.8\t6.el9_1\tx86_64\tbash-5.1.8-6.el9_1.src.rpm\n\
+gpg-pubkey\t(none)\t8483c65d\t5ccc5b19\t(none)\t(none)\n\
+openssl-libs\t1\t3.0.7\t25.el9_3\tx86_64\topenssl-3.0.7-25.el9_3.src.rpm\n\
+openssl-libs\t1\t3.0.7\t25.el9_3\ti686\topenssl-3.0.7-25.el9_3.src.rpm\n\
+kernel-core\t(none)\t5.14.0\t362.8.1.el9_3\tx86_64\tkernel-5.14.0-362.8.1.el9_3.src.rpm\n\
+kernel-core\t(none)\t5.14.0\t427.13.1.el9_4\tx86_64\tkernel-5.14.0-427.13.1.el9_4.src.rpm\n\
+kernel-headers\t(none)\t5.14.0\t500.el9\tx86_64\tkernel-5.14.0-500.el9.src.rpm\n";
 
     // --- install -------------------------------------------------------------------
 
@@ -1564,12 +1410,10 @@ kernel-headers\t(none):5.14.0-500.el9\tx86_64\tkernel-5.14.0-500.el9.src.rpm\n";
     fn rpm_output_that_is_not_the_format_is_a_parse_error() {
         for bad in [
             "bash 5.1.8-6.el9_1 x86_64\n",
-            "bash\t5.1.8-6.el9_1\tx86_64\tbash-5.1.8-6.el9_1.src.rpm\n",
-            "bash\tx:5.1.8-6.el9_1\tx86_64\tbash-5.1.8-6.el9_1.src.rpm\n",
-            "bash\t(none):5.1.8\tx86_64\tbash-5.1.8-6.el9_1.src.rpm\n",
-            "bash\t(none):5.1.8-6\tx86_64\tbash.rpm\n",
+            "bash\tx\t5.1.8\t6.el9_1\tx86_64\tbash-5.1.8-6.el9_1.src.rpm\n",
         ] {
-            let err = parse_rpm_qa(bad).expect_err(bad);
+            let fake = Fake::default().on("rpm ", exit(0, bad, ""));
+            let err = dnf(&fake, host()).inventory().expect_err(bad);
             assert!(
                 matches!(&err, BackendError::Parse { what, .. } if what == "rpm -qa"),
                 "{err:?}"

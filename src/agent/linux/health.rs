@@ -220,7 +220,9 @@ mod tests {
             .route("/ok", axum::routing::get(|| async { "ok" }))
             .route(
                 "/down",
-                axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no") }),
+                axum::routing::get(|| async {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no")
+                }),
             );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -234,7 +236,10 @@ mod tests {
         };
         let http = reqwest::Client::new();
         let runner: Arc<dyn Runner> = Arc::new(SystemRunner);
-        assert_eq!(run(&probe("/ok", None), runner.clone(), &http).await, Ok(()));
+        assert_eq!(
+            run(&probe("/ok", None), runner.clone(), &http).await,
+            Ok(())
+        );
         assert_eq!(
             run(&probe("/down", Some(503)), runner.clone(), &http).await,
             Ok(())
@@ -244,7 +249,9 @@ mod tests {
             .expect_err("503");
         assert_eq!(
             err.to_string(),
-            format!("health check: http://{addr}/down answered 503 Service Unavailable, not a 2xx status")
+            format!(
+                "health check: http://{addr}/down answered 503 Service Unavailable, not a 2xx status"
+            )
         );
     }
 }

@@ -17,8 +17,8 @@
 //! | [`run`] | the process: the backend chosen, the catalog and the device watched, check-ins until stopped |
 //! | [`state`] | what the agent remembers across restarts and reboots: one small file, replaced whole |
 
-pub mod applicability;
 pub mod agent;
+pub mod applicability;
 pub mod apt;
 pub mod backend;
 pub mod dnf;

@@ -89,7 +89,11 @@ pub fn decide(
     Reboot::Now { grace }
 }
 
-fn window_open(ring: Option<&DeploymentRingSpec>, entry: Option<&PlanEntry>, now: Timestamp) -> bool {
+fn window_open(
+    ring: Option<&DeploymentRingSpec>,
+    entry: Option<&PlanEntry>,
+    now: Timestamp,
+) -> bool {
     match ring {
         Some(ring) => {
             active_freeze(&ring.freezes, now).is_none()
@@ -119,7 +123,10 @@ pub async fn request(
     };
     cmd.env = vec![
         ("RINGMASTER_GRACE_MINUTES".into(), minutes.to_string()),
-        ("RINGMASTER_GRACE_SECONDS".into(), grace.as_secs().to_string()),
+        (
+            "RINGMASTER_GRACE_SECONDS".into(),
+            grace.as_secs().to_string(),
+        ),
         ("RINGMASTER_PATCH".into(), patch.to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || runner.run(&cmd))
@@ -183,7 +190,10 @@ mod tests {
         let never = ring(RebootPolicy::Never, vec![]);
         assert_eq!(decide(Some(&never), None, None, night), Reboot::Wait);
         let always = ring(RebootPolicy::Always, vec![]);
-        assert_eq!(decide(Some(&always), None, None, day), Reboot::Now { grace });
+        assert_eq!(
+            decide(Some(&always), None, None, day),
+            Reboot::Now { grace }
+        );
     }
 
     #[test]
@@ -203,12 +213,17 @@ mod tests {
     #[test]
     fn a_ring_freeze_holds_reboots() {
         let mut r = ring(RebootPolicy::IfRequired, vec![]);
-        r.freezes = vec![serde_json::from_value(serde_json::json!({
-            "from": "2026-12-23T00:00:00Z", "until": "2027-01-02T00:00:00Z",
-            "reason": "year-end", "owner": "cab@example.com"
-        }))
-        .expect("freeze")];
-        assert_eq!(decide(Some(&r), None, None, t("2026-12-24T01:00:00Z")), Reboot::Wait);
+        r.freezes = vec![
+            serde_json::from_value(serde_json::json!({
+                "from": "2026-12-23T00:00:00Z", "until": "2027-01-02T00:00:00Z",
+                "reason": "year-end", "owner": "cab@example.com"
+            }))
+            .expect("freeze"),
+        ];
+        assert_eq!(
+            decide(Some(&r), None, None, t("2026-12-24T01:00:00Z")),
+            Reboot::Wait
+        );
     }
 
     #[test]
@@ -226,6 +241,9 @@ mod tests {
             decide(None, Some(&entry), None, t("2026-11-24T23:00:00Z")),
             Reboot::Now { grace } if grace == DEFAULT_GRACE
         ));
-        assert_eq!(decide(None, Some(&entry), None, t("2026-11-25T05:00:00Z")), Reboot::Wait);
+        assert_eq!(
+            decide(None, Some(&entry), None, t("2026-11-25T05:00:00Z")),
+            Reboot::Wait
+        );
     }
 }

@@ -52,7 +52,8 @@ pub fn reconcile(
         if verdicts.contains_key(&report.id) {
             continue;
         }
-        out.entry(report.id.clone()).or_insert_with(|| report.clone());
+        out.entry(report.id.clone())
+            .or_insert_with(|| report.clone());
     }
     for (id, found) in verdicts {
         let before = previous.iter().find(|r| &r.id == id);
@@ -73,7 +74,8 @@ pub fn reconcile(
 }
 
 /// The message of a report an agent left `Installing` when it stopped.
-pub const INTERRUPTED: &str = "the agent stopped during the install; the package database shows the patch still missing";
+pub const INTERRUPTED: &str =
+    "the agent stopped during the install; the package database shows the patch still missing";
 
 fn judge(
     before: Option<&DevicePatchStatus>,
@@ -143,8 +145,18 @@ mod tests {
         planned: &[&str],
         busy: Option<&str>,
     ) -> Vec<DevicePatchStatus> {
-        let verdicts = verdicts.iter().map(|(id, f)| (id.to_string(), *f)).collect();
-        reconcile(previous, &verdicts, |id| planned.contains(&id), busy, |id| id == "CHECKED", now())
+        let verdicts = verdicts
+            .iter()
+            .map(|(id, f)| (id.to_string(), *f))
+            .collect();
+        reconcile(
+            previous,
+            &verdicts,
+            |id| planned.contains(&id),
+            busy,
+            |id| id == "CHECKED",
+            now(),
+        )
     }
 
     fn states(reports: &[DevicePatchStatus]) -> Vec<(&str, PatchState)> {
@@ -166,7 +178,10 @@ mod tests {
         );
         assert_eq!(
             states(&out),
-            [("DSA-1", PatchState::Missing), ("DSA-3", PatchState::Installed)]
+            [
+                ("DSA-1", PatchState::Missing),
+                ("DSA-3", PatchState::Installed)
+            ]
         );
         assert_eq!(out[1].installed_at, Some(now()));
     }
@@ -224,7 +239,10 @@ mod tests {
 
     #[test]
     fn a_failure_of_the_health_checks_stands_although_the_package_is_fixed() {
-        let before = [report("CHECKED", PatchState::Failed), report("OTHER", PatchState::Failed)];
+        let before = [
+            report("CHECKED", PatchState::Failed),
+            report("OTHER", PatchState::Failed),
+        ];
         let out = run(
             &before,
             &[("CHECKED", Found::Fixed), ("OTHER", Found::Fixed)],
@@ -233,13 +251,19 @@ mod tests {
         );
         assert_eq!(
             states(&out),
-            [("CHECKED", PatchState::Failed), ("OTHER", PatchState::Installed)]
+            [
+                ("CHECKED", PatchState::Failed),
+                ("OTHER", PatchState::Installed)
+            ]
         );
     }
 
     #[test]
     fn reports_the_database_says_nothing_of_are_kept_and_inapplicable_ones_dropped() {
-        let before = [report("KB1", PatchState::Failed), report("DSA-9", PatchState::Missing)];
+        let before = [
+            report("KB1", PatchState::Failed),
+            report("DSA-9", PatchState::Missing),
+        ];
         let out = run(&before, &[("DSA-9", Found::NotApplicable)], &[], None);
         assert_eq!(states(&out), [("KB1", PatchState::Failed)]);
     }

@@ -75,7 +75,9 @@ pub enum StartError {
     #[error("state: {0}")]
     State(#[from] super::state::StateError),
     /// The catalog could not be read.
-    #[error("the Patch catalog could not be read within {0:?}; is the agent allowed to list patches?")]
+    #[error(
+        "the Patch catalog could not be read within {0:?}; is the agent allowed to list patches?"
+    )]
     Catalog(Duration),
 }
 
@@ -91,24 +93,27 @@ pub fn backend(
         other => other,
     };
     Ok(match kind {
-        BackendKind::Dnf => Arc::new(Dnf::new(
-            runner,
-            DnfConfig {
+        BackendKind::Dnf => {
+            let mut config = DnfConfig {
                 root: options.root.clone(),
-                install_timeout: options.install_timeout,
-                metadata_timeout: options.metadata_timeout,
                 ..DnfConfig::default()
-            },
-        )),
-        _ => Arc::new(Apt::new(
-            runner,
-            AptConfig {
-                root: options.root.clone(),
-                install_timeout: options.install_timeout,
-                metadata_timeout: options.metadata_timeout,
-                ..AptConfig::default()
-            },
-        )),
+            };
+            config.timeouts.metadata = options.metadata_timeout;
+            config.timeouts.transaction = options.install_timeout;
+            Arc::new(Dnf::new(runner, config))
+        }
+        BackendKind::Apt | BackendKind::Auto => Arc::new(
+            Apt::new(
+                runner,
+                AptConfig {
+                    root: options.root.clone(),
+                    install_timeout: options.install_timeout,
+                    metadata_timeout: options.metadata_timeout,
+                    ..AptConfig::default()
+                },
+            )
+            .map_err(|e| StartError::Unsupported(e.to_string()))?,
+        ),
     })
 }
 
@@ -168,7 +173,15 @@ pub async fn run(
         reboot: options.reboot.clone(),
     };
     let store = Store::new(&options.state_dir);
-    let mut agent = Agent::new(client.clone(), config, catalog, backend, system, ecosystem, store)?;
+    let mut agent = Agent::new(
+        client.clone(),
+        config,
+        catalog,
+        backend,
+        system,
+        ecosystem,
+        store,
+    )?;
     let devices: Api<ManagedDevice> = Api::namespaced(client, &options.namespace);
     let mut changes = watcher(
         devices,
@@ -211,7 +224,7 @@ async fn watch_catalog(
         p.metadata.managed_fields = None;
         p.metadata.annotations = None;
         p.status = None;
-        p.spec.packages.retain(|f| f.ecosystem == ecosystem.0);
+        p.spec.packages.retain(|f| ecosystem.covers(&f.ecosystem));
         p.spec.cves.clear();
         p.spec.title = None;
         p.spec.supersedes.clear();

@@ -155,7 +155,8 @@ mod tests {
     use super::*;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ringmaster-state-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("ringmaster-state-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
