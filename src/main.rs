@@ -27,6 +27,9 @@ enum Command {
     /// Simulate a fleet of device agents against the cluster: register ManagedDevices,
     /// follow their plans and report their patches (for demos, end-to-end and load tests).
     Agent(ringmaster::agent::AgentOptions),
+    /// Enroll a device's agent (run as an administrator): its ManagedDevice, its own
+    /// ServiceAccount and RBAC, and a kubeconfig with a token it renews itself.
+    Enroll(ringmaster::enroll::EnrollOptions),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Play a directory of manifests forward in virtual time, without a cluster, and
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(opts) => run(opts),
         Command::Agent(opts) => agent(opts),
+        Command::Enroll(opts) => enroll(opts),
         Command::Crds => match ringmaster::crds::render_all() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -333,6 +337,19 @@ fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn enroll(opts: ringmaster::enroll::EnrollOptions) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(ringmaster::enroll::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
