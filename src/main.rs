@@ -345,8 +345,8 @@ fn enroll(opts: ringmaster::enroll::EnrollOptions) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(ringmaster::enroll::run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(ringmaster::enroll::run(&opts)) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

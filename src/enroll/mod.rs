@@ -436,11 +436,16 @@ pub fn summary(e: &Enrollment, enrolled: &Enrolled, out: &Out) -> String {
 
 /// `ringmaster enroll`: enrolls with the client configuration of the environment
 /// (`KUBECONFIG`, or in-cluster), writes the agent's kubeconfig and prints what it did.
-pub async fn run(opts: EnrollOptions) -> Result<(), Error> {
+pub async fn run(opts: &EnrollOptions) -> Result<Enrolled, Error> {
+    opts.enrollment().check()?;
+    run_with(kube::Config::infer().await?, opts).await
+}
+
+/// [`run`] with the given client configuration.
+pub async fn run_with(config: kube::Config, opts: &EnrollOptions) -> Result<Enrolled, Error> {
     let e = opts.enrollment();
     e.check()?;
     let out = Out::parse(opts.out.as_deref(), &e.name);
-    let config = kube::Config::infer().await?;
     let mut access = ClusterAccess::from_config(&config)?;
     if let Some(server) = &opts.server {
         access = access.with_server(server)?;
@@ -463,5 +468,5 @@ pub async fn run(opts: EnrollOptions) -> Result<(), Error> {
             print!("{report}");
         }
     }
-    Ok(())
+    Ok(enrolled)
 }
