@@ -748,3 +748,43 @@ async fn renew_token_refuses_a_token_that_is_not_a_service_accounts() {
     assert_eq!(fake.sent().len(), 0, "nothing is asked of the API server");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_command_refuses_bad_input_before_it_looks_for_a_cluster() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+            .arg("enroll")
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("running ringmaster enroll")
+    };
+    let out = run(&["--namespace", "fleet", "--name", "Web_1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--name \"Web_1\": must be a DNS subdomain"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "--namespace",
+        "fleet",
+        "--name",
+        "web-1",
+        "--token-ttl",
+        "5m",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--token-ttl 5m"), "{stderr}");
+    // Good input, no cluster: the configuration error, exit 1.
+    let out = run(&["--namespace", "fleet", "--name", "web-1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kubernetes client configuration"),
+        "{stderr}"
+    );
+    assert!(!std::path::Path::new("web-1.kubeconfig").exists());
+}
