@@ -2,6 +2,7 @@
 //!
 //! - [`api`]: the custom resources.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
+//! - [`enroll`]: `ringmaster enroll`, a device agent's identity and its token renewal.
 //! - [`manifest`]: offline loading and checking of manifests.
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`sim`]: the offline shell that plays the engine forward in virtual time.
@@ -12,6 +13,7 @@ pub mod catalog;
 pub mod contract;
 pub mod crds;
 pub mod engine;
+pub mod enroll;
 pub mod manifest;
 pub mod operator;
 pub mod sim;

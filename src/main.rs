@@ -28,6 +28,9 @@ enum Command {
     /// ManagedDevice, or a simulated fleet (`--simulate`) for demos, end-to-end and load
     /// tests.
     Agent(Box<ringmaster::agent::AgentOptions>),
+    /// Enroll a device's agent (run as an administrator): its ManagedDevice, its own
+    /// ServiceAccount and RBAC, and a kubeconfig with a token it renews itself.
+    Enroll(ringmaster::enroll::EnrollOptions),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Play a directory of manifests forward in virtual time, without a cluster, and
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(opts) => run(opts),
         Command::Agent(opts) => agent(*opts),
+        Command::Enroll(opts) => enroll(opts),
         Command::Crds => match ringmaster::crds::render_all() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -315,6 +319,19 @@ fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+fn enroll(opts: ringmaster::enroll::EnrollOptions) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(ringmaster::enroll::run(&opts)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 fn simulate(

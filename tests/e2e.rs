@@ -1796,3 +1796,277 @@ async fn a_kev_import_marks_the_example_patches_that_fix_listed_cves() {
     })
     .await;
 }
+
+/// The chart's device-agent ValidatingAdmissionPolicy (its CEL from
+/// `charts/ringmaster/files/admission/device-agent.yaml`, the variables the template
+/// defines first), counting the ServiceAccounts of `agents_ns` as agents, bound to the
+/// scenario's namespace only. Returns its name (the policy's and the binding's).
+async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/ringmaster/files/admission/device-agent.yaml");
+    let text = std::fs::read_to_string(&path).expect("the chart's policy file");
+    let file: serde_json::Value = serde_yaml::from_str(&text).expect("the policy file parses");
+    let name = format!("rm-e2e-{}-device-agent", env.suffix);
+    let quoted = |s: &str| serde_json::to_string(s).expect("a string");
+    let mut variables = vec![
+        json!({"name": "agentUsernamePrefix", "expression": quoted("system:serviceaccount:")}),
+        json!({"name": "agentGroup", "expression": quoted(&format!("system:serviceaccounts:{agents_ns}"))}),
+        json!({"name": "operatorUsername", "expression": quoted("system:serviceaccount:ringmaster-system:ringmaster")}),
+    ];
+    variables.extend(
+        file["variables"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .cloned(),
+    );
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["patching.ringmaster.dev"],
+                "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["manageddevices", "manageddevices/status"]}]},
+            "variables": variables,
+            "validations": file["validations"],
+        }
+    }))
+    .expect("a ValidatingAdmissionPolicy");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": env.ns}}}}
+    }))
+    .expect("a binding");
+    Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("creating the device-agent policy");
+    Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding the device-agent policy");
+    name
+}
+
+/// Deletes what an enrollment scenario made outside its namespace.
+async fn enrollment_teardown(env: &Env, agents_ns: &str, policy: &str) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let dp = DeleteParams::default();
+    let c = &env.client;
+    let results = [
+        Api::<ValidatingAdmissionPolicyBinding>::all(c.clone())
+            .delete(policy, &dp)
+            .await
+            .map(drop),
+        Api::<ValidatingAdmissionPolicy>::all(c.clone())
+            .delete(policy, &dp)
+            .await
+            .map(drop),
+        Api::<Namespace>::all(c.clone())
+            .delete(agents_ns, &dp)
+            .await
+            .map(drop),
+        Api::<ClusterRoleBinding>::all(c.clone())
+            .delete(&ringmaster::enroll::catalog_binding_name(agents_ns), &dp)
+            .await
+            .map(drop),
+    ];
+    for r in results {
+        if let Err(e) = r {
+            eprintln!("enrollment teardown: {e}");
+        }
+    }
+}
+
+/// A client with the identity of a kubeconfig file.
+async fn client_from(path: &std::path::Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("the agent's kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("a client configuration");
+    Client::try_from(config).expect("the agent's client")
+}
+
+fn status_code(r: Result<ManagedDevice, kube::Error>) -> Option<u16> {
+    match r {
+        Err(kube::Error::Api(s)) => Some(s.code),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn an_enrolled_agent_reports_for_its_own_device_only_and_renews_its_token() {
+    scenario_with("enroll", false, async |env| {
+        let agents_ns = format!("{}-agents", env.ns);
+        let policy = device_agent_policy(env, &agents_ns).await;
+        let outcome = AssertUnwindSafe(enrolled_agent(env, &agents_ns))
+            .catch_unwind()
+            .await;
+        enrollment_teardown(env, &agents_ns, &policy).await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    })
+    .await;
+}
+
+async fn enrolled_agent(env: &Env, agents_ns: &str) {
+    use ringmaster::enroll::{Change, EnrollOptions, renew_token, run_with, token_expiry};
+    // Another device, another agent's.
+    env.create::<ManagedDevice>(
+        r#"
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: ManagedDevice
+metadata: {name: other, labels: {ring: it}, annotations: {ringmaster.dev/agent: "system:serviceaccount:elsewhere:other"}}
+spec: {hostname: other}
+"#,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("rm-e2e-enroll-{}", env.suffix));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("web-1.kubeconfig");
+    let opts = EnrollOptions {
+        namespace: env.ns.clone(),
+        name: "web-1".into(),
+        labels: vec![("class".into(), "ws".into()), ("ring".into(), "it".into())],
+        os_family: "linux".into(),
+        agents_namespace: agents_ns.to_string(),
+        token_ttl: "1h".parse().expect("a duration"),
+        server: None,
+        certificate_authority: None,
+        out: Some(path.display().to_string()),
+    };
+    let config = || async {
+        kube::Config::infer()
+            .await
+            .expect("the test's configuration")
+    };
+    let first = run_with(config().await, &opts).await.expect("enrolled");
+    // Everything is new but the ClusterRole every agent shares, which an earlier
+    // enrollment in this cluster may have made.
+    let shared = format!("ClusterRole {}", ringmaster::enroll::CATALOG_CLUSTER_ROLE);
+    assert!(
+        first.steps.iter().all(|s| s.change == Change::Created
+            || (s.object == shared && s.change == Change::Unchanged)),
+        "{:?}",
+        first.steps
+    );
+    assert_eq!(first.steps.len(), 9, "{:?}", first.steps);
+    let devices: Api<ManagedDevice> = Api::namespaced(env.client.clone(), &env.ns);
+    let version = |d: ManagedDevice| d.metadata.resource_version;
+    let before = version(devices.get("web-1").await.expect("the device"));
+    let second = run_with(config().await, &opts)
+        .await
+        .expect("enrolled again");
+    assert!(
+        second
+            .steps
+            .iter()
+            .all(|s| matches!(s.change, Change::Unchanged | Change::Granted)),
+        "a second enrollment changes nothing: {:?}",
+        second.steps
+    );
+    assert_eq!(
+        version(devices.get("web-1").await.expect("the device")),
+        before
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&path)
+            .expect("the kubeconfig")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let agent = client_from(&path).await;
+    let mine: Api<ManagedDevice> = Api::namespaced(agent.clone(), &env.ns);
+    // Reads: its device, by name or listed with the name selected; its rings; the catalog.
+    mine.get("web-1").await.expect("the agent reads its device");
+    let listed = mine
+        .list(&ListParams::default().fields("metadata.name=web-1"))
+        .await
+        .expect("the agent lists its device by name");
+    assert_eq!(listed.items.len(), 1);
+    let err = mine
+        .list(&ListParams::default())
+        .await
+        .expect_err("no list of every device");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err}"
+    );
+    Api::<DeploymentRing>::namespaced(agent.clone(), &env.ns)
+        .list(&ListParams::default())
+        .await
+        .expect("the agent reads the rings");
+    Api::<Patch>::all(agent.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("the agent reads the catalog");
+
+    // Writes: its own status, and nothing else.
+    let report = json!({"status": {"lastSeen": Timestamp::now().to_string(), "agent": "e2e/enrolled",
+        "patches": [{"id": "KB-E2E", "state": "Missing"}]}});
+    let written = mine
+        .patch_status("web-1", &PatchParams::default(), &KubePatch::Merge(&report))
+        .await
+        .expect("the agent reports on its device");
+    assert_eq!(
+        written.status.expect("status").agent.as_deref(),
+        Some("e2e/enrolled")
+    );
+    let code = status_code(
+        mine.patch_status("other", &PatchParams::default(), &KubePatch::Merge(&report))
+            .await,
+    );
+    assert_eq!(code, Some(403), "another device's status is refused");
+    let spec = json!({"spec": {"hostname": "taken-over"}});
+    let code = status_code(
+        mine.patch("web-1", &PatchParams::default(), &KubePatch::Merge(&spec))
+            .await,
+    );
+    assert_eq!(code, Some(403), "its device's spec is refused");
+    // RBAC lets it patch its status; the admission policy keeps status.compliance the
+    // operator's (a new value each try: the policy may take a moment to load).
+    eventually("the admission policy refuses a forged compliance", Duration::from_secs(30), || {
+        let mine = mine.clone();
+        async move {
+            let forged = json!({"status": {"compliance": {"message": format!("forged {}", Timestamp::now())}}});
+            match mine.patch_status("web-1", &PatchParams::default(), &KubePatch::Merge(&forged)).await {
+                Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("status.compliance") => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+
+    // The agent renews its token as itself, and the new one works.
+    let old = std::fs::read_to_string(&path).expect("the kubeconfig");
+    let expires = renew_token(&agent, &path, ringmaster::api::Duration::hours(2))
+        .await
+        .expect("the agent renews its token");
+    assert_ne!(std::fs::read_to_string(&path).expect("the kubeconfig"), old);
+    assert_eq!(token_expiry(&path).expect("the expiry"), Some(expires));
+    let left = expires.duration_since(Timestamp::now());
+    assert!(
+        left > SignedDuration::from_mins(110) && left <= SignedDuration::from_hours(2),
+        "{left:?}"
+    );
+    Api::<ManagedDevice>::namespaced(client_from(&path).await, &env.ns)
+        .get("web-1")
+        .await
+        .expect("the renewed token works");
+    let _ = std::fs::remove_dir_all(&dir);
+}

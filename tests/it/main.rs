@@ -30,6 +30,7 @@ mod cli;
 mod crds_in_sync;
 mod engine_props;
 mod engine_rollout;
+mod enroll;
 mod manifest;
 mod operator_apply;
 mod operator_run;

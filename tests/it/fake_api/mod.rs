@@ -2,6 +2,9 @@
 //! merge patches (with the status subresource), creations (409 when the name is taken),
 //! Events, the six CRDs (Established), and list + watch with a replayable event log.
 //!
+//! The built-in kinds enrollment writes (Namespaces, ServiceAccounts and their tokens,
+//! RBAC, SubjectAccessReviews) are served by [`builtin`].
+//!
 //! Two ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches), and
 //! [`Fake::client`] through a `tower::service_fn` whose watch responses stream.
 
@@ -19,6 +22,8 @@ use kube::client::Body;
 use ringmaster::operator::stores::Objects;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+pub mod builtin;
 
 pub const GROUP_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
 
@@ -235,6 +240,11 @@ impl Fake {
         s.store(path, obj, "MODIFIED");
     }
 
+    /// The stored object at an API path (any kind, built-in ones included).
+    pub fn get_path(&self, path: &str) -> Option<Value> {
+        self.0.lock().expect("lock").objects.get(path).cloned()
+    }
+
     /// The stored object.
     pub fn get(&self, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
         let s = self.0.lock().expect("lock");
@@ -382,6 +392,9 @@ impl Fake {
             );
             return Reply::Json(StatusCode::CREATED, body);
         }
+        if builtin::serves(&path) {
+            return builtin::handle(&mut s, &method, &path, &body);
+        }
         let Some(target) = parse(&path) else {
             return failure(404, "NotFound");
         };
@@ -464,12 +477,22 @@ impl Fake {
                     obj["status"] = st;
                 } else {
                     let mut spec = obj.get("spec").cloned().unwrap_or(json!({}));
-                    merge(&mut spec, &body["spec"]);
+                    // A patch without `spec` leaves it alone (one of metadata only).
+                    if let Some(change) = body.get("spec") {
+                        merge(&mut spec, change);
+                    }
                     if obj["spec"] != spec {
                         let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
                         obj["metadata"]["generation"] = (g + 1).into();
                     }
                     obj["spec"] = spec;
+                    // Labels and annotations, as a person or enrollment changes them.
+                    for field in ["labels", "annotations"] {
+                        let change = &body["metadata"][field];
+                        if !change.is_null() {
+                            merge(&mut obj["metadata"][field], change);
+                        }
+                    }
                 }
                 if obj == old {
                     // A patch that changes nothing is not a change (no new version).
