@@ -10,11 +10,13 @@
 //! | [`runner`] | running a command with a time limit, killing its whole process group when it runs over |
 //! | [`backend`] | what the agent asks of a package manager, and its typed errors |
 //! | [`apt`], [`dnf`] | the two backends, driving apt-get/dpkg and dnf/rpm through their command lines |
+//! | [`node`] | node mode (a DaemonSet on a cluster's own nodes): cordon and drain before a reboot, uncordon only its own cordon |
 
 pub mod applicability;
 pub mod apt;
 pub mod backend;
 pub mod dnf;
 pub mod inventory;
+pub mod node;
 pub mod runner;
 pub mod version;
