@@ -11,6 +11,7 @@ mod agent_sh;
 mod common;
 mod fake_api;
 
+mod agent_node;
 mod agent_script;
 mod api_cel;
 mod catalog_epss;

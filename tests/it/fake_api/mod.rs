@@ -2,6 +2,8 @@
 //! merge patches (with the status subresource), creations (409 when the name is taken),
 //! Events, the six CRDs (Established), and list + watch with a replayable event log.
 //!
+//! The core paths node mode uses (Nodes, Pods on a node, pod evictions) are in [`core_v1`].
+//!
 //! Two ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches), and
 //! [`Fake::client`] through a `tower::service_fn` whose watch responses stream.
 
@@ -19,6 +21,9 @@ use kube::client::Body;
 use ringmaster::operator::stores::Objects;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+mod core_v1;
+pub use core_v1::OnEvict;
 
 pub const GROUP_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
 
@@ -53,6 +58,7 @@ struct State {
     /// (version, plural, namespace, event JSON line)
     log: Vec<(u64, String, Option<String>, Bytes)>,
     watches: Vec<Watch>,
+    core: core_v1::Core,
 }
 
 /// The fake server; clones share it.
@@ -374,6 +380,9 @@ impl Fake {
             v["status"] = json!({"conditions": [{"type": "Established", "status": "True"}],
                 "acceptedNames": {"kind": "", "plural": ""}, "storedVersions": ["v1alpha1"]});
             return Reply::Json(StatusCode::OK, v);
+        }
+        if let Some(reply) = core_v1::handle(&mut s, &method, &path, &query, &body) {
+            return reply;
         }
         if path.starts_with("/apis/events.k8s.io/") {
             assert!(
