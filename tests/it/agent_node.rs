@@ -554,3 +554,246 @@ async fn a_failing_eviction_stops_the_drain_and_takes_the_cordon_off() {
     assert!(!unschedulable(&fake, NODE));
     assert_eq!(cordoned_by(&fake, NODE), None);
 }
+
+// ---- against a real API server ----
+
+/// Panics unless `RINGMASTER_E2E=1` (the e2e suite's rule): run with `--ignored` without
+/// it, the test fails saying what to set rather than touching whatever cluster
+/// `KUBECONFIG` names.
+fn require_cluster() {
+    if std::env::var("RINGMASTER_E2E").as_deref() != Ok("1") {
+        panic!(
+            "this test needs an API server it may create Nodes, namespaces and Pods in: \
+             set RINGMASTER_E2E=1 and KUBECONFIG and run \
+             `RINGMASTER_E2E=1 cargo test --test it agent_node -- --ignored`"
+        );
+    }
+}
+
+mod real {
+    use std::panic::AssertUnwindSafe;
+
+    use futures::FutureExt;
+    use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::Api;
+    use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+    use super::*;
+
+    fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("a valid object")
+    }
+
+    /// Creates a pod bound to `node` and sets its phase (no kubelet runs here).
+    async fn running_pod(client: &Client, mut pod: Value, phase: &str) {
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .expect("ns")
+            .to_string();
+        let name = pod["metadata"]["name"].as_str().expect("name").to_string();
+        if pod["metadata"].get("labels").is_none() {
+            pod["metadata"]["labels"] = json!({"app": name.clone()});
+        }
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        api.create(&PostParams::default(), &from(pod))
+            .await
+            .unwrap_or_else(|e| panic!("creating pod {ns}/{name}: {e}"));
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": phase}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("setting pod {ns}/{name} {phase}: {e}"));
+    }
+
+    /// What the kubelet does with a terminating pod once its containers stopped: deletes
+    /// it for good.
+    fn kubelet(client: Client, node: String) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let pods: Api<Pod> = Api::all(client.clone());
+            loop {
+                let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
+                for p in pods
+                    .list(&on_node)
+                    .await
+                    .map(|l| l.items)
+                    .unwrap_or_default()
+                {
+                    if p.metadata.deletion_timestamp.is_some() {
+                        let (Some(ns), Some(name)) = (p.metadata.namespace, p.metadata.name) else {
+                            continue;
+                        };
+                        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                        let _ = api
+                            .delete(&name, &DeleteParams::default().grace_period(0))
+                            .await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+
+    async fn cleanup(client: &Client, ns: &str, node: &str) {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        if let Ok(list) = pods.list(&ListParams::default()).await {
+            for p in list.items {
+                if let Some(name) = p.metadata.name {
+                    let _ = pods
+                        .delete(&name, &DeleteParams::default().grace_period(0))
+                        .await;
+                }
+            }
+        }
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(ns, &DeleteParams::default())
+            .await;
+        let _ = Api::<Node>::all(client.clone())
+            .delete(node, &DeleteParams::default())
+            .await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs an API server: RINGMASTER_E2E=1 and KUBECONFIG"]
+    async fn on_a_real_api_server_a_budget_holds_the_drain_and_release_uncordons() {
+        require_cluster();
+        let client = Client::try_default()
+            .await
+            .expect("a cluster in KUBECONFIG");
+        let id = format!("{:x}", jiff::Timestamp::now().as_nanosecond() % 0xff_ffff);
+        let ns = format!("ringmaster-node-{id}");
+        let node_name = format!("ringmaster-node-{id}");
+        let outcome = AssertUnwindSafe(scenario(&client, &ns, &node_name))
+            .catch_unwind()
+            .await;
+        cleanup(&client, &ns, &node_name).await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    async fn scenario(client: &Client, ns: &str, node_name: &str) {
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &from(json!({"metadata": {"name": ns}})),
+            )
+            .await
+            .expect("namespace");
+        Api::<Node>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &from(node(node_name, false, json!({}))),
+            )
+            .await
+            .expect("node");
+        let ds: Value = json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": ns},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                // The DaemonSet controller runs: it must not replace the pod made here.
+                "updateStrategy": {"type": "OnDelete"},
+                "template": {"metadata": {"labels": {"app": "agent"}},
+                    "spec": {"containers": [{"name": "a", "image": "example/agent:1"}]}}}
+        });
+        let ds: k8s_openapi::api::apps::v1::DaemonSet = Api::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &from(ds))
+            .await
+            .expect("daemon set");
+        let ds_uid = ds.metadata.uid.expect("uid");
+        running_pod(client, pod(ns, "web", node_name, json!([])), "Running").await;
+        running_pod(client, pod(ns, "db", node_name, json!([])), "Running").await;
+        let owners = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent",
+            "uid": ds_uid, "controller": true}]);
+        let mut agent = pod(ns, "agent-x", node_name, owners);
+        agent["metadata"]["labels"] = json!({"app": "agent"});
+        running_pod(client, agent, "Running").await;
+        let mut mirror = pod(ns, "static-web", node_name, json!([]));
+        mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "3f1c"});
+        running_pod(client, mirror, "Running").await;
+        running_pod(client, pod(ns, "done", node_name, json!([])), "Succeeded").await;
+        // No disruption controller runs here: the budget is never processed, so every
+        // eviction it covers is refused with 429, as a budget at its limit refuses them.
+        let pdb = json!({"metadata": {"name": "db", "namespace": ns},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}});
+        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+        pdbs.create(&PostParams::default(), &from(pdb))
+            .await
+            .expect("pdb");
+
+        let kubelet = kubelet(client.clone(), node_name.to_string());
+        let config = kube::Config::infer().await.expect("a kubeconfig");
+        let guard = NodeGuard::from_config(config, DEFAULT_AGENT)
+            .expect("a client")
+            .with_pacing(Pacing {
+                first: Duration::from_millis(200),
+                max: Duration::from_secs(1),
+            });
+        let err = guard
+            .prepare(node_name, Duration::from_secs(8))
+            .await
+            .expect_err("the budget refuses");
+        eprintln!("{err}");
+        let NodeError::DrainTimedOut {
+            stuck, uncordoned, ..
+        } = &err
+        else {
+            panic!("not a timeout: {err}");
+        };
+        assert_eq!(stuck.len(), 1, "{err}");
+        assert_eq!(stuck[0].pod, pod_ref(ns, "db"));
+        assert!(
+            matches!(stuck[0].reason, StuckReason::EvictionRefused { .. }),
+            "{err}"
+        );
+        assert!(*uncordoned, "{err}");
+        let state = guard.state(node_name).await.expect("state");
+        assert!(
+            !state.unschedulable && state.cordoned_by.is_none(),
+            "{state:?}"
+        );
+
+        pdbs.delete("db", &DeleteParams::default())
+            .await
+            .expect("pdb deleted");
+        let prepared = guard
+            .prepare(node_name, Duration::from_secs(30))
+            .await
+            .expect("drains without the budget");
+        eprintln!("{prepared:?}");
+        assert_eq!(prepared.cordon, Cordon::Placed);
+        assert_eq!(prepared.evicted, vec![pod_ref(ns, "db")]);
+        let skipped: Vec<_> = prepared
+            .skipped
+            .iter()
+            .map(|(p, why)| (p.name.as_str(), *why))
+            .collect();
+        assert_eq!(
+            skipped,
+            vec![
+                ("agent-x", SkipReason::DaemonSet),
+                ("done", SkipReason::Finished),
+                ("static-web", SkipReason::Mirror)
+            ]
+        );
+        let state = guard.state(node_name).await.expect("state");
+        assert!(
+            state.unschedulable && state.held_by(DEFAULT_AGENT),
+            "{state:?}"
+        );
+
+        let again = NodeGuard::new(client.clone(), DEFAULT_AGENT);
+        assert_eq!(
+            again.release(node_name).await.expect("release"),
+            Released::Uncordoned
+        );
+        let state = again.state(node_name).await.expect("state");
+        assert!(
+            !state.unschedulable && state.cordoned_by.is_none(),
+            "{state:?}"
+        );
+        kubelet.abort();
+    }
+}

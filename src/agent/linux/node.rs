@@ -275,6 +275,13 @@ fn list(pods: &[StuckPod]) -> String {
 /// Why a node could not be prepared or released.
 #[derive(Debug, Error)]
 pub enum NodeError {
+    /// The guard's client could not be built from its configuration.
+    #[error("could not build the node guard's API client: {source}")]
+    Client {
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
     /// The node does not exist (a wrong `NODE_NAME`?).
     #[error("node {node} does not exist")]
     NotFound {
@@ -385,8 +392,23 @@ enum PatchFailure {
 }
 
 impl NodeGuard {
-    /// A guard writing `agent` in [`CORDONED_BY`]. Every restart of the agent must use
-    /// the same identity, or it will not recognise its own cordon.
+    /// A guard writing `agent` in [`CORDONED_BY`], with a client of its own built from
+    /// `config` without kube's default retries. Use this one: a client built by
+    /// `Client::try_default` retries every 429 itself, up to 15 times with a back-off of
+    /// up to minutes, so a PodDisruptionBudget's refusal would hold the drain inside one
+    /// eviction request (and keep every other pod waiting) instead of coming back to it.
+    pub fn from_config(
+        mut config: kube::Config,
+        agent: impl Into<String>,
+    ) -> Result<Self, NodeError> {
+        config.default_retry = false;
+        let client = Client::try_from(config).map_err(|source| NodeError::Client { source })?;
+        Ok(Self::new(client, agent))
+    }
+
+    /// A guard writing `agent` in [`CORDONED_BY`] through `client`, which must not retry
+    /// 429 answers itself (see [`NodeGuard::from_config`]). Every restart of the agent
+    /// must use the same identity, or it will not recognise its own cordon.
     pub fn new(client: Client, agent: impl Into<String>) -> Self {
         Self {
             client,
@@ -678,17 +700,27 @@ impl<'a> Drain<'a> {
 
     /// Lists the node's pods, evicts those still to evict; whether none is left to wait for.
     async fn round(&mut self) -> Result<bool, DrainFailure> {
-        let pods = self
-            .guard
-            .pods_on(self.node)
-            .await
-            .map_err(DrainFailure::List)?;
+        let pods = match self.guard.pods_on(self.node).await {
+            Ok(pods) => pods,
+            // The API server is busy (priority and fairness) or briefly away: next round.
+            Err(kube::Error::Api(s)) if s.code == 429 || s.code >= 500 => {
+                tracing::debug!(
+                    node = self.node,
+                    code = s.code,
+                    "listing the node's pods failed; will try again"
+                );
+                return Ok(false);
+            }
+            Err(e) => return Err(DrainFailure::List(e)),
+        };
         let previous = std::mem::take(&mut self.waiting);
         for pod in &pods {
             let Some(key) = PodRef::of(pod) else { continue };
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             let before = previous.get(&key).filter(|w| w.uid == uid);
-            let waiting = match classify(pod) {
+            let disposition = classify(pod);
+            tracing::debug!(node = self.node, pod = %key, ?disposition, "drain");
+            let waiting = match disposition {
                 Disposition::Skip(why) => {
                     self.skipped.entry(key).or_insert(why);
                     continue;
