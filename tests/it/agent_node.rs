@@ -555,6 +555,34 @@ async fn a_failing_eviction_stops_the_drain_and_takes_the_cordon_off() {
     assert_eq!(cordoned_by(&fake, NODE), None);
 }
 
+#[tokio::test(start_paused = true)]
+async fn pods_that_cannot_be_listed_fail_the_drain_as_such_and_take_the_cordon_off() {
+    let fake = cluster();
+    fake.break_path("/api/v1/pods");
+    let err = guard(&fake)
+        .prepare(NODE, Duration::from_secs(30))
+        .await
+        .expect_err("the API server fails every list");
+    assert!(
+        matches!(
+            &err,
+            NodeError::ListPods {
+                uncordoned: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!unschedulable(&fake, NODE));
+    assert!(evictions(&fake).is_empty());
+    let lists = fake
+        .sent()
+        .iter()
+        .filter(|s| s.path == "/api/v1/pods")
+        .count();
+    assert!(lists > 1, "a failed list is tried again: {lists}");
+}
+
 // ---- against a real API server ----
 
 /// Panics unless `RINGMASTER_E2E=1` (the e2e suite's rule): run with `--ignored` without

@@ -667,6 +667,8 @@ struct Drain<'a> {
     waiting: BTreeMap<PodRef, Waiting>,
     evicted: BTreeSet<PodRef>,
     skipped: BTreeMap<PodRef, SkipReason>,
+    /// The last failure to list the node's pods, while no list has succeeded since.
+    list_failure: Option<kube::Error>,
 }
 
 impl<'a> Drain<'a> {
@@ -677,6 +679,7 @@ impl<'a> Drain<'a> {
             waiting: BTreeMap::new(),
             evicted: BTreeSet::new(),
             skipped: BTreeMap::new(),
+            list_failure: None,
         }
     }
 
@@ -687,11 +690,11 @@ impl<'a> Drain<'a> {
                 Ok(Ok(true)) => return Ok(()),
                 Ok(Ok(false)) => {}
                 Ok(Err(failure)) => return Err(failure),
-                Err(_) => return Err(DrainFailure::TimedOut(self.stuck())),
+                Err(_) => return Err(self.timed_out()),
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(DrainFailure::TimedOut(self.stuck()));
+                return Err(self.timed_out());
             }
             tokio::time::sleep(wait.min(deadline - now)).await;
             wait = (wait * 2).min(self.guard.pacing.max);
@@ -701,7 +704,10 @@ impl<'a> Drain<'a> {
     /// Lists the node's pods, evicts those still to evict; whether none is left to wait for.
     async fn round(&mut self) -> Result<bool, DrainFailure> {
         let pods = match self.guard.pods_on(self.node).await {
-            Ok(pods) => pods,
+            Ok(pods) => {
+                self.list_failure = None;
+                pods
+            }
             // The API server is busy (priority and fairness) or briefly away: next round.
             Err(kube::Error::Api(s)) if s.code == 429 || s.code >= 500 => {
                 tracing::debug!(
@@ -709,6 +715,7 @@ impl<'a> Drain<'a> {
                     code = s.code,
                     "listing the node's pods failed; will try again"
                 );
+                self.list_failure = Some(kube::Error::Api(s));
                 return Ok(false);
             }
             Err(e) => return Err(DrainFailure::List(e)),
@@ -773,6 +780,15 @@ impl<'a> Drain<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Why the time ran out: the pods still waited for, or, when the pods could not be
+    /// listed since the last round that could, the failure to list them.
+    fn timed_out(&mut self) -> DrainFailure {
+        match self.list_failure.take() {
+            Some(e) => DrainFailure::List(e),
+            None => DrainFailure::TimedOut(self.stuck()),
+        }
     }
 
     /// The pods still waited for, and why.
