@@ -280,7 +280,7 @@ pub enum NodeError {
     Client {
         /// The client's error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The node does not exist (a wrong `NODE_NAME`?).
     #[error("node {node} does not exist")]
@@ -297,7 +297,7 @@ pub enum NodeError {
         action: Action,
         /// The client's error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The node kept changing between the agent's read and its write.
     #[error("could not {action} node {node}: it changed under the agent {attempts} times in a row")]
@@ -322,7 +322,7 @@ pub enum NodeError {
         uncordoned: bool,
         /// The client's error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Listing the node's pods failed during the drain.
     #[error("could not list the pods of node {node} (uncordoned again: {uncordoned}): {source}")]
@@ -333,7 +333,7 @@ pub enum NodeError {
         uncordoned: bool,
         /// The client's error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The drain did not finish within its time limit.
     #[error(
@@ -402,7 +402,9 @@ impl NodeGuard {
         agent: impl Into<String>,
     ) -> Result<Self, NodeError> {
         config.default_retry = false;
-        let client = Client::try_from(config).map_err(|source| NodeError::Client { source })?;
+        let client = Client::try_from(config).map_err(|source| NodeError::Client {
+            source: Box::new(source),
+        })?;
         Ok(Self::new(client, agent))
     }
 
@@ -442,7 +444,7 @@ impl NodeGuard {
             Err(source) => Err(NodeError::Api {
                 node: node.to_string(),
                 action: Action::Read,
-                source,
+                source: Box::new(source),
             }),
         }
     }
@@ -495,7 +497,7 @@ impl NodeGuard {
                     return Err(NodeError::Api {
                         node: node.to_string(),
                         action: Action::Cordon,
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -535,7 +537,7 @@ impl NodeGuard {
                     return Err(NodeError::Api {
                         node: node.to_string(),
                         action: Action::Uncordon,
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -648,13 +650,13 @@ impl DrainFailure {
             Self::List(source) => NodeError::ListPods {
                 node,
                 uncordoned,
-                source,
+                source: Box::new(source),
             },
             Self::Evict(pod, source) => NodeError::Evict {
                 node,
                 pod,
                 uncordoned,
-                source,
+                source: Box::new(source),
             },
         }
     }
