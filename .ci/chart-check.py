@@ -11,8 +11,12 @@ Rules for every render:
   capabilities drop ALL, seccompProfile RuntimeDefault), with requests and limits, and
   ask for their ServiceAccount token themselves (the ServiceAccounts mount none);
 - the same for the pods of every CronJob;
-- the operator, the simulated agent and the catalog imports get exactly the permissions
-  they need: the expected set is written out below from the contract, and any permission
+- the node agent's DaemonSet (agent.nodeMode), the one privileged workload, only where
+  node mode is on: hostPID, privileged, the host's root read-only at /host, its node's
+  name from the downward API, every taint tolerated, `agent --backend=auto --node-mode`
+  with `--host-exec` and the nsenter prefix, the operator's image;
+- the operator, the simulated agent, the node agent and the catalog imports get exactly
+  the permissions they need: the expected set is written out below from the contract, and any permission
   more or less is a failure;
 - one catalog CronJob per enabled source and none for the others (none by default), each
   running `catalog import <source> <urls…> <args…>` on its schedule with the operator's
@@ -22,7 +26,7 @@ Rules for every render:
   11-character suffix; a Service's 63; label values 63), even with the longest full name
   (the long-name render);
 - and what each configuration promises (leader election, strategy, namespaces, admission
-  policies, ServiceMonitor, dashboard, simulated agent, catalog imports) is there, and
+  policies, ServiceMonitor, dashboard, simulated agent, node agent, catalog imports) is there, and
   nothing else.
 Prints every failure and exits 1 if there is any.
 """
@@ -39,6 +43,9 @@ RELEASE_NS = "ringmaster-system"
 FULLNAME = "ringmaster"
 OPERATOR_SA = ("ServiceAccount", RELEASE_NS, "ringmaster")
 AGENT_SA = ("ServiceAccount", RELEASE_NS, "ringmaster-agent-simulator")
+NODE_AGENT_SA = ("ServiceAccount", RELEASE_NS, "ringmaster-node-agent")
+NODE_AGENT_USER = f"system:serviceaccount:{RELEASE_NS}:ringmaster-node-agent"
+HOST_EXEC = "nsenter --target 1 --mount --uts --ipc --net --pid --"
 CATALOG_SOURCES = ["msrc", "osv", "kev", "epss"]
 # The import lists Patches and server-side applies them: an apply is a PATCH, and the API
 # server checks `create` as well when the Patch does not exist yet. `get` reads one.
@@ -74,28 +81,32 @@ ALL_ON_CATALOG = {
 # chart creates it.
 RENDERS = {
     "default": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
-                    service_monitor=False, dashboard=False, agent=None, log_format="json",
+                    service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
                     catalog={}),
     "default-vap": dict(watch=[], replicas=1, leader=False, lease=None, vap=True, actions=["Deny"],
-                        service_monitor=False, dashboard=False, agent=None, log_format="json",
+                        service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
                         catalog={}),
     "all-on": dict(watch=["team-a", "team-b"], replicas=2, leader=True, lease="ringmaster-leader",
                    vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True,
-                   agent="team-a", log_format="json",
+                   agent="team-a", node="team-b", log_format="json",
                    catalog=ALL_ON_CATALOG, catalog_sa=(None, True), time_zone="Etc/UTC"),
     "namespaced-single": dict(watch=["tenant-a"], replicas=1, leader=True, lease="ringmaster-tenant-a",
                               vap=True, actions=["Deny"], service_monitor=False, dashboard=False,
-                              agent=None, log_format="text", catalog={}),
+                              agent=None, node=None, log_format="text", catalog={}),
     "vap-off": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
-                    service_monitor=False, dashboard=False, agent=None, log_format="json",
+                    service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
                     catalog={}),
     # Two sources on with the defaults otherwise, as an existing ServiceAccount, with the
     # schedules in kube-controller-manager's time zone.
     "catalog-partial": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
-                            service_monitor=False, dashboard=False, agent=None, log_format="json",
+                            service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
                             catalog={"kev": dict(schedule="23 * * * *", urls=[], args=[]),
                                      "epss": dict(schedule="45 15 * * *", urls=[], args=["--dry-run"])},
                             catalog_sa=("patch-feeder", False), time_zone=None),
+    # Node mode on, everything else by default.
+    "node-mode": dict(watch=[], replicas=1, leader=False, lease=None, vap=True, actions=["Deny"],
+                      service_monitor=False, dashboard=False, agent=None, node=RELEASE_NS,
+                      log_format="json", catalog={}),
 }
 # Renders checked only for the length of their names (another full name than FULLNAME).
 NAME_RENDERS = ["long-name"]
@@ -200,6 +211,24 @@ def expected_agent_grants(exp):
     want.add((ns, GROUP, "manageddevices/status", "patch", None))
     for v in ("get", "list", "watch"):
         want.add(("cluster", GROUP, "patches", v, None))
+    return want
+
+
+def expected_node_agent_grants(exp):
+    want = set()
+    ns = exp["node"]
+    if ns is None:
+        return want
+    for v in ("get", "patch"):
+        want.add(("cluster", "", "nodes", v, None))
+    want.add(("cluster", "", "pods", "list", None))
+    want.add(("cluster", "", "pods/eviction", "create", None))
+    for v in ("get", "list", "watch"):
+        want.add(("cluster", GROUP, "patches", v, None))
+        want.add((ns, GROUP, "deploymentrings", v, None))
+    for v in ("get", "list", "watch", "create"):
+        want.add((ns, GROUP, "manageddevices", v, None))
+    want.add((ns, GROUP, "manageddevices/status", "patch", None))
     return want
 
 
@@ -416,6 +445,69 @@ def check_agent(render, docs, exp):
         fail(render, f"simulated agent args {args}")
 
 
+def check_node_agent(render, docs, exp):
+    """The node agent's DaemonSet: rendered only with node mode, privileged on purpose."""
+    dss = [d for d in docs if d.get("kind") == "DaemonSet"]
+    if exp["node"] is None:
+        if dss:
+            fail(render, f"unexpected DaemonSets {[d['metadata']['name'] for d in dss]}")
+        return
+    if len(dss) != 1 or dss[0]["metadata"]["name"] != NODE_AGENT_SA[2]:
+        fail(render, f"DaemonSets {[d['metadata']['name'] for d in dss]}, want {NODE_AGENT_SA[2]} alone")
+        return
+    ds = dss[0]
+    where = key(ds)
+    pod = ds["spec"]["template"]["spec"]
+    selector = ds["spec"]["selector"]["matchLabels"]
+    if any(ds["spec"]["template"]["metadata"]["labels"].get(k) != v for k, v in selector.items()):
+        fail(render, f"{where}: the selector does not match the pod labels")
+    if pod.get("serviceAccountName") != NODE_AGENT_SA[2]:
+        fail(render, f"{where}: serviceAccountName {pod.get('serviceAccountName')!r}")
+    if pod.get("automountServiceAccountToken") is not True:
+        fail(render, f"{where}: the pod must ask for its token explicitly (it talks to the API)")
+    if pod.get("hostPID") is not True:
+        fail(render, f"{where}: no hostPID (nsenter --target 1 must find the host's init)")
+    if pod.get("hostNetwork") or pod.get("hostIPC"):
+        fail(render, f"{where}: hostNetwork or hostIPC (nsenter joins them for host commands only)")
+    if {"operator": "Exists"} not in (pod.get("tolerations") or []):
+        fail(render, f"{where}: does not tolerate every taint: {pod.get('tolerations')}")
+    containers = pod.get("containers") or []
+    if len(containers) != 1 or pod.get("initContainers"):
+        fail(render, f"{where}: {len(containers)} containers, want the agent alone")
+        return
+    c = containers[0]
+    args = c.get("args") or []
+    if args[:3] != ["agent", "--backend=auto", "--node-mode"]:
+        fail(render, f"{where}: args {args}")
+    if "--host-exec" not in args or args[args.index("--host-exec") + 1:][:1] != [HOST_EXEC]:
+        fail(render, f"{where}: --host-exec is not followed by {HOST_EXEC!r}: {args}")
+    for want in (f"--namespace={exp['node']}", "--name=$(NODE_NAME)"):
+        if want not in args:
+            fail(render, f"{where}: no {want} in {args}")
+    if env_field(c, "NODE_NAME") != "spec.nodeName":
+        fail(render, f"{where}: NODE_NAME does not come from the downward API (spec.nodeName)")
+    sc = c.get("securityContext") or {}
+    if sc.get("privileged") is not True or sc.get("readOnlyRootFilesystem") is not True:
+        fail(render, f"{where}: want privileged with a read-only root filesystem: {sc}")
+    mounts = {m["name"]: m for m in c.get("volumeMounts") or []}
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    host = [n for n, v in volumes.items() if (v.get("hostPath") or {}).get("path") == "/"]
+    if len(host) != 1 or (mounts.get(host[0]) or {}).get("mountPath") != "/host" \
+            or (mounts.get(host[0]) or {}).get("readOnly") is not True:
+        fail(render, f"{where}: the host's root is not mounted read-only at /host")
+    res = c.get("resources") or {}
+    for kind in ("requests", "limits"):
+        for r in ("cpu", "memory"):
+            if r not in (res.get(kind) or {}):
+                fail(render, f"{where}: no {kind}.{r}")
+    operator = next((o for o in docs if o.get("kind") == "Deployment" and o["metadata"]["name"] == FULLNAME), None)
+    if operator and c.get("image") != operator["spec"]["template"]["spec"]["containers"][0].get("image"):
+        fail(render, f"{where}: image {c.get('image')} is not the operator's")
+    for svc in (o for o in docs if o.get("kind") == "Service"):
+        if all(ds["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items()):
+            fail(render, f"Service {svc['metadata']['name']} selects the node agent's pods")
+
+
 # ---- catalog imports ----
 
 def check_catalog(render, docs, exp, fullname=FULLNAME):
@@ -556,8 +648,16 @@ def check_admission(render, docs, exp):
         if policies or bindings:
             fail(render, f"admission policies rendered: {sorted(policies) + sorted(bindings)}")
         return
-    for short, resources in (("device-agent", ["manageddevices", "manageddevices/status"]),
-                             ("exception-approval", ["patchexceptions"])):
+    ours = dict(apiGroups=[GROUP], apiVersions=["v1alpha1"], operations=["CREATE", "UPDATE"])
+    want_policies = [("device-agent", dict(ours, resources=["manageddevices", "manageddevices/status"]), True),
+                     ("exception-approval", dict(ours, resources=["patchexceptions"]), True)]
+    if exp["node"] is not None:
+        want_policies.append(("node-agent", dict(apiGroups=[""], apiVersions=["v1"], operations=["UPDATE"],
+                                                 resources=["nodes"]), False))
+    want_names = {f"{FULLNAME}-{short}" for short, _, _ in want_policies}
+    if set(policies) != want_names or set(bindings) != want_names:
+        fail(render, f"admission policies {sorted(policies)}, bindings {sorted(bindings)}, want {sorted(want_names)}")
+    for short, rule, namespaced in want_policies:
         name = f"{FULLNAME}-{short}"
         p, b = policies.get(name), bindings.get(name)
         if p is None or b is None:
@@ -569,8 +669,7 @@ def check_admission(render, docs, exp):
         if spec.get("failurePolicy") != "Fail":
             fail(render, f"{name}: failurePolicy {spec.get('failurePolicy')}")
         rules = spec["matchConstraints"]["resourceRules"]
-        if rules != [{"apiGroups": [GROUP], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
-                      "resources": resources}]:
+        if rules != [rule]:
             fail(render, f"{name}: resourceRules {rules}")
         with open(os.path.join(CHART, "files", "admission", f"{short}.yaml")) as f:
             src = yaml.safe_load(f)
@@ -587,7 +686,7 @@ def check_admission(render, docs, exp):
         if b["spec"].get("validationActions") != exp["actions"]:
             fail(render, f"binding {name}: validationActions {b['spec'].get('validationActions')}")
         ns_sel = (b["spec"].get("matchResources") or {}).get("namespaceSelector")
-        if exp["watch"]:
+        if exp["watch"] and namespaced:
             want = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
                                           "values": exp["watch"]}]}
             if ns_sel != want:
@@ -598,6 +697,12 @@ def check_admission(render, docs, exp):
                 if v["name"] == "operatorUsername"]
     if operator and operator[0]["expression"] != json.dumps(f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA[2]}"):
         fail(render, f"operatorUsername is {operator[0]['expression']}")
+    # The node agent's user name: the policies know it exactly when node mode is on.
+    want_user = json.dumps(NODE_AGENT_USER if exp["node"] is not None else "")
+    for name, p in policies.items():
+        for v in p["spec"].get("variables") or []:
+            if v["name"] == "nodeAgentUsername" and v["expression"] != want_user:
+                fail(render, f"{name}: nodeAgentUsername is {v['expression']}, want {want_user}")
 
 
 def check_monitoring(render, docs, exp):
@@ -668,6 +773,8 @@ def main():
         check_agent(render, docs, exp)
         check_exact(render, "the operator", grants(render, docs, OPERATOR_SA), expected_operator_grants(exp))
         check_exact(render, "the simulated agent", grants(render, docs, AGENT_SA), expected_agent_grants(exp))
+        check_exact(render, "the node agent", grants(render, docs, NODE_AGENT_SA), expected_node_agent_grants(exp))
+        check_node_agent(render, docs, exp)
         check_user_roles(render, docs)
         check_admission(render, docs, exp)
         check_monitoring(render, docs, exp)

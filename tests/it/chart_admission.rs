@@ -90,7 +90,13 @@ fn load(name: &str, from_values: &[(&str, String)]) -> Policy {
     }
 }
 
+/// The device-agent policy with node mode off (the default: no node agent user name).
 fn device_policy() -> Policy {
+    device_policy_for_nodes("")
+}
+
+/// The device-agent policy with the node agent's user name (empty: node mode off).
+fn device_policy_for_nodes(node_agent: &str) -> Policy {
     load(
         "device-agent",
         &[
@@ -100,7 +106,16 @@ fn device_policy() -> Policy {
             ),
             ("agentGroup", cel_string(&default_value("agentGroup"))),
             ("operatorUsername", cel_string(OPERATOR)),
+            ("nodeAgentUsername", cel_string(node_agent)),
         ],
+    )
+}
+
+/// The node-agent policy (rendered with node mode only).
+fn node_policy() -> Policy {
+    load(
+        "node-agent",
+        &[("nodeAgentUsername", cel_string(NODE_AGENT))],
     )
 }
 
@@ -117,6 +132,8 @@ fn exception_policy() -> Policy {
 struct User {
     name: String,
     groups: Vec<String>,
+    /// `userInfo.extra`; absent from the request when empty.
+    extra: Vec<(String, Vec<String>)>,
 }
 
 fn user(name: &str, groups: &[&str]) -> User {
@@ -125,6 +142,7 @@ fn user(name: &str, groups: &[&str]) -> User {
     User {
         name: name.into(),
         groups,
+        extra: Vec::new(),
     }
 }
 
@@ -156,24 +174,35 @@ fn admit(
     object: &Json,
     old_object: Option<&Json>,
 ) -> Result<(), Vec<String>> {
+    let strings = |items: &[String]| {
+        Value::List(Arc::new(
+            items
+                .iter()
+                .map(|g| Value::String(Arc::new(g.clone())))
+                .collect(),
+        ))
+    };
+    let mut user_info = vec![
+        ("username", Value::String(Arc::new(who.name.clone()))),
+        ("uid", Value::String(Arc::new("uid".into()))),
+        ("groups", strings(&who.groups)),
+    ];
+    if !who.extra.is_empty() {
+        let extra: HashMap<Key, Value> = who
+            .extra
+            .iter()
+            .map(|(k, v)| (Key::String(Arc::new(k.clone())), strings(v)))
+            .collect();
+        user_info.push((
+            "extra",
+            Value::Map(Map {
+                map: Arc::new(extra),
+            }),
+        ));
+    }
     let request = map(vec![
         ("operation", Value::String(Arc::new(operation.into()))),
-        (
-            "userInfo",
-            map(vec![
-                ("username", Value::String(Arc::new(who.name.clone()))),
-                ("uid", Value::String(Arc::new("uid".into()))),
-                (
-                    "groups",
-                    Value::List(Arc::new(
-                        who.groups
-                            .iter()
-                            .map(|g| Value::String(Arc::new(g.clone())))
-                            .collect(),
-                    )),
-                ),
-            ]),
-        ),
+        ("userInfo", map(user_info)),
     ]);
     let mut ctx = Context::default();
     ctx.register_all();
@@ -505,6 +534,271 @@ fn the_operator_and_people_are_not_agents() {
     }
 }
 
+// ---- node agents (agent.nodeMode): one ServiceAccount, told apart by their nodes ----
+
+const NODE_AGENT: &str = "system:serviceaccount:ringmaster-system:ringmaster-node-agent";
+const NODE_NAME_KEY: &str = "authentication.kubernetes.io/node-name";
+
+/// The node agent as its bound token on `node` authenticates it (None: a token that
+/// names no node, as before Kubernetes 1.30 or one not bound to a pod).
+fn node_agent(node: Option<&str>) -> User {
+    let mut u = user(
+        NODE_AGENT,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ringmaster-system",
+        ],
+    );
+    u.extra.push((
+        "authentication.kubernetes.io/pod-name".into(),
+        vec!["ringmaster-node-agent-x7k2p".into()],
+    ));
+    if let Some(n) = node {
+        u.extra.push((NODE_NAME_KEY.into(), vec![n.into()]));
+    }
+    u
+}
+
+/// The ManagedDevice of a node: named like it, claimed by the node agent.
+fn node_device(node: &str) -> Json {
+    let mut d = device(Some(NODE_AGENT), json!({}));
+    d["metadata"]["name"] = json!(node);
+    d["spec"]["hostname"] = json!(node);
+    d
+}
+
+#[test]
+fn a_node_agent_registers_and_reports_the_device_named_like_its_node() {
+    let p = device_policy_for_nodes(NODE_AGENT);
+    let me = node_agent(Some("worker-1"));
+    let new = node_device("worker-1");
+    assert_admitted(
+        admit(&p, "CREATE", &me, &new, None),
+        "registering its node's device",
+    );
+    let mut report = new.clone();
+    report["status"]["lastSeen"] = json!("2026-11-01T11:00:00Z");
+    report["status"]["rebootPending"] = json!(true);
+    assert_admitted(
+        admit(&p, "UPDATE", &me, &report, Some(&new)),
+        "reporting on its node's device",
+    );
+}
+
+#[test]
+fn a_node_agent_cannot_write_another_nodes_device() {
+    let p = device_policy_for_nodes(NODE_AGENT);
+    let me = node_agent(Some("worker-1"));
+    let theirs = node_device("worker-2");
+    assert_refused(
+        admit(&p, "CREATE", &me, &theirs, None),
+        "registering another node's device",
+        "only write the ManagedDevice named like its node, worker-1",
+    );
+    let mut report = theirs.clone();
+    report["status"]["lastSeen"] = json!("2026-11-01T11:00:00Z");
+    assert_refused(
+        admit(&p, "UPDATE", &me, &report, Some(&theirs)),
+        "reporting for another node",
+        "only write the ManagedDevice named like its node, worker-1",
+    );
+}
+
+#[test]
+fn a_node_agent_without_a_node_bound_token_is_refused() {
+    let p = device_policy_for_nodes(NODE_AGENT);
+    let device = node_device("worker-1");
+    assert_refused(
+        admit(&p, "CREATE", &node_agent(None), &device, None),
+        "a token that names no node",
+        "a token bound to its pod, which names its node",
+    );
+    let mut two = node_agent(None);
+    two.extra.push((
+        NODE_NAME_KEY.into(),
+        vec!["worker-1".into(), "worker-2".into()],
+    ));
+    assert_refused(
+        admit(&p, "CREATE", &two, &device, None),
+        "a token that names two nodes",
+        "a token bound to its pod, which names its node",
+    );
+}
+
+#[test]
+fn a_node_agent_keeps_every_rule_of_an_agent() {
+    let p = device_policy_for_nodes(NODE_AGENT);
+    let me = node_agent(Some("worker-1"));
+    let old = node_device("worker-1");
+    let mut plan = old.clone();
+    plan["spec"]["plan"]["install"] = planned();
+    assert_refused(
+        admit(&p, "UPDATE", &me, &plan, Some(&old)),
+        "writing its own plan",
+        "may not change a ManagedDevice's spec",
+    );
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"]["ringmaster.dev/tier"] = json!("lab");
+    assert_refused(
+        admit(&p, "UPDATE", &me, &relabelled, Some(&old)),
+        "relabelling its device",
+        "labels or annotations",
+    );
+    let mut unclaimed = old.clone();
+    unclaimed["metadata"]["annotations"]["ringmaster.dev/agent"] = json!(AGENT);
+    assert_refused(
+        admit(&p, "CREATE", &me, &unclaimed, None),
+        "registering its node's device for another agent",
+        "may only write ManagedDevices annotated ringmaster.dev/agent: system:serviceaccount:ringmaster-system:ringmaster-node-agent",
+    );
+}
+
+#[test]
+fn the_node_rule_binds_only_the_node_agent() {
+    // Node mode on: another agent whose token names a node is held to its annotation,
+    // not to a node's name.
+    let p = device_policy_for_nodes(NODE_AGENT);
+    let mut laptop = agent(AGENT);
+    laptop
+        .extra
+        .push((NODE_NAME_KEY.into(), vec!["worker-3".into()]));
+    let old = device(Some(AGENT), planned());
+    let mut new = old.clone();
+    new["status"]["lastSeen"] = json!("2026-11-01T11:00:00Z");
+    assert_admitted(
+        admit(&p, "UPDATE", &laptop, &new, Some(&old)),
+        "an ordinary agent on a pod of a node",
+    );
+    // Node mode off: no user is the node agent, so an empty name matches nobody.
+    let off = device_policy();
+    let nameless = user("", &["system:serviceaccounts:ringmaster-system"]);
+    assert_admitted(
+        admit(&off, "UPDATE", &nameless, &new, Some(&old)),
+        "an empty user name is not the node agent",
+    );
+}
+
+fn node(name: &str, unschedulable: bool, cordoned_by: Option<&str>) -> Json {
+    let mut annotations = json!({"node.alpha.kubernetes.io/ttl": "0"});
+    if let Some(a) = cordoned_by {
+        annotations["ringmaster.dev/cordoned-by"] = json!(a);
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": annotations,
+            "labels": {"kubernetes.io/hostname": name, "node-role.kubernetes.io/worker": ""}},
+        "spec": {"podCIDR": "10.244.1.0/24", "unschedulable": unschedulable,
+            "taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}
+    })
+}
+
+#[test]
+fn a_node_agent_cordons_and_uncordons_its_own_node() {
+    let p = node_policy();
+    let me = node_agent(Some("worker-1"));
+    let open = node("worker-1", false, None);
+    let cordoned = node("worker-1", true, Some("ringmaster-node-agent"));
+    assert_admitted(
+        admit(&p, "UPDATE", &me, &cordoned, Some(&open)),
+        "cordoning its node with its annotation",
+    );
+    assert_admitted(
+        admit(&p, "UPDATE", &me, &open, Some(&cordoned)),
+        "uncordoning its node and removing its annotation",
+    );
+}
+
+#[test]
+fn a_node_agent_cannot_touch_another_node() {
+    let p = node_policy();
+    let me = node_agent(Some("worker-1"));
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &me,
+            &node("worker-2", true, Some("ringmaster-node-agent")),
+            Some(&node("worker-2", false, None)),
+        ),
+        "cordoning another node",
+        "only change its own node, worker-1",
+    );
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &node_agent(None),
+            &node("worker-1", true, Some("ringmaster-node-agent")),
+            Some(&node("worker-1", false, None)),
+        ),
+        "a token that names no node",
+        "a token bound to its pod, which names its node",
+    );
+}
+
+#[test]
+fn a_node_agent_changes_nothing_else_on_its_node() {
+    let p = node_policy();
+    let me = node_agent(Some("worker-1"));
+    let old = node("worker-1", false, None);
+    let mut label = old.clone();
+    label["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] = json!("");
+    assert_refused(
+        admit(&p, "UPDATE", &me, &label, Some(&old)),
+        "adding a label",
+        "labels or taints",
+    );
+    let mut untainted = old.clone();
+    untainted["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("taints");
+    assert_refused(
+        admit(&p, "UPDATE", &me, &untainted, Some(&old)),
+        "removing a taint",
+        "labels or taints",
+    );
+    let mut annotated = old.clone();
+    annotated["metadata"]["annotations"]["example.com/owner"] = json!("me");
+    assert_refused(
+        admit(&p, "UPDATE", &me, &annotated, Some(&old)),
+        "adding another annotation",
+        "no annotation of its node but ringmaster.dev/cordoned-by",
+    );
+    let mut stripped = old.clone();
+    stripped["metadata"]["annotations"] = json!({});
+    assert_refused(
+        admit(&p, "UPDATE", &me, &stripped, Some(&old)),
+        "removing another annotation",
+        "no annotation of its node but ringmaster.dev/cordoned-by",
+    );
+    let mut changed = old.clone();
+    changed["metadata"]["annotations"]["node.alpha.kubernetes.io/ttl"] = json!("30");
+    assert_refused(
+        admit(&p, "UPDATE", &me, &changed, Some(&old)),
+        "changing another annotation",
+        "no annotation of its node but ringmaster.dev/cordoned-by",
+    );
+}
+
+#[test]
+fn the_node_policy_leaves_everyone_else_alone() {
+    let p = node_policy();
+    let old = node("worker-2", false, None);
+    let mut new = node("worker-2", true, None);
+    new["metadata"]["labels"]["example.com/pool"] = json!("b");
+    for who in [
+        user("system:node:worker-2", &["system:nodes"]),
+        user("alice@example.com", &["platform-team"]),
+        agent(AGENT),
+    ] {
+        assert_admitted(
+            admit(&p, "UPDATE", &who, &new, Some(&old)),
+            &format!("{} changing a node", who.name),
+        );
+    }
+}
+
 // ---- the exception-approval policy ----
 
 const APPROVERS: &str = "ringmaster:exception-approvers";
@@ -807,7 +1101,9 @@ fn every_variable_a_policy_uses_is_defined_before_use() {
         .expect("read the template");
     for (policy, name) in [
         (device_policy(), "device-agent"),
+        (device_policy_for_nodes(NODE_AGENT), "device-agent"),
         (exception_policy(), "exception-approval"),
+        (node_policy(), "node-agent"),
     ] {
         let mut defined = BTreeSet::new();
         for var in &policy.variables {

@@ -17,6 +17,7 @@ mod agent_apt_fixture;
 mod agent_dnf;
 mod agent_inventory;
 mod agent_linux;
+mod agent_node;
 mod agent_script;
 mod agent_versions;
 mod api_cel;

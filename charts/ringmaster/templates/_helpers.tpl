@@ -82,6 +82,29 @@ The namespace of the simulated agent's ManagedDevices.
 {{- end }}
 
 {{/*
+The node agent's name (its DaemonSet, ServiceAccount and roles).
+*/}}
+{{- define "ringmaster.nodeAgentName" -}}
+{{- printf "%s-node-agent" (include "ringmaster.fullname" .) }}
+{{- end }}
+
+{{/*
+The namespace of the node agent's ManagedDevices.
+*/}}
+{{- define "ringmaster.nodeAgentNamespace" -}}
+{{- default .Release.Namespace .Values.agent.nodeMode.namespace }}
+{{- end }}
+
+{{/*
+The node agent's user name in admission requests; empty when node mode is off.
+*/}}
+{{- define "ringmaster.nodeAgentUsername" -}}
+{{- if .Values.agent.nodeMode.enabled }}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "ringmaster.nodeAgentName" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
 The image reference: repository@digest, else repository:tag (tag defaults to appVersion).
 */}}
 {{- define "ringmaster.image" -}}

@@ -4,6 +4,7 @@
 //!
 //! The built-in kinds enrollment writes (Namespaces, ServiceAccounts and their tokens,
 //! RBAC, SubjectAccessReviews) are served by [`builtin`].
+//! The core paths node mode uses (Nodes, Pods on a node, pod evictions) are in [`core_v1`].
 //!
 //! Two ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches), and
 //! [`Fake::client`] through a `tower::service_fn` whose watch responses stream.
@@ -24,6 +25,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 pub mod builtin;
+mod core_v1;
+pub use core_v1::OnEvict;
 
 pub const GROUP_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
 
@@ -58,6 +61,7 @@ struct State {
     /// (version, plural, namespace, event JSON line)
     log: Vec<(u64, String, Option<String>, Bytes)>,
     watches: Vec<Watch>,
+    core: core_v1::Core,
 }
 
 /// The fake server; clones share it.
@@ -384,6 +388,9 @@ impl Fake {
             v["status"] = json!({"conditions": [{"type": "Established", "status": "True"}],
                 "acceptedNames": {"kind": "", "plural": ""}, "storedVersions": ["v1alpha1"]});
             return Reply::Json(StatusCode::OK, v);
+        }
+        if let Some(reply) = core_v1::handle(&mut s, &method, &path, &query, &body) {
+            return reply;
         }
         if path.starts_with("/apis/events.k8s.io/") {
             assert!(
