@@ -314,7 +314,10 @@ fn agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
         return linux_agent(opts);
     }
     let fleet = opts.fleet();
-    until_stopped(opts.log_format, |client, stopped| async move {
+    until_stopped(opts.log_format, |stopped| async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("kubernetes client: {e}"))?;
         ringmaster::agent::run(client, fleet, stopped)
             .await
             .map_err(|e| e.to_string())
@@ -414,18 +417,18 @@ fn linux_agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    until_stopped(opts.log_format, |client, stopped| async move {
-        ringmaster::agent::linux::run::run(client, options, stopped)
+    until_stopped(opts.log_format, |stopped| async move {
+        ringmaster::agent::linux::run::run(options, stopped)
             .await
             .map_err(|e| e.to_string())
     })
 }
 
-/// Runs `work` with a cluster client and a receiver that turns true on SIGTERM or
-/// Ctrl-C; exits 0 when it ends well, 1 with its error on stderr otherwise.
+/// Runs `work` with a receiver that turns true on SIGTERM or Ctrl-C; exits 0 when it
+/// ends well, 1 with its error on stderr otherwise.
 fn until_stopped<F, Fut>(log_format: ringmaster::operator::LogFormat, work: F) -> ExitCode
 where
-    F: FnOnce(kube::Client, tokio::sync::watch::Receiver<bool>) -> Fut,
+    F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     ringmaster::operator::run::init_tracing(log_format);
@@ -433,15 +436,12 @@ where
         return ExitCode::FAILURE;
     };
     let outcome = runtime.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| format!("kubernetes client: {e}"))?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             ringmaster::operator::run::shutdown_signal().await;
             let _ = stop.send(true);
         });
-        work(client, stopped).await
+        work(stopped).await
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

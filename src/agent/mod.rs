@@ -74,6 +74,14 @@ pub struct AgentOptions {
     /// One check-in, then exit (real agent; for a systemd timer or cron).
     #[arg(long)]
     pub once: bool,
+    /// Node mode (real agent in the chart's DaemonSet): the device is this Kubernetes
+    /// node, cordoned and drained before an install or a reboot, uncordoned after.
+    #[arg(long)]
+    pub node_mode: bool,
+    /// How long draining the node may take before the install or reboot is given up
+    /// (node mode).
+    #[arg(long, default_value = "30m")]
+    pub drain_timeout: crate::api::Duration,
     /// How many devices (simulated fleet).
     #[arg(long, default_value_t = 10)]
     pub devices: u32,
@@ -153,6 +161,11 @@ impl AgentOptions {
                 boot_id_file: self.boot_id_file.clone(),
             },
             once: self.once,
+            node_mode: self.node_mode,
+            drain_timeout: std(self.drain_timeout),
+            kubeconfig: std::env::var_os("KUBECONFIG")
+                .map(std::path::PathBuf::from)
+                .filter(|p| p.is_file()),
         })
     }
 

@@ -220,6 +220,7 @@ fn world(name: &str, ring_spec: Value, catalog: Vec<Patch>, pm: Pm) -> World {
             command: Some(format!("echo boot-2 > {}", dir.join("boot_id").display())),
             boot_id_file: dir.join("boot_id"),
         },
+        drain_timeout: Duration::from_secs(60),
     };
     let agent = Agent::new(
         fake.mock_client(),
@@ -608,6 +609,7 @@ async fn an_install_cut_short_by_a_restart_is_judged_from_the_package_database()
             heartbeat: Duration::from_secs(300),
             retry_uninstall: Duration::from_secs(600),
             reboot: reboot::Config::default(),
+            drain_timeout: Duration::from_secs(60),
         },
         reader,
         Arc::new(w.pm.clone()),
@@ -621,4 +623,83 @@ async fn an_install_cut_short_by_a_restart_is_judged_from_the_package_database()
     assert_eq!(w.report("DSA-1").state, PatchState::Installed);
     assert!(agent.state().work.is_none());
     assert!(w.pm.calls().is_empty(), "nothing installed twice");
+}
+
+/// Node mode: the device is a cluster node. An install cordons and drains it first (its
+/// pods evicted), and the validated install uncordons it; the cordon is the agent's own.
+#[tokio::test]
+async fn in_node_mode_an_install_drains_the_node_first_and_uncordons_it_after() {
+    use ringmaster::agent::linux::node::{DEFAULT_AGENT, NodeGuard};
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    let mut w = world("node", json!({}), catalog, demo_pm("1.0-1", &["1.0-2"]));
+    w.fake.insert_core(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": DEVICE}, "spec": {"unschedulable": false},
+    }));
+    w.fake.insert_core(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop", "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "uid-web",
+            "controller": true}]},
+        "spec": {"nodeName": DEVICE, "containers": [{"name": "web", "image": "web:1"}]},
+        "status": {"phase": "Running"},
+    }));
+    let guard = NodeGuard::new(w.fake.mock_client(), DEFAULT_AGENT);
+    let world_agent = std::mem::replace(
+        &mut w.agent,
+        Agent::new(
+            w.fake.mock_client(),
+            Config {
+                namespace: NS.into(),
+                name: "unused".into(),
+                agent: String::new(),
+                heartbeat: Duration::from_secs(300),
+                retry_uninstall: Duration::from_secs(600),
+                reboot: reboot::Config::default(),
+                drain_timeout: Duration::from_secs(60),
+            },
+            reflector::store().0,
+            Arc::new(w.pm.clone()),
+            Arc::new(SystemRunner),
+            Ecosystem(ECO.into()),
+            Store::new(&w.dir.join("unused")),
+        )
+        .expect("agent"),
+    );
+    w.agent = world_agent.with_node(guard);
+    w.plan("DSA-1", "servers.x@1");
+    w.agent.check_in(ts(NOW)).await.expect("install");
+    assert_eq!(w.report("DSA-1").state, PatchState::Installed);
+    assert!(w.fake.pod("shop", "web-1").is_none(), "the pod was evicted");
+    let node = w.fake.node(DEVICE).expect("node");
+    assert_ne!(
+        node["spec"]["unschedulable"], true,
+        "uncordoned after: {node}"
+    );
+    // The cordon came after Installing was reported and before the result; the validated
+    // install was then uncordoned.
+    let writes = w.fake.writes();
+    let at = |pred: &dyn Fn(&crate::fake_api::Sent) -> bool| writes.iter().position(pred);
+    let cordon = at(&|s| {
+        s.path.ends_with(&format!("/nodes/{DEVICE}"))
+            && s.body.to_string().contains("\"unschedulable\":true")
+    });
+    let installed = at(&|s| {
+        s.body["status"]["patches"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["state"] == "Installed"))
+    });
+    let uncordon = writes
+        .iter()
+        .rposition(|s| s.path.ends_with(&format!("/nodes/{DEVICE}")));
+    assert!(cordon.is_some() && installed.is_some(), "{writes:?}");
+    let installing = at(&|s| {
+        s.body["status"]["patches"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["state"] == "Installing"))
+    });
+    assert!(
+        installing < cordon && cordon < installed && cordon < uncordon,
+        "{installing:?} {cordon:?} {installed:?} {uncordon:?}"
+    );
 }

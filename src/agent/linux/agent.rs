@@ -18,6 +18,7 @@ use super::applicability::{self, Applicability};
 use super::backend::{Backend, BackendError, Pin, RebootNeed};
 use super::health;
 use super::inventory::{Ecosystem, InstalledPackage, Inventory};
+use super::node::NodeGuard;
 use super::reboot::{self, Reboot};
 use super::reports::{self, Found};
 use super::runner::Runner;
@@ -46,6 +47,8 @@ pub struct Config {
     pub retry_uninstall: Duration,
     /// How the device is rebooted.
     pub reboot: reboot::Config,
+    /// How long draining the node may take (node mode).
+    pub drain_timeout: Duration,
 }
 
 /// Why a check-in stopped short. Nothing here stops the agent: it logs and tries again
@@ -93,6 +96,9 @@ pub struct Agent {
     reports: Option<Vec<DevicePatchStatus>>,
     last_written: Option<(Vec<DevicePatchStatus>, bool, Timestamp)>,
     uninstall_failed_at: BTreeMap<String, Timestamp>,
+    /// Node mode: the device is this cluster node, cordoned and drained before an
+    /// install or a reboot and uncordoned once the install is validated.
+    node: Option<NodeGuard>,
 }
 
 /// What one check-in saw.
@@ -131,7 +137,49 @@ impl Agent {
             reports: None,
             last_written: None,
             uninstall_failed_at: BTreeMap::new(),
+            node: None,
         })
+    }
+
+    /// The agent in node mode: `guard` cordons and drains the node the device is (named
+    /// like the device) before an install or a reboot, and uncordons it after.
+    pub fn with_node(mut self, guard: NodeGuard) -> Self {
+        self.node = Some(guard);
+        self
+    }
+
+    /// Node mode, at start: a cordon of ours left by an earlier run with no work under
+    /// way (it stopped between validation and uncordoning) is released.
+    pub async fn release_stale_cordon(&self) {
+        if self.state.work.is_none() {
+            self.release_node().await;
+        }
+    }
+
+    /// Node mode: cordons and drains the node; Err with why not (the install or reboot
+    /// must not go ahead).
+    async fn prepare_node(&self) -> Result<(), String> {
+        let Some(guard) = &self.node else {
+            return Ok(());
+        };
+        guard
+            .prepare(&self.config.name, self.config.drain_timeout)
+            .await
+            .map(|prepared| info!(node = %self.config.name, evicted = prepared.evicted.len(), "node cordoned and drained"))
+            .map_err(|e| format!("could not drain node {}: {e}", self.config.name))
+    }
+
+    /// Node mode: uncordons the node if the cordon is the agent's own.
+    async fn release_node(&self) {
+        let Some(guard) = &self.node else {
+            return;
+        };
+        match guard.release(&self.config.name).await {
+            Ok(released) => info!(node = %self.config.name, ?released, "node released"),
+            Err(e) => {
+                warn!(node = %self.config.name, error = %e, "could not uncordon the node; trying again at the next check-in")
+            }
+        }
     }
 
     /// What the agent remembers (for tests and logs).
@@ -322,7 +370,10 @@ impl Agent {
             return Err(e);
         }
         info!(patch = %id, attempt = ?entry.attempt, "installing");
-        let outcome = self.run_install(id, seen).await;
+        let outcome = match self.prepare_node().await {
+            Ok(()) => self.run_install(id, seen).await,
+            Err(message) => Err(message),
+        };
         self.settle(id, outcome, false, seen, Timestamp::now().max(now))
             .await
     }
@@ -407,6 +458,7 @@ impl Agent {
         info!(patch = %id, outcome = ?outcome, "attempt ended");
         if matches!(outcome, Outcome::Failed(_) | Outcome::Installed) {
             self.state.work = None;
+            self.release_node().await;
         }
         if let Some(report) = self.report_mut(id) {
             contract::finish(report, outcome, now);
@@ -565,6 +617,10 @@ impl Agent {
         let Reboot::Now { grace } = decision else {
             return Ok(());
         };
+        if let Err(message) = self.prepare_node().await {
+            warn!(patch = %patch, %message, "not rebooting; trying again at the next check-in");
+            return Ok(());
+        }
         info!(patch = %patch, grace = ?grace, "rebooting to finish the install");
         let result = reboot::request(&self.config.reboot, self.runner.clone(), patch, grace).await;
         if let Err(e) = &result {
@@ -589,7 +645,13 @@ impl Agent {
             return Ok(());
         }
         info!(patch = %id, "rolling back");
-        let result = self.run_uninstall(id).await;
+        let result = match self.prepare_node().await {
+            Ok(()) => self.run_uninstall(id).await,
+            Err(message) => Err(message),
+        };
+        if self.state.work.is_none() {
+            self.release_node().await;
+        }
         let inventory = self.inventory().await?;
         let back = self
             .state

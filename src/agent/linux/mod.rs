@@ -16,6 +16,7 @@
 //! | [`agent`] | the check-in loop: look, report, act — one action at a time |
 //! | [`run`] | the process: the backend chosen, the catalog and the device watched, check-ins until stopped |
 //! | [`state`] | what the agent remembers across restarts and reboots: one small file, replaced whole |
+//! | [`identity`] | the agent's credentials: a token file its clients re-read, renewed before it expires |
 //! | [`node`] | node mode (a DaemonSet on a cluster's own nodes): cordon and drain before a reboot, uncordon only its own cordon |
 
 pub mod agent;
@@ -24,6 +25,7 @@ pub mod apt;
 pub mod backend;
 pub mod dnf;
 pub mod health;
+pub mod identity;
 pub mod inventory;
 pub mod node;
 pub mod reboot;

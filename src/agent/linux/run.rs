@@ -60,6 +60,14 @@ pub struct Options {
     pub reboot: super::reboot::Config,
     /// One check-in, then exit.
     pub once: bool,
+    /// Node mode: the device is this cluster node (cordoned and drained before an
+    /// install or a reboot).
+    pub node_mode: bool,
+    /// How long a drain may take (node mode).
+    pub drain_timeout: Duration,
+    /// The kubeconfig, when the agent has one of its own (`KUBECONFIG`): its token is
+    /// renewed before it expires.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Why the agent could not start.
@@ -74,6 +82,15 @@ pub enum StartError {
     /// The state file is unreadable.
     #[error("state: {0}")]
     State(#[from] super::state::StateError),
+    /// The agent's kubeconfig cannot be used.
+    #[error("credentials: {0}")]
+    Identity(#[from] super::identity::IdentityError),
+    /// The cluster cannot be reached with the configuration found.
+    #[error("kubernetes client: {0}")]
+    Client(String),
+    /// Node mode cannot start.
+    #[error("node mode: {0}")]
+    Node(#[from] super::node::NodeError),
     /// The catalog could not be read.
     #[error(
         "the Patch catalog could not be read within {0:?}; is the agent allowed to list patches?"
@@ -137,12 +154,29 @@ fn detect(root: Option<&std::path::Path>) -> Result<BackendKind, StartError> {
     }
 }
 
+/// The agent's client: from its own kubeconfig (whose token it then renews), or as kube
+/// finds one (in a pod: the ServiceAccount's projected token, which the kubelet renews).
+async fn connect(
+    options: &Options,
+) -> Result<(kube::Client, Option<super::identity::Identity>), StartError> {
+    match &options.kubeconfig {
+        Some(path) => Ok(super::identity::client(path, &options.state_dir).await?),
+        None => kube::Client::try_default()
+            .await
+            .map(|c| (c, None))
+            .map_err(|e| StartError::Client(e.to_string())),
+    }
+}
+
 /// Runs the agent until `shutdown` turns true (or after one check-in with `once`).
-pub async fn run(
-    client: kube::Client,
-    options: Options,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), StartError> {
+pub async fn run(options: Options, mut shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
+    std::fs::create_dir_all(&options.state_dir).map_err(|e| {
+        StartError::State(super::state::StateError::Io {
+            path: options.state_dir.clone(),
+            source: e,
+        })
+    })?;
+    let (client, identity) = connect(&options).await?;
     let system: Arc<dyn Runner> = if options.host_exec.is_empty() {
         Arc::new(SystemRunner)
     } else {
@@ -171,6 +205,7 @@ pub async fn run(
         heartbeat: options.heartbeat,
         retry_uninstall: Duration::from_secs(600),
         reboot: options.reboot.clone(),
+        drain_timeout: options.drain_timeout,
     };
     let store = Store::new(&options.state_dir);
     let mut agent = Agent::new(
@@ -182,7 +217,7 @@ pub async fn run(
         ecosystem,
         store,
     )?;
-    let devices: Api<ManagedDevice> = Api::namespaced(client, &options.namespace);
+    let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), &options.namespace);
     let mut changes = watcher(
         devices,
         watcher::Config::default().fields(&format!("metadata.name={}", options.name)),
@@ -191,6 +226,11 @@ pub async fn run(
     .touched_objects()
     .boxed();
     loop {
+        if let Some(identity) = &identity
+            && let Err(e) = identity.renew_if_due(&client, Timestamp::now()).await
+        {
+            warn!(error = %e, "token renewal failed; trying again at the next check-in");
+        }
         if let Err(e) = agent.check_in(Timestamp::now()).await {
             warn!(error = %e, "check-in failed; trying again at the next one");
         }
