@@ -1815,6 +1815,8 @@ async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
         json!({"name": "agentUsernamePrefix", "expression": quoted("system:serviceaccount:")}),
         json!({"name": "agentGroup", "expression": quoted(&format!("system:serviceaccounts:{agents_ns}"))}),
         json!({"name": "operatorUsername", "expression": quoted("system:serviceaccount:ringmaster-system:ringmaster")}),
+        // Node mode is off here: no node agent.
+        json!({"name": "nodeAgentUsername", "expression": quoted("")}),
     ];
     variables.extend(
         file["variables"]
@@ -2069,4 +2071,206 @@ spec: {hostname: other}
         .await
         .expect("the renewed token works");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// The real Linux agent, apt on a confined root.
+
+#[path = "it/agent_apt_fixture.rs"]
+#[allow(dead_code)]
+mod agent_apt_fixture;
+
+/// An enrolled device whose agent (`ringmaster agent --backend apt`, in-process, as the
+/// enrolled identity) drives real apt-get and dpkg on a confined root: an approved patch
+/// is installed by the ring (the package at the fixed version, read back), and a patch
+/// whose install script fails halts the ring while the agent puts the old version back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn the_linux_agent_installs_a_real_package_and_rolls_back_a_broken_one() {
+    scenario("agent", async |env| {
+        let agents_ns = format!("{}-agents", env.ns);
+        let policy = device_agent_policy(env, &agents_ns).await;
+        let outcome = AssertUnwindSafe(apt_agent(env, &agents_ns))
+            .catch_unwind()
+            .await;
+        enrollment_teardown(env, &agents_ns, &policy).await;
+        let bad = format!("{}-broken", env.patch_name());
+        if let Err(e) = Api::<Patch>::all(env.client.clone())
+            .delete(&bad, &DeleteParams::default())
+            .await
+        {
+            eprintln!("deleting Patch {bad}: {e}");
+        }
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    })
+    .await;
+}
+
+/// A Debian 12 advisory fixing `ringmaster-demo` in `fixed`, Critical, released an hour
+/// ago, under the scenario's Patch name (plus `suffix`).
+async fn debian_patch(env: &Env, suffix: &str, id: &str, fixed: &str) {
+    let released = Timestamp::now() - SignedDuration::from_hours(1);
+    let patch: Patch = serde_yaml::from_str(&format!(
+        r#"
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: Patch
+metadata: {{name: {name}{suffix}}}
+spec:
+  id: {id}
+  vendor: Debian
+  product: Debian 12
+  classification: Security
+  cvssScore: 9.8
+  releasedAt: "{released}"
+  uninstallable: true
+  packages:
+    - {{ecosystem: "Debian:12", name: ringmaster-demo, kind: Source, fixed: "{fixed}"}}
+"#,
+        name = env.patch_name(),
+    ))
+    .expect("patch yaml");
+    Api::<Patch>::all(env.client.clone())
+        .create(&PostParams::default(), &patch)
+        .await
+        .expect("creating the Patch");
+}
+
+async fn apt_agent(env: &Env, agents_ns: &str) {
+    use agent_apt_fixture::{DEMO, Fixture, POSTINST_FAILS_WITH, missing_tools};
+    use ringmaster::agent::linux::backend::{Backend, Pin};
+    use ringmaster::agent::linux::run::{BackendKind, Options, run};
+    if let Some(missing) = missing_tools() {
+        panic!("the apt agent scenario needs the package tools: {missing}");
+    }
+    env.policy_and_rings(
+        "{deviceSelector: {matchLabels: {ring: it}}, maxConcurrent: 100%, halt: {failureRate: 30, minSamples: 1, onFailure: Rollback}}",
+        "{deviceSelector: {matchLabels: {ring: pilot}}, maxConcurrent: 100%}",
+    )
+    .await;
+    // The host: ringmaster-demo 1.0-1 installed from its repository (which offers 1.0-2
+    // and 1.0-3, whose postinst fails).
+    let fixture = Fixture::new("e2e");
+    let apt = fixture.apt(fixture.config());
+    apt.available(&[DEMO.to_string()], true)
+        .expect("the repository reads");
+    apt.install(&[Pin {
+        package: DEMO.into(),
+        version: "1.0-1".into(),
+    }])
+    .expect("1.0-1 installs");
+    // Enrolled as an MSP operator would.
+    let kubeconfig = fixture.dir.0.join("db-1.kubeconfig");
+    let opts = ringmaster::enroll::EnrollOptions {
+        namespace: env.ns.clone(),
+        name: "db-1".into(),
+        labels: vec![("class".into(), "ws".into()), ("ring".into(), "it".into())],
+        os_family: "linux".into(),
+        agents_namespace: agents_ns.to_string(),
+        token_ttl: "1h".parse().expect("a duration"),
+        server: None,
+        certificate_authority: None,
+        out: Some(kubeconfig.display().to_string()),
+    };
+    let admin = kube::Config::infer()
+        .await
+        .expect("the test's configuration");
+    ringmaster::enroll::run_with(admin, &opts)
+        .await
+        .expect("enrolled");
+    let good = env.patch_id();
+    let bad = format!("{}-B", env.patch_id());
+    debian_patch(env, "", &good, "1.0-2").await;
+    // The agent, as the enrolled identity.
+    let state = fixture.dir.0.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(state.join("boot_id"), "boot-1\n").expect("boot id");
+    let options = Options {
+        namespace: env.ns.clone(),
+        name: "db-1".into(),
+        backend: BackendKind::Apt,
+        root: Some(fixture.root.clone()),
+        host_exec: Vec::new(),
+        state_dir: state.clone(),
+        check_in: Duration::from_secs(2),
+        heartbeat: Duration::from_secs(30),
+        install_timeout: Duration::from_secs(60),
+        metadata_timeout: Duration::from_secs(60),
+        reboot: ringmaster::agent::linux::reboot::Config {
+            command: Some("true".into()),
+            boot_id_file: state.join("boot_id"),
+        },
+        once: false,
+        node_mode: false,
+        drain_timeout: Duration::from_secs(60),
+        kubeconfig: Some(kubeconfig.clone()),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let agent = tokio::spawn(async move { run(options, stopped).await.map_err(|e| e.to_string()) });
+    let devices: Api<ManagedDevice> = Api::namespaced(env.client.clone(), &env.ns);
+    let report = |id: String| {
+        let devices = devices.clone();
+        async move {
+            let device = devices.get("db-1").await.ok()?;
+            device.status?.patches.into_iter().find(|p| p.id == id)
+        }
+    };
+    let installed = eventually(
+        "the ring installs the fix",
+        Duration::from_secs(120),
+        || async {
+            report(good.clone())
+                .await
+                .filter(|r| r.state == PatchState::Installed)
+        },
+    )
+    .await;
+    assert_eq!(installed.attempts, 1);
+    assert!(installed.installed_at.is_some() && installed.attempt.is_some());
+    assert_eq!(
+        fixture.dpkg_status(DEMO),
+        ("1.0-2".into(), "ii".into()),
+        "the package is at the fixed version"
+    );
+    let device = devices.get("db-1").await.expect("the device");
+    let status = device.status.expect("status");
+    assert!(status.agent.unwrap_or_default().contains("(apt)"));
+    assert!(status.last_seen.is_some());
+    // A fix whose install script fails.
+    debian_patch(env, "-broken", &bad, "1.0-3").await;
+    let failed = eventually("the broken fix fails", Duration::from_secs(120), || async {
+        report(bad.clone())
+            .await
+            .filter(|r| r.state == PatchState::Failed)
+    })
+    .await;
+    let message = failed.message.unwrap_or_default();
+    assert!(message.contains(POSTINST_FAILS_WITH), "{message}");
+    assert!(
+        message.contains("rolled back to ringmaster-demo 1.0-2"),
+        "{message}"
+    );
+    assert_eq!(
+        fixture.dpkg_status(DEMO),
+        ("1.0-2".into(), "ii".into()),
+        "the agent put the old version back"
+    );
+    let rollouts: Api<PatchRollout> = Api::namespaced(env.client.clone(), &env.ns);
+    let name = format!("ws.{}", bad.to_ascii_lowercase());
+    eventually("the ring halts", Duration::from_secs(60), || async {
+        let r = rollouts.get_opt(&name).await.ok()??;
+        r.status?.rings.first()?.halted_at.map(|_| ())
+    })
+    .await;
+    // The good fix stays installed: a failed attempt of another patch took nothing away.
+    assert_eq!(
+        report(good.clone()).await.map(|r| r.state),
+        Some(PatchState::Installed)
+    );
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(30), agent).await {
+        Ok(Ok(Ok(()))) => {}
+        other => panic!("the agent did not stop cleanly: {other:?}"),
+    }
 }
