@@ -110,7 +110,8 @@ fn install_upgrade_fail_and_roll_back_on_a_confined_root() {
 
     assert_eq!(dnf.ecosystem().expect("os-release").0, "AlmaLinux:9");
     let offered = dnf.available(&[DEMO.into()], true).expect("repoquery");
-    assert_eq!(offered[DEMO], ["1.0-4", "1.0-3", "1.0-2", "1.0-1"]);
+    let versions: Vec<&str> = offered[DEMO].iter().map(|c| c.version.as_str()).collect();
+    assert_eq!(versions, ["1.0-4", "1.0-3", "1.0-2", "1.0-1"]);
 
     dnf.install(&[pin(DEMO, "1.0-1")]).expect("installs 1.0-1");
     let inventory = dnf.inventory().expect("inventory");

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
 use ringmaster::agent::linux::agent::{Agent, Config};
+use ringmaster::agent::linux::applicability::Candidate;
 use ringmaster::agent::linux::backend::{Backend, BackendError, Pin, RebootNeed};
 use ringmaster::agent::linux::inventory::{Ecosystem, Flavour, InstalledPackage, Inventory};
 use ringmaster::agent::linux::reboot;
@@ -39,6 +40,15 @@ struct Pm {
     locked: bool,
     reboot: bool,
     calls: Vec<String>,
+    /// Binary → source package, for binaries built from a source of another name; the
+    /// source version is the binary's without its epoch (as `bsdutils 1:2.38.1-5` is
+    /// built from `util-linux 2.38.1-5`).
+    sources: BTreeMap<String, String>,
+}
+
+/// A binary's version without its epoch.
+fn no_epoch(v: &str) -> String {
+    v.split_once(':').map_or(v, |(_, rest)| rest).to_string()
 }
 
 #[derive(Clone, Default)]
@@ -81,8 +91,8 @@ impl Backend for FakePm {
                     name: name.clone(),
                     arch: "all".into(),
                     version: version.clone(),
-                    source: name.clone(),
-                    source_version: version.clone(),
+                    source: pm.sources.get(name).unwrap_or(name).clone(),
+                    source_version: no_epoch(version),
                 })
                 .collect(),
         })
@@ -91,11 +101,18 @@ impl Backend for FakePm {
         &self,
         packages: &[String],
         _refresh: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, BackendError> {
+    ) -> Result<BTreeMap<String, Vec<Candidate>>, BackendError> {
         let pm = self.0.lock().expect("lock");
+        let candidate = |v: &String| Candidate {
+            version: v.clone(),
+            source_version: no_epoch(v),
+        };
         Ok(packages
             .iter()
-            .filter_map(|p| pm.offered.get(p).map(|v| (p.clone(), v.clone())))
+            .filter_map(|p| {
+                let offered = pm.offered.get(p)?;
+                Some((p.clone(), offered.iter().map(candidate).collect()))
+            })
             .collect())
     }
     fn install(&self, p: &[Pin]) -> Result<String, BackendError> {
@@ -702,4 +719,36 @@ async fn in_node_mode_an_install_drains_the_node_first_and_uncordons_it_after() 
         installing < cordon && cordon < installed && cordon < uncordon,
         "{installing:?} {cordon:?} {installed:?} {uncordon:?}"
     );
+}
+
+/// A Debian advisory's fixed version is its source's: a binary with an epoch of its own
+/// (`bsdutils 1:…`, built from `util-linux`) is pinned by its source version, not taken
+/// as fixed for its epoch.
+#[tokio::test]
+async fn a_binary_with_an_epoch_of_its_own_is_pinned_by_its_source_version() {
+    let mut p = patch("DSA-UL", "util-linux", "2.38.1-5+deb12u3");
+    p.metadata.name = Some("dsa-ul".into());
+    let pm = Pm {
+        installed: BTreeMap::from([("bsdutils".to_string(), "1:2.38.1-5+deb12u1".to_string())]),
+        offered: BTreeMap::from([(
+            "bsdutils".to_string(),
+            vec![
+                "1:2.38.1-5+deb12u4".to_string(),
+                "1:2.38.1-5+deb12u3".to_string(),
+                "1:2.38.1-5+deb12u1".to_string(),
+            ],
+        )]),
+        sources: BTreeMap::from([("bsdutils".to_string(), "util-linux".to_string())]),
+        ..Pm::default()
+    };
+    let mut w = world("epoch", json!({}), vec![p], pm);
+    w.agent.check_in(ts(NOW)).await.expect("first");
+    assert_eq!(w.report("DSA-UL").state, PatchState::Missing);
+    w.plan("DSA-UL", "servers.x@1");
+    w.agent
+        .check_in(ts("2026-11-24T21:01:00Z"))
+        .await
+        .expect("install");
+    assert_eq!(w.pm.calls(), ["install bsdutils=1:2.38.1-5+deb12u3"]);
+    assert_eq!(w.report("DSA-UL").state, PatchState::Installed);
 }

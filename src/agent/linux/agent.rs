@@ -399,12 +399,13 @@ impl Agent {
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             let version = flavour
-                .and_then(|f| applicability::choose_version(f, offered, &u.fixed))
+                .and_then(|f| applicability::choose_upgrade(f, u, offered))
                 .ok_or_else(|| {
+                    let versions: Vec<&str> = offered.iter().map(|c| c.version.as_str()).collect();
                     BackendError::Unavailable {
                         package: u.package.clone(),
                         wanted: format!(">= {}", u.fixed),
-                        tail: format!("offered: {}", offered.join(", ")),
+                        tail: format!("offered: {}", versions.join(", ")),
                     }
                     .to_string()
                 })?;

@@ -59,6 +59,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::applicability::Candidate;
 use super::backend::{Backend, BackendError, Pin, RebootNeed};
 use super::inventory::{self, Ecosystem, Flavour, Inventory};
 use super::runner::{self, Cmd, Output, RunError, Runner, SystemRunner};
@@ -322,6 +323,28 @@ impl<R: Runner> Apt<R> {
             .collect())
     }
 
+    /// The source version of each offered (package, version) whose source version is not
+    /// its own, from `apt-cache show` (`Source: util-linux (2.38.1-5+deb12u1)`), for the
+    /// packages that have any version offered.
+    fn source_versions(
+        &self,
+        offered: &BTreeMap<String, Vec<String>>,
+    ) -> Result<BTreeMap<(String, String), String>, BackendError> {
+        let known: Vec<String> = offered
+            .iter()
+            .filter(|(_, versions)| !versions.is_empty())
+            .map(|(package, _)| package.clone())
+            .collect();
+        if known.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut args = self.apt_options();
+        args.push("show".into());
+        args.extend(known);
+        let output = self.run_ok("apt-cache", args, self.config.metadata_timeout, &[])?;
+        Ok(parse_show(&output.stdout))
+    }
+
     /// The `.deb` of this exact version in apt's archive cache, if it is still there
     /// (apt names them `name_version_arch.deb`, the epoch's colon spelt `%3a`).
     fn cached_archive(&self, pin: &Pin) -> Option<String> {
@@ -492,14 +515,32 @@ impl<R: Runner> Backend for Apt<R> {
         &self,
         packages: &[String],
         refresh: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, BackendError> {
+    ) -> Result<BTreeMap<String, Vec<Candidate>>, BackendError> {
         for package in packages {
             check_package_name(package, "")?;
         }
         if refresh {
             self.update()?;
         }
-        self.offered(packages)
+        let offered = self.offered(packages)?;
+        let sources = self.source_versions(&offered)?;
+        Ok(offered
+            .into_iter()
+            .map(|(package, versions)| {
+                let name = base_name(&package).to_string();
+                let candidates = versions
+                    .into_iter()
+                    .map(|version| Candidate {
+                        source_version: sources
+                            .get(&(name.clone(), version.clone()))
+                            .cloned()
+                            .unwrap_or_else(|| version.clone()),
+                        version,
+                    })
+                    .collect();
+                (package, candidates)
+            })
+            .collect())
     }
 
     fn install(&self, pins: &[Pin]) -> Result<String, BackendError> {
@@ -704,6 +745,35 @@ fn parse_madison(text: &str) -> Result<Vec<(String, String)>, BackendError> {
         lines.push((name.to_string(), version.to_string()));
     }
     Ok(lines)
+}
+
+/// `apt-cache show`'s stanzas: (package, version) → source version, for the binaries
+/// whose `Source:` field names a version of its own (`Source: util-linux
+/// (2.38.1-5+deb12u1)`); the others are built from a source of their own version.
+fn parse_show(text: &str) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let (Some(package), Some(version)) = (field("Package"), field("Version")) else {
+            continue;
+        };
+        let source_version = field("Source")
+            .and_then(|s| s.split_once('('))
+            .and_then(|(_, v)| v.strip_suffix(')'))
+            .map(str::trim);
+        if let Some(source_version) = source_version {
+            out.insert(
+                (package.to_string(), version.to_string()),
+                source_version.to_string(),
+            );
+        }
+    }
+    out
 }
 
 fn madison_error(index: usize, line: &str, what: &str) -> BackendError {
@@ -1267,18 +1337,54 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
        libfoo1 |      2.3-4 | http://mirror/debian bookworm/main amd64 Packages
 ";
 
+    /// `apt-cache show` for the packages madison found: one binary built from a source
+    /// of another version (an epoch the source does not have).
+    const SHOW: &str = "\
+Package: ringmaster-demo
+Version: 1.0-3
+Architecture: all
+
+Package: ringmaster-demo
+Version: 1:0.9-1
+Source: ringmaster (0.9-1)
+Architecture: all
+
+Package: libfoo1
+Version: 2.3-4
+Source: foo
+Architecture: amd64
+";
+
+    fn versions(candidates: &[Candidate]) -> Vec<(&str, &str)> {
+        candidates
+            .iter()
+            .map(|c| (c.version.as_str(), c.source_version.as_str()))
+            .collect()
+    }
+
     #[test]
     fn available_refreshes_then_lists_offered_versions_newest_first() {
-        let apt = apt(vec![ok("Reading package lists...\n"), ok(MADISON)]);
+        let apt = apt(vec![
+            ok("Reading package lists...\n"),
+            ok(MADISON),
+            ok(SHOW),
+        ]);
         let packages = ["ringmaster-demo", "libfoo1:amd64", "nosuch"].map(String::from);
         let offered = apt.available(&packages, true).expect("offered");
-        assert_eq!(offered["ringmaster-demo"], ["1.0-3", "1.0-2", "1:0.9-1"]);
-        assert_eq!(offered["libfoo1:amd64"], ["2.3-4"]);
-        assert_eq!(offered["nosuch"], Vec::<String>::new());
+        assert_eq!(
+            versions(&offered["ringmaster-demo"]),
+            [("1.0-3", "1.0-3"), ("1.0-2", "1.0-2"), ("1:0.9-1", "0.9-1")]
+        );
+        assert_eq!(versions(&offered["libfoo1:amd64"]), [("2.3-4", "2.3-4")]);
+        assert!(offered["nosuch"].is_empty());
         let calls = apt.runner().calls();
-        let [update, madison] = &calls[..] else {
+        let [update, madison, show] = &calls[..] else {
             panic!("{calls:?}")
         };
+        assert!(
+            has(show, &["show", "libfoo1:amd64", "ringmaster-demo"]),
+            "{show:?}"
+        );
         assert_eq!(
             (
                 update.program.as_str(),
@@ -1296,12 +1402,12 @@ ringmaster-demo |      2.0-1 | http://mirror/debian bookworm/main Sources
 
     #[test]
     fn available_without_refresh_only_reads() {
-        let apt = apt(vec![ok(MADISON)]);
+        let apt = apt(vec![ok(MADISON), ok(SHOW)]);
         let offered = apt.available(&["libfoo1".into()], false).expect("offered");
-        assert_eq!(offered["libfoo1"], ["2.3-4"]);
-        assert_eq!(apt.runner().calls().len(), 1);
+        assert_eq!(versions(&offered["libfoo1"]), [("2.3-4", "2.3-4")]);
+        assert_eq!(apt.runner().calls().len(), 2);
         assert!(apt.available(&[], false).expect("nothing").is_empty());
-        assert_eq!(apt.runner().calls().len(), 1, "nothing asked, nothing run");
+        assert_eq!(apt.runner().calls().len(), 2, "nothing asked, nothing run");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::applicability::Candidate;
 use super::inventory::{Ecosystem, Inventory};
 use super::runner::RunError;
 
@@ -107,12 +108,15 @@ pub trait Backend: Send + Sync {
     /// Every installed package, read again from the package database.
     fn inventory(&self) -> Result<Inventory, BackendError>;
     /// The versions the configured repositories (and caches) offer for each package,
-    /// newest first. Refreshes the repository metadata when `refresh` is set.
+    /// newest first, each with the version of the source package it was built from (a
+    /// Debian advisory's fixed version is a source version, and a binary's own can
+    /// differ: `bsdutils 1:2.38.1-5` is built from `util-linux 2.38.1-5`). Refreshes the
+    /// repository metadata when `refresh` is set.
     fn available(
         &self,
         packages: &[String],
         refresh: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, BackendError>;
+    ) -> Result<BTreeMap<String, Vec<Candidate>>, BackendError>;
     /// Installs (upgrades to) exactly these versions, non-interactively, keeping local
     /// configuration files. Returns the tail of the package manager's output.
     fn install(&self, pins: &[Pin]) -> Result<String, BackendError>;

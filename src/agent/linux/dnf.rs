@@ -56,6 +56,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::applicability::Candidate;
 use super::backend::{Backend, BackendError, Pin, RebootNeed};
 use super::inventory::{self, Ecosystem, Flavour, InstalledPackage, Inventory};
 use super::runner::{self, Cmd, Output, RunError, Runner};
@@ -252,6 +253,58 @@ pub struct Dnf<R: Runner> {
 }
 
 impl<R: Runner> Dnf<R> {
+    /// The versions the repositories offer for each package (`name` or `name.arch`),
+    /// newest first, by `dnf repoquery`.
+    fn offered_versions(
+        &self,
+        packages: &[String],
+        refresh: bool,
+    ) -> Result<BTreeMap<String, Vec<String>>, BackendError> {
+        let mut offered: BTreeMap<String, Vec<Evr>> =
+            packages.iter().map(|p| (p.clone(), Vec::new())).collect();
+        if packages.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        if let Some(bad) = packages.iter().find(|p| !valid_name(p)) {
+            return Err(BackendError::Parse {
+                what: "the package list".into(),
+                detail: format!("`{bad}` is not an RPM package name"),
+            });
+        }
+        let generation = self.generation()?;
+        let mut args = self.dnf_args(generation, false);
+        if refresh {
+            args.push("--refresh".into());
+        }
+        args.extend(["-q".into(), "repoquery".into(), "--available".into()]);
+        if generation == DnfGeneration::Dnf4 {
+            args.push("--showduplicates".into());
+        }
+        args.push(format!("--queryformat={REPOQUERY_FORMAT}"));
+        args.extend(packages.iter().cloned());
+        let cmd = self.cmd(
+            &self.config.dnf_program,
+            args,
+            self.config.timeouts.metadata,
+        );
+        let out = self.run(&cmd, &[])?;
+        for (name, arch, evr) in parse_repoquery(&out.stdout)? {
+            let with_arch = format!("{name}.{arch}");
+            for (wanted, versions) in offered.iter_mut() {
+                if (*wanted == name || *wanted == with_arch) && !versions.contains(&evr) {
+                    versions.push(evr.clone());
+                }
+            }
+        }
+        Ok(offered
+            .into_iter()
+            .map(|(package, mut versions)| {
+                versions.sort_by(|a, b| b.rpm_cmp(a));
+                (package, versions.iter().map(Evr::to_string).collect())
+            })
+            .collect())
+    }
+
     /// A backend running its commands with `runner`.
     pub fn new(runner: R, config: DnfConfig) -> Self {
         Self {
@@ -355,7 +408,7 @@ impl<R: Runner> Dnf<R> {
     /// (dnf keeps no copy of the packages it replaced unless `keepcache` is set).
     fn check_offered(&self, pins: &[Pin]) -> Result<(), BackendError> {
         let names: Vec<String> = pins.iter().map(|p| p.package.clone()).collect();
-        let offered = self.available(&names, false)?;
+        let offered = self.offered_versions(&names, false)?;
         for pin in pins {
             let wanted = parse_pin_version(pin)?;
             let versions = offered
@@ -536,48 +589,20 @@ impl<R: Runner> Backend for Dnf<R> {
         &self,
         packages: &[String],
         refresh: bool,
-    ) -> Result<BTreeMap<String, Vec<String>>, BackendError> {
-        let mut offered: BTreeMap<String, Vec<Evr>> =
-            packages.iter().map(|p| (p.clone(), Vec::new())).collect();
-        if packages.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        if let Some(bad) = packages.iter().find(|p| !valid_name(p)) {
-            return Err(BackendError::Parse {
-                what: "the package list".into(),
-                detail: format!("`{bad}` is not an RPM package name"),
-            });
-        }
-        let generation = self.generation()?;
-        let mut args = self.dnf_args(generation, false);
-        if refresh {
-            args.push("--refresh".into());
-        }
-        args.extend(["-q".into(), "repoquery".into(), "--available".into()]);
-        if generation == DnfGeneration::Dnf4 {
-            args.push("--showduplicates".into());
-        }
-        args.push(format!("--queryformat={REPOQUERY_FORMAT}"));
-        args.extend(packages.iter().cloned());
-        let cmd = self.cmd(
-            &self.config.dnf_program,
-            args,
-            self.config.timeouts.metadata,
-        );
-        let out = self.run(&cmd, &[])?;
-        for (name, arch, evr) in parse_repoquery(&out.stdout)? {
-            let with_arch = format!("{name}.{arch}");
-            for (wanted, versions) in offered.iter_mut() {
-                if (*wanted == name || *wanted == with_arch) && !versions.contains(&evr) {
-                    versions.push(evr.clone());
-                }
-            }
-        }
-        Ok(offered
+    ) -> Result<BTreeMap<String, Vec<Candidate>>, BackendError> {
+        // An RPM advisory names binary packages, whose own versions it compares.
+        Ok(self
+            .offered_versions(packages, refresh)?
             .into_iter()
-            .map(|(package, mut versions)| {
-                versions.sort_by(|a, b| b.rpm_cmp(a));
-                (package, versions.iter().map(Evr::to_string).collect())
+            .map(|(package, versions)| {
+                let candidates = versions
+                    .into_iter()
+                    .map(|version| Candidate {
+                        source_version: version.clone(),
+                        version,
+                    })
+                    .collect();
+                (package, candidates)
             })
             .collect())
     }
@@ -1440,8 +1465,15 @@ openssl-libs\t0\t9.9\t1.el9\tx86_64\n";
         let offered = dnf(&fake, host())
             .available(&wanted, false)
             .expect("queries");
-        assert_eq!(offered["ringmaster-demo"], ["1.0-10", "1.0-2", "1.0-1"]);
-        assert_eq!(offered["openssl-libs.i686"], ["1:3.0.7-24.el9"]);
+        let versions = |p: &str| -> Vec<String> {
+            offered[p]
+                .iter()
+                .inspect(|c| assert_eq!(c.source_version, c.version))
+                .map(|c| c.version.clone())
+                .collect()
+        };
+        assert_eq!(versions("ringmaster-demo"), ["1.0-10", "1.0-2", "1.0-1"]);
+        assert_eq!(versions("openssl-libs.i686"), ["1:3.0.7-24.el9"]);
         assert!(offered["absent"].is_empty());
         let call = &fake.calls()[0];
         assert_eq!(call.timeout, DnfTimeouts::default().metadata);
