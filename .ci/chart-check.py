@@ -45,7 +45,7 @@ OPERATOR_SA = ("ServiceAccount", RELEASE_NS, "ringmaster")
 AGENT_SA = ("ServiceAccount", RELEASE_NS, "ringmaster-agent-simulator")
 NODE_AGENT_SA = ("ServiceAccount", RELEASE_NS, "ringmaster-node-agent")
 NODE_AGENT_USER = f"system:serviceaccount:{RELEASE_NS}:ringmaster-node-agent"
-HOST_EXEC = "nsenter --target 1 --mount --uts --ipc --net --pid --"
+HOST_EXEC = "/busybox nsenter --target 1 --mount --uts --ipc --net --pid --"
 CATALOG_SOURCES = ["msrc", "osv", "kev", "epss"]
 # The import lists Patches and server-side applies them: an apply is a PATCH, and the API
 # server checks `create` as well when the Patch does not exist yet. `get` reads one.
@@ -481,6 +481,8 @@ def check_node_agent(render, docs, exp):
         fail(render, f"{where}: args {args}")
     if "--host-exec" not in args or args[args.index("--host-exec") + 1:][:1] != [HOST_EXEC]:
         fail(render, f"{where}: --host-exec is not followed by {HOST_EXEC!r}: {args}")
+    if "--host-root=/host" not in args:
+        fail(render, f"{where}: no --host-root=/host (the agent would read the image's os-release): {args}")
     for want in (f"--namespace={exp['node']}", "--name=$(NODE_NAME)"):
         if want not in args:
             fail(render, f"{where}: no {want} in {args}")

@@ -411,6 +411,12 @@ fn simulate(
 
 /// `ringmaster agent --backend …`: the real Linux agent for one device.
 fn linux_agent(opts: ringmaster::agent::AgentOptions) -> ExitCode {
+    if opts.namespace.trim().is_empty() {
+        eprintln!(
+            "error: --namespace is empty: name the device's namespace (the systemd unit reads RINGMASTER_NAMESPACE from /etc/default/ringmaster-agent)"
+        );
+        return ExitCode::from(2);
+    }
     let Some(options) = opts.linux() else {
         eprintln!(
             "error: pass --backend apt|dnf|auto to run the Linux agent (with --name when the host name cannot be read), or --simulate for a simulated fleet"

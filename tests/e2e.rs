@@ -2192,6 +2192,7 @@ async fn apt_agent(env: &Env, agents_ns: &str) {
         backend: BackendKind::Apt,
         root: Some(fixture.root.clone()),
         host_exec: Vec::new(),
+        host_root: None,
         state_dir: state.clone(),
         check_in: Duration::from_secs(2),
         heartbeat: Duration::from_secs(30),

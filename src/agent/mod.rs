@@ -54,6 +54,11 @@ pub struct AgentOptions {
     /// a container: `nsenter --target 1 --mount --uts --ipc --net --pid --`).
     #[arg(long, value_name = "PREFIX")]
     pub host_exec: Option<String>,
+    /// Where the host's root is mounted, for the files the agent reads itself
+    /// (`/etc/os-release`, reboot flags) while its commands run through `--host-exec`
+    /// (real agent in a container: `/host`).
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<std::path::PathBuf>,
     /// Where the real agent keeps its state file.
     #[arg(long, default_value = "/var/lib/ringmaster-agent")]
     pub state_dir: std::path::PathBuf,
@@ -75,7 +80,8 @@ pub struct AgentOptions {
     #[arg(long)]
     pub once: bool,
     /// Node mode (real agent in the chart's DaemonSet): the device is this Kubernetes
-    /// node, cordoned and drained before an install or a reboot, uncordoned after.
+    /// node, registered by the agent if it does not exist, cordoned and drained before an
+    /// install, a rollback or a reboot, and uncordoned once the install is validated.
     #[arg(long)]
     pub node_mode: bool,
     /// How long draining the node may take before the install or reboot is given up
@@ -151,6 +157,7 @@ impl AgentOptions {
                 .as_deref()
                 .map(|p| p.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
+            host_root: self.host_root.clone(),
             state_dir: self.state_dir.clone(),
             check_in: std(self.check_in),
             heartbeat: std(self.heartbeat),

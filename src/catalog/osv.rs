@@ -50,8 +50,10 @@
 //!   `linux-*`: Debian's and Ubuntu's kernel source packages, `linux-firmware`) or one of
 //!   the packages Red Hat lists as needing a reboot (glibc, systemd, udev, dbus,
 //!   dbus-broker) or CPU microcode (`microcode_ctl`, `intel-microcode`,
-//!   `amd64-microcode`). `uninstallable` is false: distribution packages cannot be
-//!   reliably downgraded.
+//!   `amd64-microcode`). `uninstallable` is the opposite: the Linux agent rolls a
+//!   package back by downgrading it to the version it replaced (and says plainly when no
+//!   repository or cache still has it), but kernels, glibc, systemd and the like are not
+//!   downgraded, so a ring halting with `onFailure: Rollback` pauses instead for them.
 //! - A record whose fields have the wrong types (or that has no `id`) is skipped as
 //!   [`Problem::Invalid`]/[`Problem::Missing`], naming the field; the other records go on.
 //!
@@ -158,6 +160,7 @@ fn merge_into(into: &mut PatchSpec, other: PatchSpec) {
     into.cvss_score = max_score(into.cvss_score, other.cvss_score);
     into.vendor_severity = into.vendor_severity.max(other.vendor_severity);
     into.reboot_required |= other.reboot_required;
+    into.uninstallable &= other.uninstallable;
     into.packages.extend(other.packages);
     sort_packages(&mut into.packages);
     into.product = product(&into.packages);
@@ -545,7 +548,7 @@ fn assemble(
         known_exploited: false,
         released_at,
         reboot_required: packages.iter().any(|p| needs_reboot(&p.name)),
-        uninstallable: false,
+        uninstallable: !packages.iter().any(|p| needs_reboot(&p.name)),
         supersedes: Vec::new(),
         packages,
         kev: None,

@@ -257,6 +257,7 @@ impl Fixture {
             lock_wait: Duration::from_secs(2),
             options: Vec::new(),
             running_kernel: Some("6.1.0-18-amd64".into()),
+            host_files: None,
         }
     }
 

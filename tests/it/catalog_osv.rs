@@ -129,7 +129,10 @@ fn a_debian_advisory_lists_its_source_package_per_release() {
     assert_eq!(patch.vendor_severity, None);
     assert_eq!(patch.released_at.to_string(), "2099-03-04T00:00:00Z");
     assert!(!patch.reboot_required);
-    assert!(!patch.uninstallable);
+    assert!(
+        patch.uninstallable,
+        "the agent can downgrade an ordinary package"
+    );
     assert!(!patch.known_exploited);
     assert!(patch.supersedes.is_empty());
     assert_eq!(patch.kev, None);
@@ -199,6 +202,10 @@ fn a_rocky_kernel_advisory_needs_a_reboot() {
     assert_eq!(patch.vendor_severity, Some(Severity::Medium));
     assert_eq!(patch.cves, vec![cve("CVE-2099-30001", None)]);
     assert!(patch.reboot_required);
+    assert!(
+        !patch.uninstallable,
+        "a kernel or glibc fix is not rolled back"
+    );
     let fixed = "5.14.0-503.99.1.el9_5";
     assert_eq!(
         patch.packages,

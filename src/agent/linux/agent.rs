@@ -589,7 +589,11 @@ impl Agent {
         match work.phase {
             Phase::Installing => {
                 warn!(patch = %work.patch, "the agent stopped during this install; judging it from the package database");
-                self.settle(&work.patch, Ok(()), false, seen, now).await
+                let ran = match self.assess(&work.patch, &seen.inventory) {
+                    Some(Applicability::Installed) => Ok(()),
+                    _ => Err(reports::INTERRUPTED.to_string()),
+                };
+                self.settle(&work.patch, ran, false, seen, now).await
             }
             Phase::AwaitingReboot {
                 boot_id,

@@ -92,6 +92,11 @@ pub struct AptConfig {
     /// The running kernel's release, as `uname -r` prints it; `None` runs `uname -r`.
     /// A confined root's kernels are not the running one's, so its tests say it here.
     pub running_kernel: Option<String>,
+    /// Where the agent itself reads the host's files (`/etc/os-release`, the reboot
+    /// flags, apt's archive cache) when its commands run on the host through a prefix
+    /// (node mode: the host's root mounted at `/host`). None: where the commands see them
+    /// (`root`, or `/`).
+    pub host_files: Option<PathBuf>,
 }
 
 impl Default for AptConfig {
@@ -103,6 +108,7 @@ impl Default for AptConfig {
             lock_wait: Duration::from_secs(120),
             options: Vec::new(),
             running_kernel: None,
+            host_files: None,
         }
     }
 }
@@ -156,6 +162,18 @@ impl<R: Runner> Apt<R> {
         match &self.root {
             Some(root) => Path::new(root).join(path.trim_start_matches('/')),
             None => PathBuf::from(path),
+        }
+    }
+
+    /// Where the agent itself reads a file of the system (see [`AptConfig::host_files`]).
+    fn host_file(&self, path: &str) -> PathBuf {
+        match &self.config.host_files {
+            Some(files) => files.join(
+                self.system_path(path)
+                    .strip_prefix("/")
+                    .unwrap_or(Path::new(path)),
+            ),
+            None => self.system_path(path),
         }
     }
 
@@ -354,16 +372,16 @@ impl<R: Runner> Apt<R> {
         };
         let prefix = format!("{name}_{}_", pin.version.replace(':', "%3a"));
         let dir = self.system_path("/var/cache/apt/archives");
-        let entries = std::fs::read_dir(dir).ok()?;
+        let entries = std::fs::read_dir(self.host_file("/var/cache/apt/archives")).ok()?;
         entries
             .filter_map(Result::ok)
-            .filter_map(|entry| entry.path().to_str().map(str::to_string))
-            .find(|path| {
-                let file = path.rsplit('/').next().unwrap_or_default();
+            .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
+            .find(|file| {
                 file.strip_prefix(&prefix)
                     .and_then(|rest| rest.strip_suffix(".deb"))
                     .is_some_and(|a| arch.is_none_or(|want| a == want))
             })
+            .and_then(|file| dir.join(file).to_str().map(str::to_string))
     }
 
     /// `apt-get install` of these targets (`pkg=version`, or a `.deb`'s path).
@@ -408,8 +426,8 @@ impl<R: Runner> Apt<R> {
     /// `/var/run/reboot-required` when `var/run` is a directory of its own (on a host it is
     /// a symlink to `/run`, which under a confined root would lead out of the root).
     fn reboot_flag_paths(&self) -> Vec<PathBuf> {
-        let mut paths = vec![self.system_path("/run/reboot-required")];
-        let var_run = self.system_path("/var/run");
+        let mut paths = vec![self.host_file("/run/reboot-required")];
+        let var_run = self.host_file("/var/run");
         if !var_run.is_symlink() {
             paths.push(var_run.join("reboot-required"));
         }
@@ -473,8 +491,8 @@ impl<R: Runner> Backend for Apt<R> {
     }
 
     fn ecosystem(&self) -> Result<Ecosystem, BackendError> {
-        let etc = self.system_path("/etc/os-release");
-        let usr = self.system_path("/usr/lib/os-release");
+        let etc = self.host_file("/etc/os-release");
+        let usr = self.host_file("/usr/lib/os-release");
         let (path, text) = match std::fs::read_to_string(&etc) {
             Ok(text) => (etc, text),
             Err(_) => match std::fs::read_to_string(&usr) {

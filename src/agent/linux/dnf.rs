@@ -227,6 +227,10 @@ pub struct DnfConfig {
     /// root and no generation given, dnf 4 is assumed: `dnf --version` reads the *host's*
     /// rpmdb even with `--installroot` (and creates an empty one on Debian).
     pub generation: Option<DnfGeneration>,
+    /// Where the agent itself reads the host's files (`/etc/os-release`) when its
+    /// commands run on the host through a prefix (node mode: the host's root mounted at
+    /// `/host`). None: under `root`, or `/`.
+    pub host_files: Option<PathBuf>,
 }
 
 impl Default for DnfConfig {
@@ -241,6 +245,7 @@ impl Default for DnfConfig {
             needs_restarting_program: "needs-restarting".into(),
             running_kernel: None,
             generation: None,
+            host_files: None,
         }
     }
 }
@@ -539,7 +544,12 @@ impl<R: Runner> Backend for Dnf<R> {
     }
 
     fn ecosystem(&self) -> Result<Ecosystem, BackendError> {
-        let base = self.config.root.as_deref().unwrap_or(Path::new("/"));
+        let base = self
+            .config
+            .host_files
+            .as_deref()
+            .or(self.config.root.as_deref())
+            .unwrap_or(Path::new("/"));
         let candidates = [base.join("etc/os-release"), base.join("usr/lib/os-release")];
         let mut last_error = None;
         for path in &candidates {

@@ -129,6 +129,24 @@ impl Identity {
     }
 }
 
+/// Points the kubeconfig's current user at the token file in `state_dir` instead of its
+/// inline token, if it has one (the file [`client`] writes and renewal rewrites).
+pub fn use_token_file(doc: &mut Kubeconfig, state_dir: &Path) {
+    let Ok(user) = current_user(doc) else {
+        return;
+    };
+    if let Some(info) = doc
+        .auth_infos
+        .iter_mut()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_mut())
+        .filter(|info| info.token.is_some())
+    {
+        info.token = None;
+        info.token_file = Some(state_dir.join(TOKEN_FILE).display().to_string());
+    }
+}
+
 fn secret(token: &secrecy::SecretString) -> String {
     use secrecy::ExposeSecret;
     token.expose_secret().to_string()

@@ -46,6 +46,9 @@ pub struct Options {
     pub root: Option<PathBuf>,
     /// A prefix every command runs through (node mode: `nsenter --target 1 …`).
     pub host_exec: Vec<String>,
+    /// Where the agent itself reads the host's files when its commands run through
+    /// `host_exec` (node mode: the host's root mounted at `/host`).
+    pub host_root: Option<PathBuf>,
     /// Where the agent keeps its state file.
     pub state_dir: PathBuf,
     /// How often it checks in without being woken.
@@ -106,13 +109,14 @@ pub fn backend(
     runner: Arc<dyn Runner>,
 ) -> Result<Arc<dyn Backend>, StartError> {
     let kind = match kind {
-        BackendKind::Auto => detect(options.root.as_deref())?,
+        BackendKind::Auto => detect(options.host_root.as_deref().or(options.root.as_deref()))?,
         other => other,
     };
     Ok(match kind {
         BackendKind::Dnf => {
             let mut config = DnfConfig {
                 root: options.root.clone(),
+                host_files: options.host_root.clone(),
                 ..DnfConfig::default()
             };
             config.timeouts.metadata = options.metadata_timeout;
@@ -126,6 +130,7 @@ pub fn backend(
                     root: options.root.clone(),
                     install_timeout: options.install_timeout,
                     metadata_timeout: options.metadata_timeout,
+                    host_files: options.host_root.clone(),
                     ..AptConfig::default()
                 },
             )
@@ -217,6 +222,11 @@ pub async fn run(options: Options, mut shutdown: watch::Receiver<bool>) -> Resul
         ecosystem,
         store,
     )?;
+    if options.node_mode {
+        register_node(&client, &options).await?;
+        agent = agent.with_node(node_guard(&options).await?);
+        agent.release_stale_cordon().await;
+    }
     let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), &options.namespace);
     let mut changes = watcher(
         devices,
@@ -247,6 +257,93 @@ pub async fn run(options: Options, mut shutdown: watch::Receiver<bool>) -> Resul
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// Node mode: the node's ManagedDevice, created when it does not exist yet (a DaemonSet
+/// reaches every node, and nobody enrolls nodes one by one). It is named like the node,
+/// carries the node's `ringmaster.dev/…` labels (label the nodes to choose their policy,
+/// ring and tier) and names the agent's own user as its agent, as the chart's admission
+/// policy requires; an existing device is left as it is.
+async fn register_node(client: &kube::Client, options: &Options) -> Result<(), StartError> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::PostParams;
+    let failed = |what: &str, e: kube::Error| StartError::Client(format!("{what}: {e}"));
+    let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), &options.namespace);
+    if devices
+        .get_opt(&options.name)
+        .await
+        .map_err(|e| failed("reading the node's ManagedDevice", e))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let node = Api::<Node>::all(client.clone())
+        .get(&options.name)
+        .await
+        .map_err(|e| failed("reading the node", e))?;
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .map_err(|e| failed("learning the agent's user name", e))?;
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .unwrap_or_default();
+    let labels: std::collections::BTreeMap<String, String> = node
+        .metadata
+        .labels
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ringmaster.dev/"))
+        .collect();
+    let mut device = ManagedDevice::new(
+        &options.name,
+        crate::api::ManagedDeviceSpec {
+            hostname: Some(options.name.clone()),
+            os: Some(crate::api::OsInfo {
+                family: "linux".into(),
+                version: None,
+            }),
+            plan: Default::default(),
+        },
+    );
+    device.metadata.labels = Some(labels);
+    device.metadata.annotations = Some(
+        [(crate::agent::AGENT_ANNOTATION.to_string(), user)]
+            .into_iter()
+            .collect(),
+    );
+    match devices.create(&PostParams::default(), &device).await {
+        Ok(_) => {
+            info!(device = %options.name, "registered the node's ManagedDevice");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(failed("registering the node's ManagedDevice", e)),
+    }
+}
+
+/// Node mode's guard, on a client of its own that does not retry a PodDisruptionBudget's
+/// 429 itself (the drain retries, pod by pod).
+async fn node_guard(options: &Options) -> Result<super::node::NodeGuard, StartError> {
+    let client_error = |e: &dyn std::fmt::Display| StartError::Client(e.to_string());
+    let config = match &options.kubeconfig {
+        Some(path) => {
+            let mut doc =
+                kube::config::Kubeconfig::read_from(path).map_err(|e| client_error(&e))?;
+            super::identity::use_token_file(&mut doc, &options.state_dir);
+            kube::Config::from_custom_kubeconfig(doc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| client_error(&e))?
+        }
+        None => kube::Config::infer().await.map_err(|e| client_error(&e))?,
+    };
+    Ok(super::node::NodeGuard::from_config(
+        config,
+        super::node::DEFAULT_AGENT,
+    )?)
 }
 
 /// The cluster's Patch catalog, kept current by a watch, once it has been listed. Only

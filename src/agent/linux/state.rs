@@ -1,6 +1,7 @@
 //! What the agent must remember across its own restarts and the device's reboots: the
 //! work under way (an install waiting for its reboot, say), the versions each install
-//! replaced (what a rollback returns to), and whether it cordoned its node. One small
+//! replaced (what a rollback returns to), and the installs whose health checks failed.
+//! (A node's cordon is remembered on the Node itself, by the agent's annotation.) One small
 //! JSON file, written whole to a temporary file and renamed over the old one, so a crash
 //! or a power cut leaves either the old state or the new one, never half of each.
 
