@@ -788,3 +788,70 @@ fn the_command_refuses_bad_input_before_it_looks_for_a_cluster() {
     );
     assert!(!std::path::Path::new("web-1.kubeconfig").exists());
 }
+
+/// The Linux agent's side of its credentials (`agent::linux::identity`): the enrolled
+/// kubeconfig's inline token moves to a token file its clients re-read, nothing is asked
+/// before 80% of the token's lifetime, and then a renewal rewrites both the kubeconfig
+/// and the token file.
+#[tokio::test]
+async fn the_agent_keeps_its_token_in_a_file_and_renews_it_there_when_due() {
+    use ringmaster::agent::linux::identity;
+    let (fake, client) = cluster().await;
+    let e = web1(&[]);
+    let enrolled = enroll(&client, &e).await.expect("enrolled");
+    let dir = tmp("agent-identity");
+    let path = dir.join("agent.kubeconfig");
+    let plain = ClusterAccess {
+        server: "http://127.0.0.1:9".into(),
+        certificate_authority_data: None,
+        tls_server_name: None,
+        insecure_skip_tls_verify: false,
+    };
+    let yaml = agent_kubeconfig(&plain, &e, &enrolled.token).expect("a kubeconfig");
+    write_private(&path, yaml.as_bytes()).expect("written");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+
+    let (_agent_client, found) = identity::client(&path, &state)
+        .await
+        .expect("a client from the kubeconfig");
+    let found = found.expect("an inline token makes a renewable identity");
+    let token_file = state.join(identity::TOKEN_FILE);
+    let read = |p: &Path| std::fs::read_to_string(p).expect("the token file");
+    assert_eq!(read(&token_file), enrolled.token);
+    assert_eq!(
+        std::fs::metadata(&token_file).expect("metadata").mode() & 0o777,
+        0o600
+    );
+    fake.clear();
+    assert!(
+        !found
+            .renew_if_due(&client, Timestamp::now())
+            .await
+            .expect("not due yet"),
+    );
+    assert!(fake.writes().is_empty(), "nothing asked before it is due");
+
+    // What the file holds is replaced whole by the renewal.
+    std::fs::write(&token_file, "stale").expect("marking the file");
+    let late = Timestamp::now() + SignedDuration::from_hours(23);
+    assert!(found.renew_if_due(&client, late).await.expect("renewed"));
+    let requests = fake.writes();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0].path,
+        format!("/api/v1/namespaces/{AGENTS}/serviceaccounts/{SA}/token")
+    );
+    assert_eq!(
+        requests[0].body["spec"]["expirationSeconds"],
+        24 * 3600,
+        "the old token's lifetime again"
+    );
+    let renewed = token_of(&Kubeconfig::read_from(&path).expect("read back"));
+    assert_eq!(
+        read(&token_file),
+        renewed,
+        "the clients' file has the new token"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
