@@ -213,12 +213,6 @@ fn world(name: &str, ring_spec: Value, catalog: Vec<Patch>, pm: Pm) -> World {
     .expect("device");
     fake.insert("ManagedDevice", &device);
     fake.insert("DeploymentRing", &ring(ring_spec));
-    let (reader, mut writer) = reflector::store();
-    writer.apply_watcher_event(&Event::Init);
-    for p in catalog {
-        writer.apply_watcher_event(&Event::InitApply(p));
-    }
-    writer.apply_watcher_event(&Event::InitDone);
     let dir = std::env::temp_dir().join(format!(
         "ringmaster-agent-linux-{name}-{}",
         std::process::id()
@@ -227,19 +221,44 @@ fn world(name: &str, ring_spec: Value, catalog: Vec<Patch>, pm: Pm) -> World {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("boot_id"), "boot-1\n").expect("boot id");
     let pm = FakePm(Arc::new(Mutex::new(pm)));
+    let reboot = reboot::Config {
+        command: Some(format!("echo boot-2 > {}", dir.join("boot_id").display())),
+        boot_id_file: dir.join("boot_id"),
+    };
+    let agent = agent_over(&fake, &pm, &dir, catalog, reboot);
+    World {
+        fake,
+        pm,
+        agent,
+        dir,
+    }
+}
+
+/// An agent process for the device in `fake`, with its state in `dir/state`, the
+/// package manager `pm` and this catalog.
+fn agent_over(
+    fake: &Fake,
+    pm: &FakePm,
+    dir: &std::path::Path,
+    catalog: Vec<Patch>,
+    reboot: reboot::Config,
+) -> Agent {
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for p in catalog {
+        writer.apply_watcher_event(&Event::InitApply(p));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
     let config = Config {
         namespace: NS.into(),
         name: DEVICE.into(),
         agent: "ringmaster-agent/test (fake)".into(),
         heartbeat: Duration::from_secs(300),
         retry_uninstall: Duration::from_secs(600),
-        reboot: reboot::Config {
-            command: Some(format!("echo boot-2 > {}", dir.join("boot_id").display())),
-            boot_id_file: dir.join("boot_id"),
-        },
+        reboot,
         drain_timeout: Duration::from_secs(60),
     };
-    let agent = Agent::new(
+    Agent::new(
         fake.mock_client(),
         config,
         reader,
@@ -248,13 +267,7 @@ fn world(name: &str, ring_spec: Value, catalog: Vec<Patch>, pm: Pm) -> World {
         Ecosystem(ECO.into()),
         Store::new(&dir.join("state")),
     )
-    .expect("agent");
-    World {
-        fake,
-        pm,
-        agent,
-        dir,
-    }
+    .expect("agent")
 }
 
 fn demo_pm(installed: &str, offered: &[&str]) -> Pm {
@@ -613,28 +626,8 @@ async fn an_install_cut_short_by_a_restart_is_judged_from_the_package_database()
         pm.installed.insert("demo".into(), "1.0-2".into());
     });
     // A new agent process over the same state directory.
-    let (reader, mut writer) = reflector::store();
-    writer.apply_watcher_event(&Event::Init);
-    writer.apply_watcher_event(&Event::InitApply(patch("DSA-1", "demo", "1.0-2")));
-    writer.apply_watcher_event(&Event::InitDone);
-    let mut agent = Agent::new(
-        w.fake.mock_client(),
-        Config {
-            namespace: NS.into(),
-            name: DEVICE.into(),
-            agent: "ringmaster-agent/test (fake)".into(),
-            heartbeat: Duration::from_secs(300),
-            retry_uninstall: Duration::from_secs(600),
-            reboot: reboot::Config::default(),
-            drain_timeout: Duration::from_secs(60),
-        },
-        reader,
-        Arc::new(w.pm.clone()),
-        Arc::new(SystemRunner),
-        Ecosystem(ECO.into()),
-        Store::new(&w.dir.join("state")),
-    )
-    .expect("agent");
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    let mut agent = agent_over(&w.fake, &w.pm, &w.dir, catalog, reboot::Config::default());
     assert!(agent.state().work.is_some(), "the work is remembered");
     agent.check_in(ts(NOW)).await.expect("check-in");
     assert_eq!(w.report("DSA-1").state, PatchState::Installed);
@@ -662,28 +655,9 @@ async fn in_node_mode_an_install_drains_the_node_first_and_uncordons_it_after() 
         "status": {"phase": "Running"},
     }));
     let guard = NodeGuard::new(w.fake.mock_client(), DEFAULT_AGENT);
-    let world_agent = std::mem::replace(
-        &mut w.agent,
-        Agent::new(
-            w.fake.mock_client(),
-            Config {
-                namespace: NS.into(),
-                name: "unused".into(),
-                agent: String::new(),
-                heartbeat: Duration::from_secs(300),
-                retry_uninstall: Duration::from_secs(600),
-                reboot: reboot::Config::default(),
-                drain_timeout: Duration::from_secs(60),
-            },
-            reflector::store().0,
-            Arc::new(w.pm.clone()),
-            Arc::new(SystemRunner),
-            Ecosystem(ECO.into()),
-            Store::new(&w.dir.join("unused")),
-        )
-        .expect("agent"),
-    );
-    w.agent = world_agent.with_node(guard);
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    w.agent =
+        agent_over(&w.fake, &w.pm, &w.dir, catalog, reboot::Config::default()).with_node(guard);
     w.plan("DSA-1", "servers.x@1");
     w.agent.check_in(ts(NOW)).await.expect("install");
     assert_eq!(w.report("DSA-1").state, PatchState::Installed);
