@@ -430,7 +430,13 @@ pub fn summary(e: &Enrollment, enrolled: &Enrolled, out: &Out) -> String {
             host = e.name,
         )),
     }
-    s.push_str("Then start the agent there: systemctl enable --now ringmaster-agent\n");
+    s.push_str(&format!(
+        "Then name its device there and start the agent (docs/agent.md):\n  \
+         printf 'RINGMASTER_NAMESPACE={ns}\\nRINGMASTER_AGENT_ARGS=\"--name {host}\"\\n' > /etc/default/ringmaster-agent\n  \
+         systemctl enable --now ringmaster-agent\n",
+        ns = e.namespace,
+        host = e.name,
+    ));
     s
 }
 
