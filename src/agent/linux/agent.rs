@@ -99,6 +99,9 @@ pub struct Agent {
     /// Node mode: the device is this cluster node, cordoned and drained before an
     /// install or a reboot and uncordoned once the install is validated.
     node: Option<NodeGuard>,
+    /// Node mode: an uncordon that failed, tried again at every check-in until it is
+    /// done.
+    release_pending: bool,
 }
 
 /// What one check-in saw.
@@ -138,6 +141,7 @@ impl Agent {
             last_written: None,
             uninstall_failed_at: BTreeMap::new(),
             node: None,
+            release_pending: false,
         })
     }
 
@@ -150,7 +154,7 @@ impl Agent {
 
     /// Node mode, at start: a cordon of ours left by an earlier run with no work under
     /// way (it stopped between validation and uncordoning) is released.
-    pub async fn release_stale_cordon(&self) {
+    pub async fn release_stale_cordon(&mut self) {
         if self.state.work.is_none() {
             self.release_node().await;
         }
@@ -169,15 +173,20 @@ impl Agent {
             .map_err(|e| format!("could not drain node {}: {e}", self.config.name))
     }
 
-    /// Node mode: uncordons the node if the cordon is the agent's own.
-    async fn release_node(&self) {
+    /// Node mode: uncordons the node if the cordon is the agent's own; a failure is tried
+    /// again at the next check-in.
+    async fn release_node(&mut self) {
         let Some(guard) = &self.node else {
             return;
         };
         match guard.release(&self.config.name).await {
-            Ok(released) => info!(node = %self.config.name, ?released, "node released"),
+            Ok(released) => {
+                self.release_pending = false;
+                info!(node = %self.config.name, ?released, "node released");
+            }
             Err(e) => {
-                warn!(node = %self.config.name, error = %e, "could not uncordon the node; trying again at the next check-in")
+                self.release_pending = true;
+                warn!(node = %self.config.name, error = %e, "could not uncordon the node; trying again at the next check-in");
             }
         }
     }
@@ -191,6 +200,9 @@ impl Agent {
     pub async fn check_in(&mut self, now: Timestamp) -> Result<(), TickError> {
         let seen = self.look(now).await?;
         self.write_status(&seen.device, now).await?;
+        if self.release_pending && self.state.work.is_none() {
+            self.release_node().await;
+        }
         if self.state.work.is_some() {
             return self.continue_work(&seen, now).await;
         }
