@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::runner::{Cmd, RunError, Runner, tail};
+use super::runner::{Cmd, RunError, Runner, run_blocking, tail};
 use crate::api::HealthChecks;
 
 /// How long a check may take when the ring does not say.
@@ -60,7 +60,7 @@ pub async fn run(
     }
     for unit in &checks.units {
         let cmd = Cmd::new("systemctl", ["is-active", unit.as_str()], timeout);
-        let out = blocking(runner.clone(), cmd).await;
+        let out = run_blocking(runner.clone(), cmd).await;
         match out {
             Ok(o) if o.success() => {}
             Ok(o) => {
@@ -79,24 +79,12 @@ pub async fn run(
     }
     for command in &checks.commands {
         let cmd = Cmd::new("sh", ["-c", command.as_str()], timeout);
-        command_check(command, blocking(runner.clone(), cmd).await)?;
+        command_check(command, run_blocking(runner.clone(), cmd).await)?;
     }
     for probe in &checks.http {
         http_check(http, &probe.url, probe.expect_status, timeout).await?;
     }
     Ok(())
-}
-
-async fn blocking(runner: Arc<dyn Runner>, cmd: Cmd) -> Result<super::runner::Output, RunError> {
-    let program = cmd.program.clone();
-    tokio::task::spawn_blocking(move || runner.run(&cmd))
-        .await
-        .unwrap_or_else(|e| {
-            Err(RunError::Spawn {
-                program,
-                source: std::io::Error::other(e.to_string()),
-            })
-        })
 }
 
 fn first_word(s: &str) -> Option<&str> {

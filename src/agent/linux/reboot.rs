@@ -129,17 +129,13 @@ pub async fn request(
         ),
         ("RINGMASTER_PATCH".into(), patch.to_string()),
     ];
-    let out = tokio::task::spawn_blocking(move || runner.run(&cmd))
-        .await
-        .map_err(|e| RunError::Spawn {
-            program: "shutdown".into(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+    let program = cmd.program.clone();
+    let out = super::runner::run_blocking(runner, cmd).await?;
     if out.success() {
         Ok(())
     } else {
         Err(RunError::Spawn {
-            program: "shutdown".into(),
+            program,
             source: std::io::Error::other(super::runner::tail(&out, 3)),
         })
     }

@@ -93,6 +93,22 @@ pub trait Runner: Send + Sync {
     fn run(&self, cmd: &Cmd) -> Result<Output, RunError>;
 }
 
+/// Runs `cmd` on tokio's blocking pool (for async callers: health checks, reboots).
+pub async fn run_blocking(
+    runner: std::sync::Arc<dyn Runner>,
+    cmd: Cmd,
+) -> Result<Output, RunError> {
+    let program = cmd.program.clone();
+    tokio::task::spawn_blocking(move || runner.run(&cmd))
+        .await
+        .unwrap_or_else(|e| {
+            Err(RunError::Spawn {
+                program,
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+}
+
 /// Runs every command through a prefix, e.g. `nsenter --target 1 --mount --uts --ipc
 /// --net --pid --` for an agent in a container that acts on its node's host.
 #[derive(Clone, Debug)]
