@@ -16,5 +16,6 @@ pub mod engine;
 pub mod enroll;
 pub mod manifest;
 pub mod operator;
+pub mod report;
 pub mod sim;
 pub mod validate;
