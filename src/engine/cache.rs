@@ -41,6 +41,8 @@ pub struct Cache {
     pub(super) member_counts: Vec<Vec<usize>>,
     /// The instant of the previous pass (a clock run then is only reused later).
     pub(super) last_now: Option<Timestamp>,
+    /// Whether the walk records every pair it counts (for the ledger).
+    pub(super) record: bool,
 }
 
 impl Cache {

@@ -21,4 +21,5 @@ pub mod writes;
 
 pub use cache::Cache;
 pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList, Reason};
+pub use tenant::ledger;
 pub use tenant::{Snapshot, SpecProblem, decide, decide_cached, rollout_name, spec_problems};

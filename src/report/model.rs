@@ -65,12 +65,12 @@ pub struct MonthReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Headline {
-    /// Devices governed by a policy at `asOf`.
+    /// Devices the tenant's policies govern, as their statuses count them.
     pub devices: u32,
     /// Device–patch pairs open at some time in the month.
     pub pairs: u32,
-    /// Installed by its deadline, of the pairs whose outcome is known (installed, or
-    /// overdue), in percent. None when there is none.
+    /// Pairs in good standing (installed on time, not yet due, or exempt) of all counted
+    /// pairs, in percent, as the policies' status counts it. None when there is none.
     pub compliance_percent: Option<f64>,
     /// Pairs installed by their deadline.
     pub installed_on_time: u32,
@@ -117,7 +117,7 @@ pub struct SlaRow {
     pub open: u32,
     /// Covered by an active exception.
     pub exempt: u32,
-    /// Installed on time of installed + overdue, percent.
+    /// Pairs in good standing (installed on time, not yet due, exempt) of all, percent.
     pub compliance_percent: Option<f64>,
     /// Median release-to-install time of the cell's pairs installed in the month, in
     /// seconds.
@@ -181,43 +181,8 @@ pub enum SlaState {
     Exempt,
 }
 
-/// Why a pair is not installed at `asOf`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum Unpatched {
-    /// An exception covers it (see `exception`).
-    Exception,
-    /// No policy approved the patch yet: a rule's delay has not passed.
-    AwaitingApproval,
-    /// A person must approve the patch.
-    AwaitingManualApproval,
-    /// The patch was rejected.
-    Rejected,
-    /// A newer approved patch replaces it.
-    Superseded,
-    /// The patch fails too often across the fleet and is held.
-    Held,
-    /// The device's ring waits for the rings before it.
-    WaitingForRing,
-    /// The device waits for its maintenance window, a slot in its ring, or the end of a
-    /// freeze.
-    WaitingForWindow,
-    /// The device has been given the patch and has not finished.
-    Installing,
-    /// The device's last attempt failed (or was not answered in time).
-    Failed,
-    /// The device has not checked in for longer than its ring allows.
-    DeviceUnreachable,
-    /// The rollout is halted, rolling back or rolled back.
-    Halted,
-    /// The rollout is paused by a person.
-    Paused,
-    /// The rollout was aborted.
-    Aborted,
-    /// The device is in none of its policy's rings.
-    NotInRing,
-}
+/// Why a pair is not installed at `asOf`: the engine's own reasons.
+pub use crate::engine::ledger::Unpatched;
 
 /// One device–patch pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

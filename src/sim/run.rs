@@ -22,6 +22,8 @@ use crate::engine::{Cache, EventType, Kind};
 
 use super::fleet::{AgentBehaviour, DeviceGroup, FleetSpec, Offline, Range, Rng};
 use super::world::World;
+use crate::report::model::TrendPoint;
+use crate::report::month::{Month, MonthError};
 
 /// How a run is set up.
 #[derive(Clone, Debug)]
@@ -61,6 +63,27 @@ pub struct Outcome {
     pub options: Options,
     /// How many engine passes ran.
     pub passes: u64,
+    /// The evidence of each month the run touched, when asked for
+    /// ([`Simulation::close_months`]): each closed month as it stood at its end, and the
+    /// month the run ended in as it stood then.
+    pub months: Vec<Closed>,
+}
+
+/// One month's evidence, taken when the simulated operator would close it.
+#[derive(Clone, Debug)]
+pub struct Closed {
+    /// The month's report.
+    pub report: crate::report::model::MonthReport,
+    /// The objects it was built from, as they stood then.
+    pub world: World,
+}
+
+/// Closes months as the run crosses their ends.
+#[derive(Clone, Debug)]
+struct Closer {
+    /// The month to close next.
+    next: Month,
+    closed: Vec<Closed>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -262,6 +285,8 @@ pub struct Simulation {
     /// Whether each agent is online, by its position (see `Agent::pos`): the stamp of
     /// `lastSeen` before every pass walks these beside the devices.
     online: Vec<bool>,
+    /// Month closes, when asked for.
+    closer: Option<Closer>,
 }
 
 impl Simulation {
@@ -292,6 +317,7 @@ impl Simulation {
             unreachable_after,
             cache: Cache::new(),
             online: Vec::new(),
+            closer: None,
             failure_selectors: fleet
                 .failures
                 .iter()
@@ -477,6 +503,30 @@ impl Simulation {
     }
 
     /// Runs to the end and returns what happened.
+    /// Closes each month the run touches, in the time zone `zone`, as the operator would:
+    /// at its end, the month's evidence is built from the world as it stands.
+    pub fn close_months(mut self, zone: &str) -> Result<Self, MonthError> {
+        self.closer = Some(Closer {
+            next: Month::containing(self.options.start, zone)?,
+            closed: Vec::new(),
+        });
+        Ok(self)
+    }
+
+    /// Closes every month that ends by `until`, at its end.
+    fn close_until(&mut self, until: Timestamp) {
+        let Some(closer) = self.closer.as_mut() else {
+            return;
+        };
+        while closer.next.end() <= until {
+            let month = closer.next.clone();
+            closer
+                .closed
+                .push(close(&self.world, &month, month.end(), &closer.closed));
+            closer.next = month.next();
+        }
+    }
+
     pub fn run(mut self) -> Outcome {
         self.world.version_devices();
         let end = end_of(&self.options);
@@ -533,6 +583,7 @@ impl Simulation {
             }
             let next_event = self.queue.peek().map(|Reverse((at, _, _))| *at);
             let next = [next_event, wake].into_iter().flatten().min();
+            self.close_until(next.unwrap_or(end).min(end));
             match next {
                 Some(t) if t <= end => {
                     // Agents react within the same instant; the batches settle in a few
@@ -547,11 +598,19 @@ impl Simulation {
                 _ => break,
             }
         }
+        let mut months = Vec::new();
+        if let Some(closer) = self.closer.take() {
+            months = closer.closed;
+            if closer.next.start() < end {
+                months.push(close(&self.world, &closer.next, end, &months));
+            }
+        }
         Outcome {
             world: self.world,
             timeline: self.timeline,
             options: self.options,
             passes,
+            months,
         }
     }
 
@@ -960,6 +1019,19 @@ impl Simulation {
 fn set_online(online: &mut [bool], pos: usize, value: bool) {
     if let Some(flag) = online.get_mut(pos) {
         *flag = value;
+    }
+}
+
+/// A month's evidence from the world as it stands at `as_of`, after `earlier` months.
+fn close(world: &World, month: &Month, as_of: Timestamp, earlier: &[Closed]) -> Closed {
+    let previous: Vec<TrendPoint> = earlier
+        .iter()
+        .filter_map(|c| c.report.trend.last().cloned())
+        .collect();
+    let report = world.month_report(month, as_of, &previous);
+    Closed {
+        report,
+        world: world.clone(),
     }
 }
 

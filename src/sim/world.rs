@@ -53,6 +53,16 @@ impl World {
         }
     }
 
+    /// The evidence of `month` from the world as it stands, taken at `as_of`.
+    pub fn month_report(
+        &self,
+        month: &crate::report::month::Month,
+        as_of: Timestamp,
+        previous: &[crate::report::model::TrendPoint],
+    ) -> crate::report::model::MonthReport {
+        crate::report::build::build(&self.snapshot(), month, as_of, previous)
+    }
+
     /// The engine's view of the world.
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {

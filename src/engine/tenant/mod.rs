@@ -11,6 +11,7 @@
 //! shells apply those. [`spec_problems`] runs the same checks for `ringmaster validate`.
 
 mod gather;
+pub mod ledger;
 mod problems;
 mod rollouts;
 mod status;

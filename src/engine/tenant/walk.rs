@@ -72,6 +72,27 @@ pub(super) struct Walked<'a> {
     pub exc_covered: Vec<BTreeSet<usize>>,
     /// The first instant an SLA clock changes.
     pub wake: Option<Timestamp>,
+    /// Every pair the walk counted, when the cache asks for them (the ledger's).
+    pub facts: Vec<Fact>,
+}
+
+/// One device–patch pair as the walk counted it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Fact {
+    /// The device's position in [`Walked::devices`].
+    pub di: usize,
+    /// The governing policy.
+    pub pi: usize,
+    /// The patch's position in the catalog.
+    pub ix: usize,
+    /// The report's position in the device's `status.patches`.
+    pub report: usize,
+    /// The tier (index into the cache's tier names).
+    pub tier: usize,
+    /// The pair's clock.
+    pub clock: sla::Clock,
+    /// Counted in the SLA figures (the patch is neither rejected nor superseded).
+    pub counted: bool,
 }
 
 impl<'a> Walked<'a> {
@@ -89,6 +110,7 @@ impl<'a> Walked<'a> {
             unknown: vec![BTreeSet::new(); policies],
             exc_covered: vec![BTreeSet::new(); t.excs.len()],
             wake: None,
+            facts: Vec::new(),
         }
     }
 
@@ -190,6 +212,7 @@ pub(super) fn walk<'a>(
         sizes: &sizes,
         tally_cells: vec![Vec::new(); t.policies.len()],
         rewound,
+        record: cache.record,
         now,
     };
     let mut check_alignment = keep;
@@ -229,6 +252,8 @@ struct Walk<'s, 'a> {
     /// Per policy, by `tier * 4 + severity`: the tally cell.
     tally_cells: Vec<Vec<Option<usize>>>,
     rewound: bool,
+    /// Record every pair counted in [`Walked::facts`].
+    record: bool,
     now: Timestamp,
 }
 
@@ -351,7 +376,7 @@ impl<'a> Walk<'_, 'a> {
         let tier_ix = entry.tier;
         // The policy's SLA row for the device's tier, found when a clock must run.
         let mut row = None;
-        for (report, pair) in reports.iter().zip(entry.pairs.iter_mut()) {
+        for (pos, (report, pair)) in reports.iter().zip(entry.pairs.iter_mut()).enumerate() {
             if pair.duplicate() {
                 continue;
             }
@@ -367,6 +392,9 @@ impl<'a> Walk<'_, 'a> {
                 tier_ix,
             };
             let clock = self.count(w, &at, pair, &mut row);
+            if self.record {
+                self.record_fact(w, &at, pos, clock);
+            }
             let slot = w.slot(self.t, pi, ix, self.sizes, self.now);
             // The pair's state is the report's (compared, or trusted).
             match pair.state {
@@ -450,6 +478,23 @@ impl<'a> Walk<'_, 'a> {
             }
         }
         clock
+    }
+
+    /// Records a pair for the ledger, as counted.
+    #[cold]
+    fn record_fact(&self, w: &mut Walked<'a>, at: &PairAt<'_>, report: usize, clock: sla::Clock) {
+        let slot = w.slot(self.t, at.pi, at.ix, self.sizes, self.now);
+        let counted =
+            !matches!(slot.approval, Approval::Rejected { .. }) && slot.superseded_by.is_none();
+        w.facts.push(Fact {
+            di: at.di,
+            pi: at.pi,
+            ix: at.ix,
+            report,
+            tier: at.tier_ix,
+            clock,
+            counted,
+        });
     }
 
     /// Adds a pair to its policy's SLA tally and its device's overdue and due-soon counts.

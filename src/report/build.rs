@@ -1,0 +1,440 @@
+//! One tenant's month built from durable state: the objects as they stand at the month's
+//! end (or earlier, for a month still running), read through the engine's own ledger so
+//! that every clock, policy and ring is the one the engine decides with.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::api::{ManagedDevice, PatchPolicy, PatchState};
+use crate::engine::Snapshot;
+use crate::engine::ledger::{self, Row};
+use crate::engine::sla::{self, ClockState, Tally};
+
+use super::model::{
+    ApprovalRow, ExceptionRow, FreezeRow, Headline, Laggard, Laggards, MonthReport, PairRow,
+    RingFunnel, SCHEMA, SlaRow, SlaState, TrendPoint,
+};
+use super::month::Month;
+
+/// Builds the report of `month` as the objects stand at `as_of` (the month's end when
+/// `as_of` is later). `previous` holds earlier months' figures for the trend.
+pub fn build(
+    src: &Snapshot<'_>,
+    month: &Month,
+    as_of: Timestamp,
+    previous: &[TrendPoint],
+) -> MonthReport {
+    let (start, end) = (month.start(), month.end());
+    let as_of = as_of.min(end);
+    let devices: Vec<ManagedDevice> = src.devices.iter().map(|d| rewound(d, as_of)).collect();
+    let snap = Snapshot {
+        devices: devices.iter().collect(),
+        ..src.clone()
+    };
+    let rows: Vec<Row<'_>> = ledger::ledger(&snap, as_of)
+        .into_iter()
+        .filter(|r| in_month(r, start, end))
+        .collect();
+    let pairs: Vec<PairRow> = rows.iter().map(|r| pair_row(r, as_of)).collect();
+    let sla = sla_rows(&src.policies, &rows, start);
+    let rings = funnel(src, &rows, start, end);
+    let mut headline = headline(&rows, &sla, start, end);
+    headline.devices = src
+        .policies
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .map(|s| s.devices)
+        .sum();
+    headline.halts = rings.iter().map(|r| r.halts).sum();
+    headline.active_exceptions = src
+        .exceptions
+        .iter()
+        .filter(|e| {
+            e.status.as_ref().and_then(|s| s.phase) == Some(crate::api::ExceptionPhase::Active)
+        })
+        .count() as u32;
+    let mut trend: Vec<TrendPoint> = previous
+        .iter()
+        .filter(|p| p.month < month.label())
+        .cloned()
+        .collect();
+    trend.push(TrendPoint {
+        month: month.label(),
+        compliance_percent: headline.compliance_percent,
+        overdue: headline.overdue,
+        median_time_to_install_seconds: headline.median_time_to_install_seconds,
+    });
+    MonthReport {
+        schema: SCHEMA.to_string(),
+        tenant: src.namespace.to_string(),
+        month: month.label(),
+        time_zone: month.time_zone().to_string(),
+        start,
+        end,
+        as_of,
+        closed: as_of >= end,
+        headline,
+        sla,
+        trend,
+        rings,
+        laggards: laggards(&pairs),
+        pairs,
+        approvals: approvals(src, &rows, start, end),
+        interventions: Vec::new(),
+        freezes: freezes(src, start, end),
+        exceptions: exceptions(src, start, end),
+    }
+}
+
+/// The device as it stood at `as_of`: an install reported for a later instant had not
+/// happened yet.
+fn rewound(d: &ManagedDevice, as_of: Timestamp) -> ManagedDevice {
+    let mut d = d.clone();
+    if let Some(s) = d.status.as_mut() {
+        for p in &mut s.patches {
+            let installed = matches!(p.state, PatchState::Installed | PatchState::PendingReboot);
+            if installed && p.installed_at.is_some_and(|at| at > as_of) {
+                p.state = PatchState::Missing;
+                p.installed_at = None;
+            }
+        }
+    }
+    d
+}
+
+/// When a pair was installed, as its clock counts it.
+fn installed_at(r: &Row<'_>, as_of: Timestamp) -> Option<Timestamp> {
+    matches!(
+        r.clock.state,
+        ClockState::InstalledOnTime | ClockState::InstalledLate
+    )
+    .then(|| crate::contract::install_time(r.report.installed_at, as_of).unwrap_or(as_of))
+}
+
+/// A pair belongs to the month when it was released before the month ended and was not
+/// installed before the month began.
+fn in_month(r: &Row<'_>, start: Timestamp, end: Timestamp) -> bool {
+    r.released < end && installed_at(r, end).is_none_or(|at| at >= start)
+}
+
+fn state(c: ClockState) -> SlaState {
+    match c {
+        ClockState::NotDue => SlaState::NotDue,
+        ClockState::DueSoon => SlaState::DueSoon,
+        ClockState::Overdue => SlaState::Overdue,
+        ClockState::InstalledOnTime => SlaState::InstalledOnTime,
+        ClockState::InstalledLate => SlaState::InstalledLate,
+        ClockState::Exempt => SlaState::Exempt,
+    }
+}
+
+fn pair_row(r: &Row<'_>, as_of: Timestamp) -> PairRow {
+    let p = &r.patch.spec;
+    let cvss = p
+        .cves
+        .iter()
+        .filter_map(|c| c.cvss_score)
+        .chain(p.cvss_score)
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+    PairRow {
+        device: r.device.metadata.name.clone().unwrap_or_default(),
+        patch: p.id.clone(),
+        vendor: p.vendor.clone(),
+        title: p.title.clone(),
+        policy: r.policy.to_string(),
+        ring: r.ring.map(str::to_string),
+        tier: r.tier.clone(),
+        severity: r.severity,
+        cvss,
+        known_exploited: p.known_exploited,
+        found_at: r.released,
+        due_at: r.clock.deadline,
+        installed_at: installed_at(r, as_of),
+        state: state(r.clock.state),
+        counted: r.counted,
+        reason: r.why.as_ref().map(|w| w.reason),
+        detail: r.why.as_ref().and_then(|w| w.detail.clone()),
+        exception: r.why.as_ref().and_then(|w| w.exception.clone()),
+    }
+}
+
+/// Per policy, the engine's tally over the month's counted pairs.
+fn sla_rows(policies: &[&PatchPolicy], rows: &[Row<'_>], start: Timestamp) -> Vec<SlaRow> {
+    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.counted) {
+        let tti = installed_at(r, Timestamp::MAX)
+            .filter(|at| *at >= start)
+            .map(|at| at.duration_since(r.released));
+        tallies
+            .entry(r.policy)
+            .or_default()
+            .add(&r.tier, r.severity, r.clock.state, tti);
+    }
+    let mut out = Vec::new();
+    for (policy, tally) in &tallies {
+        let spec = policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(policy));
+        for c in tally.cells() {
+            let within = spec.and_then(|p| {
+                p.spec
+                    .sla
+                    .iter()
+                    .find(|t| t.tier == c.tier)
+                    .or_else(|| {
+                        p.spec
+                            .sla
+                            .iter()
+                            .find(|t| t.tier == crate::api::DEFAULT_TIER)
+                    })
+                    .map(|t| t.within(c.severity).to_string())
+            });
+            out.push(SlaRow {
+                policy: policy.to_string(),
+                tier: c.tier,
+                severity: c.severity,
+                within,
+                installed_on_time: c.installed_on_time,
+                installed_late: c.installed_late,
+                overdue: c.overdue,
+                open: c.open,
+                exempt: c.exempt,
+                compliance_percent: c.compliance_percent,
+                median_time_to_install_seconds: c.median_time_to_install.map(|d| d.as_secs()),
+            });
+        }
+    }
+    out
+}
+
+/// The front page's figures over every counted pair.
+fn headline(rows: &[Row<'_>], sla: &[SlaRow], start: Timestamp, end: Timestamp) -> Headline {
+    let sum = |f: fn(&SlaRow) -> u32| sla.iter().map(f).sum::<u32>();
+    let (on_time, late, overdue, open, exempt) = (
+        sum(|r| r.installed_on_time),
+        sum(|r| r.installed_late),
+        sum(|r| r.overdue),
+        sum(|r| r.open),
+        sum(|r| r.exempt),
+    );
+    let samples: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.counted)
+        .filter_map(|r| {
+            installed_at(r, Timestamp::MAX)
+                .filter(|at| *at >= start && *at < end)
+                .map(|at| at.duration_since(r.released).as_secs().max(0))
+        })
+        .collect();
+    Headline {
+        pairs: rows.len() as u32,
+        compliance_percent: sla::percent(
+            on_time + open + exempt,
+            on_time + late + overdue + open + exempt,
+        ),
+        installed_on_time: on_time,
+        installed_late: late,
+        overdue,
+        open,
+        exempt,
+        installed_in_month: samples.len() as u32,
+        median_time_to_install_seconds: sla::median(&samples),
+        ..Headline::default()
+    }
+}
+
+/// Whether a rollout's ring did anything in `[start, end)`: it started before the end and
+/// had not passed before the start.
+fn ring_in_month(r: &crate::api::RingProgress, start: Timestamp, end: Timestamp) -> bool {
+    r.started_at.is_some_and(|s| s < end) && r.passed_at.is_none_or(|p| p >= start)
+}
+
+/// Per ring (in the order policies list them): the month's rollouts there and the
+/// devices they targeted (from the rollouts' statuses), and what became of the ring's
+/// devices (from their own reports: a rollback resets a ring's counts, not a device's).
+fn funnel(
+    src: &Snapshot<'_>,
+    rows: &[Row<'_>],
+    start: Timestamp,
+    end: Timestamp,
+) -> Vec<RingFunnel> {
+    let mut by: BTreeMap<String, RingFunnel> = BTreeMap::new();
+    for ro in &src.rollouts {
+        let Some(s) = ro.status.as_ref() else {
+            continue;
+        };
+        for r in s.rings.iter().filter(|r| ring_in_month(r, start, end)) {
+            let f = funnel_entry(&mut by, &r.name);
+            f.rollouts += 1;
+            f.targeted += r.targeted;
+            f.timed_out += r.timed_out;
+            let halted = r.halted_at.is_some_and(|h| h >= start && h < end);
+            f.halts += u32::from(halted);
+        }
+    }
+    for r in rows {
+        let Some(ring) = r.ring else { continue };
+        let f = funnel_entry(&mut by, ring);
+        let installed = installed_at(r, end).is_some_and(|at| at >= start);
+        f.installed += u32::from(installed);
+        f.failed += u32::from(r.report.state == PatchState::Failed);
+        f.rolled_back += u32::from(r.report.state == PatchState::RolledBack);
+    }
+    for f in by.values_mut() {
+        f.failed += f.timed_out;
+        f.success_rate_percent = sla::percent(f.installed, f.installed + f.failed);
+    }
+    let mut out = Vec::new();
+    for p in &src.policies {
+        for ring in &p.spec.rings {
+            out.extend(by.remove(ring));
+        }
+    }
+    out.extend(by.into_values());
+    out
+}
+
+fn funnel_entry<'m>(by: &'m mut BTreeMap<String, RingFunnel>, ring: &str) -> &'m mut RingFunnel {
+    by.entry(ring.to_string()).or_insert_with(|| RingFunnel {
+        ring: ring.to_string(),
+        ..RingFunnel::default()
+    })
+}
+
+/// Every approval of a rollout approved before the month ended and active in it.
+fn approvals(
+    src: &Snapshot<'_>,
+    rows: &[Row<'_>],
+    start: Timestamp,
+    end: Timestamp,
+) -> Vec<ApprovalRow> {
+    let severity = |policy: &str, patch: &str| {
+        rows.iter()
+            .find(|r| r.policy == policy && r.patch.spec.id == patch)
+            .map(|r| r.severity)
+    };
+    let mut out: Vec<ApprovalRow> = src
+        .rollouts
+        .iter()
+        .filter_map(|ro| {
+            let s = ro.status.as_ref()?;
+            let a = s.approval.as_ref()?;
+            let active = s.rings.iter().any(|r| ring_in_month(r, start, end))
+                || a.approved_at.is_some_and(|at| at >= start && at < end);
+            (active && a.approved_at.is_none_or(|at| at < end)).then(|| ApprovalRow {
+                rollout: ro.metadata.name.clone().unwrap_or_default(),
+                policy: ro.spec.policy.clone(),
+                patch: ro.spec.patch.clone(),
+                severity: severity(&ro.spec.policy, &ro.spec.patch),
+                at: a.approved_at,
+                by: a.by.clone().unwrap_or_default(),
+                emergency: a.emergency,
+                phase: s
+                    .phase
+                    .map(|p| format!("{p:?}"))
+                    .unwrap_or_else(|| "Pending".into()),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.at, &a.rollout).cmp(&(b.at, &b.rollout)));
+    out
+}
+
+/// Every freeze of a policy or ring that overlaps the month.
+fn freezes(src: &Snapshot<'_>, start: Timestamp, end: Timestamp) -> Vec<FreezeRow> {
+    let declared = src
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                format!("PatchPolicy/{}", name(&p.metadata)),
+                &p.spec.freezes,
+            )
+        })
+        .chain(src.rings.iter().map(|r| {
+            (
+                format!("DeploymentRing/{}", name(&r.metadata)),
+                &r.spec.freezes,
+            )
+        }));
+    let mut out: Vec<FreezeRow> = declared
+        .flat_map(|(scope, fs)| {
+            fs.iter()
+                .filter(|f| f.from < end && f.until > start)
+                .map(move |f| FreezeRow {
+                    scope: scope.clone(),
+                    from: f.from,
+                    until: f.until,
+                    reason: f.reason.clone(),
+                    owner: f.owner.clone(),
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.from, &a.scope).cmp(&(b.from, &b.scope)));
+    out
+}
+
+fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+/// Every exception that had not expired before the month began.
+fn exceptions(src: &Snapshot<'_>, start: Timestamp, end: Timestamp) -> Vec<ExceptionRow> {
+    src.exceptions
+        .iter()
+        .filter(|e| e.spec.expires_at >= start)
+        .filter(|e| {
+            let since = e.status.as_ref().and_then(|s| s.active_since);
+            since.is_none_or(|s| s < end)
+        })
+        .map(|e| {
+            let s = e.status.clone().unwrap_or_default();
+            ExceptionRow {
+                name: name(&e.metadata),
+                patches: e.spec.patches.clone(),
+                covered_devices: s.covered_devices,
+                owner: e.spec.owner.clone(),
+                approved_by: e.spec.approved_by.clone(),
+                reason: e.spec.reason.clone(),
+                compensating_controls: e.spec.compensating_controls.clone(),
+                ticket: e.spec.ticket.clone(),
+                active_since: s.active_since,
+                expires_at: e.spec.expires_at,
+                phase: s
+                    .phase
+                    .map(|p| format!("{p:?}"))
+                    .unwrap_or_else(|| "Unknown".into()),
+                history: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The devices, vendors and tiers with the most pairs overdue or installed late.
+fn laggards(pairs: &[PairRow]) -> Laggards {
+    let rank = |key: fn(&PairRow) -> &str| {
+        let mut by: BTreeMap<&str, Laggard> = BTreeMap::new();
+        for p in pairs.iter().filter(|p| p.counted) {
+            let l = by.entry(key(p)).or_insert_with(|| Laggard {
+                name: key(p).to_string(),
+                missed: 0,
+                overdue: 0,
+                pairs: 0,
+            });
+            l.pairs += 1;
+            let overdue = p.state == SlaState::Overdue;
+            l.overdue += u32::from(overdue);
+            l.missed += u32::from(overdue || p.state == SlaState::InstalledLate);
+        }
+        let mut v: Vec<Laggard> = by.into_values().filter(|l| l.missed > 0).collect();
+        v.sort_by(|a, b| b.missed.cmp(&a.missed).then(a.name.cmp(&b.name)));
+        v.truncate(20);
+        v
+    };
+    Laggards {
+        devices: rank(|p| &p.device),
+        vendors: rank(|p| &p.vendor),
+        tiers: rank(|p| &p.tier),
+    }
+}

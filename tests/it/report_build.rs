@@ -1,0 +1,173 @@
+//! The month's evidence built from the simulated world, checked against the simulator's
+//! own counters and the engine's own figures.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use ringmaster::report::model::SlaState;
+use ringmaster::sim::{self, Outcome};
+
+fn run() -> Outcome {
+    let docs = ringmaster::manifest::load_paths(&[concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/msp-tenant"
+    )
+    .into()])
+    .expect("example loads");
+    let (objects, problems) = ringmaster::manifest::parse_documents(docs);
+    assert!(problems.is_empty(), "{problems:?}");
+    let (world, fleet) = sim::load::world_from(objects).expect("one tenant");
+    let start = fleet.start.expect("the example's fleet sets a start");
+    sim::Simulation::new(
+        world,
+        fleet,
+        sim::Options {
+            start,
+            days: 30,
+            seed: 1,
+        },
+    )
+    .close_months("UTC")
+    .expect("UTC is a time zone")
+    .run()
+}
+
+fn example() -> &'static Outcome {
+    static RUN: OnceLock<Outcome> = OnceLock::new();
+    RUN.get_or_init(run)
+}
+
+fn november() -> &'static sim::run::Closed {
+    &example().months[0]
+}
+
+#[test]
+fn the_run_closes_november_and_reports_december_as_it_stands() {
+    let o = example();
+    let months: Vec<(&str, bool)> = o
+        .months
+        .iter()
+        .map(|m| (m.report.month.as_str(), m.report.closed))
+        .collect();
+    assert_eq!(months, [("2023-11", true), ("2023-12", false)]);
+    let nov = &o.months[0].report;
+    assert_eq!(nov.as_of.to_string(), "2023-12-01T00:00:00Z");
+    let dec = &o.months[1].report;
+    assert_eq!(dec.as_of, sim::run::end_of(&o.options));
+    // December's trend starts with November's figures.
+    assert_eq!(dec.trend.len(), 2);
+    assert_eq!(dec.trend[0], *nov.trend.last().expect("a point"));
+}
+
+#[test]
+fn november_s_sla_figures_are_the_engine_s_at_the_close() {
+    let closed = november();
+    let r = &closed.report;
+    let d = ringmaster::engine::decide(&closed.world.snapshot(), r.end);
+    let mut checked = 0;
+    for (policy, status) in &d.policies {
+        for cell in &status.sla {
+            let row = r
+                .sla
+                .iter()
+                .find(|s| &s.policy == policy && s.tier == cell.tier && s.severity == cell.severity)
+                .unwrap_or_else(|| panic!("{policy} {} {:?} missing", cell.tier, cell.severity));
+            assert_eq!(
+                (
+                    row.installed_on_time,
+                    row.installed_late,
+                    row.overdue,
+                    row.open,
+                    row.exempt
+                ),
+                (
+                    cell.installed_on_time,
+                    cell.installed_late,
+                    cell.overdue,
+                    cell.open,
+                    cell.exempt
+                ),
+                "{policy} {} {:?}",
+                cell.tier,
+                cell.severity
+            );
+            assert_eq!(row.compliance_percent, cell.compliance_percent);
+            assert_eq!(
+                row.median_time_to_install_seconds,
+                cell.median_time_to_install.map(|m| m.as_secs())
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} cells");
+    assert_eq!(
+        r.sla.len(),
+        checked,
+        "the report has cells the engine has not"
+    );
+}
+
+#[test]
+fn every_unpatched_pair_has_a_reason_and_installed_ones_none() {
+    let r = &november().report;
+    assert!(r.pairs.len() > 100, "{} pairs", r.pairs.len());
+    for p in &r.pairs {
+        let installed = matches!(p.state, SlaState::InstalledOnTime | SlaState::InstalledLate);
+        assert_eq!(p.reason.is_none(), installed, "{p:?}");
+        if p.state == SlaState::Exempt {
+            assert!(p.exception.is_some(), "{p:?}");
+        }
+    }
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for p in r.pairs.iter().filter_map(|p| p.reason) {
+        *reasons.entry(p.as_str().to_string()).or_default() += 1;
+    }
+    eprintln!("{reasons:?}");
+}
+
+#[test]
+fn the_ring_funnel_counts_what_the_simulated_agents_did() {
+    let o = example();
+    let r = &november().report;
+    // Each pair's last outcome as the simulated agents logged it before the close.
+    let mut last: BTreeMap<(String, String), &str> = BTreeMap::new();
+    for e in o.timeline.iter().filter(|e| e.at < r.end) {
+        let words: Vec<&str> = e.message.split_whitespace().collect();
+        let (device, patch) = match (e.reason.as_str(), words.as_slice()) {
+            ("Installed" | "Uninstalled", [d, _, p, ..]) => (*d, *p),
+            ("InstallFailed", [d, _, _, _, p, ..]) => (*d, p.trim_end_matches(':')),
+            _ => continue,
+        };
+        last.insert((device.into(), patch.into()), e.reason.as_str());
+    }
+    let ring_of: BTreeMap<(String, String), Option<String>> = r
+        .pairs
+        .iter()
+        .map(|p| ((p.device.clone(), p.patch.clone()), p.ring.clone()))
+        .collect();
+    let mut counted: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    for (pair, outcome) in &last {
+        let ring = ring_of[pair]
+            .clone()
+            .expect("a device the agents patched is in a ring");
+        let c = counted.entry(ring).or_default();
+        match *outcome {
+            "Installed" => c.0 += 1,
+            "InstallFailed" => c.1 += 1,
+            _ => c.2 += 1,
+        }
+    }
+    assert_eq!(r.rings.len(), counted.len());
+    for f in &r.rings {
+        assert_eq!(
+            (f.installed, f.failed - f.timed_out, f.rolled_back),
+            counted[&f.ring],
+            "{}",
+            f.ring
+        );
+    }
+    assert_eq!(
+        r.headline.installed_in_month as usize,
+        last.values().filter(|o| **o == "Installed").count()
+    );
+}
