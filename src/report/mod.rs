@@ -2,5 +2,6 @@
 //! ([`model`]), its renderings, and the packet's integrity.
 
 pub mod build;
+pub mod cluster;
 pub mod model;
 pub mod month;

@@ -1,0 +1,90 @@
+//! Reading a tenant's objects from a cluster for its month's packet.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::api::{DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout};
+use crate::engine::Snapshot;
+
+/// The annotation on a tenant's Namespace that names its time zone (IANA), in which its
+/// months begin and end. Without it, months are in UTC.
+pub const TIME_ZONE_ANNOTATION: &str = "patching.ringmaster.dev/time-zone";
+
+/// One tenant's objects and the shared catalog, as read at one time.
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    /// The tenant (namespace).
+    pub namespace: String,
+    /// Its PatchPolicies.
+    pub policies: Vec<PatchPolicy>,
+    /// Its DeploymentRings.
+    pub rings: Vec<DeploymentRing>,
+    /// Its PatchExceptions.
+    pub exceptions: Vec<PatchException>,
+    /// Its ManagedDevices.
+    pub devices: Vec<ManagedDevice>,
+    /// Its PatchRollouts.
+    pub rollouts: Vec<PatchRollout>,
+    /// The cluster's Patches.
+    pub patches: Vec<Patch>,
+}
+
+impl Objects {
+    /// The engine's view of them.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            namespace: &self.namespace,
+            policies: self.policies.iter().collect(),
+            rings: self.rings.iter().collect(),
+            exceptions: self.exceptions.iter().collect(),
+            devices: self.devices.iter().collect(),
+            rollouts: self.rollouts.iter().collect(),
+            patches: self.patches.iter().collect(),
+        }
+    }
+}
+
+/// Reads a tenant's objects (page by page) and the catalog.
+pub async fn read(client: &Client, namespace: &str) -> Result<Objects, kube::Error> {
+    Ok(Objects {
+        namespace: namespace.to_string(),
+        policies: list(Api::namespaced(client.clone(), namespace)).await?,
+        rings: list(Api::namespaced(client.clone(), namespace)).await?,
+        exceptions: list(Api::namespaced(client.clone(), namespace)).await?,
+        devices: list(Api::namespaced(client.clone(), namespace)).await?,
+        rollouts: list(Api::namespaced(client.clone(), namespace)).await?,
+        patches: list(Api::all(client.clone())).await?,
+    })
+}
+
+/// The tenant's time zone from its Namespace's annotation, if it has one.
+pub async fn time_zone(client: &Client, namespace: &str) -> Result<Option<String>, kube::Error> {
+    let ns: Namespace = Api::all(client.clone()).get(namespace).await?;
+    Ok(ns
+        .metadata
+        .annotations
+        .and_then(|a| a.get(TIME_ZONE_ANNOTATION).cloned()))
+}
+
+/// Every object of a kind, in name order, read 500 at a time.
+async fn list<K>(api: Api<K>) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut all: BTreeMap<String, K> = BTreeMap::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        for o in page.items {
+            all.insert(o.meta().name.clone().unwrap_or_default(), o);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(all.into_values().collect()),
+        }
+    }
+}
