@@ -22,6 +22,10 @@ pub struct FleetSpec {
     /// How many days it runs; `--days` overrides it (default 30).
     #[serde(default)]
     pub days: Option<u32>,
+    /// The tenant's time zone (IANA), in which its months begin and end for the evidence
+    /// packet; `--time-zone` overrides it (default UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// Behaviour of every agent unless its group says otherwise.
     #[serde(default)]
     pub defaults: AgentBehaviour,
