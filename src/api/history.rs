@@ -1,9 +1,22 @@
-//! Event reasons: what the operator names its Events with. They live in the API because
-//! they are part of it: people filter Events by them, and statuses will name their
-//! transitions with the same reasons.
+//! Event reasons, and the history a rollout's or an exception's status keeps of its
+//! audit-worthy transitions.
+//!
+//! Kubernetes Events expire (after an hour, by default), so they cannot be an audit
+//! trail. Every transition the operator announces with an audit-worthy Event is also
+//! kept, with the same reason and message, in the object's `status.history`, which lasts
+//! as long as the object. Which reasons are audit-worthy, and how an entry is appended, is
+//! decided in one place: `crate::engine::history`.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::ExceptionPhase;
+
+/// The most entries a status history holds. When a new entry would pass it, the oldest
+/// entries after the first are dropped: the first (how the object's story began) is
+/// always kept.
+pub const HISTORY_LIMIT: usize = 128;
 
 /// Why the operator recorded an Event, CamelCase as Kubernetes Events have it. A status's
 /// history names its transitions with the same reasons.
@@ -91,6 +104,42 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One audit-worthy transition of a rollout, as its Event announced it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutHistoryEntry {
+    /// When it happened: the instant of the operator's pass that decided it.
+    #[schemars(with = "Time")]
+    pub at: jiff::Timestamp,
+    /// What happened, as the Event's reason: PatchApproved, RingStarted, RingPassed,
+    /// RingPromoted, RingHalted, RolloutAborted, RollbackStarted, RolledBack,
+    /// RolloutCompleted, RolloutPaused, RolloutResumed or PatchHeld.
+    pub reason: Reason,
+    /// The ring, for a ring's transitions (RingStarted, RingPassed, RingPromoted,
+    /// RingHalted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<String>,
+    /// What happened, in words: the Event's message.
+    pub message: String,
+}
+
+/// One phase change of an exception, as its Event announced it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionHistoryEntry {
+    /// When it happened: the instant of the operator's pass that decided it.
+    #[schemars(with = "Time")]
+    pub at: jiff::Timestamp,
+    /// What happened, as the Event's reason: ExceptionPendingApproval, ExceptionActive,
+    /// ExceptionExpired or ExceptionInvalid (expiry reminders are not kept here;
+    /// `lastReminder` says the last one sent).
+    pub reason: Reason,
+    /// The phase the exception entered.
+    pub phase: ExceptionPhase,
+    /// Why, in words: the Event's message.
+    pub message: String,
 }
 
 #[cfg(test)]
