@@ -5,6 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{ExceptionHistoryEntry, HISTORY_LIMIT};
+
 /// "These devices may skip these patches until `expiresAt`", with a reason, an owner,
 /// an approver, compensating controls and a ticket.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
@@ -133,4 +135,12 @@ pub struct PatchExceptionStatus {
     /// The last expiry reminder sent (`7d` or `1d`), so a restart does not repeat it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reminder: Option<String>,
+    /// The exception's phase changes, oldest first, each at the instant the operator
+    /// decided it and with its Event's reason and message (expiry reminders are not
+    /// kept). Unlike Events, which expire, it lasts as long as the exception. At most 128
+    /// entries: when full, the oldest entries after the first are dropped, and the first
+    /// is always kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = HISTORY_LIMIT))]
+    pub history: Vec<ExceptionHistoryEntry>,
 }

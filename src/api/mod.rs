@@ -10,6 +10,7 @@
 pub mod common;
 pub mod device;
 pub mod exception;
+pub mod history;
 pub mod patch;
 pub mod policy;
 pub mod ring;
@@ -18,6 +19,7 @@ pub mod rollout;
 pub use common::*;
 pub use device::*;
 pub use exception::*;
+pub use history::*;
 pub use patch::*;
 pub use policy::*;
 pub use ring::*;

@@ -5,6 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{HISTORY_LIMIT, RolloutHistoryEntry};
+
 /// One approved patch under one policy, moving ring by ring. Created and owned by the
 /// operator; people use its spec as levers (pause, promote a ring, abort).
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
@@ -244,6 +246,15 @@ pub struct PatchRolloutStatus {
     /// Per-ring progress, in the policy's ring order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rings: Vec<RingProgress>,
+    /// The rollout's audit-worthy transitions, oldest first, each at the instant the
+    /// operator decided it and with its Event's reason and message: the approval that
+    /// created it, rings started, passed, promoted and halted, holds, pauses and resumes,
+    /// abort, rollback and completion. Unlike Events, which expire, it lasts as long as
+    /// the rollout. At most 128 entries: when full, the oldest entries after the first
+    /// are dropped, and the first is always kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = HISTORY_LIMIT))]
+    pub history: Vec<RolloutHistoryEntry>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -9,6 +9,10 @@ use crate::api::{
     PatchRolloutSpec, PatchRolloutStatus, PlanEntry,
 };
 
+/// Why an Event was recorded: its `reason`. The type lives in `crate::api` because a
+/// status's history names its transitions with the same reasons.
+pub use crate::api::Reason;
+
 /// The kind of object an Event is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -44,91 +48,6 @@ pub enum EventType {
     Normal,
     /// Something a person should look at.
     Warning,
-}
-
-/// Why an Event was recorded: its `reason`, CamelCase as Kubernetes Events have it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reason {
-    /// A patch was approved and its rollout created.
-    PatchApproved,
-    /// A rollout's patch fails too often across the fleet and is held.
-    PatchHeld,
-    /// More device–patch pairs are past their SLA deadline than before.
-    SLABreached,
-    /// Devices are selected by two policies at the same priority.
-    PolicyConflict,
-    /// A change freeze began.
-    FreezeStarted,
-    /// A change freeze ended.
-    FreezeEnded,
-    /// An exception covers its devices.
-    ExceptionActive,
-    /// An exception waits for its approver.
-    ExceptionPendingApproval,
-    /// An exception expires soon (7 days, 1 day).
-    ExceptionExpiring,
-    /// An exception expired.
-    ExceptionExpired,
-    /// An exception breaks its policy's limits.
-    ExceptionInvalid,
-    /// A ring started deploying.
-    RingStarted,
-    /// Devices were given the patch to install.
-    DevicesAdmitted,
-    /// A ring passed its gates.
-    RingPassed,
-    /// A person passed a halted ring.
-    RingPromoted,
-    /// A ring halted on its failure rule or gates.
-    RingHalted,
-    /// A rollout was aborted.
-    RolloutAborted,
-    /// A rollout began uninstalling its patch.
-    RollbackStarted,
-    /// A rollout's patch was uninstalled everywhere.
-    RolledBack,
-    /// Every ring passed.
-    RolloutCompleted,
-    /// A person paused a rollout.
-    RolloutPaused,
-    /// A paused rollout resumed.
-    RolloutResumed,
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Reason {
-    /// The reason as Events and metrics name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::PatchApproved => "PatchApproved",
-            Reason::PatchHeld => "PatchHeld",
-            Reason::SLABreached => "SLABreached",
-            Reason::PolicyConflict => "PolicyConflict",
-            Reason::FreezeStarted => "FreezeStarted",
-            Reason::FreezeEnded => "FreezeEnded",
-            Reason::ExceptionActive => "ExceptionActive",
-            Reason::ExceptionPendingApproval => "ExceptionPendingApproval",
-            Reason::ExceptionExpiring => "ExceptionExpiring",
-            Reason::ExceptionExpired => "ExceptionExpired",
-            Reason::ExceptionInvalid => "ExceptionInvalid",
-            Reason::RingStarted => "RingStarted",
-            Reason::DevicesAdmitted => "DevicesAdmitted",
-            Reason::RingPassed => "RingPassed",
-            Reason::RingPromoted => "RingPromoted",
-            Reason::RingHalted => "RingHalted",
-            Reason::RolloutAborted => "RolloutAborted",
-            Reason::RollbackStarted => "RollbackStarted",
-            Reason::RolledBack => "RolledBack",
-            Reason::RolloutCompleted => "RolloutCompleted",
-            Reason::RolloutPaused => "RolloutPaused",
-            Reason::RolloutResumed => "RolloutResumed",
-        }
-    }
 }
 
 /// A decision a person would want to see, recorded as a Kubernetes Event.

@@ -11,6 +11,7 @@ pub mod approval;
 pub mod cache;
 pub mod decision;
 pub mod exceptions;
+pub mod history;
 pub mod rollout;
 pub mod selector;
 pub mod severity;

@@ -29,6 +29,7 @@ mod chart_admission;
 mod chart_crds;
 mod cli;
 mod crds_in_sync;
+mod engine_history;
 mod engine_props;
 mod engine_rollout;
 mod enroll;

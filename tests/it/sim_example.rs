@@ -409,3 +409,101 @@ fn a_kev_listing_puts_a_lower_cvss_patch_ahead_of_a_higher_one() {
         Some(RolloutPhase::Completed)
     );
 }
+
+/// The audit-worthy Events of the run, per object (`prl/<name>` or `pex/<name>`; a
+/// PatchApproved Event is its rollout's), as (instant, reason, message).
+fn audited_events(
+    o: &Outcome,
+) -> std::collections::BTreeMap<String, Vec<(Timestamp, String, String)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(Timestamp, String, String)>> =
+        std::collections::BTreeMap::new();
+    for e in &o.timeline {
+        let Ok(reason) = serde_json::from_value::<Reason>(e.reason.clone().into()) else {
+            continue; // an agent's or the simulation's own line, not an Event
+        };
+        if !ringmaster::engine::history::audited(reason) {
+            continue;
+        }
+        let object = if reason == Reason::PatchApproved {
+            let name = e
+                .message
+                .rsplit_once("rollout ")
+                .expect("names its rollout")
+                .1;
+            format!("prl/{}", name.trim_end_matches(" created"))
+        } else {
+            e.object.clone()
+        };
+        out.entry(object)
+            .or_default()
+            .push((e.at, e.reason.clone(), e.message.clone()));
+    }
+    out
+}
+
+#[test]
+fn every_rollout_and_exception_keeps_the_story_its_events_told() {
+    let o = example();
+    let mut told = audited_events(o);
+    let mut kept = 0;
+    for (name, r) in &o.world.rollouts {
+        let history: Vec<(Timestamp, String, String)> = r
+            .status
+            .as_ref()
+            .map(|s| s.history.iter())
+            .into_iter()
+            .flatten()
+            .map(|h| (h.at, h.reason.to_string(), h.message.clone()))
+            .collect();
+        assert!(
+            history.first().is_some_and(|h| h.1 == "PatchApproved"),
+            "{name}: {history:?}"
+        );
+        kept += history.len();
+        assert_eq!(
+            history,
+            told.remove(&format!("prl/{name}")).unwrap_or_default(),
+            "{name}"
+        );
+    }
+    for (name, x) in &o.world.exceptions {
+        let history: Vec<(Timestamp, String, String)> = x
+            .status
+            .as_ref()
+            .map(|s| s.history.iter())
+            .into_iter()
+            .flatten()
+            .map(|h| (h.at, h.reason.to_string(), h.message.clone()))
+            .collect();
+        kept += history.len();
+        assert_eq!(
+            history,
+            told.remove(&format!("pex/{name}")).unwrap_or_default(),
+            "{name}"
+        );
+    }
+    assert!(
+        told.is_empty(),
+        "Events of no rollout or exception: {told:?}"
+    );
+    assert!(kept > 40, "{kept} entries");
+    let dotnet = rollout(o, "workstations.kb5032007");
+    let reasons: Vec<&str> = dotnet.history.iter().map(|h| h.reason.as_str()).collect();
+    assert!(
+        reasons.ends_with(&["RingHalted", "RollbackStarted", "RolledBack"]),
+        "{reasons:?}"
+    );
+    let ledger = &o.world.exceptions["ledger-dwm-crash"];
+    let phases: Vec<ExceptionPhase> = ledger
+        .status
+        .as_ref()
+        .expect("status")
+        .history
+        .iter()
+        .map(|h| h.phase)
+        .collect();
+    assert_eq!(
+        phases,
+        vec![ExceptionPhase::Active, ExceptionPhase::Expired]
+    );
+}

@@ -142,6 +142,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Normal,
                 Reason::DevicesAdmitted,
+                Some(ring.name),
                 format!(
                     "admitted {n} device(s) to ring {}{until}: {}",
                     ring.name,

@@ -1,15 +1,39 @@
 //! The rollout as a whole, once its rings are decided: its phase (aborted, rolling back,
 //! halted, paused, held, completed, progressing), what aborting and rolling back write,
-//! the Events of its transitions, and its status.
+//! the Events of its transitions (and of its creation), and its status.
 
 use crate::api::{
     OnFailure, PatchRolloutStatus, PatchState, PlanEntry, RingPhase, RingProgress, RolloutPhase,
 };
-use crate::engine::decision::{EventType, PlanList, Reason};
+use crate::engine::decision::{Event, EventType, Kind, PlanList, Reason};
 
 use super::{Pass, is_terminal, push_unique, remove, set};
 
 impl<'i, 'a> Pass<'i, 'a> {
+    /// A rollout this pass creates: its approval, announced on its policy.
+    pub(super) fn approved(&mut self) {
+        let input = self.input;
+        let a = &input.approval;
+        let event = Event {
+            kind: Kind::PatchPolicy,
+            name: input.spec.policy.clone(),
+            type_: if a.emergency {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: Reason::PatchApproved,
+            message: format!(
+                "{} approved by {}{}; rollout {} created",
+                input.spec.patch,
+                a.by.as_deref().unwrap_or("policy"),
+                if a.emergency { " (emergency)" } else { "" },
+                input.name
+            ),
+        };
+        self.emit(event, None);
+    }
+
     /// The rollout's phase, from the old one, the levers and the rings' outcome.
     pub(super) fn rollout_phase(&mut self, rings: &mut [RingProgress]) -> RolloutPhase {
         let input = self.input;
@@ -25,7 +49,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                     input.approval.by.clone().unwrap_or_default()
                 )
             };
-            self.event(EventType::Warning, Reason::RolloutAborted, why);
+            self.event(EventType::Warning, Reason::RolloutAborted, None, why);
             return RolloutPhase::Aborted;
         }
         if self.rolling_back {
@@ -57,6 +81,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         self.event(
             EventType::Warning,
             Reason::RingHalted,
+            Some(ring),
             format!("ring {ring} halted: {}", h.reason),
         );
         match h.on_failure {
@@ -64,6 +89,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 self.event(
                     EventType::Warning,
                     Reason::RolloutAborted,
+                    None,
                     format!("aborted by ring {ring}'s halt rule (onFailure: Abort)"),
                 );
                 RolloutPhase::Aborted
@@ -72,6 +98,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 self.event(
                     EventType::Warning,
                     Reason::RollbackStarted,
+                    None,
                     format!(
                         "rolling back the patch from every device that has it, after ring {ring} halted"
                     ),
@@ -132,6 +159,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         self.event(
             EventType::Warning,
             Reason::RolledBack,
+            None,
             format!("rolled back: uninstalled from {n} device(s)"),
         );
         RolloutPhase::RolledBack
@@ -186,6 +214,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Normal,
                 Reason::RolloutCompleted,
+                None,
                 "every ring passed".into(),
             );
         }
@@ -194,6 +223,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Warning,
                 Reason::PatchHeld,
+                None,
                 why.unwrap_or_else(|| "held".into()),
             );
         }
@@ -201,17 +231,24 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Normal,
                 Reason::RolloutPaused,
+                None,
                 "paused by a person (spec.paused)".into(),
             );
         }
         if old == Some(RolloutPhase::Paused) && phase == RolloutPhase::Progressing {
-            self.event(EventType::Normal, Reason::RolloutResumed, "resumed".into());
+            self.event(
+                EventType::Normal,
+                Reason::RolloutResumed,
+                None,
+                "resumed".into(),
+            );
         }
     }
 
-    /// The status: the phase, the current ring, progress and what it waits for.
+    /// The status: the phase, the current ring, progress, what it waits for, and its
+    /// history (the stored one and this pass's entries).
     pub(super) fn status(
-        &self,
+        &mut self,
         phase: RolloutPhase,
         rings: Vec<RingProgress>,
     ) -> PatchRolloutStatus {
@@ -240,6 +277,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             progress: Some(format!("{installed}/{targeted}")),
             message: Some(message),
             rings,
+            history: std::mem::take(&mut self.history),
         }
     }
 

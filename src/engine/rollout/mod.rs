@@ -22,12 +22,13 @@ use jiff::Timestamp;
 use crate::api::{
     ApprovalRecord, ApprovalState, DeploymentRingSpec, DevicePatchStatus, Duration, Freeze,
     ManagedDevice, OnFailure, PatchRolloutSpec, PatchRolloutStatus, PatchState, PlanEntry,
-    RingProgress, RolloutPhase,
+    RingProgress, RolloutHistoryEntry, RolloutPhase,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::cache::When;
 use super::decision::{Event, EventType, Kind, PlanChange, PlanList, Reason};
+use super::history;
 use super::windows::{Schedule, active_freeze};
 
 /// Devices not seen for this long are Unreachable unless the ring says otherwise.
@@ -120,6 +121,9 @@ pub struct RolloutInput<'a> {
     pub spec: &'a PatchRolloutSpec,
     /// Its status as last written (None for a new rollout).
     pub old: Option<&'a PatchRolloutStatus>,
+    /// This pass creates it: its approval is announced (`PatchApproved`, about the
+    /// policy) and is the first entry of its history.
+    pub created: bool,
     /// The approval as of now: state `Approved`, `Held` or `Rejected`.
     pub approval: ApprovalRecord,
     /// The patch can be uninstalled.
@@ -173,6 +177,8 @@ struct Pass<'i, 'a> {
     freeze: Option<&'a Freeze>,
     halted_now: Option<Halt>,
     any_halted: bool,
+    /// The status's history: the stored one, and this pass's audit-worthy transitions.
+    history: Vec<RolloutHistoryEntry>,
 }
 
 /// Decides one rollout at `now`.
@@ -195,7 +201,11 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         freeze: active_freeze(input.policy_freezes.iter(), now),
         halted_now: None,
         any_halted: false,
+        history: input.old.map(|s| s.history.clone()).unwrap_or_default(),
     };
+    if input.created {
+        pass.approved();
+    }
     let mut rings: Vec<RingProgress> = Vec::with_capacity(input.rings.len());
     let mut previous_passed = true;
     for idx in 0..input.rings.len() {
@@ -237,15 +247,24 @@ impl<'a> Pass<'_, 'a> {
             .and_then(|s| s.rings.iter().find(|r| r.name == ring))
     }
 
-    /// Records an Event about this rollout.
-    fn event(&mut self, type_: EventType, reason: Reason, message: String) {
-        self.out.events.push(Event {
+    /// Records an Event about this rollout; `ring` names the ring of a ring's transition.
+    fn event(&mut self, type_: EventType, reason: Reason, ring: Option<&str>, message: String) {
+        let event = Event {
             kind: Kind::PatchRollout,
             name: self.input.name.to_string(),
             type_,
             reason,
             message,
-        });
+        };
+        self.emit(event, ring);
+    }
+
+    /// Records an Event of this rollout's pass and, when it is audit-worthy, its entry in
+    /// the rollout's history ([`history::record_rollout`]). Every Event a rollout's pass
+    /// makes comes through here.
+    fn emit(&mut self, event: Event, ring: Option<&str>) {
+        history::record_rollout(&mut self.history, self.now, &event, ring);
+        self.out.events.push(event);
     }
 }
 

@@ -81,6 +81,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 self.event(
                     EventType::Normal,
                     Reason::RingPromoted,
+                    Some(ring.name),
                     format!("ring {} promoted by a person despite its halt", ring.name),
                 );
                 rp.passed_at = Some(self.now);
@@ -125,6 +126,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Normal,
                 Reason::RingStarted,
+                Some(name),
                 format!("ring {name} started: {} devices targeted", c.targeted),
             );
         }
@@ -143,6 +145,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Normal,
                 Reason::RingPassed,
+                Some(name),
                 format!("ring {name} passed: no targeted devices"),
             );
             return RingPhase::Passed;
@@ -193,6 +196,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             self.event(
                 EventType::Normal,
                 Reason::RingPassed,
+                Some(name),
                 format!(
                     "ring {name} passed: {}/{} installed, {} failed, {} of {} done",
                     c.installed,

@@ -10,7 +10,7 @@ use crate::api::{
     PatchRolloutStatus, PendingApproval, PendingState, RingPhase, RolloutPhase,
 };
 use crate::engine::approval::{self, Approval};
-use crate::engine::decision::{Decisions, Event, EventType, Health, Kind, NewRollout, Reason};
+use crate::engine::decision::{Decisions, Health, NewRollout};
 use crate::engine::rollout::{self, RingInput, RolloutInput};
 
 use super::gather::{PolicyView, Tenant};
@@ -211,11 +211,11 @@ impl<'s, 'a> One<'s, 'a> {
             |r| r.spec.clone(),
         );
         let old = self.existing.and_then(|r| r.status.as_ref());
-        let (emergency, by) = (self.record.emergency, self.record.by.clone());
         let input = RolloutInput {
             name: &name,
             spec: &spec,
             old,
+            created: self.existing.is_none(),
             approval: self.record.clone(),
             uninstallable: self.patch.spec.uninstallable,
             policy_freezes: &pv.policy.spec.freezes,
@@ -239,24 +239,10 @@ impl<'s, 'a> One<'s, 'a> {
             }
         }
         if self.existing.is_none() {
+            // Its PatchApproved Event is the rollout's own (`rollout::decide`).
             d.new_rollouts.push(NewRollout {
                 name: name.clone(),
                 spec,
-            });
-            d.events.push(Event {
-                kind: Kind::PatchPolicy,
-                name: pv.name.to_string(),
-                type_: if emergency {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: Reason::PatchApproved,
-                message: format!(
-                    "{id} approved by {}{}; rollout {name} created",
-                    by.as_deref().unwrap_or("policy"),
-                    if emergency { " (emergency)" } else { "" }
-                ),
             });
         }
         d.plan.extend(outcome.plan);

@@ -1,15 +1,16 @@
 //! Status: what each policy, ring, exception and device says about itself after a pass,
-//! with the Events of what changed (SLA breaches, conflicts, freezes, exception phases).
+//! with the Events of what changed (SLA breaches, conflicts, freezes, exception phases)
+//! and, for exceptions, the history those Events leave (`crate::engine::history`).
 
 use jiff::Timestamp;
 
 use crate::api::{
-    ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionPhase, ManagedDevice,
-    PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
+    ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionHistoryEntry, ExceptionPhase,
+    ManagedDevice, PatchException, PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
 use crate::engine::cache::{Cache, Summary, Version};
 use crate::engine::decision::{Decisions, Event, EventType, Health, Kind, PlanList, Reason};
-use crate::engine::{exceptions, sla, windows};
+use crate::engine::{exceptions, history, sla, windows};
 
 use super::gather::Tenant;
 use super::name_of;
@@ -256,35 +257,7 @@ pub(super) fn exceptions(t: &Tenant<'_>, w: &Walked<'_>, d: &mut Decisions, now:
         let name = name_of(&exc.metadata).to_string();
         let old = exc.status.as_ref();
         let reminder = exceptions::due_reminder(exc, ev, now);
-        if let Some(r) = reminder {
-            d.events.push(Event {
-                kind: Kind::PatchException,
-                name: name.clone(),
-                type_: EventType::Warning,
-                reason: Reason::ExceptionExpiring,
-                message: format!(
-                    "expires in {r} at {} (owner {})",
-                    exc.spec.expires_at, exc.spec.owner
-                ),
-            });
-        }
-        if old.and_then(|s| s.phase) != Some(ev.phase) {
-            let (type_, reason) = match ev.phase {
-                ExceptionPhase::Active => (EventType::Normal, Reason::ExceptionActive),
-                ExceptionPhase::PendingApproval => {
-                    (EventType::Normal, Reason::ExceptionPendingApproval)
-                }
-                ExceptionPhase::Expired => (EventType::Warning, Reason::ExceptionExpired),
-                ExceptionPhase::Invalid => (EventType::Warning, Reason::ExceptionInvalid),
-            };
-            d.events.push(Event {
-                kind: Kind::PatchException,
-                name: name.clone(),
-                type_,
-                reason,
-                message: ev.message.clone(),
-            });
-        }
+        let history = exception_events(exc, ev, reminder, d, now);
         d.wake(exceptions::next_change(exc, ev, now), now);
         let health = match ev.phase {
             ExceptionPhase::Active => Health::ready("Active", ev.message.clone()),
@@ -311,9 +284,57 @@ pub(super) fn exceptions(t: &Tenant<'_>, w: &Walked<'_>, d: &mut Decisions, now:
                 last_reminder: reminder
                     .map(str::to_string)
                     .or_else(|| old.and_then(|s| s.last_reminder.clone())),
+                history,
             },
         ));
     }
+}
+
+/// An exception's Events (a reminder due, a phase change), and its history: the stored
+/// one with this pass's audit-worthy Events ([`history::record_exception`]). Every Event
+/// the engine makes about an exception is made here.
+fn exception_events(
+    exc: &PatchException,
+    ev: &exceptions::Evaluated,
+    reminder: Option<&str>,
+    d: &mut Decisions,
+    now: Timestamp,
+) -> Vec<ExceptionHistoryEntry> {
+    let old = exc.status.as_ref();
+    let mut history = old.map(|s| s.history.clone()).unwrap_or_default();
+    let mut emit = |type_: EventType, reason: Reason, message: String| {
+        let event = Event {
+            kind: Kind::PatchException,
+            name: name_of(&exc.metadata).to_string(),
+            type_,
+            reason,
+            message,
+        };
+        history::record_exception(&mut history, now, &event, ev.phase);
+        d.events.push(event);
+    };
+    if let Some(r) = reminder {
+        emit(
+            EventType::Warning,
+            Reason::ExceptionExpiring,
+            format!(
+                "expires in {r} at {} (owner {})",
+                exc.spec.expires_at, exc.spec.owner
+            ),
+        );
+    }
+    if old.and_then(|s| s.phase) != Some(ev.phase) {
+        let (type_, reason) = match ev.phase {
+            ExceptionPhase::Active => (EventType::Normal, Reason::ExceptionActive),
+            ExceptionPhase::PendingApproval => {
+                (EventType::Normal, Reason::ExceptionPendingApproval)
+            }
+            ExceptionPhase::Expired => (EventType::Warning, Reason::ExceptionExpired),
+            ExceptionPhase::Invalid => (EventType::Warning, Reason::ExceptionInvalid),
+        };
+        emit(type_, reason, ev.message.clone());
+    }
+    history
 }
 
 /// The compliance summaries of the devices whose summary changed.
