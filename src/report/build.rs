@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::api::{ManagedDevice, PatchPolicy, PatchState};
+use crate::api::{ManagedDevice, PatchPolicy, PatchState, Reason};
 use crate::engine::Snapshot;
 use crate::engine::ledger::{self, Row};
 use crate::engine::sla::{self, ClockState, Tally};
 
 use super::model::{
-    ApprovalRow, ExceptionRow, FreezeRow, Headline, Laggard, Laggards, MonthReport, PairRow,
-    RingFunnel, SCHEMA, SlaRow, SlaState, TrendPoint,
+    ApprovalRow, ExceptionRow, FreezeRow, Headline, InterventionKind, InterventionRow, Laggard,
+    Laggards, MonthReport, PairRow, PhaseChange, RingFunnel, SCHEMA, SlaRow, SlaState, TrendPoint,
 };
 use super::month::Month;
 
@@ -47,6 +47,11 @@ pub fn build(
         .map(|s| s.devices)
         .sum();
     headline.halts = rings.iter().map(|r| r.halts).sum();
+    let interventions = interventions(src, start, end);
+    headline.rollbacks = interventions
+        .iter()
+        .filter(|i| i.kind == InterventionKind::RollbackStarted)
+        .count() as u32;
     headline.active_exceptions = src
         .exceptions
         .iter()
@@ -81,7 +86,7 @@ pub fn build(
         laggards: laggards(&pairs),
         pairs,
         approvals: approvals(src, &rows, start, end),
-        interventions: Vec::new(),
+        interventions,
         freezes: freezes(src, start, end),
         exceptions: exceptions(src, start, end),
     }
@@ -269,8 +274,7 @@ fn funnel(
             f.rollouts += 1;
             f.targeted += r.targeted;
             f.timed_out += r.timed_out;
-            let halted = r.halted_at.is_some_and(|h| h >= start && h < end);
-            f.halts += u32::from(halted);
+            f.halts += halts(s, &r.name, r.halted_at, start, end);
         }
     }
     for r in rows {
@@ -293,6 +297,27 @@ fn funnel(
     }
     out.extend(by.into_values());
     out
+}
+
+/// How often a rollout's ring halted in the month: by its history, or (for a status
+/// written before histories were kept) by its last halt.
+fn halts(
+    s: &crate::api::PatchRolloutStatus,
+    ring: &str,
+    halted_at: Option<Timestamp>,
+    start: Timestamp,
+    end: Timestamp,
+) -> u32 {
+    let within = |at: Timestamp| at >= start && at < end;
+    if s.history.is_empty() {
+        return u32::from(halted_at.is_some_and(within));
+    }
+    s.history
+        .iter()
+        .filter(|h| {
+            h.reason == Reason::RingHalted && h.ring.as_deref() == Some(ring) && within(h.at)
+        })
+        .count() as u32
 }
 
 fn funnel_entry<'m>(by: &'m mut BTreeMap<String, RingFunnel>, ring: &str) -> &'m mut RingFunnel {
@@ -338,6 +363,48 @@ fn approvals(
         })
         .collect();
     out.sort_by(|a, b| (a.at, &a.rollout).cmp(&(b.at, &b.rollout)));
+    out
+}
+
+/// What a history reason is as an intervention, if it is one.
+fn intervention(reason: Reason) -> Option<InterventionKind> {
+    Some(match reason {
+        Reason::RingHalted => InterventionKind::Halted,
+        Reason::RollbackStarted => InterventionKind::RollbackStarted,
+        Reason::RolledBack => InterventionKind::RolledBack,
+        Reason::RolloutAborted => InterventionKind::Aborted,
+        Reason::RolloutPaused => InterventionKind::Paused,
+        Reason::RolloutResumed => InterventionKind::Resumed,
+        Reason::RingPromoted => InterventionKind::Promoted,
+        Reason::PatchHeld => InterventionKind::Held,
+        _ => return None,
+    })
+}
+
+/// Every halt, rollback, abort, pause, resumption, promotion and hold the rollouts'
+/// histories record in the month, in time order.
+fn interventions(src: &Snapshot<'_>, start: Timestamp, end: Timestamp) -> Vec<InterventionRow> {
+    let mut out: Vec<InterventionRow> = src
+        .rollouts
+        .iter()
+        .filter_map(|ro| Some((ro, ro.status.as_ref()?)))
+        .flat_map(|(ro, s)| {
+            s.history
+                .iter()
+                .filter(|h| h.at >= start && h.at < end)
+                .filter_map(move |h| {
+                    Some(InterventionRow {
+                        at: h.at,
+                        kind: intervention(h.reason)?,
+                        rollout: name(&ro.metadata),
+                        patch: ro.spec.patch.clone(),
+                        ring: h.ring.clone(),
+                        message: h.message.clone(),
+                    })
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.at, &a.rollout, a.kind).cmp(&(b.at, &b.rollout, b.kind)));
     out
 }
 
@@ -405,7 +472,15 @@ fn exceptions(src: &Snapshot<'_>, start: Timestamp, end: Timestamp) -> Vec<Excep
                     .phase
                     .map(|p| format!("{p:?}"))
                     .unwrap_or_else(|| "Unknown".into()),
-                history: Vec::new(),
+                history: s
+                    .history
+                    .iter()
+                    .map(|h| PhaseChange {
+                        at: h.at,
+                        phase: format!("{:?}", h.phase),
+                        message: h.message.clone(),
+                    })
+                    .collect(),
             }
         })
         .collect()

@@ -171,3 +171,44 @@ fn the_ring_funnel_counts_what_the_simulated_agents_did() {
         last.values().filter(|o| **o == "Installed").count()
     );
 }
+
+#[test]
+fn the_registers_hold_what_the_timeline_shows() {
+    let o = example();
+    let r = &november().report;
+    let in_month = |reason: &str| {
+        o.timeline
+            .iter()
+            .filter(|e| e.reason == reason && e.at >= r.start && e.at < r.end)
+            .count()
+    };
+    use ringmaster::report::model::InterventionKind as K;
+    let count = |k: K| r.interventions.iter().filter(|i| i.kind == k).count();
+    assert!(in_month("RingHalted") > 0, "the example halts a ring");
+    assert_eq!(count(K::Halted), in_month("RingHalted"));
+    assert_eq!(count(K::RollbackStarted), in_month("RollbackStarted"));
+    assert_eq!(count(K::RolledBack), in_month("RolledBack"));
+    assert_eq!(r.headline.halts as usize, in_month("RingHalted"));
+    assert_eq!(r.headline.rollbacks as usize, in_month("RollbackStarted"));
+    let halt = r
+        .interventions
+        .iter()
+        .find(|i| i.kind == K::Halted)
+        .expect("a halt");
+    assert_eq!(halt.patch, "KB5032007");
+    assert_eq!(halt.ring.as_deref(), Some("ring-1-pilot"));
+
+    let ledger = r
+        .exceptions
+        .iter()
+        .find(|e| e.name == "ledger-dwm-crash")
+        .expect("the expired exception is in November's register");
+    let phases: Vec<&str> = ledger.history.iter().map(|h| h.phase.as_str()).collect();
+    assert_eq!(phases.last(), Some(&"Expired"), "{phases:?}");
+    assert_eq!(ledger.owner, "alice@acme.example");
+    let expired = ledger.history.last().expect("an entry");
+    assert_eq!(expired.at.to_string(), "2023-11-29T17:00:00Z");
+    // Every approval in the register is of a rollout the timeline announced.
+    assert_eq!(r.approvals.len(), o.world.rollouts.len());
+    assert!(r.freezes.iter().any(|f| f.reason.contains("Thanksgiving")));
+}
