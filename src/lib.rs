@@ -5,6 +5,7 @@
 //! - [`enroll`]: `ringmaster enroll`, a device agent's identity and its token renewal.
 //! - [`manifest`]: offline loading and checking of manifests.
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
+//! - [`report`]: the monthly evidence packet and its verification.
 //! - [`sim`]: the offline shell that plays the engine forward in virtual time.
 
 pub mod agent;

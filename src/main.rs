@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// The monthly evidence packet: verify one, make a signing key.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Check manifests offline: schema, CEL rules and cross-object checks. Prints one
     /// line per problem; exits 1 when there are problems, 2 when input is unreadable.
     Validate {
@@ -96,6 +101,46 @@ enum CatalogCommand {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Check a packet directory against its SHA256SUMS, signature and digest.
+    ///
+    /// Every file is checked against SHA256SUMS (changed, missing or unlisted files,
+    /// malformed or escaping lines), and the signature (--key) and packet digest
+    /// (--digest) when given. Without either it proves integrity only:
+    /// whoever changed the files could have rewritten SHA256SUMS. Exits 0 when it
+    /// verifies, 1 when it does not (every problem is printed), 2 when the directory or
+    /// the key cannot be read.
+    #[command(after_help = "Examples:\n  \
+        ringmaster report verify packets/acme/2023-11\n  \
+        ringmaster report verify packets/acme/2023-11 --key acme-signing.pub\n  \
+        ringmaster report verify packets/acme/2023-11 --digest 9f86d081884c7d65…  \
+        # the digest the tenant's PatchReport records")]
+    Verify {
+        /// The packet directory (holding SHA256SUMS).
+        dir: PathBuf,
+        /// The signer's ed25519 public key (SPKI PEM, as `openssl pkey -pubout` writes
+        /// it); SHA256SUMS.sig must then be its signature of SHA256SUMS.
+        #[arg(long, value_name = "PUB.pem")]
+        key: Option<PathBuf>,
+        /// The expected packet digest: the sha256 of SHA256SUMS, hex (optionally
+        /// `sha256:`), as the PatchReport records it.
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
+    },
+    /// Make an ed25519 key pair for signing packets.
+    ///
+    /// Writes PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM), the same
+    /// files `openssl genpkey -algorithm ed25519` and `openssl pkey -pubout` write.
+    /// Never overwrites a key.
+    #[command(after_help = "Example:\n  ringmaster report keygen --out acme-signing")]
+    Keygen {
+        /// Where to write: PREFIX.key and PREFIX.pub.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
     },
 }
 
@@ -153,6 +198,7 @@ fn main() -> ExitCode {
                     output,
                 },
         } => catalog_import(source.into(), inputs, dry_run, output),
+        Command::Report { command } => ExitCode::from(report(command)),
         Command::Validate { paths, at } => {
             let docs = match manifest::load_paths(&paths) {
                 Ok(d) => d,
@@ -173,6 +219,17 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// `ringmaster report …`: the packet's exit code.
+fn report(command: ReportCommand) -> u8 {
+    use ringmaster::report::cli;
+    match command {
+        ReportCommand::Verify { dir, key, digest } => {
+            cli::verify(&dir, key.as_deref(), digest.as_deref())
+        }
+        ReportCommand::Keygen { out } => cli::keygen(&out),
     }
 }
 

@@ -1,7 +1,19 @@
-//! The monthly evidence packet: one tenant's month as a model built from durable state
-//! ([`model`]), its renderings, and the packet's integrity.
+//! The monthly evidence packet: what an MSP hands its client and their auditor.
+//!
+//! - [`model`]: one tenant's month, the model every rendering draws from; [`build`] makes
+//!   it from durable state through the engine's ledger, for a [`month::Month`].
+//! - [`cluster`]: reading a tenant's objects from a cluster.
+//! - [`packet`]: the integrity layer: `SHA256SUMS`, its optional signature, the packet
+//!   digest, writing a sealed packet and verifying one.
+//! - [`inputs`]: `inputs.json`, the statement of what produced a packet.
+//! - [`keys`]: ed25519 signing keys in OpenSSL's PEM files.
+//! - [`cli`]: `ringmaster report verify` and `ringmaster report keygen`.
 
 pub mod build;
+pub mod cli;
 pub mod cluster;
+pub mod inputs;
+pub mod keys;
 pub mod model;
 pub mod month;
+pub mod packet;

@@ -37,4 +37,5 @@ mod manifest;
 mod operator_apply;
 mod operator_run;
 mod report_build;
+mod report_packet;
 mod sim_example;
