@@ -73,6 +73,11 @@ impl Month {
         midnight(self.next().first, &self.zone)
     }
 
+    /// An instant as a time in the month's time zone.
+    pub fn zoned(&self, at: Timestamp) -> jiff::Zoned {
+        at.to_zoned(self.zone.clone())
+    }
+
     /// The month after this one.
     pub fn next(&self) -> Self {
         let first = self.first.saturating_add(1.month());
@@ -132,7 +137,16 @@ mod tests {
 
     #[test]
     fn bad_months_and_zones_are_refused_by_name() {
-        for bad in ["2023-13", "2023-1", "23-11", "2023/11", "2023-11-01", ""] {
+        for bad in [
+            "2023-13",
+            "2023-00",
+            "abcd-ef",
+            "2023-1",
+            "23-11",
+            "2023/11",
+            "2023-11-01",
+            "",
+        ] {
             assert_eq!(
                 Month::parse(bad, "UTC"),
                 Err(MonthError::Month(bad.into())),

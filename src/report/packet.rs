@@ -699,7 +699,11 @@ mod tests {
     }
 
     fn inputs() -> Inputs {
-        Inputs::for_month("acme", "2023-11", "UTC", vec![]).expect("inputs")
+        Inputs::for_month(
+            "acme",
+            &crate::report::month::Month::parse("2023-11", "UTC").expect("month"),
+            vec![],
+        )
     }
 
     fn key(seed: u8) -> SigningKey {

@@ -34,7 +34,11 @@ fn inputs() -> Inputs {
         generation: Some(4),
         sha256: ringmaster::report::inputs::object_digest(&policy),
     };
-    Inputs::for_month("acme", "2023-11", "America/New_York", vec![object]).expect("inputs")
+    Inputs::for_month(
+        "acme",
+        &ringmaster::report::month::Month::parse("2023-11", "America/New_York").expect("month"),
+        vec![object],
+    )
 }
 
 /// A packet like the renderers' output, with a subdirectory.
