@@ -332,13 +332,13 @@ pub fn verify(
     };
     let mut errors = Vec::new();
     let found = packet_digest(sums);
-    if let Some(expected) = digest {
-        if normalize_digest(expected) != found {
-            errors.push(VerifyError::DigestMismatch {
-                expected: expected.trim().to_string(),
-                found: found.clone(),
-            });
-        }
+    if let Some(expected) = digest
+        && normalize_digest(expected) != found
+    {
+        errors.push(VerifyError::DigestMismatch {
+            expected: expected.trim().to_string(),
+            found: found.clone(),
+        });
     }
     let signature = check_signature(sums, files.get(SIG), key, &mut errors);
     let listed = parse_manifest(sums, &mut errors);
@@ -363,7 +363,8 @@ fn normalize_digest(d: &str) -> String {
     d.strip_prefix("sha256:").unwrap_or(d).to_ascii_lowercase()
 }
 
-/// Checks the signature against `key`, if one is given.
+/// Checks the signature against `key`, if one is given; a bad or missing one is added to
+/// `errors` (the check returned is only used when there are none).
 fn check_signature(
     sums: &[u8],
     sig: Option<&Vec<u8>>,

@@ -333,30 +333,22 @@ fn openssl_verifies_the_signature() {
 }
 
 #[test]
-fn openssl_keys_sign_and_ringmaster_keys_read_in_openssl() {
+fn openssl_keys_read_and_sign_as_ringmaster_does() {
     let tmp = TempDir::new("packet-openssl-keys");
     let key = tmp.0.join("k.pem");
-    let key_arg = key.to_str().expect("utf-8");
-    let Some(out) = tool(
-        &tmp.0,
-        "openssl",
-        &["genpkey", "-algorithm", "ed25519", "-out", key_arg],
-    ) else {
+    let genpkey = ["genpkey", "-algorithm", "ed25519", "-out", arg(&key)];
+    let Some(out) = tool(&tmp.0, "openssl", &genpkey) else {
         return;
     };
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let pubout = tool(&tmp.0, "openssl", &["pkey", "-in", key_arg, "-pubout"]).expect("ran");
+    let pubout = tool(&tmp.0, "openssl", &["pkey", "-in", arg(&key), "-pubout"]).expect("ran");
     let sk = keys::read_signing_key(&key).expect("openssl's private key reads");
-    assert_eq!(
-        keys::signing_key_pem(&sk),
-        std::fs::read_to_string(&key).expect("read")
-    );
-    assert_eq!(
-        keys::verifying_key_pem(&sk.verifying_key()),
-        text(&pubout.stdout)
-    );
+    let written_by_openssl = std::fs::read_to_string(&key).expect("read");
+    assert_eq!(keys::signing_key_pem(&sk), written_by_openssl);
+    let public = text(&pubout.stdout);
+    assert_eq!(keys::verifying_key_pem(&sk.verifying_key()), public);
     let k_pub = tmp.0.join("k.pub");
-    std::fs::write(&k_pub, &pubout.stdout).expect("write");
+    std::fs::write(&k_pub, public).expect("write");
 
     // openssl's signature of a ringmaster manifest is the one ringmaster writes, and
     // `ringmaster report verify --key` accepts it.
@@ -364,9 +356,16 @@ fn openssl_keys_sign_and_ringmaster_keys_read_in_openssl() {
     let s = sealed(Some(&sk));
     write_dir(&dir, &s).expect("written");
     let sig = tmp.0.join("openssl.sig");
-    let sig_arg = sig.to_str().expect("utf-8");
     let sign = [
-        "pkeyutl", "-sign", "-inkey", key_arg, "-rawin", "-in", SUMS, "-out", sig_arg,
+        "pkeyutl",
+        "-sign",
+        "-inkey",
+        arg(&key),
+        "-rawin",
+        "-in",
+        SUMS,
+        "-out",
+        arg(&sig),
     ];
     let signed = tool(&dir, "openssl", &sign).expect("ran");
     assert!(signed.status.success(), "{}", text(&signed.stderr));
@@ -374,113 +373,86 @@ fn openssl_keys_sign_and_ringmaster_keys_read_in_openssl() {
         std::fs::read(&sig).expect("sig"),
         s.signature().expect("signed")
     );
-    let d = dir.to_str().expect("utf-8");
-    let out = ringmaster(&[
-        "report",
-        "verify",
-        d,
-        "--key",
-        k_pub.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let (code, stdout, stderr) = verify_cli(&[arg(&dir), "--key", arg(&k_pub)]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
 
-    let out = ringmaster(&[
-        "report",
-        "keygen",
-        "--out",
-        tmp.0.join("rm").to_str().expect("utf-8"),
-    ]);
+#[test]
+fn ringmaster_keygen_keys_read_in_openssl() {
+    let tmp = TempDir::new("packet-keygen-openssl");
+    let out = ringmaster(&["report", "keygen", "--out", arg(&tmp.0.join("rm"))]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let reexport = tool(&tmp.0, "openssl", &["pkey", "-in", "rm.key", "-pubout"]).expect("ran");
+    let Some(reexport) = tool(&tmp.0, "openssl", &["pkey", "-in", "rm.key", "-pubout"]) else {
+        return;
+    };
     assert!(reexport.status.success(), "{}", text(&reexport.stderr));
+    let public = std::fs::read_to_string(tmp.0.join("rm.pub")).expect("pub");
+    assert_eq!(text(&reexport.stdout), public);
+    let same = tool(&tmp.0, "openssl", &["pkey", "-in", "rm.key"]).expect("ran");
+    let private = std::fs::read_to_string(tmp.0.join("rm.key")).expect("key");
     assert_eq!(
-        text(&reexport.stdout),
-        std::fs::read_to_string(tmp.0.join("rm.pub")).expect("pub")
+        text(&same.stdout),
+        private,
+        "openssl writes the key back unchanged"
     );
 }
 
 #[test]
-fn cli_exit_codes() {
-    let (tmp, dir, s) = written("cli");
-    let d = dir.to_str().expect("utf-8");
-    let out = ringmaster(&["report", "verify", d]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+fn cli_exit_0_says_what_was_checked() {
+    let (tmp, dir, s) = written("cli-ok");
+    let d = arg(&dir);
+    let (code, stdout, stderr) = verify_cli(&[d]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let first = format!(
+        "ok: {d}: 6 files match SHA256SUMS\npacket digest: {}\n",
+        s.digest()
+    );
+    assert!(stdout.starts_with(&first), "{stdout}");
     assert!(
-        stdout.starts_with(&format!("ok: {d}: 6 files match SHA256SUMS")),
+        stdout.contains("inputs: namespace acme, month 2023-11"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains(&format!("packet digest: {}", s.digest())),
-        "{stdout}"
-    );
-    assert!(stdout.contains("integrity only: "), "{stdout}");
     assert!(stdout.contains("NOT checked"), "{stdout}");
+    assert!(stdout.contains("\nintegrity only: "), "{stdout}");
 
     let public = tmp.0.join("pub.pem");
-    std::fs::write(
-        &public,
-        keys::verifying_key_pem(&signing_key(1).verifying_key()),
-    )
-    .expect("w");
-    let p = public.to_str().expect("utf-8");
-    let out = ringmaster(&["report", "verify", d, "--key", p, "--digest", &s.digest()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(
-        !text(&out.stdout).contains("integrity only"),
-        "{}",
-        text(&out.stdout)
-    );
-    assert!(
-        text(&out.stdout).contains("signature: good"),
-        "{}",
-        text(&out.stdout)
-    );
+    let pem = keys::verifying_key_pem(&signing_key(1).verifying_key());
+    std::fs::write(&public, pem).expect("write");
+    let (code, stdout, _) = verify_cli(&[d, "--key", arg(&public), "--digest", &s.digest()]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("signature: good"), "{stdout}");
+    assert!(stdout.contains("digest: matches"), "{stdout}");
+    assert!(!stdout.contains("integrity only"), "{stdout}");
+}
 
-    let out = ringmaster(&["report", "verify", d, "--digest", &"0".repeat(64)]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stdout).starts_with("digest mismatch: "),
-        "{}",
-        text(&out.stdout)
-    );
+#[test]
+fn cli_exit_1_lists_every_problem() {
+    let (_tmp, dir, _) = written("cli-bad");
+    let d = arg(&dir);
+    let (code, stdout, _) = verify_cli(&[d, "--digest", &"0".repeat(64)]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.starts_with("digest mismatch: "), "{stdout}");
 
     std::fs::write(dir.join("report.md"), "x").expect("tamper");
     std::fs::remove_file(dir.join("report.json")).expect("rm");
-    let out = ringmaster(&["report", "verify", d]);
-    assert_eq!(out.status.code(), Some(1));
-    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    let (code, stdout, stderr) = verify_cli(&[d]);
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "both problems: {lines:?}");
+    assert!(stderr.contains("does not verify: 2 problem(s)"), "{stderr}");
+}
 
-    let missing = tmp.0.join("no-such-dir");
-    let out = ringmaster(&["report", "verify", missing.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let out = ringmaster(&["report", "verify", d, "--key", "/nonexistent/pub.pem"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("/nonexistent/pub.pem"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = ringmaster(&[
-        "report",
-        "verify",
-        d,
-        "--key",
-        dir.join("report.html").to_str().expect("u"),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "not a key: {}",
-        text(&out.stderr)
-    );
+#[test]
+fn cli_exit_2_for_unreadable_input() {
+    let (tmp, dir, _) = written("cli-unreadable");
+    let d = arg(&dir);
+    let (code, _, stderr) = verify_cli(&[arg(&tmp.0.join("no-such-dir"))]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = verify_cli(&[d, "--key", "/nonexistent/pub.pem"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/pub.pem"), "{stderr}");
+    let (code, _, stderr) = verify_cli(&[d, "--key", arg(&dir.join("report.html"))]);
+    assert_eq!(code, Some(2), "not a key: {stderr}");
 }
 
 #[test]
@@ -521,6 +493,16 @@ fn cli_help_has_an_example() {
         "{help}"
     );
     assert!(help.contains("--digest"), "{help}");
+}
+
+/// `ringmaster report verify ARGS…`: its exit code, stdout and stderr.
+fn verify_cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = ringmaster(&[&["report", "verify"], args].concat());
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
 
 fn ringmaster(args: &[&str]) -> Output {
