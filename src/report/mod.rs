@@ -1,4 +1,5 @@
 //! The monthly evidence packet: one tenant's month as a model built from durable state
 //! ([`model`]), its renderings, and the packet's integrity.
 
+pub mod csv;
 pub mod model;
