@@ -2,4 +2,5 @@
 //! ([`model`]), its renderings, and the packet's integrity.
 
 pub mod csv;
+pub mod markdown;
 pub mod model;
