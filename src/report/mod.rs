@@ -2,5 +2,6 @@
 //! ([`model`]), its renderings, and the packet's integrity.
 
 pub mod csv;
+pub mod json;
 pub mod markdown;
 pub mod model;
