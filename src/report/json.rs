@@ -22,8 +22,9 @@ pub fn json(r: &MonthReport) -> Vec<u8> {
 }
 
 /// The JSON Schema `report.json` follows, with `$id` set to [`SCHEMA`],
-/// pretty-printed with a trailing newline. Its keys are sorted, so it is the same
-/// bytes for the same model.
+/// pretty-printed with a trailing newline. Its keys come in a fixed order (schemars
+/// puts the keywords first, the rest sorted), so it is the same bytes for the same
+/// model.
 pub fn json_schema() -> Vec<u8> {
     let mut schema = schemars::schema_for!(MonthReport);
     schema.insert("$id".to_string(), SCHEMA.into());
