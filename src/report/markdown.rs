@@ -822,7 +822,7 @@ mod tests {
     fn approval(i: usize, emergency: bool) -> ApprovalRow {
         ApprovalRow {
             rollout: format!("prod-kb{i}"),
-            policy: if i % 2 == 0 { "prod" } else { "lab" }.to_string(),
+            policy: if i.is_multiple_of(2) { "prod" } else { "lab" }.to_string(),
             patch: format!("KB{i}"),
             severity: Some(Severity::Medium),
             at: Some(ts("2026-03-11T08:00:00Z")),
