@@ -3,6 +3,8 @@
 //! - [`model`]: one tenant's month, the model every rendering draws from; [`build`] makes
 //!   it from durable state through the engine's ledger, for a [`month::Month`].
 //! - [`cluster`]: reading a tenant's objects from a cluster.
+//! - [`markdown`], [`csv`], [`json`]: the renderings for a ticket, a spreadsheet and tools
+//!   (with the JSON Schema).
 //! - [`packet`]: the integrity layer: `SHA256SUMS`, its optional signature, the packet
 //!   digest, writing a sealed packet and verifying one.
 //! - [`inputs`]: `inputs.json`, the statement of what produced a packet.
@@ -12,8 +14,11 @@
 pub mod build;
 pub mod cli;
 pub mod cluster;
+pub mod csv;
 pub mod inputs;
+pub mod json;
 pub mod keys;
+pub mod markdown;
 pub mod model;
 pub mod month;
 pub mod packet;

@@ -38,4 +38,5 @@ mod operator_apply;
 mod operator_run;
 mod report_build;
 mod report_packet;
+mod report_text;
 mod sim_example;
