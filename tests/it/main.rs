@@ -35,4 +35,5 @@ mod enroll;
 mod manifest;
 mod operator_apply;
 mod operator_run;
+mod report_html;
 mod sim_example;
