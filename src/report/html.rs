@@ -162,7 +162,7 @@ pub fn count(n: u32) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -379,55 +379,27 @@ fn masthead(out: &mut String, c: &Ctx) {
 /// The figures on the front page: a sentence, then the cards.
 fn headline(out: &mut String, c: &Ctx) {
     let h = &c.r.headline;
-    let known = h.installed_on_time + h.installed_late + h.overdue;
-    out.push_str("<section id=\"headline\" class=\"keep\">\n<p class=\"summary\">");
-    if known == 0 {
-        out.push_str(
-            "No device–patch pair had a known outcome this month: none was installed or overdue.",
-        );
-    } else {
-        put!(
-            out,
-            "Of the {} whose outcome is known, <strong>{} {} installed by {} deadline \
-             ({})</strong>; {} installed late and {} overdue at {}.",
-            plural(known, "device–patch pair", "device–patch pairs"),
-            count(h.installed_on_time),
-            if h.installed_on_time == 1 {
-                "was"
-            } else {
-                "were"
-            },
-            if h.installed_on_time == 1 {
-                "its"
-            } else {
-                "their"
-            },
-            percent(h.compliance_percent),
-            count(h.installed_late),
-            count(h.overdue),
-            if c.r.closed {
-                "the month's end"
-            } else {
-                "the as-of time"
-            },
-        );
-    }
     put!(
         out,
-        " {} not yet due; {} covered by an exception.</p>\n<div class=\"cards\">\n",
-        plural(h.open, "more pair was", "more pairs were"),
-        plural(h.exempt, "pair was", "pairs were"),
+        "<section id=\"headline\" class=\"keep\">\n<p class=\"summary\">{}</p>\n\
+         <div class=\"cards\">\n",
+        summary(h, c.r.closed)
     );
-    let overdue_tone = if h.overdue == 0 { "good" } else { "bad" };
+    let known = h.installed_on_time + h.installed_late + h.overdue;
+    let on_time = if known == 0 {
+        "no outcome known yet".to_string()
+    } else {
+        format!("{} of {} on time", count(h.installed_on_time), count(known))
+    };
     let cards = [
         (
             tone(h.compliance_percent),
             "SLA compliance",
             percent(h.compliance_percent),
-            format!("{} of {} on time", count(h.installed_on_time), count(known)),
+            on_time,
         ),
         (
-            overdue_tone,
+            if h.overdue == 0 { "good" } else { "bad" },
             "Overdue",
             count(h.overdue),
             format!("{} open, not yet due", count(h.open)),
@@ -436,19 +408,19 @@ fn headline(out: &mut String, c: &Ctx) {
             "none",
             "Median time to install",
             duration_or_dash(h.median_time_to_install_seconds),
-            "release to install".to_string(),
+            "from release to install".to_string(),
         ),
         (
             "none",
             "Installed in month",
             count(h.installed_in_month),
-            format!("{} late overall", count(h.installed_late)),
+            format!("{} late in all", count(h.installed_late)),
         ),
         (
             "none",
             "Ring halts",
             count(h.halts),
-            "rings stopped by a rule or gate".to_string(),
+            "stopped by a rule or gate".to_string(),
         ),
         (
             "none",
@@ -479,6 +451,53 @@ fn headline(out: &mut String, c: &Ctx) {
         );
     }
     out.push_str("</div>\n</section>\n");
+}
+
+/// The month in two sentences: the compliance and what it is made of, then the rest.
+fn summary(h: &super::model::Headline, closed: bool) -> String {
+    if h.pairs == 0 {
+        return "No device–patch pair was open at any time this month.".to_string();
+    }
+    let known = h.installed_on_time + h.installed_late + h.overdue;
+    let mut text = if known == 0 {
+        "No device–patch pair had a known outcome this month: none was installed or overdue."
+            .to_string()
+    } else {
+        let (verb, their) = if h.installed_on_time == 1 {
+            ("was", "its")
+        } else {
+            ("were", "their")
+        };
+        format!(
+            "Of the {} whose outcome is known, <strong>{} {verb} installed by {their} deadline \
+             ({})</strong>; {} installed late and {} overdue at {}.",
+            plural(known, "device–patch pair", "device–patch pairs"),
+            count(h.installed_on_time),
+            percent(h.compliance_percent),
+            count(h.installed_late),
+            count(h.overdue),
+            if closed {
+                "the month's end"
+            } else {
+                "the as-of time"
+            },
+        )
+    };
+    if h.open > 0 {
+        put!(
+            text,
+            " {} not yet due.",
+            plural(h.open, "more pair was", "more pairs were")
+        );
+    }
+    if h.exempt > 0 {
+        put!(
+            text,
+            " {} covered by an exception.",
+            plural(h.exempt, "pair was", "pairs were")
+        );
+    }
+    text
 }
 
 /// The legend of the compliance shading: the colours and what they stand for, in words.
@@ -650,16 +669,18 @@ fn time_to_install(out: &mut String, c: &Ctx) {
             .iter()
             .filter(|x| x.median_time_to_install_seconds.is_some())
             .collect();
-    put!(
-        out,
-        "<p>Across the tenant: <strong>{}</strong> over {}.</p>\n",
-        duration_or_dash(c.r.headline.median_time_to_install_seconds),
-        plural(
-            c.r.headline.installed_in_month,
-            "pair installed",
-            "pairs installed"
-        )
-    );
+    if let Some(median) = c.r.headline.median_time_to_install_seconds {
+        put!(
+            out,
+            "<p>Across the tenant: <strong>{}</strong>, over {}.</p>\n",
+            duration(median),
+            plural(
+                c.r.headline.installed_in_month,
+                "pair installed",
+                "pairs installed"
+            )
+        );
+    }
     if rows.is_empty() {
         none_this_month(out, "No pair was installed this month.");
         out.push_str("</section>\n");
@@ -898,7 +919,7 @@ fn approvals(out: &mut String, c: &Ctx) {
         return;
     }
     let mut rows: Vec<&ApprovalRow> = c.r.approvals.iter().collect();
-    rows.sort_by(|a, b| (a.at.is_none(), a.at).cmp(&(b.at.is_none(), b.at)));
+    rows.sort_by_key(|a| (a.at.is_none(), a.at));
     table_start(
         out,
         "approvals",
@@ -1231,7 +1252,7 @@ fn unpatched(out: &mut String, c: &Ctx) {
         &[
             ("Device", false, 19),
             ("Patch", false, 19),
-            ("Tier · severity", false, 15),
+            ("Severity · tier", false, 15),
             ("Ring", false, 10),
             ("Due", false, 11),
             ("State", false, 9),
@@ -1371,13 +1392,13 @@ fn pair_row(out: &mut String, c: &Ctx, p: &PairRow) {
     put!(
         out,
         "<tr><td class=\"names\">{}</td><td class=\"wrap\">{}<span class=\"sub\">{}{title}</span></td>\
-         <td>{} · {}<span class=\"sub\">{}{cvss}</span>{kev}</td><td class=\"wrap\">{}</td>\
+         <td>{}{cvss}<span class=\"sub\">{} · {}</span>{kev}</td><td class=\"wrap\">{}</td>\
          <td>{due}</td><td>{}{counted}</td><td class=\"wrap\">{why}{detail}</td></tr>\n",
         escape(&p.device),
         escape(&p.patch),
         escape(&p.vendor),
-        escape(&p.tier),
         p.severity,
+        escape(&p.tier),
         escape(&p.policy),
         p.ring.as_deref().map_or_else(|| "—".to_string(), escape),
         chip(state_tone, state),

@@ -2,13 +2,22 @@
 //! tenant would see it: two policies, three rings, exceptions in three phases, halts and
 //! rollbacks, three months of trend and a pair for every reason a patch can wait.
 //!
-//! Set `RINGMASTER_HTML_SAMPLE=/some/file.html` to also write the sample page there (for
-//! a screenshot: `docs/screenshots/take.sh`).
+//! Set `RINGMASTER_HTML_SAMPLES=DIR` to also write the pages to `DIR/sample.html`,
+//! `DIR/running.html` and `DIR/empty.html`, for a look or a screenshot
+//! (`docs/screenshots/take.sh`).
 
 use jiff::Timestamp;
 use ringmaster::api::Severity;
 use ringmaster::report::html::{PAIR_ROWS, html};
 use ringmaster::report::model::*;
+
+/// Writes a page to `$RINGMASTER_HTML_SAMPLES/name`, when that is set.
+fn keep(name: &str, page: &str) {
+    if let Some(dir) = std::env::var_os("RINGMASTER_HTML_SAMPLES") {
+        let path = std::path::Path::new(&dir).join(name);
+        std::fs::write(&path, page).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
@@ -460,13 +469,17 @@ fn pairs() -> Vec<PairRow> {
         let severity = sevs[i % 4];
         let installed = i % 3 == 2 && i > 30;
         let (reason, detail) = reasons[i % reasons.len()];
+        // Due dates from 20 March into April; the month ends on 1 April (Berlin).
+        let due =
+            ts("2026-03-20T10:00:00Z") + jiff::SignedDuration::from_hours(24 * (i as i64 * 7 % 25));
+        let as_of = ts("2026-03-31T22:00:00Z");
         let state = if installed {
             SlaState::InstalledOnTime
         } else if reason == Exception {
             SlaState::Exempt
-        } else if i % 5 == 0 {
+        } else if due < as_of {
             SlaState::Overdue
-        } else if i % 5 == 1 {
+        } else if due < as_of + jiff::SignedDuration::from_hours(72) {
             SlaState::DueSoon
         } else {
             SlaState::NotDue
@@ -490,10 +503,7 @@ fn pairs() -> Vec<PairRow> {
             cvss: Some([9.8, 7.5, 5.3, 3.1][i % 4]),
             known_exploited: i % 7 == 0,
             found_at: ts("2026-03-01T10:00:00Z"),
-            due_at: Some(
-                ts("2026-03-01T10:00:00Z")
-                    + jiff::SignedDuration::from_hours(24 * (i as i64 % 40 + 2)),
-            ),
+            due_at: Some(due),
             installed_at: installed.then(|| ts("2026-03-20T03:00:00Z")),
             state,
             counted: !matches!(reason, Rejected | Superseded),
@@ -625,9 +635,7 @@ fn empty() -> MonthReport {
 #[test]
 fn sample_renders_every_section_with_its_figures() {
     let page = html(&sample());
-    if let Some(path) = std::env::var_os("RINGMASTER_HTML_SAMPLE") {
-        std::fs::write(path, &page).expect("write the sample page");
-    }
+    keep("sample.html", &page);
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.trim_end().ends_with("</html>"));
     for id in [
@@ -662,7 +670,14 @@ fn sample_renders_every_section_with_its_figures() {
         assert!(page.contains(text), "header lacks {text}");
     }
     // Headline figures.
-    for text in ["92.6%", "5d 7h", "1,036", "1,184", ">30<"] {
+    for text in [
+        "890 were installed by their deadline (92.6%)",
+        "116 more pairs were not yet due",
+        "5d 7h",
+        "1,036",
+        "1,184",
+        ">30<",
+    ] {
         assert!(page.contains(text), "headline lacks {text}");
     }
     // SLA cells, with their deadline, and both policies.
@@ -779,9 +794,7 @@ fn a_running_month_says_so_and_marks_its_as_of_time() {
     r.closed = false;
     r.as_of = ts("2026-03-18T09:00:00Z");
     let page = html(&r);
-    if let Some(path) = std::env::var_os("RINGMASTER_HTML_SAMPLE_RUNNING") {
-        std::fs::write(path, &page).expect("write the running sample page");
-    }
+    keep("running.html", &page);
     assert!(page.contains("Month in progress"));
     assert!(page.contains("Figures as of 2026-03-18 10:00"));
     // The timeline draws the as-of line, and an expiry after it is still to come.
@@ -826,7 +839,10 @@ fn user_text_is_escaped_everywhere() {
 #[test]
 fn an_empty_month_says_so_in_every_section() {
     let page = html(&empty());
+    keep("empty.html", &page);
     for sentence in [
+        "No device–patch pair was open at any time this month.",
+        "no outcome known yet",
         "No policy set an SLA for a pair this month.",
         "No pair was installed this month.",
         "No rollout reached a ring this month.",
