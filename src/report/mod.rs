@@ -3,18 +3,21 @@
 //! - [`model`]: one tenant's month, the model every rendering draws from; [`build`] makes
 //!   it from durable state through the engine's ledger, for a [`month::Month`].
 //! - [`cluster`]: reading a tenant's objects from a cluster.
-//! - [`markdown`], [`csv`], [`json`]: the renderings for a ticket, a spreadsheet and tools
-//!   (with the JSON Schema).
+//! - [`html`] (with [`svg`]'s charts): the page for the client and the auditor;
+//!   [`markdown`], [`csv`], [`json`]: the renderings for a ticket, a spreadsheet and tools
+//!   (with the JSON Schema); [`assemble`]: all of them, with the inputs, sealed.
 //! - [`packet`]: the integrity layer: `SHA256SUMS`, its optional signature, the packet
 //!   digest, writing a sealed packet and verifying one.
 //! - [`inputs`]: `inputs.json`, the statement of what produced a packet.
 //! - [`keys`]: ed25519 signing keys in OpenSSL's PEM files.
 //! - [`cli`]: `ringmaster report verify` and `ringmaster report keygen`.
 
+pub mod assemble;
 pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod csv;
+pub mod html;
 pub mod inputs;
 pub mod json;
 pub mod keys;
@@ -22,3 +25,4 @@ pub mod markdown;
 pub mod model;
 pub mod month;
 pub mod packet;
+pub mod svg;

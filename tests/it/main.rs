@@ -37,6 +37,7 @@ mod manifest;
 mod operator_apply;
 mod operator_run;
 mod report_build;
+mod report_html;
 mod report_packet;
 mod report_text;
 mod sim_example;
