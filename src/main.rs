@@ -57,16 +57,38 @@ enum Command {
         /// `ringmaster catalog import` would import them into a cluster's.
         #[arg(long, num_args = 1..)]
         catalog: Vec<PathBuf>,
+        /// Write the evidence packet of every month the run touches under DIR/YYYY-MM/:
+        /// each month that ends during the run as the operator would close it, and the
+        /// month the run ends in as it stood then.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// The tenant's time zone for the packet's months (default: the Fleet's
+        /// `timeZone`, else UTC).
+        #[arg(long, value_name = "IANA")]
+        time_zone: Option<String>,
+        /// Sign the packets with this ed25519 key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEY.pem", requires = "report")]
+        sign_key: Option<PathBuf>,
     },
     /// Fill the shared patch catalog from the feeds vendors publish.
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
     },
-    /// The monthly evidence packet: verify one, make a signing key.
+    /// The monthly evidence packet of one tenant, from the cluster; `verify` checks one,
+    /// `keygen` makes a signing key.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  \
+        ringmaster report --namespace acme --month 2023-11 --out packets/acme/2023-11\n  \
+        ringmaster report --namespace acme --out packets/acme/last --sign-key acme-signing.key\n  \
+        ringmaster report verify packets/acme/2023-11 --key acme-signing.pub"
+    )]
     Report {
         #[command(subcommand)]
-        command: ReportCommand,
+        command: Option<ReportCommand>,
+        #[command(flatten)]
+        make: ReportArgs,
     },
     /// Check manifests offline: schema, CEL rules and cross-object checks. Prints one
     /// line per problem; exits 1 when there are problems, 2 when input is unreadable.
@@ -102,6 +124,28 @@ enum CatalogCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+}
+
+/// `ringmaster report --namespace NS …`.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The tenant (namespace).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// The month, YYYY-MM (default: the last month that has ended). A month not yet
+    /// ended is written as it stands now, marked not closed.
+    #[arg(long)]
+    month: Option<String>,
+    /// The tenant's time zone (default: the annotation patching.ringmaster.dev/time-zone
+    /// on its Namespace, else UTC).
+    #[arg(long, value_name = "IANA")]
+    time_zone: Option<String>,
+    /// The packet's directory (created; a directory holding another packet is refused).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Sign the packet with this ed25519 key (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY.pem")]
+    sign_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -188,7 +232,16 @@ fn main() -> ExitCode {
             seed,
             format,
             catalog,
-        } => simulate(&paths, &catalog, days, start, seed, format),
+            report,
+            time_zone,
+            sign_key,
+        } => simulate(
+            &paths,
+            &catalog,
+            (days, start, seed),
+            format,
+            report.map(|dir| (dir, time_zone, sign_key)),
+        ),
         Command::Catalog {
             command:
                 CatalogCommand::Import {
@@ -198,7 +251,7 @@ fn main() -> ExitCode {
                     output,
                 },
         } => catalog_import(source.into(), inputs, dry_run, output),
-        Command::Report { command } => ExitCode::from(report(command)),
+        Command::Report { command, make } => ExitCode::from(report(command, make)),
         Command::Validate { paths, at } => {
             let docs = match manifest::load_paths(&paths) {
                 Ok(d) => d,
@@ -223,13 +276,30 @@ fn main() -> ExitCode {
 }
 
 /// `ringmaster report …`: the packet's exit code.
-fn report(command: ReportCommand) -> u8 {
+fn report(command: Option<ReportCommand>, make: ReportArgs) -> u8 {
     use ringmaster::report::cli;
     match command {
-        ReportCommand::Verify { dir, key, digest } => {
+        Some(ReportCommand::Verify { dir, key, digest }) => {
             cli::verify(&dir, key.as_deref(), digest.as_deref())
         }
-        ReportCommand::Keygen { out } => cli::keygen(&out),
+        Some(ReportCommand::Keygen { out }) => cli::keygen(&out),
+        None => {
+            let (Some(namespace), Some(out)) = (make.namespace, make.out) else {
+                eprintln!("error: give --namespace and --out (or a subcommand: verify, keygen)");
+                return 2;
+            };
+            let Some(runtime) = runtime() else {
+                return 2;
+            };
+            let args = cli::FromCluster {
+                namespace,
+                month: make.month,
+                time_zone: make.time_zone,
+                out,
+                sign_key: make.sign_key,
+            };
+            runtime.block_on(cli::from_cluster(&args, jiff::Timestamp::now()))
+        }
     }
 }
 
@@ -394,13 +464,15 @@ fn enroll(opts: ringmaster::enroll::EnrollOptions) -> ExitCode {
     }
 }
 
+/// Where `simulate --report` writes packets: the directory, the time zone, the key.
+type PacketArgs = (PathBuf, Option<String>, Option<PathBuf>);
+
 fn simulate(
     paths: &[PathBuf],
     catalog: &[PathBuf],
-    days: Option<u32>,
-    start: Option<jiff::Timestamp>,
-    seed: u64,
+    (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
     format: Format,
+    packets: Option<PacketArgs>,
 ) -> ExitCode {
     let docs = match manifest::load_paths(paths) {
         Ok(d) => d,
@@ -452,7 +524,48 @@ fn simulate(
         days: days.or(fleet.days).unwrap_or(30),
         seed,
     };
-    let outcome = sim::Simulation::new(world, fleet, options).run();
+    let key = match packets
+        .as_ref()
+        .map(|(_, _, key)| ringmaster::report::cli::signing_key(key.as_deref()))
+        .transpose()
+    {
+        Ok(key) => key.flatten(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("nothing was simulated");
+            return ExitCode::from(2);
+        }
+    };
+    let zone = packets
+        .as_ref()
+        .and_then(|(_, zone, _)| zone.clone())
+        .or_else(|| fleet.time_zone.clone())
+        .unwrap_or_else(|| "UTC".to_string());
+    let mut simulation = sim::Simulation::new(world, fleet, options);
+    if packets.is_some() {
+        simulation = match simulation.close_months(&zone) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("nothing was simulated");
+                return ExitCode::from(2);
+            }
+        };
+    }
+    let outcome = simulation.run();
+    if let Some((dir, _, _)) = &packets {
+        match ringmaster::report::cli::write_simulated(dir, &outcome.months, key.as_ref()) {
+            Ok(written) => {
+                for w in &written {
+                    eprintln!("{}", ringmaster::report::cli::written_line(w));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     match format {
         Format::Text => print!("{}", sim::report::text(&outcome)),
         Format::Json => match sim::report::json(&outcome) {

@@ -1,10 +1,19 @@
-//! `ringmaster report verify` and `ringmaster report keygen`: each prints what it did and
-//! returns the process's exit code.
+//! `ringmaster report …` and `simulate --report`: making packets, verifying them, and
+//! signing keys. The commands print what they did and return the process's exit code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::keys;
-use super::packet::{SignatureCheck, Verified, VerifyError, verify_dir};
+use ed25519_dalek::SigningKey;
+
+use super::assemble;
+use super::keys::{self, KeyError};
+use super::model::MonthReport;
+use super::month::{Month, MonthError};
+use super::packet::{
+    PacketError, SignatureCheck, Verified, VerifyError, WriteError, Written, verify_dir, write_dir,
+};
+use crate::engine::Snapshot;
+use crate::sim::run::Closed;
 
 /// `ringmaster report verify DIR [--key PUB.pem] [--digest HEX]`: prints a summary and
 /// returns 0 when the packet verifies; prints every problem (stdout) and returns 1 when
@@ -164,4 +173,154 @@ mod tests {
         };
         assert_eq!(exit_code(&[VerifyError::NoSignature, unreadable]), 2);
     }
+}
+
+/// Where a packet went, and its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenPacket {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// Whether the month had ended.
+    pub closed: bool,
+    /// The sha256 of its SHA256SUMS.
+    pub digest: String,
+    /// Whether the directory already held this very packet.
+    pub unchanged: bool,
+}
+
+/// Why a packet could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum MakeError {
+    /// The month or time zone of a report is not one.
+    #[error(transparent)]
+    Month(#[from] MonthError),
+    /// The renderings could not be put in a packet.
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    /// The directory could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The signing key could not be read.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Reads a signing key when one is named.
+pub fn signing_key(path: Option<&Path>) -> Result<Option<SigningKey>, MakeError> {
+    Ok(path.map(keys::read_signing_key).transpose()?)
+}
+
+/// Seals a month's report built from `snap` and writes it to `dir`.
+pub fn write_packet(
+    dir: &Path,
+    report: &MonthReport,
+    snap: &Snapshot<'_>,
+    key: Option<&SigningKey>,
+) -> Result<WrittenPacket, MakeError> {
+    let month = Month::parse(&report.month, &report.time_zone)?;
+    let sealed = assemble::packet(report, snap, &month, key)?;
+    let unchanged = write_dir(dir, &sealed)? == Written::Unchanged;
+    Ok(WrittenPacket {
+        dir: dir.to_path_buf(),
+        month: report.month.clone(),
+        closed: report.closed,
+        digest: sealed.digest(),
+        unchanged,
+    })
+}
+
+/// Writes each month a simulation closed (and the one it ended in) under `out/YYYY-MM/`.
+pub fn write_simulated(
+    out: &Path,
+    months: &[Closed],
+    key: Option<&SigningKey>,
+) -> Result<Vec<WrittenPacket>, MakeError> {
+    months
+        .iter()
+        .map(|m| {
+            let dir = out.join(&m.report.month);
+            write_packet(&dir, &m.report, &m.world.snapshot(), key)
+        })
+        .collect()
+}
+
+/// One line per packet written, for people.
+pub fn written_line(w: &WrittenPacket) -> String {
+    format!(
+        "{}: {} {} (digest {}){}",
+        w.dir.display(),
+        w.month,
+        if w.closed {
+            "closed"
+        } else {
+            "not closed: as it stood then"
+        },
+        w.digest,
+        if w.unchanged { ", unchanged" } else { "" }
+    )
+}
+
+/// What `ringmaster report --namespace NS …` makes.
+#[derive(Clone, Debug)]
+pub struct FromCluster {
+    /// The tenant.
+    pub namespace: String,
+    /// The month, `YYYY-MM` (default: the last month that has ended).
+    pub month: Option<String>,
+    /// The tenant's time zone (default: its Namespace's annotation, else UTC).
+    pub time_zone: Option<String>,
+    /// The packet's directory.
+    pub out: PathBuf,
+    /// A PKCS#8 PEM ed25519 key to sign it with.
+    pub sign_key: Option<PathBuf>,
+}
+
+/// `ringmaster report --namespace NS [--month M] --out DIR`: reads the tenant from the
+/// cluster, builds its month as of `now` (its end, for a month that has ended), writes the
+/// packet. 0 when written, 2 when it could not be.
+pub async fn from_cluster(a: &FromCluster, now: jiff::Timestamp) -> u8 {
+    match make_from_cluster(a, now).await {
+        Ok(w) => {
+            println!("{}", written_line(&w));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("no packet was written");
+            2
+        }
+    }
+}
+
+async fn make_from_cluster(a: &FromCluster, now: jiff::Timestamp) -> Result<WrittenPacket, String> {
+    let key = signing_key(a.sign_key.as_deref()).map_err(|e| e.to_string())?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("kubernetes client: {e}"))?;
+    let zone = match &a.time_zone {
+        Some(z) => z.clone(),
+        None => super::cluster::time_zone(&client, &a.namespace)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!(
+                    "note: cannot read namespace {}'s time zone ({e}); months are in UTC",
+                    a.namespace
+                );
+                None
+            })
+            .unwrap_or_else(|| "UTC".to_string()),
+    };
+    let month = match &a.month {
+        Some(m) => Month::parse(m, &zone),
+        None => Month::containing(now, &zone).map(|m| m.previous()),
+    }
+    .map_err(|e| e.to_string())?;
+    let objects = super::cluster::read(&client, &a.namespace)
+        .await
+        .map_err(|e| format!("reading namespace {}: {e}", a.namespace))?;
+    let snap = objects.snapshot();
+    let report = super::build::build(&snap, &month, now, &[]);
+    write_packet(&a.out, &report, &snap, key.as_ref()).map_err(|e| e.to_string())
 }

@@ -212,3 +212,92 @@ fn the_registers_hold_what_the_timeline_shows() {
     assert_eq!(r.approvals.len(), o.world.rollouts.len());
     assert!(r.freezes.iter().any(|f| f.reason.contains("Thanksgiving")));
 }
+
+fn ringmaster(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(args)
+        .output()
+        .expect("ringmaster runs")
+}
+
+fn read_tree(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("readable") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        out.insert(name, std::fs::read(e.path()).expect("file"));
+    }
+    out
+}
+
+#[test]
+fn the_demo_writes_signed_packets_that_verify_and_are_the_same_every_time() {
+    let tmp = crate::agent_sh::TempDir::new("report-demo");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant");
+    let keys = tmp.0.join("acme");
+    let out = ringmaster(&["report", "keygen", "--out", &keys.to_string_lossy()]);
+    assert!(out.status.success(), "{out:?}");
+    let (key, public) = (tmp.0.join("acme.key"), tmp.0.join("acme.pub"));
+    let mut trees = Vec::new();
+    for run in ["a", "b"] {
+        let dir = tmp.0.join(run);
+        let out = ringmaster(&[
+            "simulate",
+            example,
+            "--report",
+            &dir.to_string_lossy(),
+            "--sign-key",
+            &key.to_string_lossy(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("2023-11 closed"), "{said}");
+        for month in ["2023-11", "2023-12"] {
+            let packet = dir.join(month);
+            let v = ringmaster(&[
+                "report",
+                "verify",
+                &packet.to_string_lossy(),
+                "--key",
+                &public.to_string_lossy(),
+            ]);
+            assert!(v.status.success(), "{v:?}");
+        }
+        trees.push((read_tree(&dir.join("2023-11")), read_tree(&dir.join("2023-12"))));
+    }
+    assert_eq!(trees[0], trees[1], "two runs, identical bytes");
+    let (nov, _) = &trees[0];
+    for file in [
+        "report.html",
+        "report.md",
+        "report.json",
+        "report.schema.json",
+        "pairs.csv",
+        "inputs.json",
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+    ] {
+        assert!(nov.contains_key(file), "{file} missing");
+    }
+    // The demo tenant's month ends at midnight in Chicago.
+    let json: serde_json::Value = serde_json::from_slice(&nov["report.json"]).expect("json");
+    assert_eq!(json["timeZone"], "America/Chicago");
+    assert_eq!(json["end"], "2023-12-01T06:00:00Z");
+    // Writing the same month again over a packet it already wrote changes nothing; over
+    // a changed one it is refused.
+    let again = ringmaster(&[
+        "simulate",
+        example,
+        "--report",
+        &tmp.0.join("b").to_string_lossy(),
+        "--sign-key",
+        &key.to_string_lossy(),
+    ]);
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("2023-11 closed (digest"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(", unchanged"));
+    let dir = tmp.0.join("a");
+    std::fs::write(dir.join("2023-11/report.md"), b"rewritten").expect("write");
+    let out = ringmaster(&["simulate", example, "--report", &dir.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
