@@ -865,8 +865,68 @@ async fn a_bad_patch_halts_in_its_ring_and_is_rolled_back() {
             reasons.iter().any(|r| r.contains("Halt")),
             "a Halted Event: {reasons:?}"
         );
+        evidence_of_a_rollback(&env).await;
     })
     .await;
+}
+
+/// `ringmaster report` on the tenant of a rolled-back patch: the packet is written from
+/// the cluster's objects in the tenant's time zone, verifies, and its registers hold the
+/// halt and the rollback the rollout's history recorded.
+async fn evidence_of_a_rollback(env: &Env) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let zone = serde_json::json!({"metadata": {"annotations": {
+        "patching.ringmaster.dev/time-zone": "Europe/Berlin"}}});
+    namespaces
+        .patch(&env.ns, &PatchParams::default(), &KubePatch::Merge(&zone))
+        .await
+        .expect("annotating the tenant's time zone");
+    let month = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").expect("zone"))
+        .strftime("%Y-%m")
+        .to_string();
+    let dir = std::env::temp_dir().join(format!("ringmaster-e2e-evidence-{}", env.suffix));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(["report", "--namespace", &env.ns, "--month", &month, "--out"])
+        .arg(&dir)
+        .output()
+        .expect("running ringmaster report");
+    assert!(out.status.success(), "{out:?}");
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(["report", "verify"])
+        .arg(&dir)
+        .output()
+        .expect("running ringmaster report verify");
+    assert!(verify.status.success(), "{verify:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json"))
+            .expect("report.json is JSON");
+    assert_eq!(json["timeZone"], "Europe/Berlin");
+    assert_eq!(json["closed"], false, "the month is still running");
+    let kinds: Vec<&str> = json["interventions"]
+        .as_array()
+        .expect("interventions")
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    for kind in ["Halted", "RollbackStarted", "RolledBack"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let pairs = json["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 6, "one pair per device: {pairs:?}");
+    assert!(pairs.iter().all(|p| p["reason"] == "Halted"), "{pairs:?}");
+    let inputs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("inputs.json")).expect("inputs.json"))
+            .expect("inputs.json is JSON");
+    let objects = inputs["objects"].as_array().expect("objects");
+    assert!(
+        objects
+            .iter()
+            .filter(|o| o["kind"] == "ManagedDevice")
+            .all(|o| o["uid"].is_string() && o["resourceVersion"].is_string()),
+        "{objects:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
