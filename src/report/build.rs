@@ -92,6 +92,23 @@ pub fn build(
     }
 }
 
+/// The headline figures of up to `months` months before `month`, oldest first, rebuilt
+/// from the same objects as they stood at each month's end (for a packet made without
+/// the earlier months' own records). Months without a pair are left out.
+pub fn trend_before(src: &Snapshot<'_>, month: &Month, months: usize) -> Vec<TrendPoint> {
+    let mut out = Vec::new();
+    let mut m = month.previous();
+    for _ in 0..months {
+        let r = build(src, &m, m.end(), &[]);
+        if r.headline.pairs > 0 {
+            out.extend(r.trend.last().cloned());
+        }
+        m = m.previous();
+    }
+    out.reverse();
+    out
+}
+
 /// The device as it stood at `as_of`: an install reported for a later instant had not
 /// happened yet.
 fn rewound(d: &ManagedDevice, as_of: Timestamp) -> ManagedDevice {

@@ -262,6 +262,9 @@ pub fn written_line(w: &WrittenPacket) -> String {
     )
 }
 
+/// How many months before the packet's own its trend shows.
+pub const TREND_MONTHS: usize = 5;
+
 /// What `ringmaster report --namespace NS …` makes.
 #[derive(Clone, Debug)]
 pub struct FromCluster {
@@ -321,6 +324,7 @@ async fn make_from_cluster(a: &FromCluster, now: jiff::Timestamp) -> Result<Writ
         .await
         .map_err(|e| format!("reading namespace {}: {e}", a.namespace))?;
     let snap = objects.snapshot();
-    let report = super::build::build(&snap, &month, now, &[]);
+    let previous = super::build::trend_before(&snap, &month, TREND_MONTHS);
+    let report = super::build::build(&snap, &month, now, &previous);
     write_packet(&a.out, &report, &snap, key.as_ref()).map_err(|e| e.to_string())
 }

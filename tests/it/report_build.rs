@@ -308,3 +308,15 @@ fn the_demo_writes_signed_packets_that_verify_and_are_the_same_every_time() {
     let out = ringmaster(&["simulate", example, "--report", &dir.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn a_month_rebuilt_later_from_the_same_objects_gives_the_figures_it_closed_with() {
+    let o = example();
+    let (nov, dec) = (&o.months[0], &o.months[1]);
+    let month = ringmaster::report::month::Month::parse("2023-12", "UTC").expect("month");
+    let trend = ringmaster::report::build::trend_before(&dec.world.snapshot(), &month, 5);
+    // October's pairs are the patches released before the run began.
+    let months: Vec<&str> = trend.iter().map(|p| p.month.as_str()).collect();
+    assert_eq!(months, ["2023-10", "2023-11"]);
+    assert_eq!(&trend[1], nov.report.trend.last().expect("a point"));
+}
