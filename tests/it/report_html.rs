@@ -793,6 +793,18 @@ fn a_running_month_says_so_and_marks_its_as_of_time() {
     let mut r = sample();
     r.closed = false;
     r.as_of = ts("2026-03-18T09:00:00Z");
+    // A year of history, one month of it without a figure.
+    r.trend = (0..13)
+        .map(|i| {
+            let (y, m) = if i < 10 { (2025, i + 3) } else { (2026, i - 9) };
+            TrendPoint {
+                month: format!("{y}-{m:02}"),
+                compliance_percent: (i != 4).then(|| 70.0 + 2.0 * f64::from(i)),
+                overdue: 120 - 7 * i,
+                median_time_to_install_seconds: Some(i64::from(20 - i) * DAY),
+            }
+        })
+        .collect();
     let page = html(&r);
     keep("running.html", &page);
     assert!(page.contains("Month in progress"));
@@ -801,6 +813,10 @@ fn a_running_month_says_so_and_marks_its_as_of_time() {
     assert!(page.contains("as of 18 Mar"));
     assert!(page.contains("expires 20 Mar"));
     assert!(!page.contains("Closed month"));
+    // Thirteen bars but one, the year named where it changes, the gap said in words.
+    assert_eq!(page.matches("<rect class=\"bar").count(), 12);
+    assert!(page.contains(">2025</text>") && page.contains(">2026</text>"));
+    assert!(page.contains(">n/a</text>"));
 }
 
 #[test]
