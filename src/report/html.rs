@@ -700,7 +700,7 @@ fn time_to_install(out: &mut String, c: &Ctx) {
             ("Severity", false, 12),
             ("Deadline", true, 10),
             ("Median", true, 12),
-            ("Median of deadline", false, 32),
+            ("Share of deadline", false, 32),
         ],
     );
     for row in rows {

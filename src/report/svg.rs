@@ -42,7 +42,7 @@ fn open(out: &mut String, class: &str, w: u32, h: u32, title: &str) {
 // Trend
 
 const TREND_W: f64 = 380.0;
-const TREND_LEFT: f64 = 38.0;
+const TREND_LEFT: f64 = 44.0;
 const TREND_RIGHT: f64 = 374.0;
 const TREND_TOP: f64 = 24.0;
 const TREND_BOTTOM: f64 = 150.0;
