@@ -149,6 +149,16 @@ fn css_string(s: &str) -> String {
     out
 }
 
+/// At most `max` characters of `s`, with an ellipsis when cut, escaped.
+pub(super) fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        escape(s)
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", escape(cut.trim_end()))
+    }
+}
+
 /// A percentage with one decimal, `96.2%`, or `n/a`.
 pub fn percent(p: Option<f64>) -> String {
     match p {
@@ -1268,13 +1278,13 @@ fn unpatched(out: &mut String, c: &Ctx) {
         out,
         "pairs fixed",
         &[
-            ("Device", false, 19),
-            ("Patch", false, 19),
+            ("Device", false, 16),
+            ("Patch", false, 20),
             ("Severity · tier", false, 15),
-            ("Ring", false, 10),
-            ("Due", false, 11),
+            ("Ring", false, 9),
+            ("Due", false, 10),
             ("State", false, 9),
-            ("Why", false, 17),
+            ("Why", false, 21),
         ],
     );
     for p in pairs.iter().take(PAIR_ROWS) {
@@ -1372,7 +1382,7 @@ fn pair_row(out: &mut String, c: &Ctx, p: &PairRow) {
     let title = p
         .title
         .as_deref()
-        .map_or_else(String::new, |t| format!(" · {}", escape(t)));
+        .map_or_else(String::new, |t| format!(" · {}", fit(t, 60)));
     let cvss = p
         .cvss
         .filter(|x| x.is_finite())
@@ -1384,24 +1394,25 @@ fn pair_row(out: &mut String, c: &Ctx, p: &PairRow) {
     };
     let due = match p.due_at {
         Some(t) => format!(
-            "<span class=\"nowrap\">{}</span><span class=\"sub\">{}</span>\
-             <span class=\"sub\">found {}</span>",
+            "<span class=\"nowrap\">{}</span><span class=\"sub\">{}</span>",
             c.date(t),
-            c.clock(t),
-            c.day(p.found_at)
+            c.clock(t)
         ),
         None => format!(
             "no deadline<span class=\"sub\">found {}</span>",
             c.day(p.found_at)
         ),
     };
-    let why = p.reason.map_or("—", |r| reason_label(r).0);
-    let mut detail = p.detail.as_deref().map_or_else(String::new, |d| {
+    let why = match (p.reason, &p.exception) {
+        (Some(Unpatched::Exception), Some(e)) => format!("Exception {}", escape(e)),
+        (Some(r), Some(e)) => format!("{}; exception {}", reason_label(r).0, escape(e)),
+        (Some(r), None) => reason_label(r).0.to_string(),
+        (None, Some(e)) => format!("Exception {}", escape(e)),
+        (None, None) => "—".to_string(),
+    };
+    let detail = p.detail.as_deref().map_or_else(String::new, |d| {
         format!("<span class=\"sub\">{}</span>", escape(d))
     });
-    if let Some(e) = &p.exception {
-        put!(detail, "<span class=\"sub\">Exception {}</span>", escape(e));
-    }
     let counted = if p.counted {
         ""
     } else {

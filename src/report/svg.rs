@@ -10,23 +10,13 @@ use std::fmt::Write as _;
 
 use jiff::{Timestamp, ToSpan};
 
-use super::html::{Ctx, count, escape, percent, phase_tone, put};
+use super::html::{Ctx, count, escape, fit, percent, phase_tone, put};
 use super::model::{ExceptionRow, RingFunnel, TrendPoint};
 
 /// A coordinate with one decimal (never `-0.0`).
 fn n(x: f64) -> String {
     let x = if x.is_finite() { x } else { 0.0 };
     format!("{:.1}", x + 0.0)
-}
-
-/// At most `max` characters of `s`, with an ellipsis when cut, escaped.
-fn fit(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        escape(s)
-    } else {
-        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-        format!("{}…", escape(&cut))
-    }
 }
 
 /// Opens a chart of the given size with its accessible title.

@@ -3,8 +3,8 @@
 //! rollbacks, three months of trend and a pair for every reason a patch can wait.
 //!
 //! Set `RINGMASTER_HTML_SAMPLES=DIR` to also write the pages to `DIR/sample.html`,
-//! `DIR/running.html` and `DIR/empty.html`, for a look or a screenshot
-//! (`docs/screenshots/take.sh`).
+//! `DIR/running.html`, `DIR/empty.html` and `DIR/big.html` (10,000 pairs), for a look or
+//! a screenshot (`docs/screenshots/take.sh`).
 
 use jiff::Timestamp;
 use ringmaster::api::Severity;
@@ -896,6 +896,7 @@ fn a_big_month_lists_the_first_pairs_and_points_to_the_csv() {
         })
         .collect();
     let page = html(&r);
+    keep("big.html", &page);
     let rows = page
         .split("<tbody>")
         .nth(page.split("<tbody>").count() - 1)
