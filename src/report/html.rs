@@ -13,8 +13,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::model::{
-    ApprovalRow, ExceptionRow, FreezeRow, InterventionKind, InterventionRow, Laggard, MonthReport,
-    PairRow, SlaRow, SlaState, Unpatched,
+    ApprovalRow, ExceptionRow, FreezeRow, Headline, InterventionKind, InterventionRow, Laggard,
+    MonthReport, PairRow, SlaRow, SlaState, Unpatched,
 };
 use super::svg;
 use crate::api::Severity;
@@ -147,6 +147,16 @@ fn css_string(s: &str) -> String {
         }
     }
     out
+}
+
+/// At most `max` characters of `s`, with an ellipsis when cut, escaped.
+pub(super) fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        escape(s)
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", escape(cut.trim_end()))
+    }
 }
 
 /// A percentage with one decimal, `96.2%`, or `n/a`.
@@ -385,13 +395,28 @@ fn headline(out: &mut String, c: &Ctx) {
          <div class=\"cards\">\n",
         summary(h, c.r.closed)
     );
+    for (tone, label, value, sub) in cards(h) {
+        put!(
+            out,
+            "<div class=\"card {tone}\"><div class=\"label\">{label}</div>\
+             <div class=\"value\">{}</div><div class=\"sub\">{}</div></div>\n",
+            escape(&value),
+            escape(&sub)
+        );
+    }
+    out.push_str("</div>\n</section>\n");
+}
+
+/// The front page's cards: shading, label, figure, and a line on what it is made of.
+fn cards(h: &Headline) -> [(&'static str, &'static str, String, String); 8] {
     let known = h.installed_on_time + h.installed_late + h.overdue;
     let on_time = if known == 0 {
         "no outcome known yet".to_string()
     } else {
         format!("{} of {} on time", count(h.installed_on_time), count(known))
     };
-    let cards = [
+    let overdue_tone = if h.overdue == 0 { "good" } else { "bad" };
+    [
         (
             tone(h.compliance_percent),
             "SLA compliance",
@@ -399,7 +424,7 @@ fn headline(out: &mut String, c: &Ctx) {
             on_time,
         ),
         (
-            if h.overdue == 0 { "good" } else { "bad" },
+            overdue_tone,
             "Overdue",
             count(h.overdue),
             format!("{} open, not yet due", count(h.open)),
@@ -440,21 +465,11 @@ fn headline(out: &mut String, c: &Ctx) {
             count(h.devices),
             format!("{} tracked", plural(h.pairs, "pair", "pairs")),
         ),
-    ];
-    for (tone, label, value, sub) in cards {
-        put!(
-            out,
-            "<div class=\"card {tone}\"><div class=\"label\">{label}</div>\
-             <div class=\"value\">{}</div><div class=\"sub\">{}</div></div>\n",
-            escape(&value),
-            escape(&sub)
-        );
-    }
-    out.push_str("</div>\n</section>\n");
+    ]
 }
 
 /// The month in two sentences: the compliance and what it is made of, then the rest.
-fn summary(h: &super::model::Headline, closed: bool) -> String {
+fn summary(h: &Headline, closed: bool) -> String {
     if h.pairs == 0 {
         return "No device–patch pair was open at any time this month.".to_string();
     }
@@ -695,37 +710,42 @@ fn time_to_install(out: &mut String, c: &Ctx) {
             ("Severity", false, 12),
             ("Deadline", true, 10),
             ("Median", true, 12),
-            ("Median of deadline", false, 32),
+            ("Share of deadline", false, 32),
         ],
     );
     for row in rows {
-        let median = row.median_time_to_install_seconds.unwrap_or_default();
-        let limit = row
-            .within
-            .as_deref()
-            .and_then(|w| w.parse::<crate::api::Duration>().ok());
-        let (bar, share) = match limit {
-            Some(l) if l.as_secs() > 0 => {
-                let f = median as f64 / l.as_secs() as f64;
-                (svg::share_bar(f), format!("{:.0}%", f * 100.0))
-            }
-            _ => (String::new(), "none".to_string()),
-        };
-        put!(
-            out,
-            "<tr><td class=\"wrap\">{}</td><td class=\"wrap\">{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\"><strong>{}</strong></td>\
-             <td><div class=\"barcell\">{bar}<span>{share}</span></div></td></tr>\n",
-            escape(&row.policy),
-            escape(&row.tier),
-            row.severity,
-            row.within
-                .as_deref()
-                .map_or_else(|| "—".to_string(), escape),
-            duration(median)
-        );
+        tti_row(out, row);
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// One cell's median, its deadline, and the median as a share of the deadline.
+fn tti_row(out: &mut String, row: &SlaRow) {
+    let median = row.median_time_to_install_seconds.unwrap_or_default();
+    let limit = row
+        .within
+        .as_deref()
+        .and_then(|w| w.parse::<crate::api::Duration>().ok());
+    let (bar, share) = match limit {
+        Some(l) if l.as_secs() > 0 => {
+            let f = median as f64 / l.as_secs() as f64;
+            (svg::share_bar(f), format!("{:.0}%", f * 100.0))
+        }
+        _ => (String::new(), "no deadline".to_string()),
+    };
+    put!(
+        out,
+        "<tr><td class=\"wrap\">{}</td><td class=\"wrap\">{}</td><td>{}</td>\
+         <td class=\"num\">{}</td><td class=\"num\"><strong>{}</strong></td>\
+         <td><div class=\"barcell\">{bar}<span>{share}</span></div></td></tr>\n",
+        escape(&row.policy),
+        escape(&row.tier),
+        row.severity,
+        row.within
+            .as_deref()
+            .map_or_else(|| "—".to_string(), escape),
+        duration(median)
+    );
 }
 
 /// Per ring: a stacked bar of how its devices ended, then the figures.
@@ -879,10 +899,14 @@ fn exception_rows(out: &mut String, c: &Ctx, e: &ExceptionRow) {
         chip(phase_tone(&e.phase), &words(&e.phase)),
         count(e.covered_devices)
     );
+    exception_history(out, c, e);
+}
+
+/// An exception's phase changes, oldest first, on a row across its table.
+fn exception_history(out: &mut String, c: &Ctx, e: &ExceptionRow) {
     if e.history.is_empty() {
         return;
     }
-    out.push_str("<tr class=\"history\"><td colspan=\"6\"><span class=\"sub\">History: ");
     let steps: Vec<String> = e
         .history
         .iter()
@@ -899,8 +923,12 @@ fn exception_rows(out: &mut String, c: &Ctx, e: &ExceptionRow) {
             )
         })
         .collect();
-    out.push_str(&steps.join("; "));
-    out.push_str("</span></td></tr>\n");
+    put!(
+        out,
+        "<tr class=\"history\"><td colspan=\"6\"><span class=\"sub\">History: {}</span>\
+         </td></tr>\n",
+        steps.join("; ")
+    );
 }
 
 /// The register of approvals, in time order.
@@ -1250,13 +1278,13 @@ fn unpatched(out: &mut String, c: &Ctx) {
         out,
         "pairs fixed",
         &[
-            ("Device", false, 19),
-            ("Patch", false, 19),
+            ("Device", false, 16),
+            ("Patch", false, 20),
             ("Severity · tier", false, 15),
-            ("Ring", false, 10),
-            ("Due", false, 11),
+            ("Ring", false, 9),
+            ("Due", false, 10),
             ("State", false, 9),
-            ("Why", false, 17),
+            ("Why", false, 21),
         ],
     );
     for p in pairs.iter().take(PAIR_ROWS) {
@@ -1342,7 +1370,7 @@ fn reason_counts(out: &mut String, pairs: &[&PairRow]) {
             "<tr><td class=\"nowrap\"><strong>{label}</strong></td><td class=\"num\">{}</td>\
              <td>{}</td><td class=\"muted\">{meaning}</td></tr>\n",
             count(n),
-            svg::count_bar(f64::from(n) / f64::from(most), "bar current")
+            svg::count_bar(f64::from(n) / f64::from(most), "fill-accent")
         );
     }
     out.push_str("</tbody>\n</table>\n");
@@ -1354,7 +1382,7 @@ fn pair_row(out: &mut String, c: &Ctx, p: &PairRow) {
     let title = p
         .title
         .as_deref()
-        .map_or_else(String::new, |t| format!(" · {}", escape(t)));
+        .map_or_else(String::new, |t| format!(" · {}", fit(t, 60)));
     let cvss = p
         .cvss
         .filter(|x| x.is_finite())
@@ -1366,24 +1394,25 @@ fn pair_row(out: &mut String, c: &Ctx, p: &PairRow) {
     };
     let due = match p.due_at {
         Some(t) => format!(
-            "<span class=\"nowrap\">{}</span><span class=\"sub\">{}</span>\
-             <span class=\"sub\">found {}</span>",
+            "<span class=\"nowrap\">{}</span><span class=\"sub\">{}</span>",
             c.date(t),
-            c.clock(t),
-            c.day(p.found_at)
+            c.clock(t)
         ),
         None => format!(
             "no deadline<span class=\"sub\">found {}</span>",
             c.day(p.found_at)
         ),
     };
-    let why = p.reason.map_or("—", |r| reason_label(r).0);
-    let mut detail = p.detail.as_deref().map_or_else(String::new, |d| {
+    let why = match (p.reason, &p.exception) {
+        (Some(Unpatched::Exception), Some(e)) => format!("Exception {}", escape(e)),
+        (Some(r), Some(e)) => format!("{}; exception {}", reason_label(r).0, escape(e)),
+        (Some(r), None) => reason_label(r).0.to_string(),
+        (None, Some(e)) => format!("Exception {}", escape(e)),
+        (None, None) => "—".to_string(),
+    };
+    let detail = p.detail.as_deref().map_or_else(String::new, |d| {
         format!("<span class=\"sub\">{}</span>", escape(d))
     });
-    if let Some(e) = &p.exception {
-        put!(detail, "<span class=\"sub\">Exception {}</span>", escape(e));
-    }
     let counted = if p.counted {
         ""
     } else {
@@ -1550,7 +1579,7 @@ mod tests {
         let page = html(&r);
         assert_eq!(page.matches("<rect class=\"bar current\"").count(), 1);
         assert!(page.contains(">97.0%</text>"));
-        assert!(page.contains("2 overdue"));
+        assert!(page.contains(">overdue</text>") && page.contains(">2</text>"));
     }
 
     #[test]

@@ -10,23 +10,13 @@ use std::fmt::Write as _;
 
 use jiff::{Timestamp, ToSpan};
 
-use super::html::{Ctx, count, escape, percent, phase_tone, put};
+use super::html::{Ctx, count, escape, fit, percent, phase_tone, put};
 use super::model::{ExceptionRow, RingFunnel, TrendPoint};
 
 /// A coordinate with one decimal (never `-0.0`).
 fn n(x: f64) -> String {
     let x = if x.is_finite() { x } else { 0.0 };
     format!("{:.1}", x + 0.0)
-}
-
-/// At most `max` characters of `s`, with an ellipsis when cut, escaped.
-fn fit(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        escape(s)
-    } else {
-        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-        format!("{}…", escape(&cut))
-    }
 }
 
 /// Opens a chart of the given size with its accessible title.
@@ -42,7 +32,7 @@ fn open(out: &mut String, class: &str, w: u32, h: u32, title: &str) {
 // Trend
 
 const TREND_W: f64 = 380.0;
-const TREND_LEFT: f64 = 38.0;
+const TREND_LEFT: f64 = 44.0;
 const TREND_RIGHT: f64 = 374.0;
 const TREND_TOP: f64 = 24.0;
 const TREND_BOTTOM: f64 = 150.0;
@@ -61,77 +51,89 @@ pub(super) fn trend(points: &[TrendPoint], current: &str) -> String {
     trend_axis(&mut out);
     let band = (TREND_RIGHT - TREND_LEFT) / points.len().max(1) as f64;
     let bar_w = (band * 0.56).min(44.0);
-    let small = points.len() > 8;
+    let crowded = points.len() > 8;
     let mut last_year = "";
     for (i, p) in points.iter().enumerate() {
         let cx = TREND_LEFT + band * (i as f64 + 0.5);
-        let class = if p.month == current {
-            "bar current"
-        } else {
-            "bar"
-        };
-        let value_class = if p.month == current { "strong" } else { "" };
-        let size = if small {
-            " style=\"font-size:8.5px\""
-        } else {
-            ""
-        };
-        match p.compliance_percent.filter(|v| v.is_finite()) {
-            Some(v) => {
-                let y = trend_y(v);
-                put!(
-                    out,
-                    "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\">\
-                     <title>{}: {}</title></rect>\n\
-                     <text class=\"{value_class}\" x=\"{}\" y=\"{}\" text-anchor=\"middle\"{size}>{}</text>\n",
-                    n(cx - bar_w / 2.0),
-                    n(y),
-                    n(bar_w),
-                    n(TREND_BOTTOM - y),
-                    escape(&p.month),
-                    percent(Some(v)),
-                    n(cx),
-                    n(y - 4.0),
-                    percent(Some(v))
-                );
-            }
-            None => put!(
-                out,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">n/a</text>\n",
-                n(cx),
-                n(TREND_BOTTOM - 4.0)
-            ),
-        }
-        let (year, month) = p.month.split_once('-').unwrap_or((&p.month, ""));
-        let label = super::html::month_name(&p.month, false);
-        let abbr = label.split(' ').next().unwrap_or(month);
+        let this = p.month == current;
+        trend_bar(&mut out, p, cx, bar_w, this, crowded);
+        let year = p.month.split_once('-').map_or(p.month.as_str(), |(y, _)| y);
+        trend_labels(&mut out, p, cx, this, year != last_year);
+        last_year = year;
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// One month's bar and its figure above it; `n/a` on the axis when it has none.
+fn trend_bar(out: &mut String, p: &TrendPoint, cx: f64, bar_w: f64, this: bool, crowded: bool) {
+    let Some(v) = p.compliance_percent.filter(|v| v.is_finite()) else {
+        put!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">n/a</text>\n",
+            n(cx),
+            n(TREND_BOTTOM - 4.0)
+        );
+        return;
+    };
+    let (class, value_class) = if this {
+        ("bar current", "strong")
+    } else {
+        ("bar", "")
+    };
+    let y = trend_y(v);
+    put!(
+        out,
+        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\">\
+         <title>{}: {}</title></rect>\n",
+        n(cx - bar_w / 2.0),
+        n(y),
+        n(bar_w),
+        n(TREND_BOTTOM - y),
+        escape(&p.month),
+        percent(Some(v)),
+    );
+    // Many months leave no room for every figure: then only this month's is written
+    // on the chart (the table beside it has them all).
+    if this || !crowded {
         put!(
             out,
             "<text class=\"{value_class}\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
             n(cx),
-            n(TREND_BOTTOM + 13.0),
-            escape(abbr)
-        );
-        if year != last_year {
-            put!(
-                out,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                n(cx),
-                n(TREND_BOTTOM + 25.0),
-                escape(year)
-            );
-            last_year = year;
-        }
-        put!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" style=\"font-size:8.5px\">{} overdue</text>\n",
-            n(cx),
-            n(TREND_BOTTOM + 40.0),
-            count(p.overdue)
+            n(y - 4.0),
+            percent(Some(v))
         );
     }
-    out.push_str("</svg>\n");
-    out
+}
+
+/// Under a month's bar: its name, its year where the year changes, its overdue count.
+fn trend_labels(out: &mut String, p: &TrendPoint, cx: f64, this: bool, with_year: bool) {
+    let name = super::html::month_name(&p.month, false);
+    let (abbr, year) = name.split_once(' ').unwrap_or((&name, ""));
+    let class = if this { "strong" } else { "" };
+    put!(
+        out,
+        "<text class=\"{class}\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+        n(cx),
+        n(TREND_BOTTOM + 13.0),
+        escape(abbr)
+    );
+    if with_year && !year.is_empty() {
+        put!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            n(cx),
+            n(TREND_BOTTOM + 25.0),
+            escape(year)
+        );
+    }
+    put!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" style=\"font-size:8.5px\">{}</text>\n",
+        n(cx),
+        n(TREND_BOTTOM + 40.0),
+        count(p.overdue)
+    );
 }
 
 /// The height of a compliance figure on the trend's axis.
@@ -143,7 +145,10 @@ fn trend_y(v: f64) -> f64 {
 fn trend_axis(out: &mut String) {
     put!(
         out,
-        "<text x=\"0\" y=\"10\">% installed by deadline</text>\n"
+        "<text x=\"0\" y=\"10\">% installed by deadline</text>\n\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\" style=\"font-size:8.5px\">overdue</text>\n",
+        n(TREND_LEFT - 5.0),
+        n(TREND_BOTTOM + 40.0)
     );
     for v in [0.0, 25.0, 50.0, 75.0, 100.0] {
         let y = trend_y(v);
@@ -437,7 +442,7 @@ fn timeline_days(out: &mut String, c: &Ctx, scale: &Scale, h: f64) {
     );
 }
 
-/// One exception's label, bar, arrows and phase changes.
+/// One exception's label, bar, arrows, end and phase changes.
 fn timeline_row(out: &mut String, c: &Ctx, scale: &Scale, e: &ExceptionRow, y: f64) {
     let r = c.r;
     let from = e
@@ -445,6 +450,66 @@ fn timeline_row(out: &mut String, c: &Ctx, scale: &Scale, e: &ExceptionRow, y: f
         .or(e.history.first().map(|h| h.at))
         .unwrap_or(r.start);
     let (x0, x1) = (scale.x(from), scale.x(e.expires_at));
+    timeline_label(out, e, y);
+    let class = phase_class(&e.phase);
+    let bar = Bar {
+        y: y + 10.0,
+        h: 12.0,
+        class,
+    };
+    put!(
+        out,
+        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"1.5\">\
+         <title>{}: {}, {} to {}</title></rect>\n",
+        n(x0),
+        n(bar.y),
+        n((x1 - x0).max(3.0)),
+        n(bar.h),
+        escape(&e.name),
+        escape(&e.phase),
+        e.active_since
+            .map_or_else(|| "never active".to_string(), |t| c.time(t)),
+        c.time(e.expires_at)
+    );
+    if from < r.start {
+        bar.arrow(out, x0, -1.0);
+    }
+    if e.expires_at > r.end {
+        bar.arrow(out, x1, 1.0);
+    } else if x1 + 70.0 <= TL_X1 {
+        let word = if e.expires_at <= r.as_of {
+            "expired"
+        } else {
+            "expires"
+        };
+        put!(
+            out,
+            "<text x=\"{}\" y=\"{}\" style=\"font-size:8.5px\">{word} {}</text>\n",
+            n(x1 + 6.0),
+            n(bar.y + 9.0),
+            escape(&c.day(e.expires_at))
+        );
+    }
+    phase_dots(out, c, scale, e, &bar);
+}
+
+/// A dot on the bar at each phase change within the month, titled with when and what.
+fn phase_dots(out: &mut String, c: &Ctx, scale: &Scale, e: &ExceptionRow, bar: &Bar) {
+    let r = c.r;
+    for change in e.history.iter().filter(|h| h.at >= r.start && h.at < r.end) {
+        put!(
+            out,
+            "<circle class=\"change\" cx=\"{}\" cy=\"{}\" r=\"2.6\"><title>{}: {}</title></circle>\n",
+            n(scale.x(change.at)),
+            n(bar.y + bar.h / 2.0),
+            c.time(change.at),
+            escape(&change.phase)
+        );
+    }
+}
+
+/// An exception's name, and its owner and ticket, left of its bar.
+fn timeline_label(out: &mut String, e: &ExceptionRow, y: f64) {
     let sub = match &e.ticket {
         Some(t) => format!("{} · {}", e.owner, t),
         None => e.owner.clone(),
@@ -458,75 +523,39 @@ fn timeline_row(out: &mut String, c: &Ctx, scale: &Scale, e: &ExceptionRow, y: f
         n(y + 26.0),
         fit(&sub, 44)
     );
-    let class = match phase_tone(&e.phase) {
+}
+
+/// The fill of an exception's bar for its phase.
+fn phase_class(phase: &str) -> &'static str {
+    match phase_tone(phase) {
         "accent" => "phase-active",
         "warn" => "phase-pending",
         "bad" => "phase-invalid",
-        _ if e.phase == "Expired" => "phase-expired",
+        _ if phase == "Expired" => "phase-expired",
         _ => "phase-other",
-    };
-    let (bar_y, bar_h) = (y + 10.0, 12.0);
-    let w = (x1 - x0).max(3.0);
-    put!(
-        out,
-        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"1.5\">\
-         <title>{}: {}, {} to {}</title></rect>\n",
-        n(x0),
-        n(bar_y),
-        n(w),
-        n(bar_h),
-        escape(&e.name),
-        escape(&e.phase),
-        e.active_since
-            .map_or_else(|| "never active".to_string(), |t| c.time(t)),
-        c.time(e.expires_at)
-    );
-    if from < r.start {
-        put!(
-            out,
-            "<polygon class=\"{class}\" points=\"{},{} {},{} {},{}\"/>\n",
-            n(x0 - 1.0),
-            n(bar_y - 2.0),
-            n(x0 - 8.0),
-            n(bar_y + bar_h / 2.0),
-            n(x0 - 1.0),
-            n(bar_y + bar_h + 2.0)
-        );
     }
-    if e.expires_at <= r.end && x1 + 70.0 <= TL_X1 {
-        let word = if e.expires_at <= r.as_of {
-            "expired"
-        } else {
-            "expires"
-        };
+}
+
+/// Where a timeline bar sits, and its fill.
+struct Bar {
+    y: f64,
+    h: f64,
+    class: &'static str,
+}
+
+impl Bar {
+    /// An arrowhead at `x` pointing left (`dir` -1) or right (1): the bar runs on.
+    fn arrow(&self, out: &mut String, x: f64, dir: f64) {
         put!(
             out,
-            "<text x=\"{}\" y=\"{}\" style=\"font-size:8.5px\">{word} {}</text>\n",
-            n(x1 + 6.0),
-            n(bar_y + 9.0),
-            escape(&c.day(e.expires_at))
-        );
-    }
-    if e.expires_at > r.end {
-        put!(
-            out,
-            "<polygon class=\"{class}\" points=\"{},{} {},{} {},{}\"/>\n",
-            n(x1 + 1.0),
-            n(bar_y - 2.0),
-            n(x1 + 8.0),
-            n(bar_y + bar_h / 2.0),
-            n(x1 + 1.0),
-            n(bar_y + bar_h + 2.0)
-        );
-    }
-    for change in e.history.iter().filter(|h| h.at >= r.start && h.at < r.end) {
-        put!(
-            out,
-            "<circle class=\"change\" cx=\"{}\" cy=\"{}\" r=\"2.6\"><title>{}: {}</title></circle>\n",
-            n(scale.x(change.at)),
-            n(bar_y + bar_h / 2.0),
-            c.time(change.at),
-            escape(&change.phase)
+            "<polygon class=\"{}\" points=\"{},{} {},{} {},{}\"/>\n",
+            self.class,
+            n(x + dir),
+            n(self.y - 2.0),
+            n(x + 8.0 * dir),
+            n(self.y + self.h / 2.0),
+            n(x + dir),
+            n(self.y + self.h + 2.0)
         );
     }
 }

@@ -3,8 +3,8 @@
 //! rollbacks, three months of trend and a pair for every reason a patch can wait.
 //!
 //! Set `RINGMASTER_HTML_SAMPLES=DIR` to also write the pages to `DIR/sample.html`,
-//! `DIR/running.html` and `DIR/empty.html`, for a look or a screenshot
-//! (`docs/screenshots/take.sh`).
+//! `DIR/running.html`, `DIR/empty.html` and `DIR/big.html` (10,000 pairs), for a look or
+//! a screenshot (`docs/screenshots/take.sh`).
 
 use jiff::Timestamp;
 use ringmaster::api::Severity;
@@ -793,6 +793,18 @@ fn a_running_month_says_so_and_marks_its_as_of_time() {
     let mut r = sample();
     r.closed = false;
     r.as_of = ts("2026-03-18T09:00:00Z");
+    // A year of history, one month of it without a figure.
+    r.trend = (0..13)
+        .map(|i| {
+            let (y, m) = if i < 10 { (2025, i + 3) } else { (2026, i - 9) };
+            TrendPoint {
+                month: format!("{y}-{m:02}"),
+                compliance_percent: (i != 4).then(|| 70.0 + 2.0 * f64::from(i)),
+                overdue: 120 - 7 * i,
+                median_time_to_install_seconds: Some(i64::from(20 - i) * DAY),
+            }
+        })
+        .collect();
     let page = html(&r);
     keep("running.html", &page);
     assert!(page.contains("Month in progress"));
@@ -801,6 +813,10 @@ fn a_running_month_says_so_and_marks_its_as_of_time() {
     assert!(page.contains("as of 18 Mar"));
     assert!(page.contains("expires 20 Mar"));
     assert!(!page.contains("Closed month"));
+    // Thirteen bars but one, the year named where it changes, the gap said in words.
+    assert_eq!(page.matches("<rect class=\"bar").count(), 12);
+    assert!(page.contains(">2025</text>") && page.contains(">2026</text>"));
+    assert!(page.contains(">n/a</text>"));
 }
 
 #[test]
@@ -880,6 +896,7 @@ fn a_big_month_lists_the_first_pairs_and_points_to_the_csv() {
         })
         .collect();
     let page = html(&r);
+    keep("big.html", &page);
     let rows = page
         .split("<tbody>")
         .nth(page.split("<tbody>").count() - 1)
