@@ -409,11 +409,11 @@ fn headline(out: &mut String, c: &Ctx) {
 
 /// The front page's cards: shading, label, figure, and a line on what it is made of.
 fn cards(h: &Headline) -> [(&'static str, &'static str, String, String); 8] {
-    let known = h.installed_on_time + h.installed_late + h.overdue;
-    let on_time = if known == 0 {
-        "no outcome known yet".to_string()
+    let good = h.installed_on_time + h.open + h.exempt;
+    let on_time = if h.pairs == 0 {
+        "no pairs this month".to_string()
     } else {
-        format!("{} of {} on time", count(h.installed_on_time), count(known))
+        format!("{} of {} in good standing", count(good), count(h.pairs))
     };
     let overdue_tone = if h.overdue == 0 { "good" } else { "bad" };
     [
@@ -473,45 +473,26 @@ fn summary(h: &Headline, closed: bool) -> String {
     if h.pairs == 0 {
         return "No device–patch pair was open at any time this month.".to_string();
     }
-    let known = h.installed_on_time + h.installed_late + h.overdue;
-    let mut text = if known == 0 {
-        "No device–patch pair had a known outcome this month: none was installed or overdue."
-            .to_string()
+    let at = if closed {
+        "the month's end"
     } else {
-        let (verb, their) = if h.installed_on_time == 1 {
-            ("was", "its")
-        } else {
-            ("were", "their")
-        };
-        format!(
-            "Of the {} whose outcome is known, <strong>{} {verb} installed by {their} deadline \
-             ({})</strong>; {} installed late and {} overdue at {}.",
-            plural(known, "device–patch pair", "device–patch pairs"),
-            count(h.installed_on_time),
-            percent(h.compliance_percent),
-            count(h.installed_late),
-            count(h.overdue),
-            if closed {
-                "the month's end"
-            } else {
-                "the as-of time"
-            },
-        )
+        "the as-of time"
     };
-    if h.open > 0 {
-        put!(
-            text,
-            " {} not yet due.",
-            plural(h.open, "more pair was", "more pairs were")
-        );
-    }
-    if h.exempt > 0 {
-        put!(
-            text,
-            " {} covered by an exception.",
-            plural(h.exempt, "pair was", "pairs were")
-        );
-    }
+    let mut text = format!(
+        "<strong>{} of the {} were in good standing at {at}</strong>: {} installed by their \
+         deadline, {} not yet due and {} covered by an active exception.",
+        percent(h.compliance_percent),
+        plural(h.pairs, "device–patch pair", "device–patch pairs"),
+        count(h.installed_on_time),
+        count(h.open),
+        count(h.exempt),
+    );
+    put!(
+        text,
+        " {} installed late and {} overdue.",
+        plural(h.installed_late, "pair was", "pairs were"),
+        count(h.overdue)
+    );
     text
 }
 
@@ -522,7 +503,7 @@ fn compliance_legend(out: &mut String) {
         "<div class=\"legend\"><span><i class=\"swatch good\"></i>met: {MET:.0}% or more\
          </span><span><i class=\"swatch warn\"></i>near: {NEAR:.0}% to {MET:.0}%</span>\
          <span><i class=\"swatch bad\"></i>missed: below {NEAR:.0}%</span>\
-         <span><i class=\"swatch none\"></i>no outcome known yet</span></div>\n"
+         <span><i class=\"swatch none\"></i>no pairs</span></div>\n"
     );
 }
 
@@ -534,8 +515,9 @@ fn sla(out: &mut String, c: &Ctx) {
         1,
         "SLA compliance by tier and severity",
         "Each cell is one policy's tier and severity: the share of its device–patch pairs \
-         installed by their deadline, of those installed or overdue; then its deadline \
-         and the counts behind the figure.",
+         in good standing (installed by their deadline, not yet due, or covered by an \
+         active exception), as the policy's own status counts it; then its deadline and \
+         the counts behind the figure.",
     );
     if c.r.sla.is_empty() {
         none_this_month(out, "No policy set an SLA for a pair this month.");

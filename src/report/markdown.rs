@@ -242,8 +242,9 @@ fn headline(out: &mut String, h: &Headline) {
     table(out, &["Figure", "Value"], 1, &rows);
     para(
         out,
-        "SLA compliance is the pairs installed by their deadline, of those installed or \
-         overdue.",
+        "SLA compliance is the share of pairs in good standing (installed by their \
+         deadline, not yet due, or covered by an active exception) of all counted pairs, \
+         as the policies' own status counts it.",
     );
 }
 

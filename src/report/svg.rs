@@ -145,7 +145,7 @@ fn trend_y(v: f64) -> f64 {
 fn trend_axis(out: &mut String) {
     put!(
         out,
-        "<text x=\"0\" y=\"10\">% installed by deadline</text>\n\
+        "<text x=\"0\" y=\"10\">% in good standing</text>\n\
          <text x=\"{}\" y=\"{}\" text-anchor=\"end\" style=\"font-size:8.5px\">overdue</text>\n",
         n(TREND_LEFT - 5.0),
         n(TREND_BOTTOM + 40.0)
