@@ -1022,12 +1022,18 @@ fn set_online(online: &mut [bool], pos: usize, value: bool) {
     }
 }
 
-/// A month's evidence from the world as it stands at `as_of`, after `earlier` months.
+/// A month's evidence from the world as it stands at `as_of`, after `earlier` months (its
+/// trend: theirs, or for the run's first month, the months before rebuilt).
 fn close(world: &World, month: &Month, as_of: Timestamp, earlier: &[Closed]) -> Closed {
-    let previous: Vec<TrendPoint> = earlier
-        .iter()
-        .filter_map(|c| c.report.trend.last().cloned())
-        .collect();
+    // The months before the run, rebuilt from the world as it stands, then the run's.
+    let previous: Vec<TrendPoint> = match earlier.last() {
+        Some(c) => c.report.trend.clone(),
+        None => crate::report::build::trend_before(
+            &world.snapshot(),
+            month,
+            crate::report::cli::TREND_MONTHS,
+        ),
+    };
     let report = world.month_report(month, as_of, &previous);
     Closed {
         report,
