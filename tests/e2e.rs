@@ -865,7 +865,7 @@ async fn a_bad_patch_halts_in_its_ring_and_is_rolled_back() {
             reasons.iter().any(|r| r.contains("Halt")),
             "a Halted Event: {reasons:?}"
         );
-        evidence_of_a_rollback(&env).await;
+        evidence_of_a_rollback(env).await;
     })
     .await;
 }
