@@ -5,7 +5,19 @@ use jiff::{SignedDuration, Timestamp};
 use crate::api::{Duration, Severity, SlaCell};
 
 /// Where a device–patch pair stands against its deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum ClockState {
     /// Not installed, deadline more than the margin away.
     NotDue,

@@ -140,17 +140,6 @@ fn in_month(r: &Row<'_>, start: Timestamp, end: Timestamp) -> bool {
     r.released < end && installed_at(r, end).is_none_or(|at| at >= start)
 }
 
-fn state(c: ClockState) -> SlaState {
-    match c {
-        ClockState::NotDue => SlaState::NotDue,
-        ClockState::DueSoon => SlaState::DueSoon,
-        ClockState::Overdue => SlaState::Overdue,
-        ClockState::InstalledOnTime => SlaState::InstalledOnTime,
-        ClockState::InstalledLate => SlaState::InstalledLate,
-        ClockState::Exempt => SlaState::Exempt,
-    }
-}
-
 fn pair_row(r: &Row<'_>, as_of: Timestamp) -> PairRow {
     let p = &r.patch.spec;
     let cvss = p
@@ -173,7 +162,7 @@ fn pair_row(r: &Row<'_>, as_of: Timestamp) -> PairRow {
         found_at: r.released,
         due_at: r.clock.deadline,
         installed_at: installed_at(r, as_of),
-        state: state(r.clock.state),
+        state: r.clock.state,
         counted: r.counted,
         reason: r.why.as_ref().map(|w| w.reason),
         detail: r.why.as_ref().and_then(|w| w.detail.clone()),

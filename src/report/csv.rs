@@ -314,33 +314,18 @@ fn sla(rows: &[SlaRow]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::api::Severity;
-    use crate::report::model::{Headline, Laggards, PhaseChange, SCHEMA, SlaState, Unpatched};
+    use crate::report::model::{PhaseChange, SlaState, Unpatched};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("test instant")
     }
 
     fn month() -> MonthReport {
-        MonthReport {
-            schema: SCHEMA.to_string(),
-            tenant: "acme".to_string(),
-            month: "2026-03".to_string(),
-            time_zone: "UTC".to_string(),
-            start: ts("2026-03-01T00:00:00Z"),
-            end: ts("2026-04-01T00:00:00Z"),
-            as_of: ts("2026-04-01T00:00:00Z"),
-            closed: true,
-            headline: Headline::default(),
-            sla: vec![],
-            trend: vec![],
-            rings: vec![],
-            pairs: vec![],
-            approvals: vec![],
-            interventions: vec![],
-            freezes: vec![],
-            exceptions: vec![],
-            laggards: Laggards::default(),
-        }
+        MonthReport::empty(
+            "acme",
+            &crate::report::month::Month::parse("2026-03", "UTC").expect("month"),
+            ts("2026-04-01T00:00:00Z"),
+        )
     }
 
     fn pair(device: &str, reason: Option<Unpatched>) -> PairRow {

@@ -1443,33 +1443,18 @@ fn verify(out: &mut String, c: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{Headline, Laggards, SCHEMA, TrendPoint};
+    use crate::report::model::TrendPoint;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
     fn month() -> MonthReport {
-        MonthReport {
-            schema: SCHEMA.into(),
-            tenant: "t".into(),
-            month: "2026-02".into(),
-            time_zone: "America/New_York".into(),
-            start: ts("2026-02-01T05:00:00Z"),
-            end: ts("2026-03-01T05:00:00Z"),
-            as_of: ts("2026-03-01T05:00:00Z"),
-            closed: true,
-            headline: Headline::default(),
-            sla: vec![],
-            trend: vec![],
-            rings: vec![],
-            pairs: vec![],
-            approvals: vec![],
-            interventions: vec![],
-            freezes: vec![],
-            exceptions: vec![],
-            laggards: Laggards::default(),
-        }
+        MonthReport::empty(
+            "t",
+            &crate::report::month::Month::parse("2026-02", "America/New_York").expect("month"),
+            ts("2026-03-01T05:00:00Z"),
+        )
     }
 
     #[test]

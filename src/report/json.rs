@@ -38,42 +38,30 @@ mod tests {
     use jiff::Timestamp;
 
     use super::*;
-    use crate::report::model::{Headline, Laggards, TrendPoint};
+    use crate::report::model::{Headline, TrendPoint};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("test instant")
     }
 
     fn month() -> MonthReport {
-        MonthReport {
-            schema: SCHEMA.to_string(),
-            tenant: "acme".to_string(),
-            month: "2026-03".to_string(),
-            time_zone: "Europe/Berlin".to_string(),
-            start: ts("2026-02-28T23:00:00Z"),
-            end: ts("2026-03-31T22:00:00Z"),
-            as_of: ts("2026-03-18T12:30:00Z"),
-            closed: false,
-            headline: Headline {
-                compliance_percent: Some(200.0 / 3.0),
-                median_time_to_install_seconds: Some(273_600),
-                ..Headline::default()
-            },
-            sla: vec![],
-            trend: vec![TrendPoint {
-                month: "2026-02".to_string(),
-                compliance_percent: None,
-                overdue: 3,
-                median_time_to_install_seconds: None,
-            }],
-            rings: vec![],
-            pairs: vec![],
-            approvals: vec![],
-            interventions: vec![],
-            freezes: vec![],
-            exceptions: vec![],
-            laggards: Laggards::default(),
-        }
+        let mut r = MonthReport::empty(
+            "acme",
+            &crate::report::month::Month::parse("2026-03", "Europe/Berlin").expect("month"),
+            ts("2026-03-18T12:30:00Z"),
+        );
+        r.headline = Headline {
+            compliance_percent: Some(200.0 / 3.0),
+            median_time_to_install_seconds: Some(273_600),
+            ..Headline::default()
+        };
+        r.trend = vec![TrendPoint {
+            month: "2026-02".to_string(),
+            compliance_percent: None,
+            overdue: 3,
+            median_time_to_install_seconds: None,
+        }];
+        r
     }
 
     #[test]

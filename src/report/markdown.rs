@@ -768,33 +768,18 @@ fn pair_rows(pairs: &[&PairRow], clock: &Clock) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{SCHEMA, SlaState};
+    use crate::report::model::SlaState;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("test instant")
     }
 
     fn month() -> MonthReport {
-        MonthReport {
-            schema: SCHEMA.to_string(),
-            tenant: "acme".to_string(),
-            month: "2026-03".to_string(),
-            time_zone: "Europe/Berlin".to_string(),
-            start: ts("2026-02-28T23:00:00Z"),
-            end: ts("2026-03-31T22:00:00Z"),
-            as_of: ts("2026-03-31T22:00:00Z"),
-            closed: true,
-            headline: Headline::default(),
-            sla: vec![],
-            trend: vec![],
-            rings: vec![],
-            pairs: vec![],
-            approvals: vec![],
-            interventions: vec![],
-            freezes: vec![],
-            exceptions: vec![],
-            laggards: Laggards::default(),
-        }
+        MonthReport::empty(
+            "acme",
+            &crate::report::month::Month::parse("2026-03", "Europe/Berlin").expect("month"),
+            ts("2026-03-31T22:00:00Z"),
+        )
     }
 
     fn pair(i: usize, reason: Option<Unpatched>) -> PairRow {

@@ -61,6 +61,33 @@ pub struct MonthReport {
     pub laggards: Laggards,
 }
 
+impl MonthReport {
+    /// A month with nothing in it yet: the frame [`super::build::build`] fills.
+    pub fn empty(tenant: &str, month: &super::month::Month, as_of: Timestamp) -> Self {
+        let (start, end) = (month.start(), month.end());
+        MonthReport {
+            schema: SCHEMA.to_string(),
+            tenant: tenant.to_string(),
+            month: month.label(),
+            time_zone: month.time_zone().to_string(),
+            start,
+            end,
+            as_of,
+            closed: as_of >= end,
+            headline: Headline::default(),
+            sla: Vec::new(),
+            trend: Vec::new(),
+            rings: Vec::new(),
+            pairs: Vec::new(),
+            approvals: Vec::new(),
+            interventions: Vec::new(),
+            freezes: Vec::new(),
+            exceptions: Vec::new(),
+            laggards: Laggards::default(),
+        }
+    }
+}
+
 /// The figures on the front page.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -162,24 +189,9 @@ pub struct RingFunnel {
     pub success_rate_percent: Option<f64>,
 }
 
-/// Where a device–patch pair stands against its SLA at `asOf`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum SlaState {
-    /// Not installed, deadline beyond the warning margin.
-    NotDue,
-    /// Not installed, deadline within the warning margin.
-    DueSoon,
-    /// Not installed, deadline passed.
-    Overdue,
-    /// Installed by its deadline.
-    InstalledOnTime,
-    /// Installed after its deadline.
-    InstalledLate,
-    /// An active exception covers it; its clock is stopped.
-    Exempt,
-}
+/// Where a device–patch pair stands against its SLA at `asOf`: the engine's own clock
+/// states.
+pub use crate::engine::sla::ClockState as SlaState;
 
 /// Why a pair is not installed at `asOf`: the engine's own reasons.
 pub use crate::engine::ledger::Unpatched;

@@ -8,28 +8,10 @@ use ringmaster::report::model::SlaState;
 use ringmaster::sim::{self, Outcome};
 
 fn run() -> Outcome {
-    let docs = ringmaster::manifest::load_paths(&[concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/msp-tenant"
-    )
-    .into()])
-    .expect("example loads");
-    let (objects, problems) = ringmaster::manifest::parse_documents(docs);
-    assert!(problems.is_empty(), "{problems:?}");
-    let (world, fleet) = sim::load::world_from(objects).expect("one tenant");
-    let start = fleet.start.expect("the example's fleet sets a start");
-    sim::Simulation::new(
-        world,
-        fleet,
-        sim::Options {
-            start,
-            days: 30,
-            seed: 1,
-        },
-    )
-    .close_months("UTC")
-    .expect("UTC is a time zone")
-    .run()
+    crate::sim_example::simulation(1)
+        .close_months("UTC")
+        .expect("UTC is a time zone")
+        .run()
 }
 
 fn example() -> &'static Outcome {

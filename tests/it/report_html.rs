@@ -605,31 +605,18 @@ fn sample() -> MonthReport {
 
 /// A month with nothing in it.
 fn empty() -> MonthReport {
-    MonthReport {
-        schema: SCHEMA.into(),
-        tenant: "quiet".into(),
+    let mut r = MonthReport::empty(
+        "quiet",
+        &ringmaster::report::month::Month::parse("2026-04", "UTC").expect("month"),
+        ts("2026-04-12T08:00:00Z"),
+    );
+    r.trend = vec![TrendPoint {
         month: "2026-04".into(),
-        time_zone: "UTC".into(),
-        start: ts("2026-04-01T00:00:00Z"),
-        end: ts("2026-05-01T00:00:00Z"),
-        as_of: ts("2026-04-12T08:00:00Z"),
-        closed: false,
-        headline: Headline::default(),
-        sla: vec![],
-        trend: vec![TrendPoint {
-            month: "2026-04".into(),
-            compliance_percent: None,
-            overdue: 0,
-            median_time_to_install_seconds: None,
-        }],
-        rings: vec![],
-        pairs: vec![],
-        approvals: vec![],
-        interventions: vec![],
-        freezes: vec![],
-        exceptions: vec![],
-        laggards: Laggards::default(),
-    }
+        compliance_percent: None,
+        overdue: 0,
+        median_time_to_install_seconds: None,
+    }];
+    r
 }
 
 #[test]

@@ -453,19 +453,9 @@ fn sample() -> MonthReport {
 }
 
 fn empty() -> MonthReport {
-    MonthReport {
-        headline: Headline::default(),
-        sla: vec![],
-        trend: vec![],
-        rings: vec![],
-        pairs: vec![],
-        approvals: vec![],
-        interventions: vec![],
-        freezes: vec![],
-        exceptions: vec![],
-        laggards: Laggards::default(),
-        ..sample()
-    }
+    let s = sample();
+    let month = ringmaster::report::month::Month::parse(&s.month, &s.time_zone).expect("month");
+    MonthReport::empty(&s.tenant, &month, s.as_of)
 }
 
 /// A CSV file read back: its header and its rows as column → value.

@@ -12,6 +12,11 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn run(seed: u64) -> Outcome {
+    simulation(seed).run()
+}
+
+/// The bundled example, ready to play for 30 days from its Fleet's start.
+pub(crate) fn simulation(seed: u64) -> sim::Simulation {
     let docs = ringmaster::manifest::load_paths(&[concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/msp-tenant"
@@ -31,7 +36,6 @@ fn run(seed: u64) -> Outcome {
             seed,
         },
     )
-    .run()
 }
 
 fn example() -> &'static Outcome {
