@@ -249,7 +249,11 @@ fn the_demo_writes_signed_packets_that_verify_and_are_the_same_every_time() {
             "--sign-key",
             &key.to_string_lossy(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(said.contains("2023-11 closed"), "{said}");
         for month in ["2023-11", "2023-12"] {
@@ -263,7 +267,10 @@ fn the_demo_writes_signed_packets_that_verify_and_are_the_same_every_time() {
             ]);
             assert!(v.status.success(), "{v:?}");
         }
-        trees.push((read_tree(&dir.join("2023-11")), read_tree(&dir.join("2023-12"))));
+        trees.push((
+            read_tree(&dir.join("2023-11")),
+            read_tree(&dir.join("2023-12")),
+        ));
     }
     assert_eq!(trees[0], trees[1], "two runs, identical bytes");
     let (nov, _) = &trees[0];
