@@ -57,10 +57,11 @@ fn main() {
     .run();
     let simulated = began.elapsed();
     println!(
-        "report: {devices} devices x 30 days simulated with months closed in America/Chicago: {} ({} engine passes, {} months); not measured below",
+        "report: {devices} devices x 30 days simulated with months closed in America/Chicago: {} ({} engine passes, {} months; peak RSS so far {}); not measured below",
         secs(simulated),
         outcome.passes,
-        outcome.months.len()
+        outcome.months.len(),
+        peak().unwrap_or_else(|| "unknown".into())
     );
 
     let closed = &outcome.months[0];
