@@ -2,18 +2,21 @@
 //! end (or earlier, for a month still running), read through the engine's own ledger so
 //! that every clock, policy and ring is the one the engine decides with.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::api::{ManagedDevice, PatchPolicy, PatchState, Reason};
+use crate::api::{
+    DevicePatchStatus, ExceptionPhase, ManagedDevice, PatchPolicy, PatchState, Reason,
+};
 use crate::engine::Snapshot;
 use crate::engine::ledger::{self, Row};
 use crate::engine::sla::{self, ClockState, Tally};
 
 use super::model::{
     ApprovalRow, ExceptionRow, FreezeRow, Headline, InterventionKind, InterventionRow, Laggard,
-    Laggards, MonthReport, PairRow, PhaseChange, RingFunnel, SCHEMA, SlaRow, SlaState, TrendPoint,
+    Laggards, MonthReport, PairRow, PhaseChange, RingFunnel, SlaRow, TrendPoint,
 };
 use super::month::Month;
 
@@ -27,58 +30,38 @@ pub fn build(
 ) -> MonthReport {
     let (start, end) = (month.start(), month.end());
     let as_of = as_of.min(end);
-    let devices: Vec<ManagedDevice> = src.devices.iter().map(|d| rewound(d, as_of)).collect();
-    let snap = Snapshot {
-        devices: devices.iter().collect(),
-        ..src.clone()
-    };
-    let rows: Vec<Row<'_>> = ledger::ledger(&snap, as_of)
-        .into_iter()
-        .filter(|r| in_month(r, start, end))
-        .collect();
+    let devices = rewound(src, as_of);
+    let rows = month_rows(src, &devices, month, as_of);
     let pairs: Vec<PairRow> = rows.iter().map(|r| pair_row(r, as_of)).collect();
     let sla = sla_rows(&src.policies, &rows, start);
     let rings = funnel(src, &rows, start, end);
-    let mut headline = headline(&rows, &sla, start, end);
-    headline.devices = src
-        .policies
-        .iter()
-        .filter_map(|p| p.status.as_ref())
-        .map(|s| s.devices)
-        .sum();
-    headline.halts = rings.iter().map(|r| r.halts).sum();
     let interventions = interventions(src, start, end);
-    headline.rollbacks = interventions
-        .iter()
-        .filter(|i| i.kind == InterventionKind::RollbackStarted)
-        .count() as u32;
-    headline.active_exceptions = src
-        .exceptions
-        .iter()
-        .filter(|e| {
-            e.status.as_ref().and_then(|s| s.phase) == Some(crate::api::ExceptionPhase::Active)
-        })
-        .count() as u32;
+    let headline = Headline {
+        devices: src
+            .policies
+            .iter()
+            .filter_map(|p| p.status.as_ref())
+            .map(|s| s.devices)
+            .sum(),
+        halts: rings.iter().map(|r| r.halts).sum(),
+        rollbacks: interventions
+            .iter()
+            .filter(|i| i.kind == InterventionKind::RollbackStarted)
+            .count() as u32,
+        active_exceptions: src
+            .exceptions
+            .iter()
+            .filter(|e| e.status.as_ref().and_then(|s| s.phase) == Some(ExceptionPhase::Active))
+            .count() as u32,
+        ..headline(&rows, &sla, start, end)
+    };
     let mut trend: Vec<TrendPoint> = previous
         .iter()
         .filter(|p| p.month < month.label())
         .cloned()
         .collect();
-    trend.push(TrendPoint {
-        month: month.label(),
-        compliance_percent: headline.compliance_percent,
-        overdue: headline.overdue,
-        median_time_to_install_seconds: headline.median_time_to_install_seconds,
-    });
+    trend.push(point(month, &headline));
     MonthReport {
-        schema: SCHEMA.to_string(),
-        tenant: src.namespace.to_string(),
-        month: month.label(),
-        time_zone: month.time_zone().to_string(),
-        start,
-        end,
-        as_of,
-        closed: as_of >= end,
         headline,
         sla,
         trend,
@@ -89,19 +72,24 @@ pub fn build(
         interventions,
         freezes: freezes(src, start, end),
         exceptions: exceptions(src, start, end),
+        ..MonthReport::empty(src.namespace, month, as_of)
     }
 }
 
 /// The headline figures of up to `months` months before `month`, oldest first, rebuilt
 /// from the same objects as they stood at each month's end (for a packet made without
-/// the earlier months' own records). Months without a pair are left out.
+/// the earlier months' own records). Months without a pair are left out. Only the
+/// figures the trend shows are computed, not whole reports.
 pub fn trend_before(src: &Snapshot<'_>, month: &Month, months: usize) -> Vec<TrendPoint> {
     let mut out = Vec::new();
     let mut m = month.previous();
     for _ in 0..months {
-        let r = build(src, &m, m.end(), &[]);
-        if r.headline.pairs > 0 {
-            out.extend(r.trend.last().cloned());
+        let (start, end) = (m.start(), m.end());
+        let devices = rewound(src, end);
+        let rows = month_rows(src, &devices, &m, end);
+        if !rows.is_empty() {
+            let sla = sla_rows(&src.policies, &rows, start);
+            out.push(point(&m, &headline(&rows, &sla, start, end)));
         }
         m = m.previous();
     }
@@ -109,20 +97,59 @@ pub fn trend_before(src: &Snapshot<'_>, month: &Month, months: usize) -> Vec<Tre
     out
 }
 
-/// The device as it stood at `as_of`: an install reported for a later instant had not
-/// happened yet.
-fn rewound(d: &ManagedDevice, as_of: Timestamp) -> ManagedDevice {
-    let mut d = d.clone();
-    if let Some(s) = d.status.as_mut() {
-        for p in &mut s.patches {
-            let installed = matches!(p.state, PatchState::Installed | PatchState::PendingReboot);
-            if installed && p.installed_at.is_some_and(|at| at > as_of) {
-                p.state = PatchState::Missing;
-                p.installed_at = None;
-            }
-        }
+/// A month's point on the trend.
+fn point(month: &Month, h: &Headline) -> TrendPoint {
+    TrendPoint {
+        month: month.label(),
+        compliance_percent: h.compliance_percent,
+        overdue: h.overdue,
+        median_time_to_install_seconds: h.median_time_to_install_seconds,
     }
-    d
+}
+
+/// The ledger's pairs at `as_of` that belong to `month`, over `devices` (the snapshot's,
+/// rewound to `as_of`).
+fn month_rows<'a>(
+    src: &Snapshot<'a>,
+    devices: &'a [Cow<'a, ManagedDevice>],
+    month: &Month,
+    as_of: Timestamp,
+) -> Vec<Row<'a>> {
+    let snap = Snapshot {
+        devices: devices.iter().map(|d| d.as_ref()).collect(),
+        ..src.clone()
+    };
+    let (start, end) = (month.start(), month.end());
+    ledger::ledger(&snap, as_of)
+        .into_iter()
+        .filter(|r| in_month(r, start, end))
+        .collect()
+}
+
+/// The snapshot's devices as they stood at `as_of`: an install reported for a later
+/// instant had not happened yet. Only a device with such a report is copied.
+fn rewound<'a>(src: &Snapshot<'a>, as_of: Timestamp) -> Vec<Cow<'a, ManagedDevice>> {
+    let later = |p: &DevicePatchStatus| {
+        matches!(p.state, PatchState::Installed | PatchState::PendingReboot)
+            && p.installed_at.is_some_and(|at| at > as_of)
+    };
+    src.devices
+        .iter()
+        .map(|&d| {
+            let reports = d.status.as_ref().map_or(&[][..], |s| &s.patches[..]);
+            if !reports.iter().any(later) {
+                return Cow::Borrowed(d);
+            }
+            let mut d = d.clone();
+            for p in d.status.iter_mut().flat_map(|s| s.patches.iter_mut()) {
+                if later(p) {
+                    p.state = PatchState::Missing;
+                    p.installed_at = None;
+                }
+            }
+            Cow::Owned(d)
+        })
+        .collect()
 }
 
 /// When a pair was installed, as its clock counts it.
@@ -504,9 +531,9 @@ fn laggards(pairs: &[PairRow]) -> Laggards {
                 pairs: 0,
             });
             l.pairs += 1;
-            let overdue = p.state == SlaState::Overdue;
+            let overdue = p.state == ClockState::Overdue;
             l.overdue += u32::from(overdue);
-            l.missed += u32::from(overdue || p.state == SlaState::InstalledLate);
+            l.missed += u32::from(overdue || p.state == ClockState::InstalledLate);
         }
         let mut v: Vec<Laggard> = by.into_values().filter(|l| l.missed > 0).collect();
         v.sort_by(|a, b| b.missed.cmp(&a.missed).then(a.name.cmp(&b.name)));
