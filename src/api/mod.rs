@@ -44,3 +44,22 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PatchRollout::crd(),
     ]
 }
+
+/// Every object of a kind, in name order, read 500 at a time.
+pub async fn list_all<K>(api: kube::Api<K>) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut all: std::collections::BTreeMap<String, K> = std::collections::BTreeMap::new();
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        for o in page.items {
+            all.insert(o.meta().name.clone().unwrap_or_default(), o);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(all.into_values().collect()),
+        }
+    }
+}

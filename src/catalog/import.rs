@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams, PatchParams};
+use kube::api::{Api, PatchParams};
 use serde::Serialize;
 
 use crate::api::Patch;
@@ -275,20 +275,11 @@ impl Summary {
 
 /// The Patches that exist, by object name (read page by page).
 pub async fn existing(api: &Api<Patch>) -> Result<BTreeMap<String, Patch>, kube::Error> {
-    let mut all = BTreeMap::new();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api.list(&params).await?;
-        for p in page.items {
-            if let Some(name) = p.metadata.name.clone() {
-                all.insert(name, p);
-            }
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(all),
-        }
-    }
+    Ok(crate::api::list_all(api.clone())
+        .await?
+        .into_iter()
+        .filter_map(|p| Some((p.metadata.name.clone()?, p)))
+        .collect())
 }
 
 /// Imports one feed into the cluster: plans against the Patches that exist and applies

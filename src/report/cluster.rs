@@ -1,12 +1,9 @@
 //! Reading a tenant's objects from a cluster for its month's packet.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::ListParams;
-use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
+use kube::{Api, Client};
 
+use crate::api::list_all;
 use crate::api::{DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout};
 use crate::engine::Snapshot;
 
@@ -52,12 +49,12 @@ impl Objects {
 pub async fn read(client: &Client, namespace: &str) -> Result<Objects, kube::Error> {
     Ok(Objects {
         namespace: namespace.to_string(),
-        policies: list(Api::namespaced(client.clone(), namespace)).await?,
-        rings: list(Api::namespaced(client.clone(), namespace)).await?,
-        exceptions: list(Api::namespaced(client.clone(), namespace)).await?,
-        devices: list(Api::namespaced(client.clone(), namespace)).await?,
-        rollouts: list(Api::namespaced(client.clone(), namespace)).await?,
-        patches: list(Api::all(client.clone())).await?,
+        policies: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        rings: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        exceptions: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        devices: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        rollouts: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        patches: list_all(Api::all(client.clone())).await?,
     })
 }
 
@@ -68,23 +65,4 @@ pub async fn time_zone(client: &Client, namespace: &str) -> Result<Option<String
         .metadata
         .annotations
         .and_then(|a| a.get(TIME_ZONE_ANNOTATION).cloned()))
-}
-
-/// Every object of a kind, in name order, read 500 at a time.
-async fn list<K>(api: Api<K>) -> Result<Vec<K>, kube::Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let mut all: BTreeMap<String, K> = BTreeMap::new();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api.list(&params).await?;
-        for o in page.items {
-            all.insert(o.meta().name.clone().unwrap_or_default(), o);
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(all.into_values().collect()),
-        }
-    }
 }
