@@ -11,50 +11,29 @@
 //! end, so it includes the simulation. With `RINGMASTER_BENCH_OUT=<dir>` the unsigned
 //! packet is also written to `<dir>`, so two builds can be shown to make the same bytes.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use ringmaster::engine;
 use ringmaster::report::month::Month;
 use ringmaster::report::packet::{self, Packet, SignatureCheck};
 use ringmaster::report::{assemble, build, csv, html, json, keys, markdown};
 use ringmaster::sim;
-use ringmaster::{engine, manifest};
 
 /// Repetitions of each measured step.
 const RUNS: usize = 5;
 
 fn main() {
-    let target: u32 = std::env::var("RINGMASTER_BENCH_DEVICES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant");
-    let docs = manifest::load_paths(&[dir.into()]).expect("example loads");
-    let (objects, problems) = manifest::parse_documents(docs);
-    assert!(problems.is_empty(), "{problems:?}");
-    let (world, mut fleet) = sim::load::world_from(objects).expect("one tenant");
-    let base: u32 = fleet.groups.iter().map(|g| g.count).sum();
-    for g in &mut fleet.groups {
-        g.count = (u64::from(g.count) * u64::from(target) / u64::from(base)).max(1) as u32;
-    }
-    let devices: u32 = fleet.groups.iter().map(|g| g.count).sum();
-    let start = fleet.start.expect("start");
-
+    let (world, fleet, options, devices) = common::scaled_example();
     let began = Instant::now();
-    let outcome = sim::Simulation::new(
-        world,
-        fleet,
-        sim::Options {
-            start,
-            days: 30,
-            seed: 1,
-        },
-    )
-    .close_months("America/Chicago")
-    .expect("a time zone")
-    .run();
+    let outcome = sim::Simulation::new(world, fleet, options)
+        .close_months("America/Chicago")
+        .expect("a time zone")
+        .run();
     let simulated = began.elapsed();
     println!(
         "report: {devices} devices x 30 days simulated with months closed in America/Chicago: {} ({} engine passes, {} months; peak RSS so far {}); not measured below",
@@ -73,7 +52,9 @@ fn main() {
     let mut rows: Vec<(String, Stats)> = Vec::new();
 
     // (1) The model, through the engine's ledger.
-    let (t, report) = measure(|| build::build(&snap, &month, as_of, &[]));
+    // The months before it, as the run's report carries them.
+    let previous = &closed.report.trend[..closed.report.trend.len().saturating_sub(1)];
+    let (t, report) = measure(|| build::build(&snap, &month, as_of, previous));
     assert_eq!(report, closed.report, "the same report as the run's");
     rows.push(("build::build (ledger + model)".into(), t));
     let (t, ledger) = measure(|| engine::ledger::ledger(&snap, as_of).len());

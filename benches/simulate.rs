@@ -6,38 +6,16 @@
 //! writes the run's timeline and report as JSON to `<file>` and the final world to
 //! `<file>.world`, so two builds can be shown to simulate exactly the same thing.
 
+mod common;
+
 use std::time::Instant;
 
-use ringmaster::manifest;
 use ringmaster::sim;
 
 fn main() {
-    let target: u32 = std::env::var("RINGMASTER_BENCH_DEVICES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant");
-    let docs = manifest::load_paths(&[dir.into()]).expect("example loads");
-    let (objects, problems) = manifest::parse_documents(docs);
-    assert!(problems.is_empty(), "{problems:?}");
-    let (world, mut fleet) = sim::load::world_from(objects).expect("one tenant");
-    let base: u32 = fleet.groups.iter().map(|g| g.count).sum();
-    for g in &mut fleet.groups {
-        g.count = (u64::from(g.count) * u64::from(target) / u64::from(base)).max(1) as u32;
-    }
-    let devices: u32 = fleet.groups.iter().map(|g| g.count).sum();
-    let start = fleet.start.expect("start");
+    let (world, fleet, options, devices) = common::scaled_example();
     let began = Instant::now();
-    let outcome = sim::Simulation::new(
-        world,
-        fleet,
-        sim::Options {
-            start,
-            days: 30,
-            seed: 1,
-        },
-    )
-    .run();
+    let outcome = sim::Simulation::new(world, fleet, options).run();
     let elapsed = began.elapsed();
     let report = sim::report::report(&outcome);
     println!(
