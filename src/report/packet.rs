@@ -505,6 +505,25 @@ pub fn verify_dir(
     }
 }
 
+/// Reads a packet directory's files, recursively, as [`verify`] takes them (relative
+/// path, `/` between directories → bytes). Where [`verify_dir`] reports a file whose name
+/// is not UTF-8 as added, this refuses the directory: such a file cannot be named in a
+/// map of files, so the error is [`VerifyError::Io`] naming it. Symbolic links and
+/// special files are refused too.
+pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, VerifyError> {
+    let tree = read_tree(dir)?;
+    match tree.odd_names.into_iter().next() {
+        Some(odd) => Err(VerifyError::Io {
+            path: dir.join(odd),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file name is not UTF-8, so no packet can list it",
+            ),
+        }),
+        None => Ok(tree.files),
+    }
+}
+
 /// A directory's files, read recursively.
 struct Tree {
     /// Relative path (`/`-separated) → bytes.
