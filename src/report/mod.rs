@@ -8,6 +8,7 @@
 //!   (with the JSON Schema); [`assemble`]: all of them, with the inputs, sealed.
 //! - [`packet`]: the integrity layer: `SHA256SUMS`, its optional signature, the packet
 //!   digest, writing a sealed packet and verifying one.
+//! - [`store`]: where the operator keeps packets: a directory or an S3-compatible bucket.
 //! - [`inputs`]: `inputs.json`, the statement of what produced a packet.
 //! - [`keys`]: ed25519 signing keys in OpenSSL's PEM files.
 //! - [`cli`]: `ringmaster report verify` and `ringmaster report keygen`.
@@ -25,4 +26,5 @@ pub mod markdown;
 pub mod model;
 pub mod month;
 pub mod packet;
+pub mod store;
 pub mod svg;
