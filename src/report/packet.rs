@@ -493,7 +493,7 @@ pub fn verify_dir(
     let mut errors: Vec<VerifyError> = tree
         .odd_names
         .into_iter()
-        .map(|path| VerifyError::Added { path })
+        .map(|(path, _)| VerifyError::Added { path })
         .collect();
     match verify(&tree.files, key, digest) {
         Ok(v) if errors.is_empty() => Ok(v),
@@ -513,8 +513,8 @@ pub fn verify_dir(
 pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, VerifyError> {
     let tree = read_tree(dir)?;
     match tree.odd_names.into_iter().next() {
-        Some(odd) => Err(VerifyError::Io {
-            path: dir.join(odd),
+        Some((_, path)) => Err(VerifyError::Io {
+            path,
             source: std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "the file name is not UTF-8, so no packet can list it",
@@ -528,8 +528,9 @@ pub fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, VerifyErr
 struct Tree {
     /// Relative path (`/`-separated) → bytes.
     files: BTreeMap<String, Vec<u8>>,
-    /// Relative paths (lossily decoded) of files whose names are not UTF-8.
-    odd_names: Vec<String>,
+    /// Files (and directories) whose names are not UTF-8: the relative path, lossily
+    /// decoded, and the full path.
+    odd_names: Vec<(String, PathBuf)>,
 }
 
 /// Reads every file under `dir`; symbolic links and special files are an error.
@@ -554,8 +555,8 @@ fn read_tree(dir: &Path) -> Result<Tree, VerifyError> {
             let name = match entry.file_name().into_string() {
                 Ok(name) => format!("{prefix}{name}"),
                 Err(raw) => {
-                    tree.odd_names
-                        .push(format!("{prefix}{}", raw.to_string_lossy()));
+                    let lossy = format!("{prefix}{}", raw.to_string_lossy());
+                    tree.odd_names.push((lossy, full));
                     continue;
                 }
             };

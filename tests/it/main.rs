@@ -39,5 +39,6 @@ mod operator_run;
 mod report_build;
 mod report_html;
 mod report_packet;
+mod report_store;
 mod report_text;
 mod sim_example;
