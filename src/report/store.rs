@@ -143,7 +143,7 @@ pub enum StoreError {
     },
 }
 
-/// The process environment, as the store reads it (an empty value is unset).
+/// A variable of the process environment (the store treats an empty value as unset).
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
