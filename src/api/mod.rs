@@ -13,6 +13,7 @@ pub mod exception;
 pub mod history;
 pub mod patch;
 pub mod policy;
+pub mod report;
 pub mod ring;
 pub mod rollout;
 
@@ -22,6 +23,7 @@ pub use exception::*;
 pub use history::*;
 pub use patch::*;
 pub use policy::*;
+pub use report::*;
 pub use ring::*;
 pub use rollout::*;
 
@@ -42,6 +44,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ManagedDevice::crd(),
         Patch::crd(),
         PatchRollout::crd(),
+        PatchReport::crd(),
     ]
 }
 

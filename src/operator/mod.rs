@@ -1,6 +1,6 @@
 //! The Kubernetes shell around the engine: `ringmaster run`.
 //!
-//! It watches the six kinds into reflector stores, and for each namespace (tenant) that
+//! It watches the seven kinds into reflector stores, and for each namespace (tenant) that
 //! changes builds an engine [`Snapshot`](crate::engine::Snapshot), runs
 //! [`engine::decide`](crate::engine::decide) and applies what it decided with the fewest
 //! writes, then sleeps until the next instant at which time alone changes a decision.
@@ -8,9 +8,10 @@
 //!
 //! | module | holds |
 //! | --- | --- |
-//! | [`stores`] | reflectors for the six kinds, the snapshot of one namespace, what triggers whom |
+//! | [`stores`] | reflectors for the seven kinds, the snapshot of one namespace, what triggers whom |
 //! | [`queue`] | the work queue: debounce, one reconcile per key at a time, timers, backoff |
 //! | [`tenant`] | the reconcilers: one namespace, and the shared Patch catalog |
+//! | [`reports`] | closing each namespace's months: its `PatchReport`s and their packets |
 //! | [`apply`] | decisions to API writes: merge patches, creations, Events |
 //! | [`metrics`] | the Prometheus metrics |
 //! | [`health`] | `/healthz`, `/readyz` and `/metrics` |
@@ -21,10 +22,12 @@ pub mod health;
 pub mod metrics;
 pub mod objects;
 pub mod queue;
+pub mod reports;
 pub mod run;
 pub mod stores;
 pub mod tenant;
 
+pub use reports::{Clock, ReportConfig};
 pub use run::{LogFormat, Operator, OperatorConfig, RunOptions, run};
 
 /// The `reportingController` of the operator's Events and the name of its field manager.
@@ -131,6 +134,9 @@ pub enum Error {
     /// Leader election failed.
     #[error("leader election: {0}")]
     Lease(String),
+    /// A flag's value cannot be used.
+    #[error("{0}")]
+    Config(String),
     /// The operator was shut down before it got going.
     #[error("shut down before starting")]
     ShutDown,

@@ -14,6 +14,8 @@ pub enum Key {
     Catalog,
     /// One namespace (tenant).
     Tenant(String),
+    /// One namespace's months: its `PatchReport`s.
+    Reports(String),
 }
 
 /// One namespace's objects and the whole catalog, as the stores held them at one moment.

@@ -16,8 +16,10 @@ use super::apply::Applier;
 use super::health::{self, Health};
 use super::metrics::Metrics;
 use super::queue::{self, QueueConfig, Sink};
+use super::reports::{Clock, ReportConfig, Reports};
 use super::stores::{self, Triggers};
 use super::tenant::{Context, Key, TenantReconciler};
+use crate::report::store::Store;
 
 /// How often the CRD check is retried while a CRD is missing.
 const CRD_RETRY: Duration = Duration::from_secs(5);
@@ -60,6 +62,39 @@ pub struct RunOptions {
     /// The name of the leader Lease.
     #[arg(long, default_value = "ringmaster-leader")]
     pub lease_name: String,
+    /// Where to keep closed months' evidence packets: a directory (`/var/lib/ringmaster/reports`)
+    /// or an S3-compatible bucket (`s3://bucket/prefix`; endpoint, region and credentials
+    /// from the AWS_* environment). Without it months are not closed.
+    #[arg(long, value_name = "DIR|s3://BUCKET[/PREFIX]")]
+    pub report_store: Option<String>,
+    /// Sign each packet's SHA256SUMS with this ed25519 private key (PKCS#8 PEM, as
+    /// `ringmaster report keygen` writes).
+    #[arg(long, value_name = "KEY.pem")]
+    pub report_sign_key: Option<std::path::PathBuf>,
+}
+
+impl RunOptions {
+    /// How months are closed, from the flags: the store and signing key are read now, so
+    /// that a bad flag stops the operator at start with a clear error.
+    pub fn report_config(&self) -> Result<ReportConfig, Error> {
+        let store = self
+            .report_store
+            .as_deref()
+            .map(Store::parse)
+            .transpose()
+            .map_err(|e| Error::Config(format!("--report-store: {e}")))?;
+        let sign_key = self
+            .report_sign_key
+            .as_deref()
+            .map(crate::report::keys::read_signing_key)
+            .transpose()
+            .map_err(|e| Error::Config(format!("--report-sign-key: {e}")))?;
+        Ok(ReportConfig {
+            store,
+            sign_key,
+            clock: Clock::system(),
+        })
+    }
 }
 
 /// What an in-process operator watches and how it paces work.
@@ -71,6 +106,8 @@ pub struct OperatorConfig {
     pub queue: QueueConfig,
     /// The reporting instance of Events (the pod name).
     pub instance: Option<String>,
+    /// How months are closed.
+    pub reports: ReportConfig,
 }
 
 /// The operator without its process concerns (signals, servers, leases): what `run`
@@ -158,6 +195,7 @@ impl Operator {
                 self.config.instance.clone(),
             ),
             metrics: Arc::clone(&self.metrics),
+            reports: Reports::new(self.client.clone(), self.config.reports.clone()),
         });
         let reconciler = Arc::new(TenantReconciler::new(ctx));
         let mut result = Ok(());
@@ -252,7 +290,7 @@ fn established(crd: &CustomResourceDefinition) -> bool {
         })
 }
 
-/// Waits until the six CRDs exist and are Established, saying clearly which are missing;
+/// Waits until the seven CRDs exist and are Established, saying clearly which are missing;
 /// false if shut down first.
 pub async fn wait_for_crds(client: &Client, shutdown: &mut watch::Receiver<bool>) -> bool {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -283,7 +321,7 @@ pub async fn wait_for_crds(client: &Client, shutdown: &mut watch::Receiver<bool>
             }
         }
         if missing == 0 {
-            info!("the six CRDs are established");
+            info!("the seven CRDs are established");
             return true;
         }
         tokio::select! {
@@ -386,6 +424,10 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         let _ = shutdown_tx.send(true);
     });
 
+    let reports = opts.report_config()?;
+    if reports.store.is_none() {
+        warn!("no --report-store: months are not closed, and PatchReports say so");
+    }
     let client = Client::try_default()
         .await
         .map_err(|e| Error::Client(e.to_string()))?;
@@ -396,6 +438,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
             namespaces: namespaces.clone(),
             queue: QueueConfig::default(),
             instance: std::env::var("POD_NAME").ok(),
+            reports,
         },
     );
     let servers = health::serve(

@@ -1,4 +1,4 @@
-//! Reflector stores of the six kinds, the snapshot of one namespace they give the engine,
+//! Reflector stores of the seven kinds, the snapshot of one namespace they give the engine,
 //! and which reconcile each watch event triggers.
 //!
 //! Namespaced kinds are watched in every namespace, or with one watcher per namespace
@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::api::{
-    DEFAULT_TIER, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout,
-    PatchState,
+    DEFAULT_TIER, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchReport,
+    PatchRollout, PatchState,
 };
 use crate::engine;
 
@@ -88,6 +88,8 @@ pub struct Stores {
     pub rollouts: Scoped<PatchRollout>,
     /// The Patch catalog.
     pub patches: Store<Patch>,
+    /// PatchReports.
+    pub reports: Scoped<PatchReport>,
 }
 
 impl Stores {
@@ -112,6 +114,7 @@ impl Stores {
             && self.devices.wait_until_ready().await
             && self.rollouts.wait_until_ready().await
             && self.patches.wait_until_ready().await.is_ok()
+            && self.reports.wait_until_ready().await
     }
 }
 
@@ -165,17 +168,28 @@ impl Triggers {
         self.sink.send(Key::Tenant(ns.to_string()));
     }
 
-    /// Everything may have changed (a relist, a new leader): every namespace and the catalog.
+    /// A PatchReport of a namespace changed.
+    pub fn reports(&self, ns: &str) {
+        self.note(ns);
+        self.sink.send(Key::Reports(ns.to_string()));
+    }
+
+    /// Everything may have changed (a relist, a new leader): every namespace, its months,
+    /// and the catalog.
     pub fn everything(&self) {
+        self.catalog();
+        for ns in self.namespaces() {
+            self.sink.send(Key::Reports(ns));
+        }
+    }
+
+    /// The catalog changed: its statuses, and every namespace's decisions (not its
+    /// months: a closed month never changes, and the others wait for their end).
+    pub fn catalog(&self) {
         self.sink.send(Key::Catalog);
         for ns in self.namespaces() {
             self.sink.send(Key::Tenant(ns));
         }
-    }
-
-    /// The catalog changed: its statuses, and every namespace's decisions.
-    pub fn catalog(&self) {
-        self.everything();
     }
 }
 
@@ -291,15 +305,22 @@ pub fn start(
     leading: Arc<AtomicBool>,
 ) -> Watchers {
     let mut tasks = Vec::new();
-    let policies = scoped::<PatchPolicy>(client, namespaces, &triggers, &mut tasks, |_| None);
-    let rings = scoped::<DeploymentRing>(client, namespaces, &triggers, &mut tasks, |_| None);
-    let exceptions = scoped::<PatchException>(client, namespaces, &triggers, &mut tasks, |_| None);
-    let rollouts = scoped::<PatchRollout>(client, namespaces, &triggers, &mut tasks, |_| None);
+    let mut watch = Watch {
+        client,
+        namespaces,
+        triggers: &triggers,
+        tasks: &mut tasks,
+    };
+    let policies = watch.scoped::<PatchPolicy>(Triggers::namespace, |_| None);
+    let rings = watch.scoped::<DeploymentRing>(Triggers::namespace, |_| None);
+    let exceptions = watch.scoped::<PatchException>(Triggers::namespace, |_| None);
+    let rollouts = watch.scoped::<PatchRollout>(Triggers::namespace, |_| None);
+    let reports = watch.scoped::<PatchReport>(Triggers::reports, |_| None);
 
     let (patches, patch_writer) = reflector::store::<Patch>();
     {
         let triggers = Arc::clone(&triggers);
-        tasks.push(spawn_watch(
+        watch.tasks.push(spawn_watch(
             Api::<Patch>::all(client.clone()),
             patch_writer,
             |_| {},
@@ -318,7 +339,7 @@ pub fn start(
         policies: policies.clone(),
         patches: patches.clone(),
     });
-    let devices = scoped::<ManagedDevice>(client, namespaces, &triggers, &mut tasks, |reader| {
+    let devices = watch.scoped::<ManagedDevice>(Triggers::namespace, |reader| {
         let observer = Arc::clone(&observer);
         Some(Box::new(move |ev: &watcher::Event<ManagedDevice>| {
             if let watcher::Event::Apply(new) | watcher::Event::InitApply(new) = ev
@@ -337,6 +358,7 @@ pub fn start(
             devices,
             rollouts,
             patches,
+            reports,
         },
         tasks,
     }
@@ -345,69 +367,79 @@ pub fn start(
 /// A hook that sees each watch event before its store applies it.
 type Before<K> = Box<dyn FnMut(&watcher::Event<K>) + Send>;
 
-fn scoped<K>(
-    client: &Client,
-    namespaces: Option<&[String]>,
-    triggers: &Arc<Triggers>,
-    tasks: &mut Vec<JoinHandle<()>>,
-    before: impl Fn(Store<K>) -> Option<Before<K>>,
-) -> Scoped<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let scopes: Vec<Option<String>> = match namespaces {
-        Some(list) => list.iter().cloned().map(Some).collect(),
-        None => vec![None],
-    };
-    let mut stores = Vec::new();
-    for scope in scopes {
-        let api = match &scope {
-            Some(ns) => Api::<K>::namespaced(client.clone(), ns),
-            None => Api::<K>::all(client.clone()),
+/// What starting a namespaced kind's watchers needs.
+struct Watch<'a> {
+    client: &'a Client,
+    namespaces: Option<&'a [String]>,
+    triggers: &'a Arc<Triggers>,
+    tasks: &'a mut Vec<JoinHandle<()>>,
+}
+
+impl Watch<'_> {
+    /// Starts a kind's watchers (one, or one per namespace); a change to an object calls
+    /// `trigger` with its namespace.
+    fn scoped<K>(
+        &mut self,
+        trigger: fn(&Triggers, &str),
+        before: impl Fn(Store<K>) -> Option<Before<K>>,
+    ) -> Scoped<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let scopes: Vec<Option<String>> = match self.namespaces {
+            Some(list) => list.iter().cloned().map(Some).collect(),
+            None => vec![None],
         };
-        let (reader, writer) = reflector::store::<K>();
-        let mut hook = before(reader.clone());
-        let triggers = Arc::clone(triggers);
-        let mut listed: BTreeSet<String> = BTreeSet::new();
-        tasks.push(spawn_watch(
-            api,
-            writer,
-            move |ev| {
-                if let Some(h) = hook.as_mut() {
-                    h(ev)
-                }
-            },
-            move |ev| match ev {
-                watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
-                    if let Some(ns) = o.meta().namespace.as_deref() {
-                        triggers.namespace(ns);
+        let mut stores = Vec::new();
+        for scope in scopes {
+            let api = match &scope {
+                Some(ns) => Api::<K>::namespaced(self.client.clone(), ns),
+                None => Api::<K>::all(self.client.clone()),
+            };
+            let (reader, writer) = reflector::store::<K>();
+            let mut hook = before(reader.clone());
+            let triggers = Arc::clone(self.triggers);
+            let mut listed: BTreeSet<String> = BTreeSet::new();
+            self.tasks.push(spawn_watch(
+                api,
+                writer,
+                move |ev| {
+                    if let Some(h) = hook.as_mut() {
+                        h(ev)
                     }
-                }
-                watcher::Event::Init => listed.clear(),
-                watcher::Event::InitApply(o) => {
-                    if let Some(ns) = o.meta().namespace.as_deref() {
-                        listed.insert(ns.to_string());
+                },
+                move |ev| match ev {
+                    watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                        if let Some(ns) = o.meta().namespace.as_deref() {
+                            trigger(&triggers, ns);
+                        }
                     }
-                }
-                watcher::Event::InitDone => {
-                    // Objects deleted while the watch was down leave no Delete event:
-                    // every namespace is looked at again.
-                    for ns in std::mem::take(&mut listed) {
-                        triggers.note(&ns);
+                    watcher::Event::Init => listed.clear(),
+                    watcher::Event::InitApply(o) => {
+                        if let Some(ns) = o.meta().namespace.as_deref() {
+                            listed.insert(ns.to_string());
+                        }
                     }
-                    triggers.everything();
-                }
-            },
-        ));
-        stores.push((scope, reader));
+                    watcher::Event::InitDone => {
+                        // Objects deleted while the watch was down leave no Delete event:
+                        // every namespace is looked at again.
+                        for ns in std::mem::take(&mut listed) {
+                            triggers.note(&ns);
+                        }
+                        triggers.everything();
+                    }
+                },
+            ));
+            stores.push((scope, reader));
+        }
+        Scoped { stores }
     }
-    Scoped { stores }
 }
 
 fn spawn_watch<K>(

@@ -21,6 +21,7 @@ use crate::engine::{self, Decisions};
 use super::apply::{Applied, Applier, Written};
 use super::metrics::Metrics;
 use super::queue::{Reconciler, RunFuture};
+use super::reports::Reports;
 use super::stores::{Objects, Stores};
 use super::{Error, ObjectKind};
 
@@ -77,6 +78,8 @@ pub struct Context {
     pub applier: Applier,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The report controller.
+    pub reports: Reports,
 }
 
 impl Context {
@@ -232,6 +235,7 @@ fn controller(key: &Key) -> &'static str {
     match key {
         Key::Catalog => "catalog",
         Key::Tenant(_) => "tenant",
+        Key::Reports(_) => "reports",
     }
 }
 
@@ -249,6 +253,7 @@ impl Reconciler<Key> for TenantReconciler {
             let started = std::time::Instant::now();
             let result = match &key {
                 Key::Tenant(ns) => ctx.reconcile_tenant(ns).await,
+                Key::Reports(ns) => ctx.reports.reconcile(&ctx.stores, ns).await.map(Some),
                 Key::Catalog => ctx.reconcile_catalog().await.map(|()| None),
             };
             ctx.metrics
@@ -265,6 +270,9 @@ impl Reconciler<Key> for TenantReconciler {
                         Key::Tenant(ns) => {
                             warn!(namespace = %ns, error = %e, "reconcile failed; retrying with backoff")
                         }
+                        Key::Reports(ns) => {
+                            warn!(namespace = %ns, kind = "PatchReport", error = %e, "closing months failed; retrying with backoff")
+                        }
                         Key::Catalog => {
                             warn!(kind = "Patch", error = %e, "catalog reconcile failed; retrying with backoff")
                         }
@@ -280,8 +288,8 @@ impl Reconciler<Key> for TenantReconciler {
             .metrics
             .reconciled(controller(key), false, Duration::ZERO);
         match key {
-            Key::Tenant(ns) => {
-                error!(namespace = %ns, panic = message, "reconcile panicked; retrying with backoff")
+            Key::Tenant(ns) | Key::Reports(ns) => {
+                error!(namespace = %ns, controller = controller(key), panic = message, "reconcile panicked; retrying with backoff")
             }
             Key::Catalog => error!(
                 panic = message,

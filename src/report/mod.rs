@@ -9,6 +9,8 @@
 //! - [`packet`]: the integrity layer: `SHA256SUMS`, its optional signature, the packet
 //!   digest, writing a sealed packet and verifying one.
 //! - [`store`]: where the operator keeps packets: a directory or an S3-compatible bucket.
+//! - [`schedule`]: when a tenant's months close, and which `PatchReport`s to make;
+//!   [`record`]: closing a month for the operator, and what its `PatchReport` records.
 //! - [`inputs`]: `inputs.json`, the statement of what produced a packet.
 //! - [`keys`]: ed25519 signing keys in OpenSSL's PEM files.
 //! - [`cli`]: `ringmaster report verify` and `ringmaster report keygen`.
@@ -26,5 +28,7 @@ pub mod markdown;
 pub mod model;
 pub mod month;
 pub mod packet;
+pub mod record;
+pub mod schedule;
 pub mod store;
 pub mod svg;

@@ -88,39 +88,9 @@ impl MonthReport {
     }
 }
 
-/// The figures on the front page.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Headline {
-    /// Devices the tenant's policies govern, as their statuses count them.
-    pub devices: u32,
-    /// Device–patch pairs open at some time in the month.
-    pub pairs: u32,
-    /// Pairs in good standing (installed on time, not yet due, or exempt) of all counted
-    /// pairs, in percent, as the policies' status counts it. None when there is none.
-    pub compliance_percent: Option<f64>,
-    /// Pairs installed by their deadline.
-    pub installed_on_time: u32,
-    /// Pairs installed after their deadline.
-    pub installed_late: u32,
-    /// Pairs past their deadline and not installed at `asOf`.
-    pub overdue: u32,
-    /// Pairs not installed and not yet due at `asOf`.
-    pub open: u32,
-    /// Pairs an active exception covers at `asOf`.
-    pub exempt: u32,
-    /// Pairs installed within the month.
-    pub installed_in_month: u32,
-    /// The median time from a patch's release to its install, over the pairs installed
-    /// within the month, in seconds.
-    pub median_time_to_install_seconds: Option<i64>,
-    /// Rings halted within the month.
-    pub halts: u32,
-    /// Rollbacks started within the month.
-    pub rollbacks: u32,
-    /// Exceptions active at `asOf`.
-    pub active_exceptions: u32,
-}
+/// The figures on the front page: the same a closed month's `PatchReport` records in its
+/// status.
+pub use crate::api::Headline;
 
 /// SLA compliance of one policy's tier × severity cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
@@ -605,18 +605,24 @@ impl S3Store {
         &self,
         objects: Vec<(String, Key)>,
     ) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
-        futures::stream::iter(objects)
-            .map(|(rel, key)| async move {
-                let got = match self.client.get(&key).await {
-                    Ok(got) => got.bytes().await,
-                    Err(e) => Err(e),
-                };
-                got.map(|b| (rel, b.to_vec()))
-                    .map_err(|e| self.failed("get", key.as_ref(), e))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await
+        let mut files = BTreeMap::new();
+        for chunk in objects.chunks(CONCURRENCY) {
+            // Collected first: a stream of borrowing futures held across an await makes
+            // the caller's future not Send (rust-lang/rust#102211).
+            let gets: Vec<_> = chunk.iter().map(|(rel, key)| self.get(rel, key)).collect();
+            files.extend(futures::future::try_join_all(gets).await?);
+        }
+        Ok(files)
+    }
+
+    /// One object's bytes, with its relative path.
+    async fn get(&self, rel: &str, key: &Key) -> Result<(String, Vec<u8>), StoreError> {
+        let got = match self.client.get(key).await {
+            Ok(got) => got.bytes().await,
+            Err(e) => Err(e),
+        };
+        got.map(|b| (rel.to_string(), b.to_vec()))
+            .map_err(|e| self.failed("get", key.as_ref(), e))
     }
 
     /// Every object under `dir/`, read; nothing there is [`StoreError::NotFound`].
@@ -664,15 +670,18 @@ impl S3Store {
                     .map_err(|e| self.failed("delete", key.as_ref(), e))?;
             }
         }
-        let body = sealed
+        let body: Vec<(&String, &Vec<u8>)> = sealed
             .files()
             .iter()
-            .filter(|(rel, _)| *rel != SUMS && *rel != SIG);
-        futures::stream::iter(body)
-            .map(|(rel, bytes)| self.upload(&dir, rel, bytes))
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+            .filter(|(rel, _)| *rel != SUMS && *rel != SIG)
+            .collect();
+        for chunk in body.chunks(CONCURRENCY) {
+            let puts: Vec<_> = chunk
+                .iter()
+                .map(|(rel, bytes)| self.upload(&dir, rel, bytes))
+                .collect();
+            futures::future::try_join_all(puts).await?;
+        }
         if let Some(sig) = sealed.signature() {
             self.upload(&dir, SIG, sig).await?;
         }

@@ -1,6 +1,6 @@
 //! A small fake API server for the operator's tests: the ringmaster kinds by path, JSON
 //! merge patches (with the status subresource), creations (409 when the name is taken),
-//! Events, the six CRDs (Established), and list + watch with a replayable event log.
+//! Events, the seven CRDs (Established), and list + watch with a replayable event log.
 //!
 //! The built-in kinds enrollment writes (Namespaces, ServiceAccounts and their tokens,
 //! RBAC, SubjectAccessReviews) are served by [`builtin`].
@@ -76,6 +76,7 @@ pub fn plural(kind: &str) -> &'static str {
         "ManagedDevice" => "manageddevices",
         "PatchRollout" => "patchrollouts",
         "Patch" => "patches",
+        "PatchReport" => "patchreports",
         other => panic!("unknown kind {other}"),
     }
 }
@@ -88,6 +89,7 @@ fn kind_of(plural: &str) -> &'static str {
         "manageddevices" => "ManagedDevice",
         "patchrollouts" => "PatchRollout",
         "patches" => "Patch",
+        "patchreports" => "PatchReport",
         other => panic!("unknown resource {other}"),
     }
 }
