@@ -150,30 +150,39 @@ struct ReportArgs {
 
 #[derive(Subcommand)]
 enum ReportCommand {
-    /// Check a packet directory against its SHA256SUMS, signature and digest.
+    /// Check a packet against its SHA256SUMS, signature and digest.
     ///
     /// Every file is checked against SHA256SUMS (changed, missing or unlisted files,
     /// malformed or escaping lines), and the signature (--key) and packet digest
-    /// (--digest) when given. Without either it proves integrity only:
-    /// whoever changed the files could have rewritten SHA256SUMS. Exits 0 when it
-    /// verifies, 1 when it does not (every problem is printed), 2 when the directory or
-    /// the key cannot be read.
+    /// (--digest, or the one PatchReport --report records) when given. Without either it
+    /// proves integrity only: whoever changed the files could have rewritten SHA256SUMS.
+    /// Exits 0 when it verifies, 1 when it does not (every problem is printed), 2 when
+    /// the packet, the key or the PatchReport cannot be read.
     #[command(after_help = "Examples:\n  \
         ringmaster report verify packets/acme/2023-11\n  \
         ringmaster report verify packets/acme/2023-11 --key acme-signing.pub\n  \
-        ringmaster report verify packets/acme/2023-11 --digest 9f86d081884c7d65…  \
-        # the digest the tenant's PatchReport records")]
+        ringmaster report verify packets/acme/2023-11 --digest 9f86d081884c7d65…\n  \
+        ringmaster report verify --report acme/2023-11   \
+        # where and what the tenant's PatchReport records\n  \
+        ringmaster report verify s3://evidence/ringmaster/acme/2023-11 --report acme/2023-11")]
     Verify {
-        /// The packet directory (holding SHA256SUMS).
-        dir: PathBuf,
+        /// The packet: a directory (holding SHA256SUMS), a file:// URL, or an s3:// URL
+        /// (credentials and endpoint from the AWS_* environment). With --report, default:
+        /// where the PatchReport says the packet is.
+        #[arg(value_name = "LOCATION", required_unless_present = "report")]
+        location: Option<String>,
         /// The signer's ed25519 public key (SPKI PEM, as `openssl pkey -pubout` writes
         /// it); SHA256SUMS.sig must then be its signature of SHA256SUMS.
         #[arg(long, value_name = "PUB.pem")]
         key: Option<PathBuf>,
         /// The expected packet digest: the sha256 of SHA256SUMS, hex (optionally
         /// `sha256:`), as the PatchReport records it.
-        #[arg(long, value_name = "HEX")]
+        #[arg(long, value_name = "HEX", conflicts_with = "report")]
         digest: Option<String>,
+        /// Check the packet against the digest the cluster records: PatchReport
+        /// NAMESPACE/NAME (from the kubeconfig's cluster), which must be closed.
+        #[arg(long, value_name = "NS/NAME")]
+        report: Option<String>,
     },
     /// Make an ed25519 key pair for signing packets.
     ///
@@ -279,8 +288,22 @@ fn main() -> ExitCode {
 fn report(command: Option<ReportCommand>, make: ReportArgs) -> u8 {
     use ringmaster::report::cli;
     match command {
-        Some(ReportCommand::Verify { dir, key, digest }) => {
-            cli::verify(&dir, key.as_deref(), digest.as_deref())
+        Some(ReportCommand::Verify {
+            location,
+            key,
+            digest,
+            report,
+        }) => {
+            let Some(runtime) = runtime() else {
+                return 2;
+            };
+            let args = cli::VerifyArgs {
+                location,
+                key,
+                digest,
+                report,
+            };
+            runtime.block_on(cli::verify(&args))
         }
         Some(ReportCommand::Keygen { out }) => cli::keygen(&out),
         None => {

@@ -91,9 +91,14 @@ impl Reports {
         Self { client, config }
     }
 
+    /// The current instant of the clock months are closed by.
+    pub fn now(&self) -> Timestamp {
+        self.config.clock.now()
+    }
+
     /// Closes what is due in one namespace; returns when to look again.
     pub async fn reconcile(&self, stores: &Stores, ns: &str) -> Result<Timestamp, Error> {
-        let now = self.config.clock.now();
+        let now = self.now();
         let zone = self.time_zone(ns).await?;
         let reports = stores.reports.in_namespace(ns);
         let objects = stores.objects(ns);

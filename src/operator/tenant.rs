@@ -239,9 +239,9 @@ fn controller(key: &Key) -> &'static str {
     }
 }
 
-/// The tokio instant of a wall-clock instant (now, if it has passed).
-fn instant_of(at: Timestamp) -> Instant {
-    let delta = at.duration_since(Timestamp::now());
+/// The tokio instant of an instant of a clock that reads `now` (now, if it has passed).
+fn instant_of(at: Timestamp, now: Timestamp) -> Instant {
+    let delta = at.duration_since(now);
     let wait = Duration::try_from(delta).unwrap_or(Duration::ZERO);
     Instant::now() + wait + WAKE_MARGIN
 }
@@ -263,7 +263,12 @@ impl Reconciler<Key> for TenantReconciler {
                     if let (Key::Tenant(ns), Some(at)) = (&key, wake) {
                         debug!(namespace = %ns, wake_at = %at, "next wake-up");
                     }
-                    Ok(wake.map(instant_of))
+                    // Months are closed by the report controller's clock.
+                    let now = match &key {
+                        Key::Reports(_) => ctx.reports.now(),
+                        Key::Tenant(_) | Key::Catalog => Timestamp::now(),
+                    };
+                    Ok(wake.map(|at| instant_of(at, now)))
                 }
                 Err(e) => {
                     match &key {

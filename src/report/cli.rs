@@ -10,47 +10,145 @@ use super::keys::{self, KeyError};
 use super::model::MonthReport;
 use super::month::{Month, MonthError};
 use super::packet::{
-    PacketError, SignatureCheck, Verified, VerifyError, WriteError, Written, verify_dir, write_dir,
+    self, PacketError, SignatureCheck, Verified, VerifyError, WriteError, Written, verify_dir,
+    write_dir,
 };
+use super::store::read_location;
+use crate::api::{PatchReport, ReportPhase};
 use crate::engine::Snapshot;
 use crate::sim::run::Closed;
 
-/// `ringmaster report verify DIR [--key PUB.pem] [--digest HEX]`: prints a summary and
-/// returns 0 when the packet verifies; prints every problem (stdout) and returns 1 when
-/// it does not; says why on stderr and returns 2 when the directory or the key cannot be
-/// read.
-pub fn verify(dir: &Path, key: Option<&Path>, digest: Option<&str>) -> u8 {
-    let key = match key.map(keys::read_verifying_key).transpose() {
+/// What `ringmaster report verify` checks.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyArgs {
+    /// The packet: a directory, a `file://` URL or an `s3://` URL; with `report` and
+    /// without this, the location the PatchReport records.
+    pub location: Option<String>,
+    /// The signer's public key.
+    pub key: Option<PathBuf>,
+    /// The expected packet digest.
+    pub digest: Option<String>,
+    /// `NS/NAME` of the PatchReport whose recorded digest the packet must have.
+    pub report: Option<String>,
+}
+
+/// `ringmaster report verify [LOCATION] [--key PUB.pem] [--digest HEX] [--report NS/NAME]`:
+/// prints a summary and returns 0 when the packet verifies; prints every problem
+/// (stdout) and returns 1 when it does not; says why on stderr and returns 2 when the
+/// packet, the key or the PatchReport cannot be read.
+pub async fn verify(a: &VerifyArgs) -> u8 {
+    let key = match a.key.as_deref().map(keys::read_verifying_key).transpose() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {}", VerifyError::from(e));
             return 2;
         }
     };
-    match verify_dir(dir, key.as_ref(), digest) {
+    let recorded = match &a.report {
+        Some(r) => match recorded(r).await {
+            Ok(rec) => Some(rec),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let Some(location) = a
+        .location
+        .clone()
+        .or_else(|| recorded.as_ref().map(|r| r.location.clone()))
+    else {
+        eprintln!("error: give the packet's location, or --report NS/NAME");
+        return 2;
+    };
+    let digest = recorded
+        .as_ref()
+        .map(|r| r.digest.as_str())
+        .or(a.digest.as_deref());
+    let result = if location.contains("://") {
+        match read_location(&location).await {
+            Ok(files) => packet::verify(&files, key.as_ref(), digest),
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("error: {location} cannot be read as a packet");
+                return 2;
+            }
+        }
+    } else {
+        verify_dir(Path::new(&location), key.as_ref(), digest)
+    };
+    match result {
         Ok(v) => {
-            print!("{}", summary(dir, &v));
+            print!("{}", summary(&location, &v));
+            if let Some(r) = &recorded {
+                println!(
+                    "cluster: the digest is the one PatchReport {} records",
+                    r.name
+                );
+            }
             0
         }
-        Err(errors) => report_problems(dir, &errors),
+        Err(errors) => report_problems(&location, &errors),
     }
 }
 
-/// Prints why `dir` did not verify: problems on stdout (exit 1), or what could not be
-/// read on stderr (exit 2). Returns the exit code.
-fn report_problems(dir: &Path, errors: &[VerifyError]) -> u8 {
+/// What a closed month's PatchReport records.
+struct Recorded {
+    /// `NS/NAME`.
+    name: String,
+    /// Its packet digest.
+    digest: String,
+    /// Where its packet is.
+    location: String,
+}
+
+/// Reads the digest and location a closed PatchReport records.
+async fn recorded(report: &str) -> Result<Recorded, String> {
+    let (ns, name) = report
+        .split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+        .ok_or_else(|| format!("--report {report:?}: expected NAMESPACE/NAME"))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("kubernetes client: {e}"))?;
+    let api: kube::Api<PatchReport> = kube::Api::namespaced(client, ns);
+    let r = api
+        .get(name)
+        .await
+        .map_err(|e| format!("reading PatchReport {ns}/{name}: {e}"))?;
+    let status = r.status.unwrap_or_default();
+    let closed = status.phase == Some(ReportPhase::Closed);
+    match (closed, status.digest, status.location) {
+        (true, Some(digest), Some(location)) => Ok(Recorded {
+            name: format!("{ns}/{name}"),
+            digest,
+            location,
+        }),
+        _ => Err(format!(
+            "PatchReport {ns}/{name} is not closed (phase {}): it records no digest to check against",
+            status
+                .phase
+                .map_or("none".to_string(), |p| format!("{p:?}"))
+        )),
+    }
+}
+
+/// Prints why `location` did not verify: problems on stdout (exit 1), or what could not
+/// be read on stderr (exit 2). Returns the exit code.
+fn report_problems(location: &str, errors: &[VerifyError]) -> u8 {
     let code = exit_code(errors);
     if code == 2 {
         for e in errors {
             eprintln!("error: {e}");
         }
-        eprintln!("error: {} cannot be read as a packet", dir.display());
+        eprintln!("error: {location} cannot be read as a packet");
     } else {
         for e in errors {
             println!("{e}");
         }
         let n = errors.len();
-        eprintln!("{}: does not verify: {n} problem(s)", dir.display());
+        eprintln!("{location}: does not verify: {n} problem(s)");
     }
     code
 }
@@ -66,9 +164,9 @@ pub fn exit_code(errors: &[VerifyError]) -> u8 {
 
 /// The lines `verify` prints for a packet that verifies, saying exactly what was and was
 /// not checked.
-pub fn summary(dir: &Path, v: &Verified) -> String {
+pub fn summary(location: &str, v: &Verified) -> String {
     let mut lines = vec![
-        format!("ok: {}: {} files match SHA256SUMS", dir.display(), v.files),
+        format!("ok: {location}: {} files match SHA256SUMS", v.files),
         format!("packet digest: {}", v.digest),
     ];
     lines.push(match &v.inputs {
@@ -99,8 +197,9 @@ pub fn summary(dir: &Path, v: &Verified) -> String {
         lines.push(
             "integrity only: the files match SHA256SUMS, but SHA256SUMS itself was not \
              authenticated, and whoever could change the files could have rewritten it; \
-             give --key (the signer's public key) or --digest (the digest the cluster's \
-             PatchReport records) to check that this is the packet that was produced"
+             give --key (the signer's public key), or --report NS/NAME (the digest the \
+             cluster's PatchReport records) or --digest, to check that this is the packet \
+             that was produced"
                 .into(),
         );
     }
@@ -145,7 +244,7 @@ mod tests {
 
     #[test]
     fn unauthenticated_verification_says_integrity_only() {
-        let dir = Path::new("out/2023-11");
+        let dir = "out/2023-11";
         let plain = summary(dir, &verified(SignatureCheck::Absent, false));
         assert!(
             plain.starts_with("ok: out/2023-11: 3 files match SHA256SUMS\n"),

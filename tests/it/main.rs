@@ -35,6 +35,7 @@ mod engine_rollout;
 mod enroll;
 mod manifest;
 mod operator_apply;
+mod operator_reports;
 mod operator_run;
 mod report_build;
 mod report_html;

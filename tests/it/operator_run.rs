@@ -33,7 +33,7 @@ fn load(fake: &Fake, ns: &str, yaml: &str) {
 
 /// The common tenant (policy `ws`, rings `it` with maxConcurrent 2 and `pilot`, KB1)
 /// with `it` devices in ring `it` and 2 in `pilot`, all seen just now.
-fn tenant(fake: &Fake, ns: &str, it: usize) {
+pub(crate) fn tenant(fake: &Fake, ns: &str, it: usize) {
     let seen = Timestamp::now().to_string();
     let yaml = format!(
         "{BASE}{}{}",
@@ -84,7 +84,11 @@ impl Running {
     }
 }
 
-async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check() {

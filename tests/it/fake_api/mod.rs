@@ -1,5 +1,6 @@
 //! A small fake API server for the operator's tests: the ringmaster kinds by path, JSON
-//! merge patches (with the status subresource), creations (409 when the name is taken),
+//! merge patches (with the status subresource), status replaces (409 on a stale
+//! resourceVersion), creations (409 when the name is taken),
 //! Events, the seven CRDs (Established), and list + watch with a replayable event log.
 //!
 //! The built-in kinds enrollment writes (Namespaces, ServiceAccounts and their tokens,
@@ -505,6 +506,24 @@ impl Fake {
                 }
                 if obj == old {
                     // A patch that changes nothing is not a change (no new version).
+                    return Reply::Json(StatusCode::OK, obj);
+                }
+                let obj = s.store(key, obj, "MODIFIED");
+                Reply::Json(StatusCode::OK, obj)
+            }
+            (Method::PUT, Some(name)) if target.status => {
+                let key = path_of(kind_of(&target.plural), target.namespace.as_deref(), name);
+                let Some(old) = s.objects.get(&key).cloned() else {
+                    return failure(404, "NotFound");
+                };
+                // A replace names the version it read: a stale one is a conflict.
+                let sent = body["metadata"]["resourceVersion"].as_str();
+                if sent.is_some_and(|v| Some(v) != old["metadata"]["resourceVersion"].as_str()) {
+                    return failure(409, "Conflict");
+                }
+                let mut obj = old.clone();
+                obj["status"] = body["status"].clone();
+                if obj == old {
                     return Reply::Json(StatusCode::OK, obj);
                 }
                 let obj = s.store(key, obj, "MODIFIED");
