@@ -38,7 +38,7 @@ use kube::{Api, Client};
 use ringmaster::agent::{Behaviour, Fleet, FleetConfig};
 use ringmaster::api::*;
 use ringmaster::operator::metrics::Metrics;
-use ringmaster::operator::{Operator, OperatorConfig};
+use ringmaster::operator::{Clock, Operator, OperatorConfig, ReportConfig};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -184,11 +184,17 @@ impl Env {
     /// Starts the operator (the same code `ringmaster run` runs, without its servers
     /// and lease) and waits until it is ready.
     async fn start_operator(&self) {
+        self.start_operator_with(ReportConfig::default()).await;
+    }
+
+    /// Starts the operator with a way of closing months, and waits until it is ready.
+    async fn start_operator_with(&self, reports: ReportConfig) {
         let operator = Operator::with_metrics(
             operator_client().await,
             OperatorConfig {
                 namespaces: Some(vec![self.ns.clone()]),
                 instance: Some(format!("e2e-{}", self.suffix)),
+                reports,
                 ..OperatorConfig::default()
             },
             Arc::clone(&self.metrics),
@@ -927,6 +933,145 @@ async fn evidence_of_a_rollback(env: &Env) {
         "{objects:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The month in `zone` that `at` falls in.
+fn month_in(zone: &str, at: Timestamp) -> ringmaster::report::month::Month {
+    ringmaster::report::month::Month::containing(at, zone).expect("a zone")
+}
+
+/// A PatchReport's status once it is closed.
+async fn closed_report(env: &Env, name: &str, limit: Duration) -> PatchReportStatus {
+    let reports: Api<PatchReport> = Api::namespaced(env.client.clone(), &env.ns);
+    eventually(&format!("PatchReport {name} is closed"), limit, || async {
+        let r = reports.get_opt(name).await.ok().flatten()?;
+        let status = r.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (ready && status.phase == Some(ReportPhase::Closed)).then_some(status)
+    })
+    .await
+}
+
+/// `ringmaster report verify ARGS…` as a process, with the test's KUBECONFIG.
+fn verify_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(["report", "verify"])
+        .args(args)
+        .output()
+        .expect("running ringmaster report verify")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn the_operator_closes_a_month_at_its_boundary_and_the_packet_verifies() {
+    scenario_with("months", false, async |env| {
+        const ZONE: &str = "Pacific/Auckland";
+        let namespaces: Api<Namespace> = Api::all(env.client.clone());
+        let zone = json!({"metadata": {"annotations": {
+            "patching.ringmaster.dev/time-zone": ZONE}}});
+        namespaces
+            .patch(&env.ns, &PatchParams::default(), &KubePatch::Merge(&zone))
+            .await
+            .expect("annotating the tenant's time zone");
+        env.tenant(2, 3).await;
+        // The report controller's clock stands 5 s before the running month ends in
+        // Auckland; the rest of the operator keeps the real time.
+        let now = Timestamp::now();
+        let running = month_in(ZONE, now);
+        let lead = SignedDuration::from_secs(5);
+        let offset = running.end().duration_since(now) - lead;
+        let store_dir = std::env::temp_dir().join(format!("ringmaster-e2e-months-{}", env.suffix));
+        let store = ringmaster::report::store::Store::parse(&store_dir.display().to_string())
+            .expect("a store");
+        env.start_operator_with(ReportConfig {
+            store: Some(store),
+            sign_key: None,
+            clock: Clock::offset(offset),
+        })
+        .await;
+
+        // The boundary passes: the operator makes the month's PatchReport and closes it.
+        let label = running.label();
+        let status = closed_report(env, &label, Duration::from_secs(60)).await;
+        assert_eq!(status.end, Some(running.end()));
+        assert_eq!(status.time_zone.as_deref(), Some(ZONE));
+        let headline = status.headline.clone().expect("the headline figures");
+        assert_eq!(headline.devices, 3, "{headline:?}");
+        let location = status.location.clone().expect("a location");
+        let digest = status.digest.clone().expect("a digest");
+        assert!(
+            location.ends_with(&format!("/{}/{label}", env.ns)),
+            "{location}"
+        );
+
+        // It verifies against what the cluster records; a changed byte does not.
+        let report = format!("{}/{label}", env.ns);
+        let ok = verify_cli(&["--report", &report]);
+        let stdout = String::from_utf8_lossy(&ok.stdout);
+        assert!(ok.status.success(), "{ok:?}");
+        assert!(stdout.contains("digest: matches"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("PatchReport {report} records")),
+            "{stdout}"
+        );
+        let copy = store_dir.join("tampered");
+        std::fs::create_dir_all(&copy).expect("a copy");
+        for entry in std::fs::read_dir(&location).expect("the packet") {
+            let entry = entry.expect("an entry");
+            std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copied");
+        }
+        let sums = std::fs::read_to_string(copy.join("SHA256SUMS")).expect("sums");
+        let rewritten = sums.replacen('0', "1", 1);
+        std::fs::write(copy.join("SHA256SUMS"), rewritten).expect("rewritten");
+        let bad = verify_cli(&[&copy.display().to_string(), "--report", &report]);
+        assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+
+        // On demand: a person asks for the month before; the tenant did not exist then,
+        // so the operator made no report of its own for it, but it closes this one.
+        let previous = running.previous().label();
+        let reports: Api<PatchReport> = Api::namespaced(env.client.clone(), &env.ns);
+        let mut asked = PatchReport::new(
+            "audit-previous",
+            PatchReportSpec {
+                month: previous.clone(),
+                time_zone: None,
+            },
+        );
+        asked.metadata.namespace = Some(env.ns.clone());
+        reports
+            .create(&PostParams::default(), &asked)
+            .await
+            .expect("a person's PatchReport");
+        let before = closed_report(env, "audit-previous", Duration::from_secs(30)).await;
+        let verified = ringmaster::report::packet::verify_dir(
+            std::path::Path::new(&before.location.clone().expect("a location")),
+            None,
+            before.digest.as_deref(),
+        )
+        .expect("the previous month verifies");
+        assert_eq!(verified.inputs.expect("inputs").month, previous);
+        assert!(
+            reports.get_opt(&previous).await.expect("a read").is_none(),
+            "no report of the operator's own for a month before the tenant"
+        );
+        // A closed month never changes: its spec cannot be edited.
+        let edit = json!({"spec": {"month": "2020-01"}});
+        let refused = reports
+            .patch(&label, &PatchParams::default(), &KubePatch::Merge(&edit))
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(
+            closed_report(env, &label, Duration::from_secs(5))
+                .await
+                .digest,
+            Some(digest)
+        );
+        let _ = std::fs::remove_dir_all(&store_dir);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

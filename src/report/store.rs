@@ -143,6 +143,17 @@ pub enum StoreError {
     },
 }
 
+/// How a request is retried: a few times within half a minute, so that a store that is
+/// down fails a close in seconds (the operator retries it with backoff and says so on
+/// the report) rather than after object_store's default three minutes.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..object_store::RetryConfig::default()
+    }
+}
+
 /// A variable of the process environment (the store treats an empty value as unset).
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -490,7 +501,8 @@ impl S3Store {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
             .with_region(&region)
-            .with_allow_http(false);
+            .with_allow_http(false)
+            .with_retry(retry());
         if let Some(endpoint) = &endpoint {
             let http = if endpoint.starts_with("http://") {
                 true
