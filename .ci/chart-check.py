@@ -17,7 +17,9 @@ Rules for every render:
   with `--host-exec` and the nsenter prefix, the operator's image;
 - the operator, the simulated agent, the node agent and the catalog imports get exactly
   the permissions they need: the expected set is written out below from the contract, and any permission
-  more or less is a failure;
+  more or less is a failure; the operator in particular deletes nothing and has no access
+  to Secrets, and reads only the watched Namespaces in namespaced mode;
+- the CRDs the operator may check are exactly the files in the chart's crds/;
 - one catalog CronJob per enabled source and none for the others (none by default), each
   running `catalog import <source> <urls…> <args…>` on its schedule with the operator's
   image, as the catalog ServiceAccount, whose ClusterRole holds get, list, create and
@@ -51,7 +53,8 @@ CATALOG_SOURCES = ["msrc", "osv", "kev", "epss"]
 # server checks `create` as well when the Patch does not exist yet. `get` reads one.
 CATALOG_VERBS = ["get", "list", "create", "patch"]
 GROUP = "patching.ringmaster.dev"
-NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts"]
+NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts",
+                    "patchreports"]
 ALL_KINDS = NAMESPACED_KINDS + ["patches"]
 CRD_NAMES = sorted(f"{k}.{GROUP}" for k in ALL_KINDS)
 METRICS = [
@@ -187,6 +190,9 @@ def expected_operator_grants(exp):
         want.add((scope, GROUP, "manageddevices", "patch", None))
         want.add((scope, GROUP, "patchrollouts", "create", None))
         want.add((scope, GROUP, "patchrollouts", "patch", None))
+        # A PatchReport per tenant and month; its status is written whole (PUT).
+        want.add((scope, GROUP, "patchreports", "create", None))
+        want.add((scope, GROUP, "patchreports/status", "update", None))
         want.add((scope, "events.k8s.io", "events", "create", None))
         want.add((scope, "events.k8s.io", "events", "patch", None))
     for v in ("get", "list", "watch"):
@@ -194,6 +200,9 @@ def expected_operator_grants(exp):
     want.add(("cluster", GROUP, "patches/status", "patch", None))
     for crd in CRD_NAMES:
         want.add(("cluster", "apiextensions.k8s.io", "customresourcedefinitions", "get", crd))
+    # The tenants' time zones: a GET of each watched Namespace (any, when all are watched).
+    for ns in exp["watch"] or [None]:
+        want.add(("cluster", "", "namespaces", "get", ns))
     if exp["leader"]:
         want.add((RELEASE_NS, "coordination.k8s.io", "leases", "create", None))
         for v in ("get", "update", "patch"):
@@ -257,13 +266,20 @@ def check_user_roles(render, docs):
         "ringmaster-edit": ({agg + "edit"},
                             {(GROUP, r, v) for r in ("patchpolicies", "deploymentrings", "patchexceptions")
                              for v in ("create", "update", "patch", "delete")}
-                            | {(GROUP, "patchrollouts", "patch")}),
+                            | {(GROUP, "patchrollouts", "patch")}
+                            # Closing a month on demand; never a report's status.
+                            | {(GROUP, "patchreports", v) for v in ("create", "delete")}),
         "ringmaster-catalog-editor": (set(),
                                       {(GROUP, "patches", v) for v in
                                        ("get", "list", "watch", "create", "update", "patch", "delete")}),
     }
     expect["ringmaster-admin"] = ({agg + "admin"},
                                   expect["ringmaster-edit"][1] | {(GROUP, "patchrollouts", "delete")})
+    # A status is the operator's: no role for people writes one (a report's above all).
+    for name in expect:
+        for g, r, v in sorted(flat(roles[name]) if name in roles else ()):
+            if r.endswith("/status"):
+                fail(render, f"ClusterRole {name} grants {v} on {r}: statuses are the operator's")
     for name, (want_labels, want_rules) in expect.items():
         role = roles.get(name)
         if role is None:
@@ -508,6 +524,26 @@ def check_node_agent(render, docs, exp):
     for svc in (o for o in docs if o.get("kind") == "Service"):
         if all(ds["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items()):
             fail(render, f"Service {svc['metadata']['name']} selects the node agent's pods")
+
+
+# ---- the operator's limits ----
+
+def check_operator_limits(render, got):
+    """Beyond the exact set: the operator deletes nothing and never touches a Secret."""
+    for scope, g, r, v, n in sorted(got, key=str):
+        if v in ("delete", "deletecollection"):
+            fail(render, f"the operator may {v} {r} ({scope}): it never deletes")
+        if r == "secrets" or r.startswith("secrets/"):
+            fail(render, f"the operator may {v} {r} ({scope}): it reads no Secret, they are mounted")
+        if r == "namespaces" and v != "get":
+            fail(render, f"the operator may {v} namespaces: it only GETs a tenant's Namespace")
+
+
+def check_crd_names():
+    """The CRDs the checks expect are the chart's crds/, file for file."""
+    files = sorted(f[:-len(".yaml")] for f in os.listdir(os.path.join(CHART, "crds")) if f.endswith(".yaml"))
+    if files != CRD_NAMES:
+        fail("crds", f"charts/ringmaster/crds/ holds {files}, the checks expect {CRD_NAMES}")
 
 
 # ---- catalog imports ----
@@ -762,6 +798,7 @@ def check_common(render, docs):
 
 
 def main():
+    check_crd_names()
     for render, exp in RENDERS.items():
         path = os.path.join(OUT, f"{render}.yaml")
         if not os.path.exists(path):
@@ -773,7 +810,9 @@ def main():
         check_deployments(render, docs)
         check_operator(render, docs, exp)
         check_agent(render, docs, exp)
-        check_exact(render, "the operator", grants(render, docs, OPERATOR_SA), expected_operator_grants(exp))
+        operator_grants = grants(render, docs, OPERATOR_SA)
+        check_exact(render, "the operator", operator_grants, expected_operator_grants(exp))
+        check_operator_limits(render, operator_grants)
         check_exact(render, "the simulated agent", grants(render, docs, AGENT_SA), expected_agent_grants(exp))
         check_exact(render, "the node agent", grants(render, docs, NODE_AGENT_SA), expected_node_agent_grants(exp))
         check_node_agent(render, docs, exp)

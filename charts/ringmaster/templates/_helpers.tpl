@@ -130,7 +130,7 @@ The Lease the operator holds when leader election is on.
 {{- end }}
 
 {{/*
-The names of the six CRDs (the files in crds/ without ".yaml").
+The names of the seven CRDs (the files in crds/ without ".yaml").
 */}}
 {{- define "ringmaster.crdNames" -}}
 - patchpolicies.patching.ringmaster.dev
@@ -138,6 +138,7 @@ The names of the six CRDs (the files in crds/ without ".yaml").
 - patchexceptions.patching.ringmaster.dev
 - manageddevices.patching.ringmaster.dev
 - patchrollouts.patching.ringmaster.dev
+- patchreports.patching.ringmaster.dev
 - patches.patching.ringmaster.dev
 {{- end }}
 
