@@ -17,7 +17,17 @@ Rules for every render:
   with `--host-exec` and the nsenter prefix, the operator's image;
 - the operator, the simulated agent, the node agent and the catalog imports get exactly
   the permissions they need: the expected set is written out below from the contract, and any permission
-  more or less is a failure;
+  more or less is a failure; the operator in particular deletes nothing and has no access
+  to Secrets, and reads only the watched Namespaces in namespaced mode;
+- the CRDs the operator may check are exactly the files in the chart's crds/;
+- the evidence packets (reports.*): by default a PersistentVolumeClaim kept on uninstall
+  (helm.sh/resource-policy: keep), mounted read-write at /var/lib/ringmaster/reports and
+  named by --report-store, the container's only writable mount; with an existing claim
+  that claim and no PVC; with the s3 store no PVC and no volume, the bucket in
+  --report-store and the endpoint, region and credentials (from the Secret, never
+  inline) in the environment; with reports off none of it; the signing key mounted
+  read-only from its Secret (signing.key only), readable by the operator's user through
+  fsGroup and by nobody else, and named by --report-sign-key;
 - one catalog CronJob per enabled source and none for the others (none by default), each
   running `catalog import <source> <urls…> <args…>` on its schedule with the operator's
   image, as the catalog ServiceAccount, whose ClusterRole holds get, list, create and
@@ -51,7 +61,8 @@ CATALOG_SOURCES = ["msrc", "osv", "kev", "epss"]
 # server checks `create` as well when the Patch does not exist yet. `get` reads one.
 CATALOG_VERBS = ["get", "list", "create", "patch"]
 GROUP = "patching.ringmaster.dev"
-NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts"]
+NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts",
+                    "patchreports"]
 ALL_KINDS = NAMESPACED_KINDS + ["patches"]
 CRD_NAMES = sorted(f"{k}.{GROUP}" for k in ALL_KINDS)
 METRICS = [
@@ -76,9 +87,29 @@ ALL_ON_CATALOG = {
     "epss": dict(schedule="45 15 * * *", urls=[], args=[]),
 }
 
+# Where the operator keeps packets, and the file of the signing key.
+REPORTS_DIR = "/var/lib/ringmaster/reports"
+SIGNING_KEY = "/etc/ringmaster/report-signing/signing.key"
+
+# The reports settings of a render (`reports` in RENDERS): the --report-store wanted
+# (None: reports off), the PersistentVolumeClaim the operator mounts (None: none) and
+# whether the chart creates it (with its size, storage class and access modes), the
+# environment the s3 store gets (name -> a value, or ("secret", name, key, optional)),
+# and the Secret of the signing key (None: unsigned).
+DEFAULT_REPORTS = dict(store=REPORTS_DIR, claim="ringmaster-reports", created=True,
+                       size="5Gi", storage_class=None, access_modes=["ReadWriteOnce"],
+                       env={}, signing=None)
+S3_REPORTS = dict(store="s3://ringmaster-evidence/clusters/prod", claim=None, created=False,
+                  env={"AWS_ENDPOINT_URL": "https://minio.example.com:9000",
+                       "AWS_REGION": "eu-central-1",
+                       "AWS_ACCESS_KEY_ID": ("secret", "ringmaster-s3", "AWS_ACCESS_KEY_ID", None),
+                       "AWS_SECRET_ACCESS_KEY": ("secret", "ringmaster-s3", "AWS_SECRET_ACCESS_KEY", None),
+                       "AWS_SESSION_TOKEN": ("secret", "ringmaster-s3", "AWS_SESSION_TOKEN", True)},
+                  signing="ringmaster-report-signing")
+
 # What each render of .ci/chart is expected to hold. `catalog` is the enabled catalog
 # sources; `catalog_sa` their ServiceAccount (None: "<fullname>-catalog") and whether the
-# chart creates it.
+# chart creates it; `reports` as above (absent: DEFAULT_REPORTS).
 RENDERS = {
     "default": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
                     service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
@@ -89,7 +120,9 @@ RENDERS = {
     "all-on": dict(watch=["team-a", "team-b"], replicas=2, leader=True, lease="ringmaster-leader",
                    vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True,
                    agent="team-a", node="team-b", log_format="json",
-                   catalog=ALL_ON_CATALOG, catalog_sa=(None, True), time_zone="Etc/UTC"),
+                   catalog=ALL_ON_CATALOG, catalog_sa=(None, True), time_zone="Etc/UTC",
+                   reports=dict(DEFAULT_REPORTS, size="20Gi", storage_class="shared-nfs",
+                                access_modes=["ReadWriteMany"], signing="ringmaster-report-signing")),
     "namespaced-single": dict(watch=["tenant-a"], replicas=1, leader=True, lease="ringmaster-tenant-a",
                               vap=True, actions=["Deny"], service_monitor=False, dashboard=False,
                               agent=None, node=None, log_format="text", catalog={}),
@@ -107,6 +140,25 @@ RENDERS = {
     "node-mode": dict(watch=[], replicas=1, leader=False, lease=None, vap=True, actions=["Deny"],
                       service_monitor=False, dashboard=False, agent=None, node=RELEASE_NS,
                       log_format="json", catalog={}),
+    # The evidence packets in a bucket of an S3-compatible server, with static credentials
+    # and a signing key (ci/reports-s3-values.yaml).
+    "reports-s3": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                       service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
+                       catalog={}, reports=S3_REPORTS),
+    # In AWS S3 with the pod's own credentials (IRSA, instance): nothing but the bucket.
+    "reports-s3-irsa": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                            service_monitor=False, dashboard=False, agent=None, node=None,
+                            log_format="json", catalog={},
+                            reports=dict(S3_REPORTS, store="s3://ringmaster-evidence", env={}, signing=None)),
+    # On a claim the user made.
+    "reports-existing-claim": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                                   service_monitor=False, dashboard=False, agent=None, node=None,
+                                   log_format="json", catalog={},
+                                   reports=dict(DEFAULT_REPORTS, claim="evidence", created=False)),
+    # Reports off: no store, no volume, no key.
+    "reports-off": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
+                        service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
+                        catalog={}, reports=dict(store=None, claim=None, created=False, env={}, signing=None)),
 }
 # Renders checked only for the length of their names (another full name than FULLNAME).
 NAME_RENDERS = ["long-name"]
@@ -187,6 +239,9 @@ def expected_operator_grants(exp):
         want.add((scope, GROUP, "manageddevices", "patch", None))
         want.add((scope, GROUP, "patchrollouts", "create", None))
         want.add((scope, GROUP, "patchrollouts", "patch", None))
+        # A PatchReport per tenant and month; its status is written whole (PUT).
+        want.add((scope, GROUP, "patchreports", "create", None))
+        want.add((scope, GROUP, "patchreports/status", "update", None))
         want.add((scope, "events.k8s.io", "events", "create", None))
         want.add((scope, "events.k8s.io", "events", "patch", None))
     for v in ("get", "list", "watch"):
@@ -194,6 +249,9 @@ def expected_operator_grants(exp):
     want.add(("cluster", GROUP, "patches/status", "patch", None))
     for crd in CRD_NAMES:
         want.add(("cluster", "apiextensions.k8s.io", "customresourcedefinitions", "get", crd))
+    # The tenants' time zones: a GET of each watched Namespace (any, when all are watched).
+    for ns in exp["watch"] or [None]:
+        want.add(("cluster", "", "namespaces", "get", ns))
     if exp["leader"]:
         want.add((RELEASE_NS, "coordination.k8s.io", "leases", "create", None))
         for v in ("get", "update", "patch"):
@@ -257,13 +315,20 @@ def check_user_roles(render, docs):
         "ringmaster-edit": ({agg + "edit"},
                             {(GROUP, r, v) for r in ("patchpolicies", "deploymentrings", "patchexceptions")
                              for v in ("create", "update", "patch", "delete")}
-                            | {(GROUP, "patchrollouts", "patch")}),
+                            | {(GROUP, "patchrollouts", "patch")}
+                            # Closing a month on demand; never a report's status.
+                            | {(GROUP, "patchreports", v) for v in ("create", "delete")}),
         "ringmaster-catalog-editor": (set(),
                                       {(GROUP, "patches", v) for v in
                                        ("get", "list", "watch", "create", "update", "patch", "delete")}),
     }
     expect["ringmaster-admin"] = ({agg + "admin"},
                                   expect["ringmaster-edit"][1] | {(GROUP, "patchrollouts", "delete")})
+    # A status is the operator's: no role for people writes one (a report's above all).
+    for name in expect:
+        for g, r, v in sorted(flat(roles[name]) if name in roles else ()):
+            if r.endswith("/status"):
+                fail(render, f"ClusterRole {name} grants {v} on {r}: statuses are the operator's")
     for name, (want_labels, want_rules) in expect.items():
         role = roles.get(name)
         if role is None:
@@ -508,6 +573,138 @@ def check_node_agent(render, docs, exp):
     for svc in (o for o in docs if o.get("kind") == "Service"):
         if all(ds["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items()):
             fail(render, f"Service {svc['metadata']['name']} selects the node agent's pods")
+
+
+# ---- the operator's limits ----
+
+def check_operator_limits(render, got):
+    """Beyond the exact set: the operator deletes nothing and never touches a Secret."""
+    for scope, g, r, v, n in sorted(got, key=str):
+        if v in ("delete", "deletecollection"):
+            fail(render, f"the operator may {v} {r} ({scope}): it never deletes")
+        if r == "secrets" or r.startswith("secrets/"):
+            fail(render, f"the operator may {v} {r} ({scope}): it reads no Secret, they are mounted")
+        if r == "namespaces" and v != "get":
+            fail(render, f"the operator may {v} namespaces: it only GETs a tenant's Namespace")
+
+
+def check_crd_names():
+    """The CRDs the checks expect are the chart's crds/, file for file."""
+    files = sorted(f[:-len(".yaml")] for f in os.listdir(os.path.join(CHART, "crds")) if f.endswith(".yaml"))
+    if files != CRD_NAMES:
+        fail("crds", f"charts/ringmaster/crds/ holds {files}, the checks expect {CRD_NAMES}")
+
+
+# ---- evidence packets ----
+
+def check_reports(render, docs, exp):
+    want = exp.get("reports", DEFAULT_REPORTS)
+    deps = [d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == FULLNAME]
+    if len(deps) != 1:
+        return
+    pod = deps[0]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c.get("args") or []
+    where = "the operator"
+
+    def flag(name):
+        return [a.partition("=")[2] for a in args if a.partition("=")[0] == name]
+
+    store = flag("--report-store")
+    if store != ([want["store"]] if want["store"] else []):
+        fail(render, f"{where}: --report-store {store}, want {want['store']}")
+
+    # The PersistentVolumeClaims: the chart's own, only when it creates it, and kept.
+    pvcs = {o["metadata"]["name"]: o for o in docs if o.get("kind") == "PersistentVolumeClaim"}
+    want_pvcs = {want["claim"]} if want["created"] else set()
+    if set(pvcs) != want_pvcs:
+        fail(render, f"PersistentVolumeClaims {sorted(pvcs)}, want {sorted(want_pvcs)}")
+    for name in sorted(want_pvcs & set(pvcs)):
+        pvc = pvcs[name]
+        md = pvc["metadata"]
+        if md.get("namespace") != RELEASE_NS:
+            fail(render, f"PVC {name}: namespace {md.get('namespace')}, want {RELEASE_NS}")
+        if (md.get("annotations") or {}).get("helm.sh/resource-policy") != "keep":
+            fail(render, f"PVC {name}: no helm.sh/resource-policy: keep (helm uninstall would delete the evidence)")
+        spec = pvc["spec"]
+        if spec.get("accessModes") != want["access_modes"]:
+            fail(render, f"PVC {name}: accessModes {spec.get('accessModes')}, want {want['access_modes']}")
+        if spec.get("storageClassName") != want["storage_class"]:
+            fail(render, f"PVC {name}: storageClassName {spec.get('storageClassName')!r}, "
+                         f"want {want['storage_class']!r} (absent: the cluster's default)")
+        size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+        if size != want["size"]:
+            fail(render, f"PVC {name}: storage {size}, want {want['size']}")
+
+    # Volumes and mounts: the claim read-write at REPORTS_DIR, the only writable mount.
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    mounts = c.get("volumeMounts") or []
+    claims = {n: v["persistentVolumeClaim"]["claimName"] for n, v in volumes.items() if "persistentVolumeClaim" in v}
+    if sorted(claims.values()) != ([want["claim"]] if want["claim"] else []):
+        fail(render, f"{where} mounts the claims {sorted(claims.values())}, want {want['claim']}")
+    writable = [m for m in mounts if not m.get("readOnly")]
+    want_writable = [REPORTS_DIR] if want["claim"] else []
+    if [m["mountPath"] for m in writable] != want_writable:
+        fail(render, f"{where}: writable mounts {[m['mountPath'] for m in writable]}, want {want_writable}")
+    for m in writable:
+        if m["name"] not in claims:
+            fail(render, f"{where}: {m['mountPath']} is writable but not the reports claim")
+    if want["claim"]:
+        psc = pod.get("securityContext") or {}
+        if psc.get("fsGroup") != 65532:
+            fail(render, f"{where}: fsGroup {psc.get('fsGroup')}, want 65532 (the reports volume would be root's)")
+
+    # The s3 store's environment: exactly the variables wanted, credentials by reference.
+    env = {}
+    for e in c.get("env") or []:
+        if not e["name"].startswith("AWS_"):
+            continue
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        env[e["name"]] = ("secret", ref["name"], ref["key"], ref.get("optional")) if ref else e.get("value")
+    if env != want["env"]:
+        fail(render, f"{where}: AWS_* environment {env}, want {want['env']}")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if isinstance(env.get(name), str):
+            fail(render, f"{where}: {name} is written into the Deployment, not taken from a Secret")
+    if c.get("envFrom"):
+        fail(render, f"{where}: envFrom {c['envFrom']} (every key of a Secret would become a variable)")
+
+    # The signing key: read-only, from its Secret, signing.key alone, readable by the
+    # operator's user (65532, through fsGroup) and by nobody else.
+    sign = flag("--report-sign-key")
+    secrets = {n: v["secret"] for n, v in volumes.items() if "secret" in v}
+    if not want["signing"]:
+        if sign or secrets:
+            fail(render, f"{where}: --report-sign-key {sign}, Secret volumes {sorted(secrets)}, want none")
+        return
+    if sign != [SIGNING_KEY]:
+        fail(render, f"{where}: --report-sign-key {sign}, want {SIGNING_KEY}")
+    if len(secrets) != 1:
+        fail(render, f"{where}: Secret volumes {sorted(secrets)}, want the signing key's alone")
+        return
+    vol_name, sec = next(iter(secrets.items()))
+    if sec.get("secretName") != want["signing"]:
+        fail(render, f"{where}: the signing key comes from Secret {sec.get('secretName')}, want {want['signing']}")
+    if sec.get("items") != [{"key": "signing.key", "path": "signing.key"}]:
+        fail(render, f"{where}: the signing key volume holds {sec.get('items')}, want signing.key alone")
+    key_mounts = [m for m in mounts if m["name"] == vol_name]
+    if [(m["mountPath"], m.get("readOnly")) for m in key_mounts] != [(os.path.dirname(SIGNING_KEY), True)]:
+        fail(render, f"{where}: the signing key is mounted {key_mounts}, want read-only at {os.path.dirname(SIGNING_KEY)}")
+    mode = sec.get("defaultMode")
+    psc = pod.get("securityContext") or {}
+    user = effective(psc, c.get("securityContext") or {}, "runAsUser")
+    # Secret files belong to root; with fsGroup, to that group too, and the kubelet adds
+    # group read. The operator reads the key if it is root (it is not), or through the
+    # group, or through "other" (which would let anyone in the pod read it).
+    if not isinstance(mode, int):
+        fail(render, f"{where}: the signing key volume has no defaultMode")
+    else:
+        readable = user == 0 or (psc.get("fsGroup") == 65532 and user == 65532) or mode & 0o004
+        if not readable:
+            fail(render, f"{where}: the signing key (mode {mode:o}, fsGroup {psc.get('fsGroup')}) "
+                         f"is not readable by user {user}")
+        if mode & 0o077 & ~0o040:
+            fail(render, f"{where}: the signing key's mode {mode:o} gives more than the group read")
 
 
 # ---- catalog imports ----
@@ -762,6 +959,7 @@ def check_common(render, docs):
 
 
 def main():
+    check_crd_names()
     for render, exp in RENDERS.items():
         path = os.path.join(OUT, f"{render}.yaml")
         if not os.path.exists(path):
@@ -773,7 +971,10 @@ def main():
         check_deployments(render, docs)
         check_operator(render, docs, exp)
         check_agent(render, docs, exp)
-        check_exact(render, "the operator", grants(render, docs, OPERATOR_SA), expected_operator_grants(exp))
+        operator_grants = grants(render, docs, OPERATOR_SA)
+        check_exact(render, "the operator", operator_grants, expected_operator_grants(exp))
+        check_operator_limits(render, operator_grants)
+        check_reports(render, docs, exp)
         check_exact(render, "the simulated agent", grants(render, docs, AGENT_SA), expected_agent_grants(exp))
         check_exact(render, "the node agent", grants(render, docs, NODE_AGENT_SA), expected_node_agent_grants(exp))
         check_node_agent(render, docs, exp)
@@ -803,7 +1004,7 @@ def main():
             print(f"  {f}", file=sys.stderr)
         return 1
     print("    every render: no RBAC wildcard, restricted security contexts, exact permissions, "
-          "catalog CronJobs as configured")
+          "catalog CronJobs and evidence store as configured")
     return 0
 
 

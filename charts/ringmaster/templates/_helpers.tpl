@@ -130,7 +130,7 @@ The Lease the operator holds when leader election is on.
 {{- end }}
 
 {{/*
-The names of the six CRDs (the files in crds/ without ".yaml").
+The names of the seven CRDs (the files in crds/ without ".yaml").
 */}}
 {{- define "ringmaster.crdNames" -}}
 - patchpolicies.patching.ringmaster.dev
@@ -138,7 +138,57 @@ The names of the six CRDs (the files in crds/ without ".yaml").
 - patchexceptions.patching.ringmaster.dev
 - manageddevices.patching.ringmaster.dev
 - patchrollouts.patching.ringmaster.dev
+- patchreports.patching.ringmaster.dev
 - patches.patching.ringmaster.dev
+{{- end }}
+
+{{/*
+Where the reports volume is mounted in the operator container, and the --report-store
+that names it. The only writable place in the container.
+*/}}
+{{- define "ringmaster.reportsDir" -}}
+/var/lib/ringmaster/reports
+{{- end }}
+
+{{/*
+Where the report signing key is mounted (a directory: the Secret's key signing.key is
+the file in it).
+*/}}
+{{- define "ringmaster.reportSigningDir" -}}
+/etc/ringmaster/report-signing
+{{- end }}
+
+{{/*
+The reports PersistentVolumeClaim: reports.volume.existingClaim, else the one the chart
+creates, "<fullname>-reports".
+*/}}
+{{- define "ringmaster.reportsClaimName" -}}
+{{- default (printf "%s-reports" (include "ringmaster.fullname" .)) .Values.reports.volume.existingClaim }}
+{{- end }}
+
+{{/*
+"true" when the chart creates the reports PersistentVolumeClaim.
+*/}}
+{{- define "ringmaster.reportsCreateClaim" -}}
+{{- if and .Values.reports.enabled (eq .Values.reports.store "volume") (not .Values.reports.volume.existingClaim) }}true{{ end }}
+{{- end }}
+
+{{/*
+The operator's --report-store: the volume's mount path, or s3://<bucket>[/<prefix>].
+Empty when reports are off. Fails the render for store s3 without a bucket.
+*/}}
+{{- define "ringmaster.reportStore" -}}
+{{- $r := .Values.reports }}
+{{- if $r.enabled }}
+{{- if eq $r.store "s3" }}
+{{- if not $r.s3.bucket }}
+{{- fail "reports.s3.bucket is required when reports.store is s3 (the bucket the evidence packets are kept in); or set reports.store=volume" }}
+{{- end }}
+{{- printf "s3://%s" $r.s3.bucket }}{{ with $r.s3.prefix }}/{{ . }}{{ end }}
+{{- else }}
+{{- include "ringmaster.reportsDir" . }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
