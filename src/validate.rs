@@ -75,6 +75,7 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
                     .insert(name, e.clone());
             }
             Object::Patch(p) => patches.push(p.clone()),
+            Object::Report(r) => problems.extend(report_problem(&source, &ns, &name, r)),
             Object::Device(_) | Object::Rollout(_) | Object::Extension { .. } => {}
         }
     }
@@ -97,4 +98,26 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
     problems
         .sort_by(|a, b| (&a.source, &a.field, &a.message).cmp(&(&b.source, &b.field, &b.message)));
     problems
+}
+
+/// A PatchReport whose own time zone is not one (the schema has checked the month's
+/// form; a report without a zone takes its Namespace's, which is not in the manifests).
+fn report_problem(
+    source: &Source,
+    ns: &str,
+    name: &str,
+    r: &crate::api::PatchReport,
+) -> Option<Problem> {
+    let zone = r.spec.time_zone.as_deref()?;
+    let error = crate::report::month::Month::parse(&r.spec.month, zone).err()?;
+    let field = match error {
+        crate::report::month::MonthError::TimeZone(_) => "spec.timeZone",
+        crate::report::month::MonthError::Month(_) => "spec.month",
+    };
+    Some(Problem {
+        source: source.clone(),
+        object: format!("PatchReport {ns}/{name}"),
+        field: field.to_string(),
+        message: error.to_string(),
+    })
 }

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use super::load::{Document, Source};
 use super::schema::{self, Finding, Patterns};
 use crate::api::{
-    self, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout,
+    self, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchReport,
+    PatchRollout,
 };
 
 /// The API group of the simulator's own kinds; documents of this group are passed
@@ -37,6 +38,8 @@ pub enum Object {
     Patch(Patch),
     /// A `PatchRollout`.
     Rollout(PatchRollout),
+    /// A `PatchReport` (a month to close; the simulator closes months by itself).
+    Report(PatchReport),
     /// A document of the [`EXTENSION_GROUP`] group, exactly as written (not checked, not
     /// defaulted).
     Extension {
@@ -59,6 +62,7 @@ impl Object {
             Object::Device(_) => "ManagedDevice",
             Object::Patch(_) => "Patch",
             Object::Rollout(_) => "PatchRollout",
+            Object::Report(_) => "PatchReport",
             Object::Extension { kind, .. } => kind,
         }
     }
@@ -88,6 +92,7 @@ impl Object {
             Object::Device(o) => o.meta(),
             Object::Patch(o) => o.meta(),
             Object::Rollout(o) => o.meta(),
+            Object::Report(o) => o.meta(),
             Object::Extension { .. } => return None,
         })
     }
@@ -307,6 +312,8 @@ fn decode(kind: &str, value: &Value) -> Result<Object, Finding> {
         typed(value).map(Object::Patch)
     } else if kind == PatchRollout::kind(&()) {
         typed(value).map(Object::Rollout)
+    } else if kind == PatchReport::kind(&()) {
+        typed(value).map(Object::Report)
     } else {
         Err(finding("kind", format!("{kind} has no typed form")))
     }
@@ -696,6 +703,7 @@ mod tests {
                 ("ManagedDevice", true),
                 ("Patch", false),
                 ("PatchRollout", true),
+                ("PatchReport", true),
             ]
         );
         assert!(schemas.kinds.iter().all(|k| k.schema.is_some()));

@@ -44,6 +44,7 @@ pub fn world_from(objects: Vec<(Source, Object)>) -> Result<(World, FleetSpec), 
             Object::Exception(e) => e.metadata.namespace.clone(),
             Object::Device(d) => d.metadata.namespace.clone(),
             Object::Rollout(r) => r.metadata.namespace.clone(),
+            Object::Report(r) => r.metadata.namespace.clone(),
             Object::Patch(_) | Object::Extension { .. } => None,
         })
         .collect();
@@ -92,6 +93,8 @@ pub fn world_from(objects: Vec<(Source, Object)>) -> Result<(World, FleetSpec), 
                 stamp(&mut p.metadata);
                 world.patches.insert(p.spec.id.clone(), p);
             }
+            // The simulation closes every month it crosses (`--report`) by itself.
+            Object::Report(_) => {}
             Object::Extension { kind, value, .. } => {
                 if kind != "Fleet" {
                     return Err(SimLoadError::UnknownKind(source.to_string(), kind));

@@ -627,3 +627,33 @@ fn problems_are_sorted_and_output_is_deterministic() {
     let sources: Vec<&Source> = first.iter().map(|p| &p.source).collect();
     assert!(sources.windows(2).all(|w| w[0] <= w[1]));
 }
+
+#[test]
+fn a_patch_report_needs_a_month_and_a_time_zone_that_exist() {
+    let report = "apiVersion: patching.ringmaster.dev/v1alpha1\nkind: PatchReport\n\
+                  metadata: {name: november, namespace: acme}\n\
+                  spec: {month: \"2026-11\", timeZone: Europe/Paris}\n";
+    let now: jiff::Timestamp = "2026-12-07T00:00:00Z".parse().expect("t");
+    let check = |text: &str| -> Vec<String> {
+        ringmaster::validate::check(docs("r.yaml", text), None, now)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(check(report), Vec::<String>::new());
+    let bad_month = edit(report, "\"2026-11\"", "\"2026-13\"");
+    let shown = check(&bad_month);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].starts_with("r.yaml:1: PatchReport acme/november: spec.month:"),
+        "{shown:?}"
+    );
+    let bad_zone = edit(report, "Europe/Paris", "Mars/Olympus");
+    assert_eq!(
+        check(&bad_zone),
+        vec![
+            "r.yaml:1: PatchReport acme/november: spec.timeZone: time zone \"Mars/Olympus\": \
+             not an IANA time zone name (e.g. Europe/Berlin, UTC)"
+        ]
+    );
+}

@@ -201,3 +201,52 @@ async fn without_a_store_a_report_says_so_and_nothing_is_made() {
     assert_eq!(stalled["status"], "True", "only a person can fix it");
     let _ = stop.send(true);
 }
+
+/// The operator closing a month into a bucket of a real S3-compatible server
+/// (`moto_server`), whose packet reads back and verifies against the digest the report
+/// records. Run: `RINGMASTER_S3_TEST=1 cargo test --test it operator_reports -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an S3 server: RINGMASTER_S3_TEST=1 cargo test --test it operator_reports -- --ignored"]
+async fn a_month_closes_into_an_s3_bucket() {
+    if std::env::var("RINGMASTER_S3_TEST").as_deref() != Ok("1") {
+        eprintln!("skipped: set RINGMASTER_S3_TEST=1 to run the S3 test");
+        return;
+    }
+    let (_server, endpoint) = crate::report_store::MotoServer::start();
+    let bucket = "ringmaster-operator-test";
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .expect("PUT /bucket");
+    assert!(created.status().is_success(), "{}", created.status());
+    let vars = [
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+    ];
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let store = Store::parse_with_env(&format!("s3://{bucket}/evidence"), env).expect("a store");
+    let fake = Fake::default();
+    tenant(&fake, NS, 2);
+    person_report(&fake, "nov", "2023-11");
+    let stop = start(&fake, Some(store), Clock::system());
+    let status = eventually("the month is closed", Duration::from_secs(30), || {
+        ready(&fake, "nov").filter(|s| s["phase"] == "Closed")
+    })
+    .await;
+    let location = status["location"].as_str().expect("a location");
+    assert_eq!(location, format!("s3://{bucket}/evidence/{NS}/2023-11"));
+    let files = ringmaster::report::store::read_location_with_env(location, env)
+        .await
+        .expect("the packet reads back");
+    let digest = status["digest"].as_str().expect("a digest");
+    let verified =
+        ringmaster::report::packet::verify(&files, None, Some(digest)).expect("it verifies");
+    assert_eq!(verified.inputs.expect("inputs").month, "2023-11");
+    let _ = stop.send(true);
+}

@@ -173,14 +173,14 @@ async fn reading_a_directory_with_a_non_utf8_name_is_an_error_naming_it() {
 }
 
 /// A `moto_server` this test started, stopped when dropped.
-struct MotoServer {
+pub(crate) struct MotoServer {
     child: Child,
 }
 
 impl MotoServer {
     /// Starts `moto_server` on a free loopback port and waits until it answers; returns
     /// it and its endpoint.
-    fn start() -> (MotoServer, String) {
+    pub(crate) fn start() -> (MotoServer, String) {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
