@@ -134,6 +134,15 @@ pub enum Error {
     /// Leader election failed.
     #[error("leader election: {0}")]
     Lease(String),
+    /// A closed month's packet could not be stored (the report says so; it is retried).
+    #[error("storing the packet at {location}: {source}")]
+    Store {
+        /// Where it was to go.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: Box<crate::report::store::StoreError>,
+    },
     /// A flag's value cannot be used.
     #[error("{0}")]
     Config(String),

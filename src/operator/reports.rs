@@ -246,17 +246,13 @@ impl Reports {
                 let message = format!("storing the packet at {location}: {e}; retrying");
                 self.write(
                     r,
-                    failed(
-                        r,
-                        month,
-                        now,
-                        ReportReason::StoreFailed,
-                        message.clone(),
-                        false,
-                    ),
+                    failed(r, month, now, ReportReason::StoreFailed, message, false),
                 )
                 .await?;
-                return Err(Error::Task(message));
+                return Err(Error::Store {
+                    location,
+                    source: Box::new(e),
+                });
             }
         };
         let record: Record = match stored {
