@@ -188,16 +188,7 @@ impl Store {
             let (bucket, prefix) = parse_s3(rest).map_err(bad)?;
             return Ok(Store::S3(S3Store::new(bucket, prefix, &env).map_err(bad)?));
         }
-        let path = if let Some(rest) = spec.strip_prefix("file://") {
-            file_url_path(rest).map_err(bad)?
-        } else if spec.contains("://") {
-            return Err(bad("the only URL schemes are file:// and s3://".into()));
-        } else {
-            spec
-        };
-        if path.is_empty() {
-            return Err(bad("empty path".into()));
-        }
+        let path = local_path(spec).map_err(bad)?;
         if !path.starts_with('/') {
             return Err(bad("a directory store's path must be absolute".into()));
         }
@@ -445,17 +436,7 @@ pub async fn read_location_with_env(
         let s3 = S3Store::new(bucket, String::new(), &env).map_err(bad)?;
         return s3.read(&key).await;
     }
-    let path = if let Some(rest) = location.strip_prefix("file://") {
-        file_url_path(rest).map_err(bad)?
-    } else if location.contains("://") {
-        return Err(bad("the only URL schemes are file:// and s3://".into()));
-    } else {
-        location
-    };
-    if path.is_empty() {
-        return Err(bad("empty path".into()));
-    }
-    let dir = PathBuf::from(path);
+    let dir = PathBuf::from(local_path(location).map_err(bad)?);
     let what = dir.clone();
     tokio::task::spawn_blocking(move || read_dir(&dir))
         .await
@@ -463,6 +444,22 @@ pub async fn read_location_with_env(
             path: what,
             source: std::io::Error::other(e.to_string()),
         })?
+}
+
+/// The path of a spec or location that is not `s3://`: a plain path, or a `file://`
+/// URL's.
+fn local_path(spec: &str) -> Result<&str, String> {
+    let path = if let Some(rest) = spec.strip_prefix("file://") {
+        file_url_path(rest)?
+    } else if spec.contains("://") {
+        return Err("the only URL schemes are file:// and s3://".into());
+    } else {
+        spec
+    };
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    Ok(path)
 }
 
 /// The Content-Type a packet file is stored with.
