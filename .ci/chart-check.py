@@ -35,9 +35,12 @@ Rules for every render:
 - no name is longer than the API server takes (a CronJob's 52: its Jobs get an
   11-character suffix; a Service's 63; label values 63), even with the longest full name
   (the long-name render);
+- the PrometheusRule only with alerts.enabled: every alert with a severity, a summary, a
+  description and a runbook_url to its section of docs/alerts.md, selecting the metrics
+  Service's job, and promtool cases in ci/alerts-test.yaml that fire it and that do not;
 - and what each configuration promises (leader election, strategy, namespaces, admission
-  policies, ServiceMonitor, dashboard, simulated agent, node agent, catalog imports) is there, and
-  nothing else.
+  policies, ServiceMonitor, alerts, dashboard, simulated agent, node agent, catalog imports)
+  is there, and nothing else.
 Prints every failure and exits 1 if there is any.
 """
 
@@ -75,6 +78,19 @@ METRICS = [
     "ringmaster_devices",
     "ringmaster_reconcile_total",
     "ringmaster_reconcile_duration_seconds",
+]
+
+# The alerts of the PrometheusRule (alerts.enabled), each with a runbook section in
+# docs/alerts.md and promtool cases in ci/alerts-test.yaml that fire it and that do not.
+ALERTS = [
+    "RingmasterSlaBreachImminent",
+    "RingmasterSlaBreached",
+    "RingmasterExceptionExpiringSoon",
+    "RingmasterRingHalted",
+    "RingmasterRolloutStalled",
+    "RingmasterAgentsUnreachable",
+    "RingmasterOperatorNotReconciling",
+    "RingmasterOperatorReconcileErrors",
 ]
 
 # The catalog sources of the all-on render (ci/all-on-values.yaml): schedule, urls, args.
@@ -118,7 +134,7 @@ RENDERS = {
                         service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
                         catalog={}),
     "all-on": dict(watch=["team-a", "team-b"], replicas=2, leader=True, lease="ringmaster-leader",
-                   vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True,
+                   vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True, alerts=True,
                    agent="team-a", node="team-b", log_format="json",
                    catalog=ALL_ON_CATALOG, catalog_sa=(None, True), time_zone="Etc/UTC",
                    reports=dict(DEFAULT_REPORTS, size="20Gi", storage_class="shared-nfs",
@@ -915,6 +931,14 @@ def check_monitoring(render, docs, exp):
             fail(render, "the ServiceMonitor does not select the metrics Service")
         if [e.get("port") for e in sm["spec"]["endpoints"]] != ["metrics"]:
             fail(render, "the ServiceMonitor does not scrape the metrics port")
+        if not all(e.get("honorLabels") for e in sm["spec"]["endpoints"]):
+            fail(render, "the ServiceMonitor does not honour the tenant `namespace` label")
+
+    rules = [o for o in docs if o.get("kind") == "PrometheusRule"]
+    if len(rules) != (1 if exp.get("alerts") else 0):
+        fail(render, f"{len(rules)} PrometheusRules")
+    for pr in rules:
+        check_alerts(render, pr, svc)
 
     cms = [o for o in docs if o.get("kind") == "ConfigMap"]
     if bool(cms) != exp["dashboard"]:
@@ -938,6 +962,40 @@ def check_monitoring(render, docs, exp):
         for p in panels:
             if not p.get("targets"):
                 fail(render, f"dashboard panel {p.get('title')!r} has no query")
+
+
+def check_alerts(render, pr, svc):
+    alerts = [r for g in pr["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    names = [r["alert"] for r in alerts]
+    if sorted(names) != sorted(ALERTS):
+        fail(render, f"the PrometheusRule's alerts are {names}, want {ALERTS}")
+    with open(os.path.join(ROOT, "docs", "alerts.md")) as f:
+        runbooks = f.read()
+    with open(os.path.join(CHART, "ci", "alerts-test.yaml")) as f:
+        tests = yaml.safe_load(f)["tests"]
+    fires, silent = set(), set()
+    for t in tests:
+        for case in t.get("alert_rule_test") or []:
+            (fires if case.get("exp_alerts") else silent).add(case["alertname"])
+    job = f'job="{svc["metadata"]["name"]}"' if svc else None
+    for r in alerts:
+        name = r["alert"]
+        if r.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
+            fail(render, f"{name} has no severity")
+        ann = r.get("annotations") or {}
+        for a in ("summary", "description", "runbook_url"):
+            if not ann.get(a):
+                fail(render, f"{name} has no {a}")
+        if not ann.get("runbook_url", "").endswith(f"docs/alerts.md#{name.lower()}"):
+            fail(render, f"{name}'s runbook_url is {ann.get('runbook_url')}")
+        if f"\n## {name}\n" not in runbooks:
+            fail(render, f"docs/alerts.md has no section ## {name}")
+        if job and job not in r["expr"]:
+            fail(render, f"{name} does not select the metrics Service's job ({job})")
+        if name not in fires:
+            fail(render, f"ci/alerts-test.yaml has no case that fires {name}")
+        if name not in silent:
+            fail(render, f"ci/alerts-test.yaml has no case where {name} stays silent")
 
 
 # ---- everything ----

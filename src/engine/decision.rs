@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{
     DeploymentRingStatus, DeviceCompliance, PatchExceptionStatus, PatchPolicyStatus,
-    PatchRolloutSpec, PatchRolloutStatus, PlanEntry,
+    PatchRolloutSpec, PatchRolloutStatus, PlanEntry, Severity,
 };
 
 /// Why an Event was recorded: its `reason`. The type lives in `crate::api` because a
@@ -96,6 +96,20 @@ pub struct NewRollout {
     pub spec: PatchRolloutSpec,
 }
 
+/// Pairs of one policy, tier and severity whose deadline is within the policy's
+/// `dueSoonMargin` (DueSoon). Not written anywhere: the operator exports it as a metric.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueSoon {
+    /// The policy.
+    pub policy: String,
+    /// The device tier.
+    pub tier: String,
+    /// The patch severity.
+    pub severity: Severity,
+    /// Device–patch pairs DueSoon.
+    pub pairs: u32,
+}
+
 /// Everything the engine decided for one tenant (namespace) at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decisions {
@@ -114,6 +128,9 @@ pub struct Decisions {
     /// `status.compliance` for the devices whose summary changed (unchanged ones are not
     /// listed, so applying this list is all the work there is).
     pub devices: Vec<(String, DeviceCompliance)>,
+    /// DueSoon pairs per policy, tier and severity (every cell of every policy's SLA
+    /// table, zeros included), for the metrics.
+    pub due_soon: Vec<DueSoon>,
     /// Events to record.
     pub events: Vec<Event>,
     /// The earliest instant after `now` at which a decision changes by time alone.

@@ -21,6 +21,8 @@ pub mod windows;
 pub mod writes;
 
 pub use cache::Cache;
-pub use decision::{Decisions, Event, EventType, Kind, NewRollout, PlanChange, PlanList, Reason};
+pub use decision::{
+    Decisions, DueSoon, Event, EventType, Kind, NewRollout, PlanChange, PlanList, Reason,
+};
 pub use tenant::ledger;
 pub use tenant::{Snapshot, SpecProblem, decide, decide_cached, rollout_name, spec_problems};

@@ -183,6 +183,7 @@ struct CellTally {
     late: u32,
     overdue: u32,
     open: u32,
+    due_soon: u32,
     exempt: u32,
     tti_secs: Vec<i64>,
 }
@@ -233,7 +234,11 @@ impl Tally {
             ClockState::InstalledOnTime => cell.on_time += 1,
             ClockState::InstalledLate => cell.late += 1,
             ClockState::Overdue => cell.overdue += 1,
-            ClockState::NotDue | ClockState::DueSoon => cell.open += 1,
+            ClockState::NotDue => cell.open += 1,
+            ClockState::DueSoon => {
+                cell.open += 1;
+                cell.due_soon += 1;
+            }
             ClockState::Exempt => cell.exempt += 1,
         }
         if let Some(t) = time_to_install {
@@ -258,6 +263,18 @@ impl Tally {
     /// Pairs past their deadline and not installed.
     pub fn overdue(&self) -> u32 {
         self.cells.iter().map(|(_, c)| c.overdue).sum()
+    }
+
+    /// Per tier and severity, the pairs due within the margin (DueSoon, counted in `open`
+    /// too), in the order of [`Tally::cells`].
+    pub fn due_soon(&self) -> Vec<(String, Severity, u32)> {
+        let mut out: Vec<(String, Severity, u32)> = self
+            .cells
+            .iter()
+            .map(|((tier, severity), c)| (tier.clone(), *severity, c.due_soon))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        out
     }
 
     /// The per-cell figures, sorted by tier then severity (most severe first).
@@ -452,5 +469,21 @@ mod tests {
         assert_eq!(cells[0].median_time_to_install, Some(Duration::hours(20)));
         assert_eq!(t.totals(), (2, 4));
         assert_eq!(t.overdue(), 1);
+    }
+
+    #[test]
+    fn due_soon_pairs_are_open_and_counted_apart() {
+        let mut t = Tally::default();
+        t.add("tier-1", Severity::High, ClockState::DueSoon, None);
+        t.add("tier-1", Severity::High, ClockState::NotDue, None);
+        t.add("default", Severity::Low, ClockState::Overdue, None);
+        assert_eq!(t.cells()[1].open, 2, "DueSoon is still open");
+        assert_eq!(
+            t.due_soon(),
+            vec![
+                ("default".to_string(), Severity::Low, 0),
+                ("tier-1".to_string(), Severity::High, 1),
+            ]
+        );
     }
 }

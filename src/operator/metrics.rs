@@ -3,6 +3,8 @@
 //!
 //! Per-tenant gauges are set from each reconcile's decisions (the statuses the operator
 //! just made true), and a namespace's series that no longer exist are removed.
+//! Instants are exported as `…_timestamp_seconds` gauges (Unix seconds), so that an alert
+//! compares them with `time()` and does not depend on when the operator last ran.
 //! `ringmaster_time_to_install_seconds` is a histogram: each device–patch pair is observed
 //! once, when the leader's watch sees it become Installed.
 
@@ -18,8 +20,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::api::{ExceptionPhase, RolloutPhase, Severity};
+use jiff::Timestamp;
+
+use crate::api::{ExceptionPhase, RingPhase, RolloutPhase, Severity};
 use crate::engine::Decisions;
+use crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER;
 
 use super::ObjectKind;
 use super::objects::Objects;
@@ -77,6 +82,33 @@ pub struct RingLabels {
     pub ring: String,
 }
 
+/// `namespace`, `rollout`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The PatchRollout.
+    pub rollout: String,
+}
+
+/// `namespace`, `exception`, `owner`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExceptionLabels {
+    /// The namespace.
+    pub namespace: String,
+    /// The PatchException.
+    pub exception: String,
+    /// Its `spec.owner`.
+    pub owner: String,
+}
+
+/// `namespace`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    /// The namespace.
+    pub namespace: String,
+}
+
 /// `namespace`, `phase`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
@@ -96,6 +128,8 @@ pub struct WriteLabels {
 }
 
 type Ratio = Gauge<f64, AtomicU64>;
+/// Unix seconds.
+type Instant = Gauge<f64, AtomicU64>;
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The series one namespace set at its last reconcile, to remove those that disappear.
@@ -103,9 +137,13 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 struct TenantSeries {
     devices: HashSet<DeviceLabels>,
     sla: HashSet<SlaLabels>,
+    sla_pairs: HashSet<SlaLabels>,
     rings: HashSet<RingLabels>,
     exceptions: HashSet<PhaseLabels>,
     rollouts: HashSet<PhaseLabels>,
+    progress: HashSet<RolloutLabels>,
+    expiries: HashSet<ExceptionLabels>,
+    last_seen: Option<NamespaceLabels>,
 }
 
 /// Every metric, and the registry that exposes them.
@@ -114,12 +152,19 @@ pub struct Metrics {
     reconcile_total: Family<ReconcileLabels, Counter>,
     reconcile_duration: HistogramFamily<ControllerLabels>,
     devices: Family<DeviceLabels, Gauge>,
+    devices_unreachable: Family<DeviceLabels, Gauge>,
+    devices_last_seen: Family<NamespaceLabels, Instant>,
     sla_compliance: Family<SlaLabels, Ratio>,
+    sla_overdue: Family<SlaLabels, Gauge>,
+    sla_due_soon: Family<SlaLabels, Gauge>,
     time_to_install: HistogramFamily<SlaLabels>,
     ring_failure_rate: Family<RingLabels, Ratio>,
     ring_rollback_rate: Family<RingLabels, Ratio>,
+    ring_halted: Family<RingLabels, Gauge>,
     exceptions: Family<PhaseLabels, Gauge>,
+    exception_expiry: Family<ExceptionLabels, Instant>,
     rollouts: Family<PhaseLabels, Gauge>,
+    rollout_progress: Family<RolloutLabels, Instant>,
     api_writes: Family<WriteLabels, Counter>,
     tenants: Mutex<HashMap<String, TenantSeries>>,
 }
@@ -180,11 +225,36 @@ impl Metrics {
             "ManagedDevices by governing policy, tier and ring",
             devices.clone(),
         );
+        let devices_unreachable = Family::<DeviceLabels, Gauge>::default();
+        registry.register(
+            "ringmaster_devices_unreachable",
+            "ManagedDevices whose agent has not checked in for their ring's unreachableAfter (72h by default), by governing policy, tier and ring",
+            devices_unreachable.clone(),
+        );
+        let devices_last_seen = Family::<NamespaceLabels, Instant>::default();
+        registry.register_with_unit(
+            "ringmaster_devices_last_seen_timestamp",
+            "The newest check-in (status.lastSeen) of any ManagedDevice of the namespace, in Unix seconds",
+            Unit::Seconds,
+            devices_last_seen.clone(),
+        );
         let sla_compliance = Family::<SlaLabels, Ratio>::default();
         registry.register(
             "ringmaster_sla_compliance_ratio",
             "Share of device-patch pairs within their SLA (installed on time, or open and not yet due), by policy, tier and severity",
             sla_compliance.clone(),
+        );
+        let sla_overdue = Family::<SlaLabels, Gauge>::default();
+        registry.register(
+            "ringmaster_sla_overdue_pairs",
+            "Device-patch pairs past their SLA deadline and not installed (SLA breached), by policy, tier and severity",
+            sla_overdue.clone(),
+        );
+        let sla_due_soon = Family::<SlaLabels, Gauge>::default();
+        registry.register(
+            "ringmaster_sla_due_soon_pairs",
+            "Device-patch pairs not installed whose SLA deadline is within the policy's dueSoonMargin (DueSoon), by policy, tier and severity",
+            sla_due_soon.clone(),
         );
         let time_to_install: HistogramFamily<SlaLabels> =
             Family::new_with_constructor(install_buckets);
@@ -206,6 +276,12 @@ impl Metrics {
             "Devices the patch was rolled back from over those that had it (installed + rolled back), per rollout and ring",
             ring_rollback_rate.clone(),
         );
+        let ring_halted = Family::<RingLabels, Gauge>::default();
+        registry.register(
+            "ringmaster_ring_halted",
+            "1 when a rollout's ring is Halted (failed its halt rule or gates), else 0",
+            ring_halted.clone(),
+        );
         let exceptions = Family::<PhaseLabels, Gauge>::default();
         registry.register(
             "ringmaster_exceptions",
@@ -218,6 +294,20 @@ impl Metrics {
             "PatchRollouts by phase",
             rollouts.clone(),
         );
+        let exception_expiry = Family::<ExceptionLabels, Instant>::default();
+        registry.register_with_unit(
+            "ringmaster_exception_expiry_timestamp",
+            "When an Active PatchException expires (spec.expiresAt), in Unix seconds",
+            Unit::Seconds,
+            exception_expiry.clone(),
+        );
+        let rollout_progress = Family::<RolloutLabels, Instant>::default();
+        registry.register_with_unit(
+            "ringmaster_rollout_last_progress_timestamp",
+            "For a Progressing PatchRollout, its last progress in Unix seconds: the latest ring start, install or pass (its approval before any)",
+            Unit::Seconds,
+            rollout_progress.clone(),
+        );
         let api_writes = Family::<WriteLabels, Counter>::default();
         registry.register(
             "ringmaster_api_writes",
@@ -229,12 +319,19 @@ impl Metrics {
             reconcile_total,
             reconcile_duration,
             devices,
+            devices_unreachable,
+            devices_last_seen,
             sla_compliance,
+            sla_overdue,
+            sla_due_soon,
             time_to_install,
             ring_failure_rate,
             ring_rollback_rate,
+            ring_halted,
             exceptions,
+            exception_expiry,
             rollouts,
+            rollout_progress,
             api_writes,
             tenants: Mutex::new(HashMap::new()),
         }
@@ -319,9 +416,9 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Sets a namespace's gauges from what its reconcile decided, and removes its series
-    /// that no longer exist.
-    pub fn tenant(&self, objects: &Objects, d: &Decisions) {
+    /// Sets a namespace's gauges from what its reconcile at `at` decided, and removes its
+    /// series that no longer exist.
+    pub fn tenant(&self, objects: &Objects, d: &Decisions, at: Timestamp) {
         let ns = objects.namespace.as_str();
         let mut now = TenantSeries::default();
 
@@ -329,44 +426,90 @@ impl Metrics {
         // are as stored on the device.
         let changed: HashMap<&str, &crate::api::DeviceCompliance> =
             d.devices.iter().map(|(n, c)| (n.as_str(), c)).collect();
-        let mut device_counts: HashMap<DeviceLabels, i64> = HashMap::new();
+        // Unreachable as the rollouts judge it: not seen for the ring's unreachableAfter
+        // (a device that never checked in is not unreachable).
+        let unreachable_after = |ring: Option<&str>| {
+            objects
+                .rings
+                .iter()
+                .find(|r| ring.is_some_and(|n| r.metadata.name.as_deref() == Some(n)))
+                .and_then(|r| r.spec.unreachable_after)
+                .unwrap_or(DEFAULT_UNREACHABLE_AFTER)
+        };
+        let mut device_counts: HashMap<DeviceLabels, (i64, i64)> = HashMap::new();
+        let mut newest_seen: Option<Timestamp> = None;
         for dev in &objects.devices {
             let Some(name) = dev.metadata.name.as_deref() else {
                 continue;
             };
+            let seen = dev.status.as_ref().and_then(|s| s.last_seen);
+            newest_seen = newest_seen.max(seen);
             let summary = changed
                 .get(name)
                 .copied()
                 .or_else(|| dev.status.as_ref().and_then(|s| s.compliance.as_ref()));
             let Some(c) = summary else { continue };
-            *device_counts
+            let unreachable = seen.is_some_and(|seen| {
+                at.duration_since(seen) >= unreachable_after(c.ring.as_deref()).span()
+            });
+            let counts = device_counts
                 .entry(DeviceLabels {
                     namespace: ns.to_string(),
                     policy: c.policy.clone().unwrap_or_default(),
                     tier: c.tier.clone().unwrap_or_default(),
                     ring: c.ring.clone().unwrap_or_default(),
                 })
-                .or_default() += 1;
+                .or_default();
+            counts.0 += 1;
+            counts.1 += i64::from(unreachable);
         }
-        for (labels, n) in device_counts {
+        for (labels, (n, unreachable)) in device_counts {
             self.devices.get_or_create(&labels).set(n);
+            self.devices_unreachable
+                .get_or_create(&labels)
+                .set(unreachable);
             now.devices.insert(labels);
+        }
+        if let Some(seen) = newest_seen {
+            let labels = NamespaceLabels {
+                namespace: ns.to_string(),
+            };
+            self.devices_last_seen
+                .get_or_create(&labels)
+                .set(unix_seconds(seen));
+            now.last_seen = Some(labels);
         }
 
         for (policy, status) in &d.policies {
             for cell in &status.sla {
-                let Some(pct) = cell.compliance_percent else {
-                    continue;
-                };
                 let labels = SlaLabels {
                     namespace: ns.to_string(),
                     policy: policy.clone(),
                     tier: cell.tier.clone(),
                     severity: severity_label(cell.severity),
                 };
+                self.sla_overdue
+                    .get_or_create(&labels)
+                    .set(i64::from(cell.overdue));
+                now.sla_pairs.insert(labels.clone());
+                let Some(pct) = cell.compliance_percent else {
+                    continue;
+                };
                 self.sla_compliance.get_or_create(&labels).set(pct / 100.0);
                 now.sla.insert(labels);
             }
+        }
+        for cell in &d.due_soon {
+            let labels = SlaLabels {
+                namespace: ns.to_string(),
+                policy: cell.policy.clone(),
+                tier: cell.tier.clone(),
+                severity: severity_label(cell.severity),
+            };
+            self.sla_due_soon
+                .get_or_create(&labels)
+                .set(i64::from(cell.pairs));
+            now.sla_pairs.insert(labels);
         }
 
         let mut rollout_phases: HashMap<String, i64> = HashMap::new();
@@ -375,6 +518,32 @@ impl Metrics {
                 *rollout_phases
                     .entry(rollout_phase_label(phase).to_string())
                     .or_default() += 1;
+            }
+            if status.phase == Some(RolloutPhase::Progressing) {
+                let created = objects
+                    .rollouts
+                    .iter()
+                    .find(|r| r.metadata.name.as_deref() == Some(rollout.as_str()))
+                    .and_then(|r| r.metadata.creation_timestamp.as_ref())
+                    .map(|t| t.0);
+                let progressed = status
+                    .rings
+                    .iter()
+                    .flat_map(|r| [r.started_at, r.last_install_at, r.passed_at])
+                    .chain(status.history.iter().map(|h| Some(h.at)))
+                    .chain([created])
+                    .flatten()
+                    .max();
+                if let Some(at) = progressed {
+                    let labels = RolloutLabels {
+                        namespace: ns.to_string(),
+                        rollout: rollout.clone(),
+                    };
+                    self.rollout_progress
+                        .get_or_create(&labels)
+                        .set(unix_seconds(at));
+                    now.progress.insert(labels);
+                }
             }
             for ring in &status.rings {
                 let labels = RingLabels {
@@ -390,6 +559,9 @@ impl Metrics {
                 self.ring_rollback_rate
                     .get_or_create(&labels)
                     .set(rate(ring.rolled_back, had));
+                self.ring_halted
+                    .get_or_create(&labels)
+                    .set(i64::from(ring.phase == RingPhase::Halted));
                 now.rings.insert(labels);
             }
         }
@@ -403,12 +575,31 @@ impl Metrics {
         }
 
         let mut exception_phases: HashMap<String, i64> = HashMap::new();
-        for (_, status) in &d.exceptions {
+        for (name, status) in &d.exceptions {
             if let Some(phase) = status.phase {
                 *exception_phases
                     .entry(exception_phase_label(phase).to_string())
                     .or_default() += 1;
             }
+            if status.phase != Some(ExceptionPhase::Active) {
+                continue;
+            }
+            let Some(pex) = objects
+                .exceptions
+                .iter()
+                .find(|e| e.metadata.name.as_deref() == Some(name.as_str()))
+            else {
+                continue;
+            };
+            let labels = ExceptionLabels {
+                namespace: ns.to_string(),
+                exception: name.clone(),
+                owner: pex.spec.owner.clone(),
+            };
+            self.exception_expiry
+                .get_or_create(&labels)
+                .set(unix_seconds(pex.spec.expires_at));
+            now.expiries.insert(labels);
         }
         for (phase, n) in exception_phases {
             let labels = PhaseLabels {
@@ -425,13 +616,30 @@ impl Metrics {
         if let Some(old) = tenants.get(ns) {
             for l in old.devices.difference(&now.devices) {
                 self.devices.remove(l);
+                self.devices_unreachable.remove(l);
+            }
+            if now.last_seen.is_none()
+                && let Some(l) = &old.last_seen
+            {
+                self.devices_last_seen.remove(l);
             }
             for l in old.sla.difference(&now.sla) {
                 self.sla_compliance.remove(l);
             }
+            for l in old.sla_pairs.difference(&now.sla_pairs) {
+                self.sla_overdue.remove(l);
+                self.sla_due_soon.remove(l);
+            }
             for l in old.rings.difference(&now.rings) {
                 self.ring_failure_rate.remove(l);
                 self.ring_rollback_rate.remove(l);
+                self.ring_halted.remove(l);
+            }
+            for l in old.progress.difference(&now.progress) {
+                self.rollout_progress.remove(l);
+            }
+            for l in old.expiries.difference(&now.expiries) {
+                self.exception_expiry.remove(l);
             }
             for l in old.exceptions.difference(&now.exceptions) {
                 self.exceptions.remove(l);
@@ -442,6 +650,11 @@ impl Metrics {
         }
         tenants.insert(ns.to_string(), now);
     }
+}
+
+/// An instant as Unix seconds.
+fn unix_seconds(t: Timestamp) -> f64 {
+    t.as_millisecond() as f64 / 1000.0
 }
 
 fn rate(part: u32, whole: u32) -> f64 {
@@ -488,9 +701,86 @@ fn exception_phase_label(p: ExceptionPhase) -> &'static str {
 mod tests {
     use super::*;
     use crate::api::{
-        DeviceCompliance, ExceptionPhase, PatchExceptionStatus, PatchPolicyStatus,
-        PatchRolloutStatus, RingPhase, RingProgress, SlaCell,
+        DeviceCompliance, ExceptionDevices, ExceptionPhase, ManagedDevice, ManagedDeviceSpec,
+        ManagedDeviceStatus, OnExpiry, PatchException, PatchExceptionSpec, PatchExceptionStatus,
+        PatchPolicyStatus, PatchRolloutStatus, RingPhase, RingProgress, SlaCell,
     };
+    use crate::engine::DueSoon;
+    use std::sync::Arc;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn ring(name: &str, phase: RingPhase) -> RingProgress {
+        RingProgress {
+            name: name.into(),
+            phase,
+            targeted: 5,
+            installed: 3,
+            failed: 1,
+            timed_out: 0,
+            in_progress: 1,
+            waiting: 0,
+            excepted: 0,
+            unreachable: 0,
+            rolled_back: 1,
+            started_at: Some(ts("2026-11-10T00:00:00Z")),
+            last_install_at: Some(ts("2026-11-11T00:00:00Z")),
+            passed_at: None,
+            halted_at: None,
+            waiting_for: None,
+            gates: vec![],
+        }
+    }
+
+    /// ws-1 (its summary in the decisions) last seen four days ago, ws-2 (its summary
+    /// stored) an hour ago; an exception `pex` owned by alice.
+    fn objects() -> Objects {
+        let device = |name: &str, seen: &str, compliance: Option<DeviceCompliance>| {
+            let mut d = ManagedDevice::new(name, ManagedDeviceSpec::default());
+            d.status = Some(ManagedDeviceStatus {
+                last_seen: Some(ts(seen)),
+                compliance,
+                ..ManagedDeviceStatus::default()
+            });
+            Arc::new(d)
+        };
+        Objects {
+            namespace: "acme".into(),
+            devices: vec![
+                device("ws-1", "2026-11-08T00:00:00Z", None),
+                device(
+                    "ws-2",
+                    "2026-11-11T23:00:00Z",
+                    Some(DeviceCompliance {
+                        policy: Some("ws".into()),
+                        ring: Some("it".into()),
+                        tier: Some("default".into()),
+                        ..DeviceCompliance::default()
+                    }),
+                ),
+            ],
+            exceptions: vec![Arc::new(PatchException::new(
+                "pex",
+                PatchExceptionSpec {
+                    patches: vec!["KB1".into()],
+                    devices: ExceptionDevices {
+                        names: vec!["ws-1".into()],
+                        selector: None,
+                    },
+                    reason: "LOB app breaks".into(),
+                    owner: "alice".into(),
+                    approved_by: None,
+                    expires_at: ts("2026-11-15T00:00:00Z"),
+                    compensating_controls: vec![],
+                    ticket: None,
+                    on_expiry: OnExpiry::Enforce,
+                },
+            ))],
+            ..Objects::default()
+        }
+    }
 
     fn decisions(with_rollout: bool) -> Decisions {
         let mut d = Decisions::default();
@@ -511,7 +801,7 @@ mod tests {
                     severity: Severity::High,
                     installed_on_time: 3,
                     installed_late: 1,
-                    overdue: 0,
+                    overdue: 2,
                     open: 0,
                     exempt: 0,
                     compliance_percent: Some(75.0),
@@ -520,6 +810,12 @@ mod tests {
                 ..PatchPolicyStatus::default()
             },
         ));
+        d.due_soon.push(DueSoon {
+            policy: "ws".into(),
+            tier: "default".into(),
+            severity: Severity::High,
+            pairs: 4,
+        });
         d.exceptions.push((
             "pex".into(),
             PatchExceptionStatus {
@@ -532,25 +828,15 @@ mod tests {
                 "ws.kb1".into(),
                 PatchRolloutStatus {
                     phase: Some(RolloutPhase::Progressing),
-                    rings: vec![RingProgress {
-                        name: "it".into(),
-                        phase: RingPhase::Deploying,
-                        targeted: 5,
-                        installed: 3,
-                        failed: 1,
-                        timed_out: 0,
-                        in_progress: 1,
-                        waiting: 0,
-                        excepted: 0,
-                        unreachable: 0,
-                        rolled_back: 1,
-                        started_at: None,
-                        last_install_at: None,
-                        passed_at: None,
-                        halted_at: None,
-                        waiting_for: None,
-                        gates: vec![],
-                    }],
+                    rings: vec![ring("it", RingPhase::Deploying)],
+                    ..PatchRolloutStatus::default()
+                },
+            ));
+            d.rollouts.push((
+                "ws.kb2".into(),
+                PatchRolloutStatus {
+                    phase: Some(RolloutPhase::Halted),
+                    rings: vec![ring("it", RingPhase::Halted)],
                     ..PatchRolloutStatus::default()
                 },
             ));
@@ -564,37 +850,71 @@ mod tests {
         m.reconciled("tenant", true, Duration::from_millis(12));
         m.write(ObjectKind::ManagedDevice, "patch");
         m.observe_install("acme", "ws", "tier-1", Severity::Critical, 7200.0);
-        let objects = Objects {
-            namespace: "acme".into(),
-            devices: vec![std::sync::Arc::new(crate::api::ManagedDevice::new(
-                "ws-1",
-                crate::api::ManagedDeviceSpec::default(),
-            ))],
-            ..Objects::default()
-        };
-        m.tenant(&objects, &decisions(true));
+        let objects = objects();
+        let now = ts("2026-11-12T00:00:00Z");
+        m.tenant(&objects, &decisions(true), now);
         let text = m.encode();
         for line in [
             r#"ringmaster_reconcile_total{controller="tenant",result="success"} 1"#,
             r#"ringmaster_reconcile_duration_seconds_bucket{le="0.02",controller="tenant"} 1"#,
             r#"ringmaster_time_to_install_seconds_bucket{le="14400.0",namespace="acme",policy="ws",tier="tier-1",severity="Critical"} 1"#,
             r#"ringmaster_api_writes_total{kind="ManagedDevice",verb="patch"} 1"#,
-            r#"ringmaster_devices{namespace="acme",policy="ws",tier="default",ring="it"} 1"#,
+            r#"ringmaster_devices{namespace="acme",policy="ws",tier="default",ring="it"} 2"#,
+            // ws-1 unseen for 4 days (over the default 72h), ws-2 for an hour.
+            r#"ringmaster_devices_unreachable{namespace="acme",policy="ws",tier="default",ring="it"} 1"#,
+            r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} 1794438000.0"#,
             r#"ringmaster_sla_compliance_ratio{namespace="acme",policy="ws",tier="default",severity="High"} 0.75"#,
+            r#"ringmaster_sla_overdue_pairs{namespace="acme",policy="ws",tier="default",severity="High"} 2"#,
+            r#"ringmaster_sla_due_soon_pairs{namespace="acme",policy="ws",tier="default",severity="High"} 4"#,
             r#"ringmaster_ring_failure_rate{namespace="acme",rollout="ws.kb1",ring="it"} 0.25"#,
             r#"ringmaster_ring_rollback_rate{namespace="acme",rollout="ws.kb1",ring="it"} 0.25"#,
+            r#"ringmaster_ring_halted{namespace="acme",rollout="ws.kb1",ring="it"} 0"#,
+            r#"ringmaster_ring_halted{namespace="acme",rollout="ws.kb2",ring="it"} 1"#,
             r#"ringmaster_exceptions{namespace="acme",phase="Active"} 1"#,
+            r#"ringmaster_exception_expiry_timestamp_seconds{namespace="acme",exception="pex",owner="alice"} 1794700800.0"#,
             r#"ringmaster_rollouts{namespace="acme",phase="Progressing"} 1"#,
+            r#"ringmaster_rollouts{namespace="acme",phase="Halted"} 1"#,
+            // The latest instant of its rings (the last install); only Progressing ones.
+            r#"ringmaster_rollout_last_progress_timestamp_seconds{namespace="acme",rollout="ws.kb1"} 1794355200.0"#,
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }
         assert_eq!(m.writes_total(), 1);
 
+        assert!(
+            !text.contains(r#"ringmaster_rollout_last_progress_timestamp_seconds{namespace="acme",rollout="ws.kb2"}"#),
+            "a Halted rollout has no progress clock: {text}"
+        );
+
         // A rollout that is gone leaves no series behind.
-        m.tenant(&objects, &decisions(false));
+        m.tenant(&objects, &decisions(false), now);
         let text = m.encode();
         assert!(!text.contains("ringmaster_ring_failure_rate{"), "{text}");
+        assert!(!text.contains("ringmaster_ring_halted{"), "{text}");
         assert!(!text.contains("ringmaster_rollouts{"), "{text}");
+        assert!(
+            !text.contains("ringmaster_rollout_last_progress_timestamp_seconds{"),
+            "{text}"
+        );
         assert!(text.contains("ringmaster_exceptions{"), "{text}");
+
+        // Nor does an exception that is no longer Active, nor devices that are gone.
+        let mut d = decisions(false);
+        d.exceptions[0].1.phase = Some(ExceptionPhase::Expired);
+        let empty = Objects {
+            namespace: "acme".into(),
+            ..Objects::default()
+        };
+        m.tenant(&empty, &d, now);
+        let text = m.encode();
+        for gone in [
+            "ringmaster_exception_expiry_timestamp_seconds{",
+            "ringmaster_devices{",
+            "ringmaster_devices_unreachable{",
+            "ringmaster_devices_last_seen_timestamp_seconds{",
+        ] {
+            assert!(!text.contains(gone), "{gone} in\n{text}");
+        }
+        assert!(text.contains("ringmaster_sla_overdue_pairs{"), "{text}");
     }
 }

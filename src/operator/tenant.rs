@@ -86,8 +86,9 @@ impl Context {
     /// Reconciles one namespace; returns when the engine wants to run again.
     pub async fn reconcile_tenant(&self, ns: &str) -> Result<Option<Timestamp>, Error> {
         let objects = self.stores.objects(ns);
-        let mut pass = reconcile_objects(&self.applier, objects, Timestamp::now()).await?;
-        self.metrics.tenant(&pass.objects, &pass.decisions);
+        let now = Timestamp::now();
+        let mut pass = reconcile_objects(&self.applier, objects, now).await?;
+        self.metrics.tenant(&pass.objects, &pass.decisions, now);
         self.settle(Some(ns), &pass.applied.written).await;
         let a = &pass.applied;
         if a.writes > 0 {

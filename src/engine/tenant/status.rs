@@ -9,7 +9,9 @@ use crate::api::{
     ManagedDevice, PatchException, PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
 use crate::engine::cache::{Cache, Summary, Version};
-use crate::engine::decision::{Decisions, Event, EventType, Health, Kind, PlanList, Reason};
+use crate::engine::decision::{
+    Decisions, DueSoon, Event, EventType, Health, Kind, PlanList, Reason,
+};
 use crate::engine::{exceptions, history, sla, windows};
 
 use super::gather::Tenant;
@@ -116,6 +118,17 @@ pub(super) fn policy(
         approvals: summary,
         sla: tally.cells(),
     };
+    d.due_soon.extend(
+        tally
+            .due_soon()
+            .into_iter()
+            .map(|(tier, severity, pairs)| DueSoon {
+                policy: pv.name.to_string(),
+                tier,
+                severity,
+                pairs,
+            }),
+    );
     d.policies.push((pv.name.to_string(), status));
 }
 
