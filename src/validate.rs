@@ -75,7 +75,7 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
                     .insert(name, e.clone());
             }
             Object::Patch(p) => patches.push(p.clone()),
-            Object::Report(r) => problems.extend(report_problem(&source, &ns, &name, r)),
+            Object::Report(r) => problems.extend(report_problem(source, &ns, &name, r)),
             Object::Device(_) | Object::Rollout(_) | Object::Extension { .. } => {}
         }
     }
