@@ -20,6 +20,14 @@ enum Format {
     Json,
 }
 
+/// `simulate`'s output: Markdown is the preview's (`--baseline`) pull-request comment.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SimFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: watch the cluster (or the given namespaces) and reconcile.
@@ -49,9 +57,20 @@ enum Command {
         /// Seed for every random draw; the same inputs and seed give the same output.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format (markdown: only with --baseline).
+        #[arg(long, value_enum, default_value_t = SimFormat::Text)]
+        format: SimFormat,
+        /// Preview a change: play these manifests (the head) and the baseline's over the
+        /// same period with the same seed, and print what the change does, before and
+        /// after. The period (start, days, time zone) is the baseline's Fleet's unless
+        /// given. Exits 0, 1 when --max-compliance-drop is exceeded, 2 on unreadable
+        /// input. See docs/preview.md.
+        #[arg(long, value_name = "BASE_DIR", conflicts_with_all = ["report", "sign_key"])]
+        baseline: Option<PathBuf>,
+        /// With --baseline: exit 1 when any compliance figure (overall, per policy × tier
+        /// × severity, per ring) drops by more than PCT percentage points.
+        #[arg(long, value_name = "PCT", requires = "baseline")]
+        max_compliance_drop: Option<f64>,
         /// Feed files or directories (MSRC CVRF, OSV records, CISA's KEV, FIRST's EPSS;
         /// each told by its content) imported into the manifests' catalog first, as
         /// `ringmaster catalog import` would import them into a cluster's.
@@ -244,13 +263,30 @@ fn main() -> ExitCode {
             report,
             time_zone,
             sign_key,
-        } => simulate(
-            &paths,
-            &catalog,
-            (days, start, seed),
-            format,
-            report.map(|dir| (dir, time_zone, sign_key)),
-        ),
+            baseline,
+            max_compliance_drop,
+        } => match baseline {
+            Some(baseline) => preview(
+                &paths,
+                &baseline,
+                &catalog,
+                (days, start, seed),
+                time_zone,
+                format,
+                max_compliance_drop,
+            ),
+            None if format == SimFormat::Markdown => {
+                eprintln!("error: --format markdown is the preview's: give --baseline BASE_DIR");
+                ExitCode::from(2)
+            }
+            None => simulate(
+                &paths,
+                &catalog,
+                (days, start, seed),
+                format,
+                report.map(|dir| (dir, time_zone, sign_key)),
+            ),
+        },
         Command::Catalog {
             command:
                 CatalogCommand::Import {
@@ -490,19 +526,20 @@ fn enroll(opts: ringmaster::enroll::EnrollOptions) -> ExitCode {
 /// Where `simulate --report` writes packets: the directory, the time zone, the key.
 type PacketArgs = (PathBuf, Option<String>, Option<PathBuf>);
 
-fn simulate(
+/// Loads one tenant's manifests for the simulator, with `catalog` imported: the world
+/// and fleet, or the exit code after saying on stderr why not. Cross-object problems are
+/// warnings (judged at `start`, else the Fleet's, else now).
+fn load_side(
     paths: &[PathBuf],
     catalog: &[PathBuf],
-    (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
-    format: Format,
-    packets: Option<PacketArgs>,
-) -> ExitCode {
+    start: Option<jiff::Timestamp>,
+) -> Result<(sim::World, sim::FleetSpec), ExitCode> {
     let docs = match manifest::load_paths(paths) {
         Ok(d) => d,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("nothing was simulated");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     let (objects, problems) = manifest::parse_documents(docs);
@@ -511,7 +548,7 @@ fn simulate(
             eprintln!("{p}");
         }
         eprintln!("{} problem(s); nothing was simulated", problems.len());
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
     // Problems across objects are what the operator would report on their status: the
     // run goes ahead so their effect can be seen.
@@ -531,13 +568,27 @@ fn simulate(
         Err(e) => {
             eprintln!("{e}");
             eprintln!("nothing was simulated");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     if !catalog.is_empty() && !import_offline(&mut world.patches, catalog) {
         eprintln!("nothing was simulated");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
+    Ok((world, fleet))
+}
+
+fn simulate(
+    paths: &[PathBuf],
+    catalog: &[PathBuf],
+    (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
+    format: SimFormat,
+    packets: Option<PacketArgs>,
+) -> ExitCode {
+    let (world, fleet) = match load_side(paths, catalog, start) {
+        Ok(side) => side,
+        Err(code) => return code,
+    };
     let Some(start) = start.or(fleet.start) else {
         eprintln!("no start time: give --start or set spec.start in the Fleet");
         return ExitCode::from(2);
@@ -590,14 +641,109 @@ fn simulate(
         }
     }
     match format {
-        Format::Text => print!("{}", sim::report::text(&outcome)),
-        Format::Json => match sim::report::json(&outcome) {
+        SimFormat::Text | SimFormat::Markdown => print!("{}", sim::report::text(&outcome)),
+        SimFormat::Json => match sim::report::json(&outcome) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         },
+    }
+    ExitCode::SUCCESS
+}
+
+/// `simulate HEAD --baseline BASE`: both played over the baseline's period with one seed,
+/// compared. Exits 0, 1 when the compliance gate is exceeded, 2 on unreadable input.
+fn preview(
+    head: &[PathBuf],
+    baseline: &std::path::Path,
+    catalog: &[PathBuf],
+    (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
+    time_zone: Option<String>,
+    format: SimFormat,
+    max_drop: Option<f64>,
+) -> ExitCode {
+    if let Some(max) = max_drop
+        && !(max.is_finite() && max >= 0.0)
+    {
+        eprintln!(
+            "error: --max-compliance-drop {max}: give a number of percentage points, 0 or more"
+        );
+        return ExitCode::from(2);
+    }
+    let (base_world, base_fleet) = match load_side(&[baseline.to_path_buf()], catalog, start) {
+        Ok(side) => side,
+        Err(code) => return code,
+    };
+    let start = start.or(base_fleet.start);
+    let (head_world, head_fleet) = match load_side(head, catalog, start) {
+        Ok(side) => side,
+        Err(code) => return code,
+    };
+    let Some(start) = start else {
+        eprintln!("no start time: give --start or set spec.start in the baseline's Fleet");
+        return ExitCode::from(2);
+    };
+    let days = days.or(base_fleet.days).unwrap_or(30);
+    let zone = time_zone
+        .or_else(|| base_fleet.time_zone.clone())
+        .unwrap_or_else(|| "UTC".to_string());
+    if jiff::tz::TimeZone::get(&zone).is_err() {
+        eprintln!("error: time zone {zone:?}: not an IANA time zone name");
+        return ExitCode::from(2);
+    }
+    let notes = sim::preview::fleet_notes(&base_fleet, &head_fleet);
+    let options = sim::Options { start, days, seed };
+    let (before, after) = std::thread::scope(|s| {
+        let o = options.clone();
+        let base = s.spawn(move || sim::Simulation::new(base_world, base_fleet, o).run());
+        let after = sim::Simulation::new(head_world, head_fleet, options).run();
+        (base.join(), after)
+    });
+    let Ok(before) = before else {
+        eprintln!("error: the baseline's run failed");
+        return ExitCode::FAILURE;
+    };
+    let mut p = sim::preview::compare(
+        &sim::preview::period_report(&before, &zone),
+        &sim::preview::period_report(&after, &zone),
+        seed,
+        days,
+    );
+    p.notes = notes;
+    if let Some(max) = max_drop {
+        p = p.gate(max);
+    }
+    match format {
+        SimFormat::Text => {
+            use std::io::IsTerminal;
+            print!(
+                "{}",
+                sim::preview::text(&p, std::io::stdout().is_terminal())
+            );
+        }
+        SimFormat::Markdown => print!("{}", sim::preview::markdown(&p)),
+        SimFormat::Json => match sim::preview::json(&p) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    if p.gate_tripped() {
+        if let Some(g) = &p.gate {
+            for h in &g.exceeded {
+                eprintln!(
+                    "compliance drop: {}: {:.1} points, more than {}",
+                    h.figure,
+                    h.compliance.drop(),
+                    g.max_compliance_drop
+                );
+            }
+        }
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }

@@ -28,10 +28,49 @@ pub fn build(
     as_of: Timestamp,
     previous: &[TrendPoint],
 ) -> MonthReport {
-    let (start, end) = (month.start(), month.end());
-    let as_of = as_of.min(end);
+    let frame = MonthReport::empty(src.namespace, month, as_of);
+    build_in(src, frame, previous)
+}
+
+/// Builds the same report over any period `[start, end)` as the objects stand at `end`:
+/// the figures of a simulated run as a whole (the preview compares two). `label` stands
+/// in the `month` field; `time_zone` is only carried. There is no trend.
+pub fn build_period(
+    src: &Snapshot<'_>,
+    label: &str,
+    time_zone: &str,
+    start: Timestamp,
+    end: Timestamp,
+) -> MonthReport {
+    let frame = MonthReport {
+        schema: super::model::SCHEMA.to_string(),
+        tenant: src.namespace.to_string(),
+        month: label.to_string(),
+        time_zone: time_zone.to_string(),
+        start,
+        end,
+        as_of: end,
+        closed: true,
+        headline: Headline::default(),
+        sla: Vec::new(),
+        trend: Vec::new(),
+        rings: Vec::new(),
+        pairs: Vec::new(),
+        approvals: Vec::new(),
+        interventions: Vec::new(),
+        freezes: Vec::new(),
+        exceptions: Vec::new(),
+        laggards: Laggards::default(),
+    };
+    build_in(src, frame, &[])
+}
+
+/// Fills `frame` (a report with its period set and nothing else) from `src`.
+fn build_in(src: &Snapshot<'_>, frame: MonthReport, previous: &[TrendPoint]) -> MonthReport {
+    let (start, end, label) = (frame.start, frame.end, frame.month.clone());
+    let as_of = frame.as_of.min(end);
     let devices = rewound(src, as_of);
-    let rows = month_rows(src, &devices, month, as_of);
+    let rows = period_rows(src, &devices, start, end, as_of);
     let pairs: Vec<PairRow> = rows.iter().map(|r| pair_row(r, as_of)).collect();
     let sla = sla_rows(&src.policies, &rows, start);
     let rings = funnel(src, &rows, start, end);
@@ -57,10 +96,10 @@ pub fn build(
     };
     let mut trend: Vec<TrendPoint> = previous
         .iter()
-        .filter(|p| p.month < month.label())
+        .filter(|p| p.month < label)
         .cloned()
         .collect();
-    trend.push(point(month, &headline));
+    trend.push(point(&label, &headline));
     MonthReport {
         headline,
         sla,
@@ -72,7 +111,8 @@ pub fn build(
         interventions,
         freezes: freezes(src, start, end),
         exceptions: exceptions(src, start, end),
-        ..MonthReport::empty(src.namespace, month, as_of)
+        as_of,
+        ..frame
     }
 }
 
@@ -86,10 +126,10 @@ pub fn trend_before(src: &Snapshot<'_>, month: &Month, months: usize) -> Vec<Tre
     for _ in 0..months {
         let (start, end) = (m.start(), m.end());
         let devices = rewound(src, end);
-        let rows = month_rows(src, &devices, &m, end);
+        let rows = period_rows(src, &devices, start, end, end);
         if !rows.is_empty() {
             let sla = sla_rows(&src.policies, &rows, start);
-            out.push(point(&m, &headline(&rows, &sla, start, end)));
+            out.push(point(&m.label(), &headline(&rows, &sla, start, end)));
         }
         m = m.previous();
     }
@@ -98,28 +138,28 @@ pub fn trend_before(src: &Snapshot<'_>, month: &Month, months: usize) -> Vec<Tre
 }
 
 /// A month's point on the trend.
-fn point(month: &Month, h: &Headline) -> TrendPoint {
+fn point(month: &str, h: &Headline) -> TrendPoint {
     TrendPoint {
-        month: month.label(),
+        month: month.to_string(),
         compliance_percent: h.compliance_percent,
         overdue: h.overdue,
         median_time_to_install_seconds: h.median_time_to_install_seconds,
     }
 }
 
-/// The ledger's pairs at `as_of` that belong to `month`, over `devices` (the snapshot's,
-/// rewound to `as_of`).
-fn month_rows<'a>(
+/// The ledger's pairs at `as_of` that belong to the period `[start, end)` (a month),
+/// over `devices` (the snapshot's, rewound to `as_of`).
+fn period_rows<'a>(
     src: &Snapshot<'a>,
     devices: &'a [Cow<'a, ManagedDevice>],
-    month: &Month,
+    start: Timestamp,
+    end: Timestamp,
     as_of: Timestamp,
 ) -> Vec<Row<'a>> {
     let snap = Snapshot {
         devices: devices.iter().map(|d| d.as_ref()).collect(),
         ..src.clone()
     };
-    let (start, end) = (month.start(), month.end());
     ledger::ledger(&snap, as_of)
         .into_iter()
         .filter(|r| in_month(r, start, end))
@@ -519,6 +559,59 @@ fn exceptions(src: &Snapshot<'_>, start: Timestamp, end: Timestamp) -> Vec<Excep
         .collect()
 }
 
+/// Whether a pair missed its SLA: overdue at `asOf`, or installed late.
+pub fn missed(p: &PairRow) -> bool {
+    matches!(p.state, ClockState::Overdue | ClockState::InstalledLate)
+}
+
+/// SLA compliance per ring over the counted pairs of its devices, by the rule of the SLA
+/// rows (installed on time, not yet due or exempt, of all), with the ring's pairs and
+/// those that missed: the ring order is the pairs' first appearance. Devices in no ring
+/// are left out.
+pub fn ring_compliance(pairs: &[PairRow]) -> Vec<RingCompliance> {
+    let mut by: Vec<(String, Tally, u32)> = Vec::new();
+    for p in pairs.iter().filter(|p| p.counted) {
+        let Some(ring) = p.ring.as_deref() else {
+            continue;
+        };
+        let i = match by.iter().position(|(r, _, _)| r == ring) {
+            Some(i) => i,
+            None => {
+                by.push((ring.to_string(), Tally::default(), 0));
+                by.len() - 1
+            }
+        };
+        let (_, tally, missed_pairs) = &mut by[i];
+        tally.add(&p.tier, p.severity, p.state, None);
+        *missed_pairs += u32::from(missed(p));
+    }
+    by.into_iter()
+        .map(|(ring, tally, missed)| {
+            let (ok, all) = tally.totals();
+            RingCompliance {
+                ring,
+                pairs: all,
+                missed,
+                compliance_percent: sla::percent(ok, all),
+            }
+        })
+        .collect()
+}
+
+/// One ring's SLA compliance (see [`ring_compliance`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingCompliance {
+    /// The ring.
+    pub ring: String,
+    /// Counted pairs of its devices.
+    pub pairs: u32,
+    /// Of those, overdue or installed late.
+    pub missed: u32,
+    /// Pairs in good standing of all, percent.
+    pub compliance_percent: Option<f64>,
+}
+
 /// The devices, vendors and tiers with the most pairs overdue or installed late.
 fn laggards(pairs: &[PairRow]) -> Laggards {
     let rank = |key: fn(&PairRow) -> &str| {
@@ -531,9 +624,8 @@ fn laggards(pairs: &[PairRow]) -> Laggards {
                 pairs: 0,
             });
             l.pairs += 1;
-            let overdue = p.state == ClockState::Overdue;
-            l.overdue += u32::from(overdue);
-            l.missed += u32::from(overdue || p.state == ClockState::InstalledLate);
+            l.overdue += u32::from(p.state == ClockState::Overdue);
+            l.missed += u32::from(missed(p));
         }
         let mut v: Vec<Laggard> = by.into_values().filter(|l| l.missed > 0).collect();
         v.sort_by(|a, b| b.missed.cmp(&a.missed).then(a.name.cmp(&b.name)));

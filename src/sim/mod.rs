@@ -3,6 +3,7 @@
 
 pub mod fleet;
 pub mod load;
+pub mod preview;
 pub mod report;
 pub mod run;
 pub mod world;

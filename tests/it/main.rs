@@ -43,3 +43,4 @@ mod report_packet;
 mod report_store;
 mod report_text;
 mod sim_example;
+mod sim_preview;
