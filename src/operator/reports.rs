@@ -106,12 +106,16 @@ impl Reports {
             let existing: Vec<Existing<'_>> = reports.iter().map(|r| existing(r)).collect();
             schedule::plan(now, &zone, oldest(&objects), &existing)
         };
-        if let Some(month) = &plan.create {
-            self.create(ns, month).await?;
+        let mut first_error = None;
+        if let Some(month) = &plan.create
+            && let Err(e) = self.create(ns, month).await
+        {
+            // The reports already there are still closed.
+            warn!(namespace = ns, error = %e, "the month's PatchReport could not be made");
+            first_error = Some(e);
         }
         let by_name: BTreeMap<String, Arc<PatchReport>> =
             reports.into_iter().map(|r| (r.name_any(), r)).collect();
-        let mut first_error = None;
         for step in plan.steps {
             let result = match &step {
                 Step::Close { name, month } => match by_name.get(name.as_str()) {
