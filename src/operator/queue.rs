@@ -58,11 +58,22 @@ pub trait Reconciler<K>: Send + Sync + 'static {
     fn panicked(&self, key: &K, message: &str);
 }
 
+/// What reaches the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Signal<K> {
+    /// Run this key (after the debounce).
+    Trigger(K),
+    /// The watches have just listed everything again, as after an outage: the failures
+    /// so far say nothing about now, so every key waiting out a backoff runs again after
+    /// the debounce instead of at the end of its backoff.
+    Resync,
+}
+
 /// Where watchers send keys: connected to a running queue, or (while this replica is not
 /// the leader, or shutting down) to nothing, in which case keys are dropped.
 #[derive(Debug)]
 pub struct Sink<K> {
-    tx: Mutex<Option<mpsc::UnboundedSender<K>>>,
+    tx: Mutex<Option<mpsc::UnboundedSender<Signal<K>>>>,
 }
 
 impl<K> Default for Sink<K> {
@@ -76,16 +87,25 @@ impl<K> Default for Sink<K> {
 impl<K> Sink<K> {
     /// Sends a key to the queue, if one is connected.
     pub fn send(&self, key: K) {
+        self.signal(Signal::Trigger(key));
+    }
+
+    /// Tells the queue that everything was listed again ([`Signal::Resync`]).
+    pub fn resync(&self) {
+        self.signal(Signal::Resync);
+    }
+
+    fn signal(&self, signal: Signal<K>) {
         if let Ok(guard) = self.tx.lock()
             && let Some(tx) = guard.as_ref()
         {
-            // A closed receiver means the queue is stopping: the key is not needed.
-            let _ = tx.send(key);
+            // A closed receiver means the queue is stopping: the signal is not needed.
+            let _ = tx.send(signal);
         }
     }
 
     /// Connects a new queue and returns its receiving end.
-    pub fn connect(&self) -> mpsc::UnboundedReceiver<K> {
+    pub fn connect(&self) -> mpsc::UnboundedReceiver<Signal<K>> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut guard) = self.tx.lock() {
             *guard = Some(tx);
@@ -152,6 +172,17 @@ impl<K: Clone + Eq + Hash + Ord> State<K> {
         }
     }
 
+    /// Forgets every failure: keys waiting out a backoff run after the debounce.
+    fn resync(&mut self, now: Instant) {
+        self.failures.clear();
+        let held: Vec<K> = self.hold_until.drain().map(|(k, _)| k).collect();
+        for key in held {
+            if !self.running.contains(&key) {
+                self.schedule(key, now + self.cfg.debounce);
+            }
+        }
+    }
+
     fn pop_due(&mut self, now: Instant) -> Option<K> {
         loop {
             let (at, key) = self.timeline.first().cloned()?;
@@ -206,7 +237,7 @@ fn backoff(cfg: QueueConfig, failures: u32) -> Duration {
 /// Runs the queue until `stop` turns true or every sender of `rx` is gone; then waits for
 /// the runs in flight to finish (it starts no new ones).
 pub async fn run<K, R>(
-    mut rx: mpsc::UnboundedReceiver<K>,
+    mut rx: mpsc::UnboundedReceiver<Signal<K>>,
     reconciler: Arc<R>,
     cfg: QueueConfig,
     mut stop: watch::Receiver<bool>,
@@ -255,7 +286,8 @@ pub async fn run<K, R>(
                 }
             }
             msg = rx.recv() => match msg {
-                Some(key) => state.trigger(key, Instant::now()),
+                Some(Signal::Trigger(key)) => state.trigger(key, Instant::now()),
+                Some(Signal::Resync) => state.resync(Instant::now()),
                 None => break,
             },
             _ = tokio::time::sleep_until(next.unwrap_or(now)), if next.is_some() => {}
@@ -351,11 +383,12 @@ mod tests {
     fn start(
         r: &Arc<Recorder>,
     ) -> (
-        mpsc::UnboundedSender<String>,
+        Arc<Sink<String>>,
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let tx = Arc::new(Sink::default());
+        let rx = tx.connect();
         let (stop_tx, stop_rx) = watch::channel(false);
         let h = tokio::spawn(run(rx, Arc::clone(r), QueueConfig::default(), stop_rx));
         (tx, stop_tx, h)
@@ -367,7 +400,7 @@ mod tests {
         let (tx, _stop, _h) = start(&r);
         let t0 = Instant::now();
         for _ in 0..10 {
-            tx.send("acme".into()).unwrap();
+            tx.send("acme".into());
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -384,8 +417,8 @@ mod tests {
             .unwrap()
             .insert("acme".into(), Duration::from_secs(3));
         let (tx, _stop, _h) = start(&r);
-        tx.send("acme".into()).unwrap();
-        tx.send("globex".into()).unwrap();
+        tx.send("acme".into());
+        tx.send("globex".into());
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(runs_of(&r, "acme").len(), 1);
         assert_eq!(
@@ -394,7 +427,7 @@ mod tests {
             "other keys run concurrently"
         );
         for _ in 0..5 {
-            tx.send("acme".into()).unwrap();
+            tx.send("acme".into());
         }
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(runs_of(&r, "acme").len(), 1, "not while it runs");
@@ -410,7 +443,7 @@ mod tests {
             .unwrap()
             .insert("acme".into(), Duration::from_secs(60));
         let (tx, _stop, _h) = start(&r);
-        tx.send("acme".into()).unwrap();
+        tx.send("acme".into());
         tokio::time::sleep(Duration::from_secs(61)).await;
         let runs = runs_of(&r, "acme");
         assert_eq!(runs.len(), 2);
@@ -427,8 +460,8 @@ mod tests {
         r.panic_first.lock().unwrap().insert("acme".into(), 2);
         r.fail_first.lock().unwrap().insert("globex".into(), 1);
         let (tx, _stop, h) = start(&r);
-        tx.send("acme".into()).unwrap();
-        tx.send("globex".into()).unwrap();
+        tx.send("acme".into());
+        tx.send("globex".into());
         tokio::time::sleep(Duration::from_secs(10)).await;
         let runs = runs_of(&r, "acme");
         assert_eq!(runs.len(), 3, "two panics, then success");
@@ -438,12 +471,37 @@ mod tests {
         assert_eq!(runs_of(&r, "globex").len(), 2, "a failure is retried");
         // Triggers during a backoff do not bring the retry forward.
         r.fail_first.lock().unwrap().insert("initech".into(), 3);
-        tx.send("initech".into()).unwrap();
+        tx.send("initech".into());
         tokio::time::sleep(Duration::from_millis(600)).await;
-        tx.send("initech".into()).unwrap();
+        tx.send("initech".into());
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert_eq!(runs_of(&r, "initech").len(), 1);
         assert!(!h.is_finished(), "the queue lives on");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resync_ends_every_backoff() {
+        let r = Arc::new(Recorder::default());
+        r.fail_first.lock().unwrap().insert("acme".into(), 6);
+        let (tx, _stop, _h) = start(&r);
+        tx.send("acme".into());
+        // Runs at 0.5 s, then after 1, 2, 4 and 8 s: the fifth run at 15.5 s, and the
+        // next one would wait 16 s more.
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        assert_eq!(runs_of(&r, "acme").len(), 5);
+        let t = Instant::now();
+        tx.resync();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let runs = runs_of(&r, "acme");
+        assert_eq!(runs.len(), 6, "{runs:?}");
+        assert_eq!(
+            runs[5] - t,
+            Duration::from_millis(500),
+            "after the debounce"
+        );
+        // The failure count started again: the next retry waits 1 s, not 32 s.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(runs_of(&r, "acme").len(), 7);
     }
 
     #[tokio::test(start_paused = true)]
@@ -454,9 +512,9 @@ mod tests {
             .unwrap()
             .insert("acme".into(), Duration::from_secs(5));
         let (tx, stop, h) = start(&r);
-        tx.send("acme".into()).unwrap();
+        tx.send("acme".into());
         tokio::time::sleep(Duration::from_secs(1)).await;
-        tx.send("globex".into()).unwrap();
+        tx.send("globex".into());
         stop.send(true).unwrap();
         let t = Instant::now();
         h.await.unwrap();

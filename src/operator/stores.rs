@@ -10,10 +10,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -175,8 +178,10 @@ impl Triggers {
     }
 
     /// Everything may have changed (a relist, a new leader): every namespace, its months,
-    /// and the catalog.
+    /// and the catalog, without waiting out the backoffs of earlier failures (after an
+    /// outage every key has failed, and the watches listing again mean it is over).
     pub fn everything(&self) {
+        self.sink.resync();
         self.catalog();
         for ns in self.namespaces() {
             self.sink.send(Key::Reports(ns));
@@ -442,6 +447,20 @@ impl Watch<'_> {
     }
 }
 
+/// How long a failed watch waits before it tries again: from 0.5 s doubling to at most
+/// 4 s (kube's default goes to 30 s, client-go's), so that the operator is watching
+/// again within seconds of an API server coming back. Seven watches retrying every 4 s
+/// are no burden on a server that is down; the delay starts again at 0.5 s after two
+/// minutes without a failure.
+fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(4))
+        .with_factor(2.0)
+        .without_max_times();
+    ResetTimerBackoff::new(exponential.into(), Duration::from_secs(120))
+}
+
 fn spawn_watch<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
@@ -454,7 +473,7 @@ where
     let kind = K::kind(&()).to_string();
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
+            .backoff(watch_backoff())
             .modify(slim::<K>)
             .inspect_ok(move |ev| before(ev));
         let stream = reflector::reflector(writer, stream);
