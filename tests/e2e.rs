@@ -596,11 +596,18 @@ spec:
         .await;
         assert_eq!(planned, vec!["it-2", "it-3"]);
         let exceptions: Api<PatchException> = Api::namespaced(env.client.clone(), &env.ns);
-        let exc = exceptions.get("hold-two").await.expect("the exception");
-        assert_eq!(
-            exc.status.as_ref().and_then(|s| s.phase),
-            Some(ExceptionPhase::Active)
-        );
+        // The same pass writes the plans and the exception's status, in that order: the
+        // status may show a moment after the plans do.
+        eventually(
+            "the exception is Active",
+            Duration::from_secs(5),
+            || async {
+                let exc = exceptions.get("hold-two").await.ok()?;
+                (exc.status.as_ref().and_then(|s| s.phase) == Some(ExceptionPhase::Active))
+                    .then_some(())
+            },
+        )
+        .await;
         assert!(
             Timestamp::now() < expires,
             "setup took too long for this scenario"
