@@ -42,26 +42,13 @@ pub fn build_period(
     start: Timestamp,
     end: Timestamp,
 ) -> MonthReport {
-    let frame = MonthReport {
-        schema: super::model::SCHEMA.to_string(),
-        tenant: src.namespace.to_string(),
-        month: label.to_string(),
-        time_zone: time_zone.to_string(),
+    let period = super::model::Period {
+        label,
+        time_zone,
         start,
         end,
-        as_of: end,
-        closed: true,
-        headline: Headline::default(),
-        sla: Vec::new(),
-        trend: Vec::new(),
-        rings: Vec::new(),
-        pairs: Vec::new(),
-        approvals: Vec::new(),
-        interventions: Vec::new(),
-        freezes: Vec::new(),
-        exceptions: Vec::new(),
-        laggards: Laggards::default(),
     };
+    let frame = MonthReport::empty_period(src.namespace, &period, end);
     build_in(src, frame, &[])
 }
 

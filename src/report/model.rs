@@ -61,19 +61,42 @@ pub struct MonthReport {
     pub laggards: Laggards,
 }
 
+/// The period a report covers: a month, or (for the preview) a simulated run.
+#[derive(Clone, Copy, Debug)]
+pub struct Period<'a> {
+    /// What stands in the `month` field.
+    pub label: &'a str,
+    /// The IANA time zone, carried.
+    pub time_zone: &'a str,
+    /// The first instant.
+    pub start: Timestamp,
+    /// The first instant after it.
+    pub end: Timestamp,
+}
+
 impl MonthReport {
     /// A month with nothing in it yet: the frame [`super::build::build`] fills.
     pub fn empty(tenant: &str, month: &super::month::Month, as_of: Timestamp) -> Self {
-        let (start, end) = (month.start(), month.end());
+        let period = Period {
+            label: &month.label(),
+            time_zone: month.time_zone(),
+            start: month.start(),
+            end: month.end(),
+        };
+        Self::empty_period(tenant, &period, as_of)
+    }
+
+    /// Any period `[start, end)` with nothing in it yet, `label` in the `month` field.
+    pub fn empty_period(tenant: &str, period: &Period<'_>, as_of: Timestamp) -> Self {
         MonthReport {
             schema: SCHEMA.to_string(),
             tenant: tenant.to_string(),
-            month: month.label(),
-            time_zone: month.time_zone().to_string(),
-            start,
-            end,
+            month: period.label.to_string(),
+            time_zone: period.time_zone.to_string(),
+            start: period.start,
+            end: period.end,
             as_of,
-            closed: as_of >= end,
+            closed: as_of >= period.end,
             headline: Headline::default(),
             sla: Vec::new(),
             trend: Vec::new(),
