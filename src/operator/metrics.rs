@@ -24,7 +24,7 @@ use jiff::Timestamp;
 
 use crate::api::{ExceptionPhase, RingPhase, RolloutPhase, Severity};
 use crate::engine::Decisions;
-use crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER;
+use crate::engine::rollout::{unreachable, unreachable_after};
 
 use super::ObjectKind;
 use super::objects::Objects;
@@ -428,13 +428,14 @@ impl Metrics {
             d.devices.iter().map(|(n, c)| (n.as_str(), c)).collect();
         // Unreachable as the rollouts judge it: not seen for the ring's unreachableAfter
         // (a device that never checked in is not unreachable).
-        let unreachable_after = |ring: Option<&str>| {
-            objects
-                .rings
-                .iter()
-                .find(|r| ring.is_some_and(|n| r.metadata.name.as_deref() == Some(n)))
-                .and_then(|r| r.spec.unreachable_after)
-                .unwrap_or(DEFAULT_UNREACHABLE_AFTER)
+        let after = |ring: Option<&str>| {
+            unreachable_after(
+                objects
+                    .rings
+                    .iter()
+                    .find(|r| ring.is_some_and(|n| r.metadata.name.as_deref() == Some(n)))
+                    .map(|r| &r.spec),
+            )
         };
         let mut device_counts: HashMap<DeviceLabels, (i64, i64)> = HashMap::new();
         let mut newest_seen: Option<Timestamp> = None;
@@ -449,9 +450,7 @@ impl Metrics {
                 .copied()
                 .or_else(|| dev.status.as_ref().and_then(|s| s.compliance.as_ref()));
             let Some(c) = summary else { continue };
-            let unreachable = seen.is_some_and(|seen| {
-                at.duration_since(seen) >= unreachable_after(c.ring.as_deref()).span()
-            });
+            let unreachable = unreachable(seen, after(c.ring.as_deref()), at);
             let counts = device_counts
                 .entry(DeviceLabels {
                     namespace: ns.to_string(),

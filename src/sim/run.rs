@@ -203,11 +203,7 @@ fn shortest_unreachable_after(world: &World) -> Duration {
     world
         .rings
         .values()
-        .map(|r| {
-            r.spec
-                .unreachable_after
-                .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER)
-        })
+        .map(|r| crate::engine::rollout::unreachable_after(Some(&r.spec)))
         .min()
         .unwrap_or(crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER)
 }

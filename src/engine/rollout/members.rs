@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use crate::api::{Duration, PatchState, PlanEntry, RingProgress};
 use crate::contract;
 
-use super::{Member, RingInput, remove};
+use super::{Member, RingInput, remove, unreachable};
 use crate::engine::decision::{PlanChange, PlanList};
 
 /// How a member stands in this rollout: apart (excepted, unreachable), or as the device
@@ -30,8 +30,7 @@ fn standing(
     if m.excepted {
         return Standing::Excepted;
     }
-    let seen_recently = seen.is_none_or(|seen| now.duration_since(seen) < unreachable_after.span());
-    if !seen_recently {
+    if unreachable(seen, unreachable_after, now) {
         return Standing::Unreachable;
     }
     Standing::Judged(contract::judge_state(m.state, m.report, ours, now))

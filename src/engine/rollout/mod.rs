@@ -34,6 +34,18 @@ use super::windows::{Schedule, active_freeze};
 /// Devices not seen for this long are Unreachable unless the ring says otherwise.
 pub const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::hours(72);
 
+/// A ring's `unreachableAfter`, else [`DEFAULT_UNREACHABLE_AFTER`].
+pub fn unreachable_after(ring: Option<&DeploymentRingSpec>) -> Duration {
+    ring.and_then(|r| r.unreachable_after)
+        .unwrap_or(DEFAULT_UNREACHABLE_AFTER)
+}
+
+/// Whether a device last seen at `seen` is unreachable at `now` in a ring that waits
+/// `after`: it has checked in, but not for `after`. One that never checked in is not.
+pub fn unreachable(seen: Option<Timestamp>, after: Duration, now: Timestamp) -> bool {
+    seen.is_some_and(|seen| now.duration_since(seen) >= after.span())
+}
+
 /// One device of the policy that reports the patch, as the rollout sees it. A pass makes
 /// one per device–patch pair of a rollout's rings, so it is kept small (72 bytes): what
 /// every member's standing needs is copied in, the plan's entries are looked up only for

@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use crate::api::{DeploymentRingSpec, Duration, GateResult, RingPhase, RingProgress};
 
 use super::members::{Counts, Tallied, tally};
-use super::{DEFAULT_UNREACHABLE_AFTER, Halt, Pass, whole_seconds};
+use super::{Halt, Pass, unreachable_after, whole_seconds};
 use crate::engine::decision::{EventType, Reason};
 
 impl<'i, 'a> Pass<'i, 'a> {
@@ -37,9 +37,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         let ring = &input.rings[idx];
         let old = self.old_ring(ring.name);
         let spec = ring.ring.as_ref().ok().map(|(spec, _)| *spec);
-        let unreachable_after = spec
-            .and_then(|s| s.unreachable_after)
-            .unwrap_or(DEFAULT_UNREACHABLE_AFTER);
+        let unreachable_after = unreachable_after(spec);
         let mut t = tally(ring, self.input.name, unreachable_after, old, self.now);
         self.out.plan.append(&mut t.releases);
         self.wake.push(t.wake);

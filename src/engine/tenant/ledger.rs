@@ -19,7 +19,7 @@ use crate::engine::approval::Approval;
 use crate::engine::cache::Cache;
 use crate::engine::decision::Decisions;
 use crate::engine::exceptions;
-use crate::engine::rollout::DEFAULT_UNREACHABLE_AFTER;
+use crate::engine::rollout::{unreachable, unreachable_after};
 use crate::engine::sla::{Clock, ClockState};
 
 use super::gather::{self, Tenant};
@@ -306,15 +306,15 @@ fn device_why(
     now: Timestamp,
 ) -> Option<Why> {
     let id = t.patches[f.ix].spec.id.as_str();
-    let after = t
-        .rings
-        .iter()
-        .find(|r| r.name == ring)
-        .and_then(|r| r.ring.spec.unreachable_after)
-        .unwrap_or(DEFAULT_UNREACHABLE_AFTER);
+    let after = unreachable_after(
+        t.rings
+            .iter()
+            .find(|r| r.name == ring)
+            .map(|r| &r.ring.spec),
+    );
     let status = device.status.as_ref()?;
     if let Some(seen) = status.last_seen
-        && now.duration_since(seen) >= after.span()
+        && unreachable(Some(seen), after, now)
     {
         return Some(because(
             Unpatched::DeviceUnreachable,
