@@ -10,8 +10,8 @@ use super::keys::{self, KeyError};
 use super::model::MonthReport;
 use super::month::{Month, MonthError};
 use super::packet::{
-    self, PacketError, SignatureCheck, Verified, VerifyError, WriteError, Written, verify_dir,
-    write_dir,
+    self, PacketError, Sealed, SignatureCheck, Verified, VerifyError, WriteError, Written,
+    verify_dir, write_dir,
 };
 use super::store::read_location;
 use crate::api::{PatchReport, ReportPhase};
@@ -320,7 +320,16 @@ pub fn write_packet(
 ) -> Result<WrittenPacket, MakeError> {
     let month = Month::parse(&report.month, &report.time_zone)?;
     let sealed = assemble::packet(report, snap, &month, key)?;
-    let unchanged = write_dir(dir, &sealed)? == Written::Unchanged;
+    write_sealed(dir, report, &sealed)
+}
+
+/// Writes a sealed packet of `report` to `dir`.
+fn write_sealed(
+    dir: &Path,
+    report: &MonthReport,
+    sealed: &Sealed,
+) -> Result<WrittenPacket, MakeError> {
+    let unchanged = write_dir(dir, sealed)? == Written::Unchanged;
     Ok(WrittenPacket {
         dir: dir.to_path_buf(),
         month: report.month.clone(),
@@ -422,8 +431,7 @@ async fn make_from_cluster(a: &FromCluster, now: jiff::Timestamp) -> Result<Writ
     let objects = super::cluster::read(&client, &a.namespace)
         .await
         .map_err(|e| format!("reading namespace {}: {e}", a.namespace))?;
-    let snap = objects.snapshot();
-    let previous = super::build::trend_before(&snap, &month, TREND_MONTHS);
-    let report = super::build::build(&snap, &month, now, &previous);
-    write_packet(&a.out, &report, &snap, key.as_ref()).map_err(|e| e.to_string())
+    let (report, sealed) = super::record::seal(&objects.snapshot(), &month, now, key.as_ref())
+        .map_err(|e| e.to_string())?;
+    write_sealed(&a.out, &report, &sealed).map_err(|e| e.to_string())
 }
