@@ -1,6 +1,7 @@
 //! ringmaster: risk-based patch management, run declaratively as a Kubernetes operator.
 //!
 //! - [`api`]: the custom resources.
+//! - [`cli`]: the command line of `ringmaster` and `kubectl-ringmaster`.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
 //! - [`enroll`]: `ringmaster enroll`, a device agent's identity and its token renewal.
 //! - [`manifest`]: offline loading and checking of manifests.
@@ -11,6 +12,7 @@
 pub mod agent;
 pub mod api;
 pub mod catalog;
+pub mod cli;
 pub mod contract;
 pub mod crds;
 pub mod engine;
