@@ -65,7 +65,8 @@ CATALOG_SOURCES = ["msrc", "osv", "kev", "epss"]
 CATALOG_VERBS = ["get", "list", "create", "patch"]
 GROUP = "patching.ringmaster.dev"
 NAMESPACED_KINDS = ["patchpolicies", "deploymentrings", "patchexceptions", "manageddevices", "patchrollouts",
-                    "patchreports"]
+                    "patchreports", "patchapprovals", "patchfreezes"]
+LEVER_KINDS = ["patchapprovals", "patchfreezes"]
 ALL_KINDS = NAMESPACED_KINDS + ["patches"]
 CRD_NAMES = sorted(f"{k}.{GROUP}" for k in ALL_KINDS)
 METRICS = [
@@ -251,7 +252,9 @@ def expected_operator_grants(exp):
         for r in NAMESPACED_KINDS:
             for v in ("get", "list", "watch"):
                 want.add((scope, GROUP, r, v, None))
-            want.add((scope, GROUP, f"{r}/status", "patch", None))
+            # People's lever objects have no status.
+            if r not in LEVER_KINDS:
+                want.add((scope, GROUP, f"{r}/status", "patch", None))
         want.add((scope, GROUP, "manageddevices", "patch", None))
         want.add((scope, GROUP, "patchrollouts", "create", None))
         want.add((scope, GROUP, "patchrollouts", "patch", None))
@@ -329,7 +332,8 @@ def check_user_roles(render, docs):
         "ringmaster-view": ({agg + "view"},
                             {(GROUP, r, v) for r in ALL_KINDS for v in ("get", "list", "watch")}),
         "ringmaster-edit": ({agg + "edit"},
-                            {(GROUP, r, v) for r in ("patchpolicies", "deploymentrings", "patchexceptions")
+                            {(GROUP, r, v) for r in ("patchpolicies", "deploymentrings", "patchexceptions",
+                                                     "patchapprovals", "patchfreezes")
                              for v in ("create", "update", "patch", "delete")}
                             | {(GROUP, "patchrollouts", "patch")}
                             # Closing a month on demand; never a report's status.
@@ -865,7 +869,9 @@ def check_admission(render, docs, exp):
         return
     ours = dict(apiGroups=[GROUP], apiVersions=["v1alpha1"], operations=["CREATE", "UPDATE"])
     want_policies = [("device-agent", dict(ours, resources=["manageddevices", "manageddevices/status"]), True),
-                     ("exception-approval", dict(ours, resources=["patchexceptions"]), True)]
+                     ("exception-approval", dict(ours, resources=["patchexceptions"]), True),
+                     ("lever-objects", dict(ours, resources=["patchapprovals", "patchfreezes"]), True),
+                     ("rollout-levers", dict(ours, resources=["patchrollouts"]), True)]
     if exp["node"] is not None:
         want_policies.append(("node-agent", dict(apiGroups=[""], apiVersions=["v1"], operations=["UPDATE"],
                                                  resources=["nodes"]), False))

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
 use crate::{manifest, sim, validate};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Risk-based patch management, run declaratively.
 #[derive(Parser)]
@@ -252,7 +252,9 @@ pub fn main(binary: Binary) -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
     let mut command = Cli::command();
     if binary == Binary::KubectlPlugin {
-        command = command.name("kubectl-ringmaster").bin_name("kubectl ringmaster");
+        command = command
+            .name("kubectl-ringmaster")
+            .bin_name("kubectl ringmaster");
     }
     let cli = match Cli::from_arg_matches(&command.get_matches()) {
         Ok(cli) => cli,

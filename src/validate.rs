@@ -74,6 +74,28 @@ pub fn cross_check(objects: &[(Source, Object)], now: Timestamp) -> Vec<Problem>
                     .exceptions
                     .insert(name, e.clone());
             }
+            Object::Approval(a) => {
+                sources.insert(
+                    (Kind::PatchApproval, ns.clone(), name.clone()),
+                    source.clone(),
+                );
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .approvals
+                    .insert(name, a.clone());
+            }
+            Object::Freeze(f) => {
+                sources.insert(
+                    (Kind::PatchFreeze, ns.clone(), name.clone()),
+                    source.clone(),
+                );
+                worlds
+                    .entry(ns.clone())
+                    .or_insert_with(world)
+                    .freezes
+                    .insert(name, f.clone());
+            }
             Object::Patch(p) => patches.push(p.clone()),
             Object::Report(r) => problems.extend(report_problem(source, &ns, &name, r)),
             Object::Device(_) | Object::Rollout(_) | Object::Extension { .. } => {}

@@ -68,6 +68,10 @@ pub enum Reason {
     RolloutPaused,
     /// A paused rollout resumed.
     RolloutResumed,
+    /// A person paused one ring (`spec.pausedRings`).
+    RingPaused,
+    /// A paused ring resumed.
+    RingResumed,
 }
 
 impl Reason {
@@ -96,6 +100,8 @@ impl Reason {
             Reason::RolloutCompleted => "RolloutCompleted",
             Reason::RolloutPaused => "RolloutPaused",
             Reason::RolloutResumed => "RolloutResumed",
+            Reason::RingPaused => "RingPaused",
+            Reason::RingResumed => "RingResumed",
         }
     }
 }
@@ -115,10 +121,11 @@ pub struct RolloutHistoryEntry {
     pub at: jiff::Timestamp,
     /// What happened, as the Event's reason: PatchApproved, RingStarted, RingPassed,
     /// RingPromoted, RingHalted, RolloutAborted, RollbackStarted, RolledBack,
-    /// RolloutCompleted, RolloutPaused, RolloutResumed or PatchHeld.
+    /// RolloutCompleted, RolloutPaused, RolloutResumed, RingPaused, RingResumed or
+    /// PatchHeld.
     pub reason: Reason,
     /// The ring, for a ring's transitions (RingStarted, RingPassed, RingPromoted,
-    /// RingHalted).
+    /// RingHalted, RingPaused, RingResumed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ring: Option<String>,
     /// What happened, in words: the Event's message.
@@ -164,7 +171,7 @@ mod tests {
                 })
                 .collect(),
         };
-        assert_eq!(names.len(), 22, "{names:?}");
+        assert_eq!(names.len(), 24, "{names:?}");
         for name in names {
             let reason: Reason =
                 serde_json::from_value(serde_json::Value::String(name.clone())).expect("reason");

@@ -11,6 +11,7 @@ pub mod common;
 pub mod device;
 pub mod exception;
 pub mod history;
+pub mod lever;
 pub mod patch;
 pub mod policy;
 pub mod report;
@@ -21,6 +22,7 @@ pub use common::*;
 pub use device::*;
 pub use exception::*;
 pub use history::*;
+pub use lever::*;
 pub use patch::*;
 pub use policy::*;
 pub use report::*;
@@ -45,6 +47,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Patch::crd(),
         PatchRollout::crd(),
         PatchReport::crd(),
+        PatchApproval::crd(),
+        PatchFreeze::crd(),
     ]
 }
 

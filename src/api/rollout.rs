@@ -52,6 +52,11 @@ pub struct PatchRolloutSpec {
     /// Stop admitting devices and promoting rings until set back to false.
     #[serde(default)]
     pub paused: bool,
+    /// Rings paused by a person: they admit no device and are not promoted until removed
+    /// from the list; the other rings go on (late joiners of passed rings are admitted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub paused_rings: Vec<String>,
     /// Rings a person approves for promotion: a ring listed here passes its manual gate,
     /// and a halted ring listed here is passed despite its failures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

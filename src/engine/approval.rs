@@ -3,8 +3,8 @@
 use jiff::Timestamp;
 
 use crate::api::{
-    ApprovalAction, ApprovalRule, Classification, Duration, HoldSpec, Patch, PatchPolicySpec,
-    RiskSpec, RuleMatch,
+    ApprovalAction, ApprovalRule, Classification, Decision, Duration, HoldSpec, Patch,
+    PatchApproval, PatchPolicySpec, RiskSpec, RuleMatch, created_by,
 };
 
 use super::severity::{highest_cvss, risk_of};
@@ -59,20 +59,72 @@ pub fn rule_name(rule: &ApprovalRule, index: usize) -> String {
         .unwrap_or_else(|| format!("rule {}", index + 1))
 }
 
-/// Decides one patch under one policy at `now`: the explicit lists first (reject wins),
-/// then the first matching rule, then the default.
-pub fn evaluate(policy: &PatchPolicySpec, patch: &Patch, now: Timestamp) -> Approval {
+/// A person's decision about one patch under one policy: a `PatchApproval`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// The patch id, as the approval names it.
+    pub patch: String,
+    /// Approve or reject.
+    pub decision: Decision,
+    /// How approval records name it: `PatchApproval NAME (by USER)`.
+    pub by: String,
+    /// When it was made (its creation), if known.
+    pub at: Option<Timestamp>,
+}
+
+impl Decided {
+    /// The decision a `PatchApproval` records.
+    pub fn of(a: &PatchApproval) -> Self {
+        let name = a.metadata.name.as_deref().unwrap_or_default();
+        let by = match created_by(&a.metadata) {
+            Some(user) => format!("PatchApproval {name} (by {user})"),
+            None => format!("PatchApproval {name}"),
+        };
+        Decided {
+            patch: a.spec.patch.clone(),
+            decision: a.spec.decision,
+            by,
+            at: a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        }
+    }
+}
+
+/// Decides one patch under one policy at `now`: the explicit decisions first — the
+/// policy's `approval.reject`, then people's rejections (`PatchApproval`s, `people`),
+/// then the policy's `approval.approve`, then people's approvals: a rejection always
+/// wins — then the first matching rule, then the default.
+pub fn evaluate(
+    policy: &PatchPolicySpec,
+    people: &[Decided],
+    patch: &Patch,
+    now: Timestamp,
+) -> Approval {
     let id = patch.spec.id.as_str();
     let listed = |list: &[String]| list.iter().any(|p| p.eq_ignore_ascii_case(id));
+    let decided = |d: Decision| {
+        people
+            .iter()
+            .find(|p| p.decision == d && p.patch.eq_ignore_ascii_case(id))
+    };
     if listed(&policy.approval.reject) {
         return Approval::Rejected {
             by: "approval.reject".into(),
         };
     }
+    if let Some(p) = decided(Decision::Reject) {
+        return Approval::Rejected { by: p.by.clone() };
+    }
     if listed(&policy.approval.approve) {
         return Approval::Approved {
             at: None,
             by: "approval.approve".into(),
+            emergency: false,
+        };
+    }
+    if let Some(p) = decided(Decision::Approve) {
+        return Approval::Approved {
+            at: p.at,
+            by: p.by.clone(),
             emergency: false,
         };
     }
@@ -297,7 +349,7 @@ mod tests {
         let now = ts("2026-11-11T00:00:00Z");
         let exploited = patch("KB1", Classification::Security, Some(5.0), true);
         assert_eq!(
-            evaluate(&p, &exploited, now),
+            evaluate(&p, &[], &exploited, now),
             Approval::Approved {
                 at: Some(ts("2026-11-10T18:00:00Z")),
                 by: "rule 1".into(),
@@ -306,7 +358,7 @@ mod tests {
         );
         let high = patch("KB2", Classification::Security, Some(8.8), false);
         assert_eq!(
-            evaluate(&p, &high, now),
+            evaluate(&p, &[], &high, now),
             Approval::Approved {
                 at: Some(ts("2026-11-10T18:00:00Z")),
                 by: "rule 2".into(),
@@ -315,26 +367,26 @@ mod tests {
         );
         let medium = patch("KB3", Classification::Security, Some(5.5), false);
         assert_eq!(
-            evaluate(&p, &medium, now),
+            evaluate(&p, &[], &medium, now),
             Approval::Scheduled {
                 at: ts("2026-11-13T18:00:00Z"),
                 by: "rule 3".into()
             }
         );
         assert!(
-            evaluate(&p, &medium, ts("2026-11-13T18:00:00Z")).is_approved(),
+            evaluate(&p, &[], &medium, ts("2026-11-13T18:00:00Z")).is_approved(),
             "approved at the instant the delay ends"
         );
         let driver = patch("KB4", Classification::Driver, None, false);
         assert_eq!(
-            evaluate(&p, &driver, now),
+            evaluate(&p, &[], &driver, now),
             Approval::AwaitingManual {
                 by: "rule 5".into()
             }
         );
         let other = patch("KB5", Classification::Other, None, false);
         assert_eq!(
-            evaluate(&p, &other, now),
+            evaluate(&p, &[], &other, now),
             Approval::AwaitingManual {
                 by: "default".into()
             }
@@ -347,7 +399,7 @@ mod tests {
         p.approval.approve = vec!["kb4".into()];
         let driver = patch("KB4", Classification::Driver, None, false);
         assert_eq!(
-            evaluate(&p, &driver, ts("2026-11-11T00:00:00Z")),
+            evaluate(&p, &[], &driver, ts("2026-11-11T00:00:00Z")),
             Approval::Approved {
                 at: None,
                 by: "approval.approve".into(),
@@ -356,9 +408,62 @@ mod tests {
         );
         p.approval.reject = vec!["KB4".into()];
         assert_eq!(
-            evaluate(&p, &driver, ts("2026-11-11T00:00:00Z")),
+            evaluate(&p, &[], &driver, ts("2026-11-11T00:00:00Z")),
             Approval::Rejected {
                 by: "approval.reject".into()
+            }
+        );
+    }
+
+    fn person(name: &str, patch: &str, decision: Decision, user: Option<&str>) -> Decided {
+        let mut a = PatchApproval::new(
+            name,
+            crate::api::PatchApprovalSpec {
+                policy: "p".into(),
+                patch: patch.into(),
+                decision,
+                reason: "CAB".into(),
+            },
+        );
+        if let Some(u) = user {
+            a.metadata.annotations =
+                Some([(crate::api::CREATED_BY.to_string(), u.to_string())].into());
+        }
+        a.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            ts("2026-11-10T09:00:00Z"),
+        ));
+        Decided::of(&a)
+    }
+
+    #[test]
+    fn people_approve_what_rules_leave_to_them_and_their_rejections_win() {
+        let p = design_policy();
+        let now = ts("2026-11-11T00:00:00Z");
+        let driver = patch("KB4", Classification::Driver, None, false);
+        assert!(matches!(
+            evaluate(&p, &[], &driver, now),
+            Approval::AwaitingManual { .. }
+        ));
+        let yes = person("yes", "kb4", Decision::Approve, Some("alice"));
+        assert_eq!(
+            evaluate(&p, std::slice::from_ref(&yes), &driver, now),
+            Approval::Approved {
+                at: Some(ts("2026-11-10T09:00:00Z")),
+                by: "PatchApproval yes (by alice)".into(),
+                emergency: false
+            }
+        );
+        // Someone else's decision about another patch changes nothing.
+        let other = person("other", "KB5", Decision::Reject, None);
+        assert!(evaluate(&p, &[yes.clone(), other], &driver, now).is_approved());
+        // A rejection wins over an approval, and over the policy's own approve list.
+        let no = person("no", "KB4", Decision::Reject, None);
+        let mut listed = p.clone();
+        listed.approval.approve = vec!["KB4".into()];
+        assert_eq!(
+            evaluate(&listed, &[yes, no], &driver, now),
+            Approval::Rejected {
+                by: "PatchApproval no".into()
             }
         );
     }
@@ -373,7 +478,7 @@ mod tests {
         )]);
         let sec = patch("KB1", Classification::Security, None, false);
         assert_eq!(
-            evaluate(&p, &sec, ts("2026-11-11T00:00:00Z")),
+            evaluate(&p, &[], &sec, ts("2026-11-11T00:00:00Z")),
             Approval::Scheduled {
                 at: ts("2026-12-10T18:00:00Z"),
                 by: "rule 1".into()
@@ -381,7 +486,7 @@ mod tests {
         );
         let feat = patch("KB2", Classification::Feature, None, false);
         assert_eq!(
-            evaluate(&p, &feat, ts("2026-11-11T00:00:00Z")),
+            evaluate(&p, &[], &feat, ts("2026-11-11T00:00:00Z")),
             Approval::Scheduled {
                 at: ts("2027-11-10T18:00:00Z"),
                 by: "rule 1".into()

@@ -17,6 +17,7 @@ use crate::api::{
     PatchPolicySpec, PatchState,
 };
 
+use super::approval::Decided;
 use super::severity::Risk;
 use super::sla::{Clock, ClockState};
 
@@ -107,8 +108,8 @@ impl std::fmt::Debug for Cache {
 /// every entry. Objects are listed in the order the pass indexes them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct TenantKey {
-    /// Policies by name, with their specs.
-    pub policies: Vec<(String, PatchPolicySpec)>,
+    /// Policies by name, with their specs and people's decisions under them.
+    pub policies: Vec<(String, PatchPolicySpec, Vec<Decided>)>,
     /// Rings by name, with their specs.
     pub rings: Vec<(String, DeploymentRingSpec)>,
     /// Exceptions by name, with their specs and what the pass made of them.

@@ -26,6 +26,10 @@ pub enum Kind {
     ManagedDevice,
     /// A PatchRollout.
     PatchRollout,
+    /// A PatchApproval.
+    PatchApproval,
+    /// A PatchFreeze.
+    PatchFreeze,
 }
 
 impl Kind {
@@ -36,6 +40,8 @@ impl Kind {
             Kind::DeploymentRing => "DeploymentRing",
             Kind::PatchException => "PatchException",
             Kind::ManagedDevice => "ManagedDevice",
+            Kind::PatchApproval => "PatchApproval",
+            Kind::PatchFreeze => "PatchFreeze",
             Kind::PatchRollout => "PatchRollout",
         }
     }

@@ -38,6 +38,8 @@ pub fn audited(reason: Reason) -> bool {
         | Reason::RolloutCompleted
         | Reason::RolloutPaused
         | Reason::RolloutResumed
+        | Reason::RingPaused
+        | Reason::RingResumed
         | Reason::ExceptionActive
         | Reason::ExceptionPendingApproval
         | Reason::ExceptionExpired

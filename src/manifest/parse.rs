@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use super::load::{Document, Source};
 use super::schema::{self, Finding, Patterns};
 use crate::api::{
-    self, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchReport,
-    PatchRollout,
+    self, DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze,
+    PatchPolicy, PatchReport, PatchRollout,
 };
 
 /// The API group of the simulator's own kinds; documents of this group are passed
@@ -40,6 +40,10 @@ pub enum Object {
     Rollout(PatchRollout),
     /// A `PatchReport` (a month to close; the simulator closes months by itself).
     Report(PatchReport),
+    /// A `PatchApproval`: a person's decision about a patch under a policy.
+    Approval(PatchApproval),
+    /// A `PatchFreeze`: a person's change freeze on the tenant or some rings.
+    Freeze(PatchFreeze),
     /// A document of the [`EXTENSION_GROUP`] group, exactly as written (not checked, not
     /// defaulted).
     Extension {
@@ -63,6 +67,8 @@ impl Object {
             Object::Patch(_) => "Patch",
             Object::Rollout(_) => "PatchRollout",
             Object::Report(_) => "PatchReport",
+            Object::Approval(_) => "PatchApproval",
+            Object::Freeze(_) => "PatchFreeze",
             Object::Extension { kind, .. } => kind,
         }
     }
@@ -93,6 +99,8 @@ impl Object {
             Object::Patch(o) => o.meta(),
             Object::Rollout(o) => o.meta(),
             Object::Report(o) => o.meta(),
+            Object::Approval(o) => o.meta(),
+            Object::Freeze(o) => o.meta(),
             Object::Extension { .. } => return None,
         })
     }
@@ -314,6 +322,10 @@ fn decode(kind: &str, value: &Value) -> Result<Object, Finding> {
         typed(value).map(Object::Rollout)
     } else if kind == PatchReport::kind(&()) {
         typed(value).map(Object::Report)
+    } else if kind == PatchApproval::kind(&()) {
+        typed(value).map(Object::Approval)
+    } else if kind == PatchFreeze::kind(&()) {
+        typed(value).map(Object::Freeze)
     } else {
         Err(finding("kind", format!("{kind} has no typed form")))
     }
@@ -704,6 +716,8 @@ mod tests {
                 ("Patch", false),
                 ("PatchRollout", true),
                 ("PatchReport", true),
+                ("PatchApproval", true),
+                ("PatchFreeze", true),
             ]
         );
         assert!(schemas.kinds.iter().all(|k| k.schema.is_some()));

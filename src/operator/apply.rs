@@ -605,6 +605,8 @@ impl Applier {
                 .rollout(&ev.name)
                 .map(|o| &o.metadata)
                 .or_else(|| created.get(&ev.name).map(|o| &o.metadata)),
+            // The engine makes no Event about people's lever objects.
+            engine::Kind::PatchApproval | engine::Kind::PatchFreeze => None,
         };
         let reference = ObjectReference {
             api_version: Some(format!("{}/{}", crate::api::GROUP, crate::api::VERSION)),

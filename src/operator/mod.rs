@@ -1,6 +1,6 @@
 //! The Kubernetes shell around the engine: `ringmaster run`.
 //!
-//! It watches the seven kinds into reflector stores, and for each namespace (tenant) that
+//! It watches the nine kinds into reflector stores, and for each namespace (tenant) that
 //! changes builds an engine [`Snapshot`](crate::engine::Snapshot), runs
 //! [`engine::decide`](crate::engine::decide) and applies what it decided with the fewest
 //! writes, then sleeps until the next instant at which time alone changes a decision.
@@ -8,7 +8,7 @@
 //!
 //! | module | holds |
 //! | --- | --- |
-//! | [`stores`] | reflectors for the seven kinds, the snapshot of one namespace, what triggers whom |
+//! | [`stores`] | reflectors for the nine kinds, the snapshot of one namespace, what triggers whom |
 //! | [`queue`] | the work queue: debounce, one reconcile per key at a time, timers, backoff |
 //! | [`tenant`] | the reconcilers: one namespace, and the shared Patch catalog |
 //! | [`reports`] | closing each namespace's months: its `PatchReport`s and their packets |
@@ -50,6 +50,10 @@ pub enum ObjectKind {
     PatchRollout,
     /// Patch (cluster-scoped).
     Patch,
+    /// PatchApproval.
+    PatchApproval,
+    /// PatchFreeze.
+    PatchFreeze,
     /// events.k8s.io Event.
     Event,
 }
@@ -64,6 +68,8 @@ impl ObjectKind {
             ObjectKind::ManagedDevice => "ManagedDevice",
             ObjectKind::PatchRollout => "PatchRollout",
             ObjectKind::Patch => "Patch",
+            ObjectKind::PatchApproval => "PatchApproval",
+            ObjectKind::PatchFreeze => "PatchFreeze",
             ObjectKind::Event => "Event",
         }
     }
@@ -78,6 +84,8 @@ impl From<crate::engine::Kind> for ObjectKind {
             Kind::PatchException => ObjectKind::PatchException,
             Kind::ManagedDevice => ObjectKind::ManagedDevice,
             Kind::PatchRollout => ObjectKind::PatchRollout,
+            Kind::PatchApproval => ObjectKind::PatchApproval,
+            Kind::PatchFreeze => ObjectKind::PatchFreeze,
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::api::{DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout};
+use crate::api::{
+    DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze, PatchPolicy,
+    PatchRollout,
+};
 use crate::engine::Snapshot;
 
 /// What the queue reconciles.
@@ -36,6 +39,10 @@ pub struct Objects {
     pub rollouts: Vec<Arc<PatchRollout>>,
     /// Every Patch of the catalog.
     pub patches: Vec<Arc<Patch>>,
+    /// Its PatchApprovals.
+    pub approvals: Vec<Arc<PatchApproval>>,
+    /// Its PatchFreezes.
+    pub freezes: Vec<Arc<PatchFreeze>>,
 }
 
 impl Objects {
@@ -49,6 +56,8 @@ impl Objects {
             devices: self.devices.iter().map(Arc::as_ref).collect(),
             rollouts: self.rollouts.iter().map(Arc::as_ref).collect(),
             patches: self.patches.iter().map(Arc::as_ref).collect(),
+            approvals: self.approvals.iter().map(Arc::as_ref).collect(),
+            freezes: self.freezes.iter().map(Arc::as_ref).collect(),
         }
     }
 }

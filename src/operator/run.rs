@@ -290,7 +290,7 @@ fn established(crd: &CustomResourceDefinition) -> bool {
         })
 }
 
-/// Waits until the seven CRDs exist and are Established, saying clearly which are missing;
+/// Waits until the nine CRDs exist and are Established, saying clearly which are missing;
 /// false if shut down first.
 pub async fn wait_for_crds(client: &Client, shutdown: &mut watch::Receiver<bool>) -> bool {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -321,7 +321,7 @@ pub async fn wait_for_crds(client: &Client, shutdown: &mut watch::Receiver<bool>
             }
         }
         if missing == 0 {
-            info!("the seven CRDs are established");
+            info!("the nine CRDs are established");
             return true;
         }
         tokio::select! {

@@ -1,4 +1,4 @@
-//! Reflector stores of the seven kinds, the snapshot of one namespace they give the engine,
+//! Reflector stores of the nine kinds, the snapshot of one namespace they give the engine,
 //! and which reconcile each watch event triggers.
 //!
 //! Namespaced kinds are watched in every namespace, or with one watcher per namespace
@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::api::{
-    DEFAULT_TIER, DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchReport,
-    PatchRollout, PatchState,
+    DEFAULT_TIER, DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze,
+    PatchPolicy, PatchReport, PatchRollout, PatchState,
 };
 use crate::engine;
 
@@ -93,6 +93,10 @@ pub struct Stores {
     pub patches: Store<Patch>,
     /// PatchReports.
     pub reports: Scoped<PatchReport>,
+    /// PatchApprovals.
+    pub approvals: Scoped<PatchApproval>,
+    /// PatchFreezes.
+    pub freezes: Scoped<PatchFreeze>,
 }
 
 impl Stores {
@@ -106,6 +110,8 @@ impl Stores {
             devices: self.devices.in_namespace(ns),
             rollouts: self.rollouts.in_namespace(ns),
             patches: self.patches.state(),
+            approvals: self.approvals.in_namespace(ns),
+            freezes: self.freezes.in_namespace(ns),
         }
     }
 
@@ -118,6 +124,8 @@ impl Stores {
             && self.rollouts.wait_until_ready().await
             && self.patches.wait_until_ready().await.is_ok()
             && self.reports.wait_until_ready().await
+            && self.approvals.wait_until_ready().await
+            && self.freezes.wait_until_ready().await
     }
 }
 
@@ -321,6 +329,8 @@ pub fn start(
     let exceptions = watch.scoped::<PatchException>(Triggers::namespace, |_| None);
     let rollouts = watch.scoped::<PatchRollout>(Triggers::namespace, |_| None);
     let reports = watch.scoped::<PatchReport>(Triggers::reports, |_| None);
+    let approvals = watch.scoped::<PatchApproval>(Triggers::namespace, |_| None);
+    let freezes = watch.scoped::<PatchFreeze>(Triggers::namespace, |_| None);
 
     let (patches, patch_writer) = reflector::store::<Patch>();
     {
@@ -364,6 +374,8 @@ pub fn start(
             rollouts,
             patches,
             reports,
+            approvals,
+            freezes,
         },
         tasks,
     }

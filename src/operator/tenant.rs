@@ -186,6 +186,12 @@ impl Context {
                 .patches
                 .get(&ObjectRef::new(name))
                 .and_then(|o| rv(o.meta())),
+            ObjectKind::PatchApproval => self
+                .stores
+                .approvals
+                .get(ns, name)
+                .and_then(|o| rv(o.meta())),
+            ObjectKind::PatchFreeze => self.stores.freezes.get(ns, name).and_then(|o| rv(o.meta())),
             ObjectKind::Event => None,
         }
     }

@@ -4,7 +4,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
 
 use crate::api::list_all;
-use crate::api::{DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout};
+use crate::api::{
+    DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze, PatchPolicy,
+    PatchRollout,
+};
 use crate::engine::Snapshot;
 
 /// The annotation on a tenant's Namespace that names its time zone (IANA), in which its
@@ -28,6 +31,10 @@ pub struct Objects {
     pub rollouts: Vec<PatchRollout>,
     /// The cluster's Patches.
     pub patches: Vec<Patch>,
+    /// Its PatchApprovals.
+    pub approvals: Vec<PatchApproval>,
+    /// Its PatchFreezes.
+    pub freezes: Vec<PatchFreeze>,
 }
 
 impl Objects {
@@ -41,6 +48,8 @@ impl Objects {
             devices: self.devices.iter().collect(),
             rollouts: self.rollouts.iter().collect(),
             patches: self.patches.iter().collect(),
+            approvals: self.approvals.iter().collect(),
+            freezes: self.freezes.iter().collect(),
         }
     }
 }
@@ -55,6 +64,8 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Objects, kube::Err
         devices: list_all(Api::namespaced(client.clone(), namespace)).await?,
         rollouts: list_all(Api::namespaced(client.clone(), namespace)).await?,
         patches: list_all(Api::all(client.clone())).await?,
+        approvals: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        freezes: list_all(Api::namespaced(client.clone(), namespace)).await?,
     })
 }
 

@@ -45,6 +45,8 @@ pub fn world_from(objects: Vec<(Source, Object)>) -> Result<(World, FleetSpec), 
             Object::Device(d) => d.metadata.namespace.clone(),
             Object::Rollout(r) => r.metadata.namespace.clone(),
             Object::Report(r) => r.metadata.namespace.clone(),
+            Object::Approval(a) => a.metadata.namespace.clone(),
+            Object::Freeze(f) => f.metadata.namespace.clone(),
             Object::Patch(_) | Object::Extension { .. } => None,
         })
         .collect();
@@ -92,6 +94,18 @@ pub fn world_from(objects: Vec<(Source, Object)>) -> Result<(World, FleetSpec), 
             Object::Patch(mut p) => {
                 stamp(&mut p.metadata);
                 world.patches.insert(p.spec.id.clone(), p);
+            }
+            Object::Approval(mut a) => {
+                stamp(&mut a.metadata);
+                world
+                    .approvals
+                    .insert(a.metadata.name.clone().unwrap_or_default(), a);
+            }
+            Object::Freeze(mut f) => {
+                stamp(&mut f.metadata);
+                world
+                    .freezes
+                    .insert(f.metadata.name.clone().unwrap_or_default(), f);
             }
             // The simulation closes every month it crosses (`--report`) by itself.
             Object::Report(_) => {}

@@ -1053,5 +1053,7 @@ pub fn kind_short(kind: Kind) -> &'static str {
         Kind::PatchException => "pex",
         Kind::ManagedDevice => "mdev",
         Kind::PatchRollout => "prl",
+        Kind::PatchApproval => "papr",
+        Kind::PatchFreeze => "pfz",
     }
 }

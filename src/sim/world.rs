@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
 use crate::api::{
-    DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchException,
-    PatchPolicy, PatchRollout, PatchState, PlanEntry,
+    DeploymentRing, DevicePatchStatus, ManagedDevice, ManagedDeviceStatus, Patch, PatchApproval,
+    PatchException, PatchFreeze, PatchPolicy, PatchRollout, PatchState, PlanEntry,
 };
 use crate::contract;
 use crate::engine::writes::{Stored, Write, writes};
@@ -32,6 +32,10 @@ pub struct World {
     pub rollouts: BTreeMap<String, PatchRollout>,
     /// The Patch catalog by patch id.
     pub patches: BTreeMap<String, Patch>,
+    /// PatchApprovals by name.
+    pub approvals: BTreeMap<String, PatchApproval>,
+    /// PatchFreezes by name.
+    pub freezes: BTreeMap<String, PatchFreeze>,
     /// Every Event recorded, with the instant it was recorded at.
     pub events: Vec<(Timestamp, Event)>,
     /// Plan keys written (set or removed) so far: what an operator would send.
@@ -73,6 +77,8 @@ impl World {
             devices: self.devices.values().collect(),
             rollouts: self.rollouts.values().collect(),
             patches: self.patches.values().collect(),
+            approvals: self.approvals.values().collect(),
+            freezes: self.freezes.values().collect(),
         }
     }
 

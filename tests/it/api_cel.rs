@@ -187,6 +187,7 @@ fn a_rollouts_policy_and_patch_cannot_change() {
         policy: "ws".into(),
         patch: "KB1".into(),
         paused: false,
+        paused_rings: vec![],
         promote: vec![],
         abort: false,
     };

@@ -1104,6 +1104,8 @@ fn every_variable_a_policy_uses_is_defined_before_use() {
         (device_policy_for_nodes(NODE_AGENT), "device-agent"),
         (exception_policy(), "exception-approval"),
         (node_policy(), "node-agent"),
+        (load("lever-objects", &[]), "lever-objects"),
+        (load("rollout-levers", &[]), "rollout-levers"),
     ] {
         let mut defined = BTreeSet::new();
         for var in &policy.variables {
@@ -1150,4 +1152,163 @@ fn every_variable_a_policy_uses_is_defined_before_use() {
             "the template renders files/admission/{name}.yaml"
         );
     }
+}
+
+// ---- the lever-objects policy (PatchApproval, PatchFreeze) ----
+
+fn lever_object(kind: &str, created_by: Option<&str>) -> Json {
+    let mut annotations = json!({"ticket": "CAB-1234"});
+    if let Some(c) = created_by {
+        annotations["ringmaster.dev/created-by"] = json!(c);
+    }
+    let spec = match kind {
+        "PatchApproval" => json!({
+            "policy": "workstations", "patch": "KB5036893", "decision": "Approve",
+            "reason": "CAB approved it on 2026-11-12"
+        }),
+        _ => json!({
+            "rings": ["ring-2-broad"], "until": "2026-12-08T00:00:00Z",
+            "reason": "incident INC-42", "owner": "noc@example.com"
+        }),
+    };
+    json!({
+        "apiVersion": "patching.ringmaster.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "lever", "namespace": "fleet", "annotations": annotations},
+        "spec": spec
+    })
+}
+
+#[test]
+fn a_lever_object_records_its_creator_in_the_api_servers_words() {
+    let p = load("lever-objects", &[]);
+    for kind in ["PatchApproval", "PatchFreeze"] {
+        assert_admitted(
+            admit(
+                &p,
+                "CREATE",
+                &alice(),
+                &lever_object(kind, Some(ALICE)),
+                None,
+            ),
+            kind,
+        );
+        for (forged, what) in [(None, "without created-by"), (Some(BOB), "in bob's name")] {
+            assert_refused(
+                admit(&p, "CREATE", &alice(), &lever_object(kind, forged), None),
+                &format!("creating a {kind} {what}"),
+                &format!(
+                    "a new {kind} must carry the annotation ringmaster.dev/created-by: {ALICE}"
+                ),
+            );
+        }
+        let old = lever_object(kind, Some(ALICE));
+        assert_refused(
+            admit(
+                &p,
+                "UPDATE",
+                &bob(),
+                &lever_object(kind, Some(BOB)),
+                Some(&old),
+            ),
+            &format!("rewriting a {kind}'s creator"),
+            "cannot be added, changed or removed",
+        );
+        // A label or another annotation changes freely (the spec cannot: CEL in the CRD).
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["labels"] = json!({"team": "payments"});
+        assert_admitted(
+            admit(&p, "UPDATE", &bob(), &relabelled, Some(&old)),
+            "relabelling",
+        );
+    }
+}
+
+// ---- the rollout-levers policy (PatchRollout spec) ----
+
+fn rollout(lever_by: Option<&str>, paused: bool, promote: &[&str]) -> Json {
+    let mut metadata = json!({"name": "workstations-kb5036893", "namespace": "fleet"});
+    if let Some(by) = lever_by {
+        metadata["annotations"] = json!({"ringmaster.dev/lever-by": by});
+    }
+    json!({
+        "apiVersion": "patching.ringmaster.dev/v1alpha1",
+        "kind": "PatchRollout",
+        "metadata": metadata,
+        "spec": {"policy": "workstations", "patch": "KB5036893", "paused": paused,
+                 "promote": promote, "abort": false}
+    })
+}
+
+#[test]
+fn pulling_a_rollouts_lever_names_the_caller() {
+    let p = load("rollout-levers", &[]);
+    let operator = user(OPERATOR, &["system:serviceaccounts"]);
+    assert_admitted(
+        admit(&p, "CREATE", &operator, &rollout(None, false, &[]), None),
+        "the operator creates a rollout",
+    );
+    let old = rollout(None, false, &[]);
+    assert_admitted(
+        admit(
+            &p,
+            "UPDATE",
+            &alice(),
+            &rollout(Some(ALICE), true, &[]),
+            Some(&old),
+        ),
+        "alice pauses in her own name",
+    );
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &alice(),
+            &rollout(None, true, &[]),
+            Some(&old),
+        ),
+        "pausing without lever-by",
+        &format!("must carry the annotation ringmaster.dev/lever-by: {ALICE}"),
+    );
+    let paused_by_alice = rollout(Some(ALICE), true, &[]);
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &bob(),
+            &rollout(Some(ALICE), true, &["ring-1-pilot"]),
+            Some(&paused_by_alice),
+        ),
+        "bob promotes leaving alice's name",
+        &format!("lever-by: {BOB}"),
+    );
+    assert_admitted(
+        admit(
+            &p,
+            "UPDATE",
+            &bob(),
+            &rollout(Some(BOB), false, &[]),
+            Some(&paused_by_alice),
+        ),
+        "bob resumes in his own name",
+    );
+    assert_refused(
+        admit(
+            &p,
+            "UPDATE",
+            &bob(),
+            &rollout(Some(ALICE), false, &[]),
+            Some(&rollout(Some(BOB), false, &[])),
+        ),
+        "bob writes alice's name without changing the spec",
+        "may only name the requesting user",
+    );
+    // Writes that leave the spec and the record alone (the operator's owner references,
+    // labels) pass.
+    let mut labelled = paused_by_alice.clone();
+    labelled["metadata"]["labels"] = json!({"x": "y"});
+    assert_admitted(
+        admit(&p, "UPDATE", &operator, &labelled, Some(&paused_by_alice)),
+        "a metadata change",
+    );
 }

@@ -68,6 +68,6 @@ fn the_chart_ships_every_generated_crd() {
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    assert_eq!(generated.len(), 7, "seven kinds: {generated:?}");
+    assert_eq!(generated.len(), 9, "nine kinds: {generated:?}");
     assert_eq!(chart_files, generated);
 }

@@ -220,11 +220,11 @@ fn validate_on_a_missing_path_is_unreadable_input() {
 }
 
 #[test]
-fn crds_prints_all_seven_definitions() {
+fn crds_prints_all_nine_definitions() {
     let out = ringmaster(&["crds"]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.matches("kind: CustomResourceDefinition").count(), 7);
+    assert_eq!(stdout.matches("kind: CustomResourceDefinition").count(), 9);
 }
 
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/catalog");

@@ -381,7 +381,8 @@ fn unknown_kinds_and_versions_are_problems() {
         vec![
             "d.yaml:1: Deployment shop/web: kind: unknown kind apps/v1 Deployment (expected \
              patching.ringmaster.dev/v1alpha1 PatchPolicy, DeploymentRing, PatchException, \
-             ManagedDevice, Patch, PatchRollout, PatchReport or a sim.ringmaster.dev kind)"
+             ManagedDevice, Patch, PatchRollout, PatchReport, PatchApproval, PatchFreeze or a \
+             sim.ringmaster.dev kind)"
         ]
     );
     let typo = edit(POLICY, "kind: PatchPolicy", "kind: PatchPolcy");

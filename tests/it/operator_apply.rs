@@ -194,6 +194,7 @@ fn new_rollout_decisions() -> Decisions {
                 policy: "ws".into(),
                 patch: "KB1".into(),
                 paused: false,
+                paused_rings: vec![],
                 promote: vec![],
                 abort: false,
             },

@@ -173,7 +173,7 @@ async fn it_becomes_ready_admits_ring_zero_and_then_writes_nothing() {
         .iter()
         .filter(|s| s.path.contains("/customresourcedefinitions/"))
         .count();
-    assert_eq!(crd_checks, 7, "the seven CRDs are checked");
+    assert_eq!(crd_checks, 9, "the nine CRDs are checked");
 
     // The two plan entries are two writes: wait for both before judging which devices
     // were admitted (reading between them saw one, and failed under load).

@@ -140,6 +140,8 @@ The names of the seven CRDs (the files in crds/ without ".yaml").
 - patchrollouts.patching.ringmaster.dev
 - patchreports.patching.ringmaster.dev
 - patches.patching.ringmaster.dev
+- patchapprovals.patching.ringmaster.dev
+- patchfreezes.patching.ringmaster.dev
 {{- end }}
 
 {{/*

@@ -36,14 +36,14 @@ impl<'i, 'a> Pass<'i, 'a> {
         let Ok((spec, schedule)) = &ring.ring else {
             return;
         };
-        if let Some(why) = self.blocked(spec) {
+        if let Some(why) = self.blocked(ring) {
             if deploying {
                 rp.waiting_for = Some(why);
                 self.out.invalid_spec |=
-                    !self.input.spec.paused && !self.held && self.input.blocked.is_some();
+                    self.paused(ring.name).is_none() && !self.held && self.input.blocked.is_some();
             }
             self.wake.push(next_freeze_change(
-                self.input.policy_freezes.iter().chain(spec.freezes.iter()),
+                self.input.policy_freezes.iter().chain(ring.freezes),
                 self.now,
             ));
             return;
@@ -57,10 +57,10 @@ impl<'i, 'a> Pass<'i, 'a> {
     }
 
     /// Why no device may be admitted now, if none may.
-    fn blocked(&self, spec: &DeploymentRingSpec) -> Option<String> {
+    fn blocked(&self, ring: &RingInput<'_>) -> Option<String> {
         let input = self.input;
-        if input.spec.paused {
-            return Some("rollout paused (spec.paused)".to_string());
+        if let Some(why) = self.paused(ring.name) {
+            return Some(why);
         }
         if self.held {
             return Some(
@@ -79,7 +79,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         }
         freeze_message(
             self.freeze
-                .or_else(|| active_freeze(spec.freezes.iter(), self.now)),
+                .or_else(|| active_freeze(ring.freezes.iter(), self.now)),
         )
     }
 

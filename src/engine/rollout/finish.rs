@@ -42,7 +42,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         }
         if self.aborting {
             let why = if input.spec.abort {
-                "aborted by a person (spec.abort)".to_string()
+                format!("aborted by {} (spec.abort)", self.person())
             } else {
                 format!(
                     "rejected by {}",
@@ -232,7 +232,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 EventType::Normal,
                 Reason::RolloutPaused,
                 None,
-                "paused by a person (spec.paused)".into(),
+                format!("paused by {} (spec.paused)", self.person()),
             );
         }
         if old == Some(RolloutPhase::Paused) && phase == RolloutPhase::Progressing {
@@ -240,7 +240,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 EventType::Normal,
                 Reason::RolloutResumed,
                 None,
-                "resumed".into(),
+                format!("resumed by {}", self.person()),
             );
         }
     }
@@ -289,7 +289,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             return m;
         }
         if input.spec.abort {
-            "aborted by a person (spec.abort)".into()
+            format!("aborted by {} (spec.abort)", self.person())
         } else if self.rejected {
             format!(
                 "rejected by {}",

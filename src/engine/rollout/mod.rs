@@ -120,6 +120,8 @@ pub struct RingInput<'a> {
     pub name: &'a str,
     /// Its spec and compiled windows, or why it cannot be used.
     pub ring: Result<(&'a DeploymentRingSpec, &'a Schedule), String>,
+    /// Its freezes: its spec's and people's (`PatchFreeze`s naming it).
+    pub freezes: &'a [Freeze],
     /// Its members that report the patch.
     pub members: Vec<Member<'a>>,
 }
@@ -131,6 +133,9 @@ pub struct RolloutInput<'a> {
     pub name: &'a str,
     /// Its spec (the levers).
     pub spec: &'a PatchRolloutSpec,
+    /// Who last pulled a lever (the annotation `ringmaster.dev/lever-by`, checked by the
+    /// chart's admission policy), named by the Events and history of what they did.
+    pub lever_by: Option<&'a str>,
     /// Its status as last written (None for a new rollout).
     pub old: Option<&'a PatchRolloutStatus>,
     /// This pass creates it: its approval is announced (`PatchApproved`, about the
@@ -140,7 +145,7 @@ pub struct RolloutInput<'a> {
     pub approval: ApprovalRecord,
     /// The patch can be uninstalled.
     pub uninstallable: bool,
-    /// The policy's freezes.
+    /// The policy's freezes: its spec's and people's tenant-wide ones.
     pub policy_freezes: &'a [Freeze],
     /// The policy's rings, in order.
     pub rings: Vec<RingInput<'a>>,
@@ -250,6 +255,24 @@ impl<'a> Pass<'_, 'a> {
     /// The rings are not moved this pass: the rollout is over, aborting or rolling back.
     fn stopped(&self) -> bool {
         self.rolling_back || is_terminal(self.old_phase) || self.aborting
+    }
+
+    /// Who pulled the levers, for Events: the recorded user, else "a person".
+    fn person(&self) -> &'a str {
+        self.input.lever_by.unwrap_or("a person")
+    }
+
+    /// Why a person has paused `ring`, if they have: the whole rollout (`spec.paused`) or
+    /// this ring (`spec.pausedRings`). A paused ring admits no device and is not promoted.
+    fn paused(&self, ring: &str) -> Option<String> {
+        let spec = self.input.spec;
+        if spec.paused {
+            Some("rollout paused (spec.paused)".into())
+        } else if spec.paused_rings.iter().any(|r| r == ring) {
+            Some(format!("ring {ring} paused (spec.pausedRings)"))
+        } else {
+            None
+        }
     }
 
     /// The ring's progress as the old status has it.

@@ -15,16 +15,16 @@
 //! | Deploying | no reachable targeted device and none in progress | Passed |
 //! | Deploying | every reachable targeted device has finished | Soaking |
 //! | Soaking | the success-rate or max-failures gate fails | Halted |
-//! | Soaking | paused or held | Soaking |
+//! | Soaking | paused (the rollout or this ring) or held | Soaking |
 //! | Soaking | soak over and (if required) promoted by a person | Passed |
-//! | Deploying, Soaking | the rollout is paused | Paused (shown; re-judged next pass) |
+//! | Deploying, Soaking | the rollout or this ring is paused | Paused (shown; re-judged next pass) |
 //!
 //! The rollout-level phases that stop every ring (Aborted, RollingBack, RolledBack) are
 //! decided in [`super::finish`].
 
 use jiff::Timestamp;
 
-use crate::api::{DeploymentRingSpec, Duration, GateResult, RingPhase, RingProgress};
+use crate::api::{DeploymentRingSpec, Duration, GateResult, RingPhase, RingProgress, RolloutPhase};
 
 use super::members::{Counts, Tallied, tally};
 use super::{Halt, Pass, unreachable_after, whole_seconds};
@@ -59,7 +59,24 @@ impl<'i, 'a> Pass<'i, 'a> {
         }
         self.admission(idx, phase, &t, &mut rp);
         rp.phase = self.settle(phase, old_phase, &mut rp);
+        self.ring_pause_events(old_phase, rp.phase, &rp.name);
         rp
+    }
+
+    /// A person paused or resumed this ring alone (`spec.pausedRings`): the whole
+    /// rollout's pause and resumption have their own Events.
+    fn ring_pause_events(&mut self, old: RingPhase, new: RingPhase, name: &str) {
+        let ring_alone = |pass: &Self| {
+            !pass.input.spec.paused
+                && pass.input.old.and_then(|s| s.phase) != Some(RolloutPhase::Paused)
+        };
+        if new == RingPhase::Paused && old != RingPhase::Paused && ring_alone(self) {
+            let message = format!("ring {name} paused by {} (spec.pausedRings)", self.person());
+            self.event(EventType::Normal, Reason::RingPaused, Some(name), message);
+        } else if old == RingPhase::Paused && new != RingPhase::Paused && ring_alone(self) {
+            let message = format!("ring {name} resumed by {}", self.person());
+            self.event(EventType::Normal, Reason::RingResumed, Some(name), message);
+        }
     }
 
     /// The first rows of the table: where the ring starts this pass.
@@ -80,7 +97,11 @@ impl<'i, 'a> Pass<'i, 'a> {
                     EventType::Normal,
                     Reason::RingPromoted,
                     Some(ring.name),
-                    format!("ring {} promoted by a person despite its halt", ring.name),
+                    format!(
+                        "ring {} promoted by {} despite its halt",
+                        ring.name,
+                        self.person()
+                    ),
                 );
                 rp.passed_at = Some(self.now);
                 RingPhase::Passed
@@ -184,8 +205,8 @@ impl<'i, 'a> Pass<'i, 'a> {
             });
             return RingPhase::Halted;
         }
-        if self.input.spec.paused || self.held {
-            // Held or paused rollouts do not promote.
+        if self.paused(name).is_some() || self.held {
+            // Held or paused rollouts (and paused rings) do not promote.
             return RingPhase::Soaking;
         }
         if g.soak_ok && g.manual_ok {
@@ -242,9 +263,11 @@ impl<'i, 'a> Pass<'i, 'a> {
         if phase == RingPhase::Passed && old_phase != RingPhase::Passed {
             rp.waiting_for = None;
         }
-        if matches!(phase, RingPhase::Deploying | RingPhase::Soaking) && self.input.spec.paused {
+        if matches!(phase, RingPhase::Deploying | RingPhase::Soaking)
+            && let Some(why) = self.paused(&rp.name)
+        {
             phase = RingPhase::Paused;
-            rp.waiting_for = Some("rollout paused (spec.paused)".into());
+            rp.waiting_for = Some(why);
         }
         if phase == RingPhase::Passed && rp.waiting > 0 && rp.waiting_for.is_none() {
             rp.waiting_for = Some(format!("{} late joiner(s) waiting", rp.waiting));

@@ -7,7 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 
-use crate::api::{DeploymentRing, Patch, PatchException, PatchPolicy, PatchRollout, Severity};
+use crate::api::{
+    DeploymentRing, Freeze, Patch, PatchException, PatchFreeze, PatchPolicy, PatchRollout,
+    Severity, created_by,
+};
+use crate::engine::approval::Decided;
 use crate::engine::cache::{Cache, ExceptionKey, TenantKey};
 use crate::engine::exceptions::{self, Evaluated, Limits};
 use crate::engine::selector::Selector;
@@ -164,6 +168,8 @@ pub(super) struct RingView<'a> {
     pub(super) name: &'a str,
     pub(super) selector: Option<Selector>,
     pub(super) schedule: Schedule,
+    /// Its own freezes and people's (`PatchFreeze`s naming it or the whole tenant).
+    pub(super) freezes: Vec<Freeze>,
     pub(super) problem: Option<String>,
 }
 
@@ -173,6 +179,10 @@ pub(super) struct PolicyView<'a> {
     pub(super) selector: Option<Selector>,
     /// Ring indices into `rings`, in the policy's order; None for a missing ring.
     pub(super) rings: Vec<(&'a str, Option<usize>)>,
+    /// People's decisions about patches under it (`PatchApproval`s naming it).
+    pub(super) people: Vec<Decided>,
+    /// Its own freezes and people's tenant-wide ones (`PatchFreeze`s naming no ring).
+    pub(super) freezes: Vec<Freeze>,
     pub(super) problems: Vec<String>,
 }
 
@@ -181,6 +191,47 @@ impl PolicyView<'_> {
         (!self.problems.is_empty())
             .then(|| format!("policy cannot roll out: {}", self.problems.join("; ")))
     }
+}
+
+/// People's decisions about patches under the policy `policy`, in name order.
+fn people_of(snap: &Snapshot<'_>, policy: &str) -> Vec<Decided> {
+    let mut of: Vec<_> = snap
+        .approvals
+        .iter()
+        .filter(|a| a.spec.policy == policy)
+        .collect();
+    of.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    of.into_iter().map(|a| Decided::of(a)).collect()
+}
+
+/// A spec's own freezes followed by the `PatchFreeze`s that `covers` selects, each as a
+/// [`Freeze`]: it begins at its `from`, else at its creation, else (an object not yet
+/// created, as in an offline manifest) at once; and it names its creator when the owner
+/// is someone else.
+fn with_levers(
+    own: &[Freeze],
+    levers: &[&PatchFreeze],
+    covers: impl Fn(&PatchFreeze) -> bool,
+) -> Vec<Freeze> {
+    let mut levers: Vec<&&PatchFreeze> = levers.iter().filter(|f| covers(f)).collect();
+    levers.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
+    let lever = |f: &PatchFreeze| {
+        let created = f.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let owner = match created_by(&f.metadata) {
+            Some(by) if by != f.spec.owner => format!("{}, set by {by}", f.spec.owner),
+            _ => f.spec.owner.clone(),
+        };
+        Freeze {
+            from: f.spec.from.or(created).unwrap_or(Timestamp::MIN),
+            until: f.spec.until,
+            reason: format!("{} (PatchFreeze {})", f.spec.reason, name_of(&f.metadata)),
+            owner,
+        }
+    };
+    own.iter()
+        .cloned()
+        .chain(levers.into_iter().map(|f| lever(f)))
+        .collect()
 }
 
 /// FNV-1a: patch ids are short and trusted to be few, so a fast hasher beats SipHash here.
@@ -227,7 +278,9 @@ impl Tenant<'_> {
                 .policies
                 .iter()
                 .zip(policies)
-                .all(|((n, s), p)| n == p.name && *s == p.policy.spec)
+                .all(|((n, s, people), p)| {
+                    n == p.name && *s == p.policy.spec && *people == p.people
+                })
             && key.rings.len() == rings.len()
             && key
                 .rings
@@ -270,7 +323,7 @@ impl Tenant<'_> {
         TenantKey {
             policies: policies
                 .iter()
-                .map(|p| (p.name.to_string(), p.policy.spec.clone()))
+                .map(|p| (p.name.to_string(), p.policy.spec.clone(), p.people.clone()))
                 .collect(),
             rings: rings
                 .iter()
@@ -318,11 +371,15 @@ pub(super) fn compile_rings<'a>(snap: &Snapshot<'a>) -> Vec<RingView<'a>> {
                     Schedule::always()
                 }
             };
+            let name = name_of(&r.metadata);
             RingView {
                 ring: r,
-                name: name_of(&r.metadata),
+                name,
                 selector,
                 schedule,
+                freezes: with_levers(&r.spec.freezes, &snap.freezes, |f| {
+                    f.spec.rings.iter().any(|n| n == name)
+                }),
                 problem,
             }
         })
@@ -380,11 +437,14 @@ pub(super) fn compile_policies<'a>(
             if p.spec.rings.is_empty() {
                 problems.push("spec.rings: no rings".into());
             }
+            let name = name_of(&p.metadata);
             PolicyView {
                 policy: p,
-                name: name_of(&p.metadata),
+                name,
                 selector,
                 rings: rings_of,
+                people: people_of(snap, name),
+                freezes: with_levers(&p.spec.freezes, &snap.freezes, |f| f.spec.rings.is_empty()),
                 problems,
             }
         })

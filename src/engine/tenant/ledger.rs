@@ -209,6 +209,10 @@ fn why(
             Unpatched::WaitingForRing,
             status.and_then(|s| s.current_ring.clone()),
         ),
+        // The ring alone is paused (`spec.pausedRings`); the rollout's pause is above.
+        Some(r) if r.phase == RingPhase::Paused => {
+            because(Unpatched::Paused, r.waiting_for.clone())
+        }
         Some(_) => because(Unpatched::WaitingForWindow, None),
         None => because(Unpatched::WaitingForRing, None),
     }

@@ -19,7 +19,10 @@ mod walk;
 
 use jiff::Timestamp;
 
-use crate::api::{DeploymentRing, ManagedDevice, Patch, PatchException, PatchPolicy, PatchRollout};
+use crate::api::{
+    DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze, PatchPolicy,
+    PatchRollout,
+};
 
 use super::cache::Cache;
 use super::decision::Decisions;
@@ -43,6 +46,10 @@ pub struct Snapshot<'a> {
     pub rollouts: Vec<&'a PatchRollout>,
     /// The cluster's Patch catalog.
     pub patches: Vec<&'a Patch>,
+    /// Its PatchApprovals: people's decisions about patches, per policy.
+    pub approvals: Vec<&'a PatchApproval>,
+    /// Its PatchFreezes: people's change freezes on the tenant or some rings.
+    pub freezes: Vec<&'a PatchFreeze>,
 }
 
 /// Decides everything for one tenant at `now`.

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use crate::api::{
     ApprovalRecord, ApprovalState, ApprovalSummary, Patch, PatchRollout, PatchRolloutSpec,
-    PatchRolloutStatus, PendingApproval, PendingState, RingPhase, RolloutPhase,
+    PatchRolloutStatus, PendingApproval, PendingState, RingPhase, RolloutPhase, lever_by,
 };
 use crate::engine::approval::{self, Approval};
 use crate::engine::decision::{Decisions, Health, NewRollout};
@@ -205,6 +205,7 @@ impl<'s, 'a> One<'s, 'a> {
                 policy: pv.name.to_string(),
                 patch: id.to_string(),
                 paused: false,
+                paused_rings: vec![],
                 promote: vec![],
                 abort: false,
             },
@@ -214,11 +215,12 @@ impl<'s, 'a> One<'s, 'a> {
         let input = RolloutInput {
             name: &name,
             spec: &spec,
+            lever_by: self.existing.and_then(|r| lever_by(&r.metadata)),
             old,
             created: self.existing.is_none(),
             approval: self.record.clone(),
             uninstallable: self.patch.spec.uninstallable,
-            policy_freezes: &pv.policy.spec.freezes,
+            policy_freezes: &pv.freezes,
             rings: self.ring_inputs(slot),
             blocked: pv.blocked(),
         };
@@ -275,6 +277,7 @@ impl<'s, 'a> One<'s, 'a> {
                 RingInput {
                     name: ring_name,
                     ring,
+                    freezes: ri.map_or(&[][..], |ri| &rings[ri].freezes),
                     members,
                 }
             })

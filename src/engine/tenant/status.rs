@@ -88,7 +88,7 @@ pub(super) fn policy(
             ),
         )
     };
-    let freeze = freeze_status(&policy.spec.freezes, now);
+    let freeze = freeze_status(&pv.freezes, now);
     freeze_events(
         d,
         Kind::PatchPolicy,
@@ -96,10 +96,7 @@ pub(super) fn policy(
         old.and_then(|s| s.freeze.as_deref()),
         freeze.as_deref(),
     );
-    d.wake(
-        windows::next_freeze_change(policy.spec.freezes.iter(), now),
-        now,
-    );
+    d.wake(windows::next_freeze_change(pv.freezes.iter(), now), now);
     let generation = policy.metadata.generation;
     let status = PatchPolicyStatus {
         freeze,
@@ -229,7 +226,7 @@ pub(super) fn rings(
             ),
         };
         let old = rv.ring.status.as_ref();
-        let freeze = freeze_status(&rv.ring.spec.freezes, now);
+        let freeze = freeze_status(&rv.freezes, now);
         freeze_events(
             d,
             Kind::DeploymentRing,
@@ -237,10 +234,7 @@ pub(super) fn rings(
             old.and_then(|s| s.freeze.as_deref()),
             freeze.as_deref(),
         );
-        d.wake(
-            windows::next_freeze_change(rv.ring.spec.freezes.iter(), now),
-            now,
-        );
+        d.wake(windows::next_freeze_change(rv.freezes.iter(), now), now);
         let generation = rv.ring.metadata.generation;
         d.rings.push((
             rv.name.to_string(),

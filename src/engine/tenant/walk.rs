@@ -141,15 +141,15 @@ pub(super) fn new_slot<'a>(
     sizes: &[Vec<usize>],
     now: Timestamp,
 ) -> Slot<'a> {
-    let policy = &t.policies[pi].policy.spec;
+    let (policy, people) = (&t.policies[pi].policy.spec, &t.policies[pi].people);
     let patch = t.patches[ix];
     let superseded_by = t.superseders.get(patch.spec.id.as_str()).and_then(|by| {
         by.iter()
             .map(|&i| t.patches[i])
-            .find(|other| approval::evaluate(policy, other, now).is_approved())
+            .find(|other| approval::evaluate(policy, people, other, now).is_approved())
             .map(|other| other.spec.id.clone())
     });
-    let approval = approval::evaluate(policy, patch, now);
+    let approval = approval::evaluate(policy, people, patch, now);
     let at = pi * t.patches.len() + ix;
     let rollout = t.rollouts.get(at).copied().flatten();
     let decided = rollout.is_some() || (approval.is_approved() && superseded_by.is_none());

@@ -78,6 +78,8 @@ pub fn plural(kind: &str) -> &'static str {
         "PatchRollout" => "patchrollouts",
         "Patch" => "patches",
         "PatchReport" => "patchreports",
+        "PatchApproval" => "patchapprovals",
+        "PatchFreeze" => "patchfreezes",
         other => panic!("unknown kind {other}"),
     }
 }
@@ -91,6 +93,8 @@ fn kind_of(plural: &str) -> &'static str {
         "patchrollouts" => "PatchRollout",
         "patches" => "Patch",
         "patchreports" => "PatchReport",
+        "patchapprovals" => "PatchApproval",
+        "patchfreezes" => "PatchFreeze",
         other => panic!("unknown resource {other}"),
     }
 }
