@@ -30,6 +30,7 @@ mod chart_crds;
 mod cli;
 mod crds_in_sync;
 mod engine_history;
+mod engine_levers;
 mod engine_props;
 mod engine_rollout;
 mod enroll;

@@ -7,7 +7,7 @@ use crate::api::{
 };
 use crate::engine::decision::{Event, EventType, Kind, PlanList, Reason};
 
-use super::{Pass, is_terminal, push_unique, remove, set};
+use super::{Pass, RolloutInput, is_terminal, push_unique, remove, set};
 
 impl<'i, 'a> Pass<'i, 'a> {
     /// A rollout this pass creates: its approval, announced on its policy.
@@ -44,10 +44,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             let why = if input.spec.abort {
                 format!("aborted by {} (spec.abort)", self.person())
             } else {
-                format!(
-                    "rejected by {}",
-                    input.approval.by.clone().unwrap_or_default()
-                )
+                rejection(input)
             };
             self.event(EventType::Warning, Reason::RolloutAborted, None, why);
             return RolloutPhase::Aborted;
@@ -291,10 +288,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         if input.spec.abort {
             format!("aborted by {} (spec.abort)", self.person())
         } else if self.rejected {
-            format!(
-                "rejected by {}",
-                input.approval.by.clone().unwrap_or_default()
-            )
+            rejection(input)
         } else {
             self.halted_now
                 .as_ref()
@@ -302,4 +296,14 @@ impl<'i, 'a> Pass<'i, 'a> {
                 .unwrap_or_else(|| "aborted".into())
         }
     }
+}
+
+/// Who rejected the patch, as the approval record's reason says (the rule, the list or
+/// the PatchApproval that rejected it; not whoever approved it first).
+fn rejection(input: &RolloutInput<'_>) -> String {
+    input
+        .approval
+        .reason
+        .clone()
+        .unwrap_or_else(|| "rejected".into())
 }

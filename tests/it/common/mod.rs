@@ -63,6 +63,14 @@ pub fn world(yaml: &str) -> World {
                 let p: Patch = serde_json::from_value(value).expect("patch");
                 w.patches.insert(p.spec.id.clone(), p);
             }
+            "PatchApproval" => {
+                w.approvals
+                    .insert(name, serde_json::from_value(value).expect("approval"));
+            }
+            "PatchFreeze" => {
+                w.freezes
+                    .insert(name, serde_json::from_value(value).expect("freeze"));
+            }
             other => panic!("unknown kind {other}"),
         }
     }
