@@ -110,6 +110,71 @@ enum Command {
         #[command(flatten)]
         make: ReportArgs,
     },
+    /// Approve a patch for a policy now, whatever its rules say: a PatchApproval, kept
+    /// apart from the policy so a GitOps sync never reverts it.
+    #[command(after_help = LEVER_HELP_APPROVE)]
+    Approve(DecideArgs),
+    /// Reject a patch for a policy: no ring admits it, and a rollout under way is aborted.
+    #[command(after_help = LEVER_HELP_REJECT)]
+    Reject(DecideArgs),
+    /// Promote a ring of a rollout past its manual gate or its halt (default: the current
+    /// ring).
+    #[command(
+        after_help = "Examples:\n  ringmaster promote workstations.kb5036893 -n acme\n  \
+        kubectl ringmaster promote workstations.kb5036893 --ring ring-1-pilot -n acme"
+    )]
+    Promote(RolloutArgs),
+    /// Pause a rollout (no admission, no promotion), or one ring of it with --ring.
+    #[command(
+        after_help = "Examples:\n  ringmaster pause workstations.kb5036893 -n acme\n  \
+        kubectl ringmaster pause workstations.kb5036893 --ring ring-2-broad -n acme"
+    )]
+    Pause(RolloutArgs),
+    /// Resume a paused rollout, or one paused ring of it with --ring.
+    #[command(after_help = "Example:\n  kubectl ringmaster resume workstations.kb5036893 -n acme")]
+    Resume(RolloutArgs),
+    /// Abort a rollout for good: devices that have not started are released.
+    #[command(after_help = "Example:\n  kubectl ringmaster abort workstations.kb5036893 -n acme")]
+    Abort {
+        /// The PatchRollout.
+        rollout: String,
+        #[command(flatten)]
+        target: crate::lever::pull::Target,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text)]
+        output: crate::lever::pull::Output,
+    },
+    /// Freeze changes on the tenant, or on some rings, until a set time: a PatchFreeze
+    /// that lifts itself.
+    #[command(after_help = "Examples:\n  \
+        kubectl ringmaster freeze -n acme --for 12h --reason 'incident INC-42'\n  \
+        kubectl ringmaster freeze -n acme --ring ring-2-broad --until 2027-01-02T00:00:00Z \
+        --reason 'year-end' --owner cab@acme.example")]
+    Freeze {
+        #[command(flatten)]
+        freeze: crate::lever::pull::FreezeArgs,
+        #[command(flatten)]
+        target: crate::lever::pull::Target,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text)]
+        output: crate::lever::pull::Output,
+    },
+    /// Let devices skip patches until a set time: a PatchException, with an owner, a
+    /// reason, a ticket, compensating controls and an expiry.
+    #[command(
+        after_help = "Example:\n  kubectl ringmaster except pos-terminals -n acme \
+        --patch KB5036893 --device pos-1 --device pos-2 --for 30d \
+        --reason 'vendor has not certified it' --ticket CHG-1234 --control 'POS VLAN isolated'"
+    )]
+    Except {
+        #[command(flatten)]
+        except: crate::lever::pull::ExceptArgs,
+        #[command(flatten)]
+        target: crate::lever::pull::Target,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text)]
+        output: crate::lever::pull::Output,
+    },
     /// Check manifests offline: schema, CEL rules and cross-object checks. Prints one
     /// line per problem; exits 1 when there are problems, 2 when input is unreadable.
     Validate {
@@ -144,6 +209,48 @@ enum CatalogCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+}
+
+const LEVER_HELP_APPROVE: &str = "Examples:\n  \
+    ringmaster approve KB5036893 --policy workstations --reason 'CAB 2026-11-12' -n acme\n  \
+    kubectl ringmaster approve KB5036893 --policy workstations --reason 'CAB 2026-11-12'\n\n\
+    Exit codes: 0 done (or already so), 1 the cluster refused or an object is missing,\n\
+    2 the command could not run (usage, kubeconfig, API server unreachable).";
+
+const LEVER_HELP_REJECT: &str = "Example:\n  \
+    kubectl ringmaster reject KB5036893 --policy workstations --reason 'breaks the POS driver'";
+
+/// `approve` / `reject`.
+#[derive(clap::Args)]
+struct DecideArgs {
+    /// The patch id, as in Patch.spec.id.
+    patch: String,
+    /// The PatchPolicy the decision is for.
+    #[arg(long)]
+    policy: String,
+    /// Why (recorded on the PatchApproval).
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    target: crate::lever::pull::Target,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text)]
+    output: crate::lever::pull::Output,
+}
+
+/// `promote` / `pause` / `resume`.
+#[derive(clap::Args)]
+struct RolloutArgs {
+    /// The PatchRollout (`kubectl get prl`).
+    rollout: String,
+    /// One ring of it.
+    #[arg(long)]
+    ring: Option<String>,
+    #[command(flatten)]
+    target: crate::lever::pull::Target,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text)]
+    output: crate::lever::pull::Output,
 }
 
 /// `ringmaster report --namespace NS …`.
@@ -318,6 +425,47 @@ pub fn main(binary: Binary) -> ExitCode {
                 },
         } => catalog_import(source.into(), inputs, dry_run, output),
         Command::Report { command, make } => ExitCode::from(report(command, make)),
+        Command::Approve(a) => decide(a, crate::api::Decision::Approve),
+        Command::Reject(a) => decide(a, crate::api::Decision::Reject),
+        Command::Promote(a) => {
+            let lever = crate::lever::pull::RolloutLever::Promote(a.ring.clone());
+            rollout_lever(a, lever)
+        }
+        Command::Pause(a) => {
+            let lever = crate::lever::pull::RolloutLever::Pause(a.ring.clone());
+            rollout_lever(a, lever)
+        }
+        Command::Resume(a) => {
+            let lever = crate::lever::pull::RolloutLever::Resume(a.ring.clone());
+            rollout_lever(a, lever)
+        }
+        Command::Abort {
+            rollout,
+            target,
+            output,
+        } => rollout_lever(
+            RolloutArgs {
+                rollout,
+                ring: None,
+                target,
+                output,
+            },
+            crate::lever::pull::RolloutLever::Abort,
+        ),
+        Command::Freeze {
+            freeze,
+            target,
+            output,
+        } => pull(&target, output, |client, ns| async move {
+            crate::lever::pull::freeze(&client, &ns, freeze, jiff::Timestamp::now()).await
+        }),
+        Command::Except {
+            except,
+            target,
+            output,
+        } => pull(&target, output, |client, ns| async move {
+            crate::lever::pull::except(&client, &ns, except, jiff::Timestamp::now()).await
+        }),
         Command::Validate { paths, at } => {
             let docs = match manifest::load_paths(&paths) {
                 Ok(d) => d,
@@ -337,6 +485,60 @@ pub fn main(binary: Binary) -> ExitCode {
                 eprintln!("{} problem(s)", problems.len());
                 ExitCode::from(1)
             }
+        }
+    }
+}
+
+/// `approve` / `reject`.
+fn decide(a: DecideArgs, decision: crate::api::Decision) -> ExitCode {
+    let DecideArgs {
+        patch,
+        policy,
+        reason,
+        target,
+        output,
+    } = a;
+    pull(&target, output, |client, ns| async move {
+        crate::lever::pull::decide(&client, &ns, &policy, &patch, decision, &reason).await
+    })
+}
+
+/// `promote` / `pause` / `resume` / `abort`.
+fn rollout_lever(a: RolloutArgs, lever: crate::lever::pull::RolloutLever) -> ExitCode {
+    let name = a.rollout.clone();
+    pull(&a.target, a.output, |client, ns| async move {
+        crate::lever::pull::rollout(&client, &ns, &name, &lever).await
+    })
+}
+
+/// Connects to the target's cluster, pulls one lever, prints what it did; exits as
+/// [`crate::lever::pull::PullError::exit_code`] says.
+fn pull<F, Fut>(
+    target: &crate::lever::pull::Target,
+    output: crate::lever::pull::Output,
+    lever: F,
+) -> ExitCode
+where
+    F: FnOnce(kube::Client, String) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<crate::lever::pull::Pulled, crate::lever::pull::PullError>,
+        >,
+{
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let result = runtime.block_on(async {
+        let (client, ns) = crate::lever::pull::connect(target).await?;
+        lever(client, ns).await
+    });
+    match result {
+        Ok(pulled) => {
+            print!("{}", pulled.render(output));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

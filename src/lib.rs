@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line of `ringmaster` and `kubectl-ringmaster`.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
 //! - [`enroll`]: `ringmaster enroll`, a device agent's identity and its token renewal.
+//! - [`lever`]: the daily levers of the command line and the kubectl plugin.
 //! - [`manifest`]: offline loading and checking of manifests.
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`report`]: the monthly evidence packet and its verification.
@@ -17,6 +18,7 @@ pub mod contract;
 pub mod crds;
 pub mod engine;
 pub mod enroll;
+pub mod lever;
 pub mod manifest;
 pub mod operator;
 pub mod report;

@@ -101,7 +101,7 @@ pub enum Decision {
         json_path = ".spec.rings",
         description = "The rings it freezes; empty: every ring of the tenant"
     ),
-    printcolumn(name = "Until", type_ = "date", json_path = ".spec.until"),
+    printcolumn(name = "Until", type_ = "string", json_path = ".spec.until"),
     printcolumn(name = "Owner", type_ = "string", json_path = ".spec.owner"),
     printcolumn(
         name = "By",

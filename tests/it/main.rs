@@ -34,6 +34,7 @@ mod engine_levers;
 mod engine_props;
 mod engine_rollout;
 mod enroll;
+mod lever_pull;
 mod manifest;
 mod operator_apply;
 mod operator_reports;

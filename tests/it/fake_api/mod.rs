@@ -63,6 +63,10 @@ struct State {
     log: Vec<(u64, String, Option<String>, Bytes)>,
     watches: Vec<Watch>,
     core: core_v1::Core,
+    /// Who a SelfSubjectReview says the caller is (default `alice@example.com`).
+    caller: Option<String>,
+    /// Names given to objects created with `generateName`.
+    generated: u64,
 }
 
 /// The fake server; clones share it.
@@ -216,6 +220,11 @@ impl State {
 }
 
 impl Fake {
+    /// Who SelfSubjectReviews say the caller is from now on.
+    pub fn set_caller(&self, user: &str) {
+        self.0.lock().expect("lock").caller = Some(user.to_string());
+    }
+
     /// Stores an object as its owner would create or replace it.
     pub fn insert<T: serde::Serialize>(&self, kind: &str, obj: &T) {
         let mut v = serde_json::to_value(obj).expect("json");
@@ -300,6 +309,8 @@ impl Fake {
                 Some("ManagedDevice") if in_ns => o.devices.push(Arc::new(from(v))),
                 Some("PatchRollout") if in_ns => o.rollouts.push(Arc::new(from(v))),
                 Some("Patch") => o.patches.push(Arc::new(from(v))),
+                Some("PatchApproval") if in_ns => o.approvals.push(Arc::new(from(v))),
+                Some("PatchFreeze") if in_ns => o.freezes.push(Arc::new(from(v))),
                 _ => {}
             }
         }
@@ -406,6 +417,16 @@ impl Fake {
             );
             return Reply::Json(StatusCode::CREATED, body);
         }
+        if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" {
+            let user = s
+                .caller
+                .clone()
+                .unwrap_or_else(|| "alice@example.com".into());
+            let mut review = body.clone();
+            review["status"] =
+                json!({"userInfo": {"username": user, "groups": ["system:authenticated"]}});
+            return Reply::Json(StatusCode::CREATED, review);
+        }
         if builtin::serves(&path) {
             return builtin::handle(&mut s, &method, &path, &body);
         }
@@ -464,12 +485,23 @@ impl Fake {
                 }
             }
             (Method::POST, None) => {
-                let name = body["metadata"]["name"].as_str().expect("name").to_string();
+                let name = match (
+                    body["metadata"]["name"].as_str(),
+                    body["metadata"]["generateName"].as_str(),
+                ) {
+                    (Some(name), _) => name.to_string(),
+                    (None, Some(prefix)) => {
+                        s.generated += 1;
+                        format!("{prefix}{:05}", s.generated)
+                    }
+                    (None, None) => panic!("a created object has a name or a generateName"),
+                };
                 let key = format!("{path}/{name}");
                 if s.objects.contains_key(&key) {
                     return failure(409, "AlreadyExists");
                 }
                 let mut obj = body.clone();
+                obj["metadata"]["name"] = name.clone().into();
                 obj["metadata"]["uid"] = format!("uid-{name}").into();
                 obj["metadata"]["generation"] = 1.into();
                 obj["metadata"]["creationTimestamp"] = created_now();
@@ -484,6 +516,11 @@ impl Fake {
                 let Some(old) = s.objects.get(&key).cloned() else {
                     return failure(404, "NotFound");
                 };
+                // A merge patch that names a resourceVersion is a precondition.
+                let sent = body["metadata"]["resourceVersion"].as_str();
+                if sent.is_some_and(|v| Some(v) != old["metadata"]["resourceVersion"].as_str()) {
+                    return failure(409, "Conflict");
+                }
                 let mut obj = old.clone();
                 if target.status {
                     let mut st = obj.get("status").cloned().unwrap_or(Value::Null);
