@@ -2014,24 +2014,43 @@ async fn a_kev_import_marks_the_example_patches_that_fix_listed_cves() {
 /// defines first), counting the ServiceAccounts of `agents_ns` as agents, bound to the
 /// scenario's namespace only. Returns its name (the policy's and the binding's).
 async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("charts/ringmaster/files/admission/device-agent.yaml");
-    let text = std::fs::read_to_string(&path).expect("the chart's policy file");
-    let file: serde_json::Value = serde_yaml::from_str(&text).expect("the policy file parses");
-    let name = format!("rm-e2e-{}-device-agent", env.suffix);
     let quoted = |s: &str| serde_json::to_string(s).expect("a string");
-    let mut variables = vec![
+    let variables = vec![
         json!({"name": "agentUsernamePrefix", "expression": quoted("system:serviceaccount:")}),
         json!({"name": "agentGroup", "expression": quoted(&format!("system:serviceaccounts:{agents_ns}"))}),
         json!({"name": "operatorUsername", "expression": quoted("system:serviceaccount:ringmaster-system:ringmaster")}),
         // Node mode is off here: no node agent.
         json!({"name": "nodeAgentUsername", "expression": quoted("")}),
     ];
+    chart_policy(
+        env,
+        "device-agent",
+        variables,
+        &["manageddevices", "manageddevices/status"],
+    )
+    .await
+}
+
+/// One of the chart's ValidatingAdmissionPolicies (its CEL from
+/// `charts/ringmaster/files/admission/<file>.yaml`, after `variables` as the template
+/// defines them from values), on `resources` of ours, bound to the scenario's namespace
+/// only. Returns its name (the policy's and the binding's).
+async fn chart_policy(
+    env: &Env,
+    file: &str,
+    mut variables: Vec<serde_json::Value>,
+    resources: &[&str],
+) -> String {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("charts/ringmaster/files/admission/{file}.yaml"));
+    let text = std::fs::read_to_string(&path).expect("the chart's policy file");
+    let parsed: serde_json::Value = serde_yaml::from_str(&text).expect("the policy file parses");
+    let name = format!("rm-e2e-{}-{file}", env.suffix);
     variables.extend(
-        file["variables"]
+        parsed["variables"]
             .as_array()
             .expect("variables")
             .iter()
@@ -2044,9 +2063,9 @@ async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
             "failurePolicy": "Fail",
             "matchConstraints": {"resourceRules": [{"apiGroups": ["patching.ringmaster.dev"],
                 "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
-                "resources": ["manageddevices", "manageddevices/status"]}]},
+                "resources": resources}]},
             "variables": variables,
-            "validations": file["validations"],
+            "validations": parsed["validations"],
         }
     }))
     .expect("a ValidatingAdmissionPolicy");
@@ -2060,12 +2079,32 @@ async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
     Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
         .create(&PostParams::default(), &policy)
         .await
-        .expect("creating the device-agent policy");
+        .unwrap_or_else(|e| panic!("creating the {file} policy: {e}"));
     Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
         .create(&PostParams::default(), &binding)
         .await
-        .expect("binding the device-agent policy");
+        .unwrap_or_else(|e| panic!("binding the {file} policy: {e}"));
     name
+}
+
+/// Deletes a policy [`chart_policy`] made, and its binding.
+async fn delete_chart_policy(env: &Env, name: &str) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let dp = DeleteParams::default();
+    if let Err(e) = Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+        .delete(name, &dp)
+        .await
+    {
+        eprintln!("deleting binding {name}: {e}");
+    }
+    if let Err(e) = Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+        .delete(name, &dp)
+        .await
+    {
+        eprintln!("deleting policy {name}: {e}");
+    }
 }
 
 /// Deletes what an enrollment scenario made outside its namespace.
@@ -2486,4 +2525,331 @@ async fn apt_agent(env: &Env, agents_ns: &str) {
         Ok(Ok(Ok(()))) => {}
         other => panic!("the agent did not stop cleanly: {other:?}"),
     }
+}
+
+/// The Git manifests of the lever scenario: policy `ws` (everything waits for a person)
+/// over rings `it` (one device at a time, a long soak) and `pilot`.
+fn git_manifests() -> Vec<serde_json::Value> {
+    vec![
+        json!({"apiVersion": "patching.ringmaster.dev/v1alpha1", "kind": "PatchPolicy",
+            "metadata": {"name": "ws"},
+            "spec": {"deviceSelector": {"matchLabels": {"class": "ws"}},
+                "sla": [{"tier": "default", "critical": "7d", "high": "14d", "medium": "60d", "low": "120d"}],
+                "approval": {"default": "Manual"}, "rings": ["it", "pilot"]}}),
+        json!({"apiVersion": "patching.ringmaster.dev/v1alpha1", "kind": "DeploymentRing",
+            "metadata": {"name": "it"},
+            "spec": {"deviceSelector": {"matchLabels": {"ring": "it"}}, "maxConcurrent": 1,
+                "promotion": {"soak": "24h", "minSuccessRate": 90}}}),
+        json!({"apiVersion": "patching.ringmaster.dev/v1alpha1", "kind": "DeploymentRing",
+            "metadata": {"name": "pilot"},
+            "spec": {"deviceSelector": {"matchLabels": {"ring": "pilot"}}, "maxConcurrent": "100%"}}),
+    ]
+}
+
+/// Applies the Git manifests as a GitOps controller would (server-side apply, its own
+/// field manager, forced); returns each object's (name, resourceVersion, generation).
+async fn git_sync(env: &Env) -> Vec<(String, String, i64)> {
+    let params = PatchParams::apply("argocd-controller").force();
+    let mut out = Vec::new();
+    for m in git_manifests() {
+        let name = m["metadata"]["name"].as_str().expect("name").to_string();
+        let meta = if m["kind"] == "PatchPolicy" {
+            Api::<PatchPolicy>::namespaced(env.client.clone(), &env.ns)
+                .patch(&name, &params, &KubePatch::Apply(&m))
+                .await
+                .map(|o| o.metadata)
+        } else {
+            Api::<DeploymentRing>::namespaced(env.client.clone(), &env.ns)
+                .patch(&name, &params, &KubePatch::Apply(&m))
+                .await
+                .map(|o| o.metadata)
+        }
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+        out.push((
+            format!("{}/{name}", m["kind"].as_str().unwrap_or_default()),
+            meta.resource_version.unwrap_or_default(),
+            meta.generation.unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+/// A ServiceAccount of the scenario's namespace allowed what the chart's edit role
+/// allows on ringmaster's objects, and a client with its token: a person at a terminal.
+async fn lever_user(env: &Env) -> (Client, String) {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let name = "lever-user";
+    let mut sa = ServiceAccount::default();
+    sa.metadata.name = Some(name.into());
+    Api::<ServiceAccount>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("creating the lever user");
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "rules": [
+            {"apiGroups": ["patching.ringmaster.dev"], "verbs": ["get", "list", "watch"],
+             "resources": ["patchpolicies", "deploymentrings", "patchrollouts", "patchapprovals", "patchfreezes"]},
+            {"apiGroups": ["patching.ringmaster.dev"], "verbs": ["create", "delete"],
+             "resources": ["patchapprovals", "patchfreezes", "patchexceptions"]},
+            {"apiGroups": ["patching.ringmaster.dev"], "verbs": ["patch"], "resources": ["patchrollouts"]}
+        ]
+    }))
+    .expect("a Role");
+    Api::<Role>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("creating the Role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": env.ns}]
+    }))
+    .expect("a RoleBinding");
+    Api::<RoleBinding>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding the Role");
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(3600),
+            bound_object_ref: None,
+        },
+        ..TokenRequest::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(env.client.clone(), &env.ns)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("a token for the lever user")
+        .status
+        .expect("a token")
+        .token;
+    let mut config = kube::Config::infer().await.expect("the cluster's config");
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..kube::config::AuthInfo::default()
+    };
+    let client = Client::try_from(config).expect("the lever user's client");
+    (client, format!("system:serviceaccount:{}:{name}", env.ns))
+}
+
+/// The Events about the scenario's rollout with `reason`, their notes.
+async fn rollout_events(env: &Env, reason: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    Api::<Event>::namespaced(env.client.clone(), &env.ns)
+        .list(&ListParams::default())
+        .await
+        .expect("listing Events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn levers_steer_the_operator_in_the_callers_name_and_git_stays_as_git_has_it() {
+    use ringmaster::lever::pull::{self, RolloutLever};
+    scenario("levers", async |env| {
+        let policies = [
+            chart_policy(
+                env,
+                "lever-objects",
+                vec![],
+                &["patchapprovals", "patchfreezes"],
+            )
+            .await,
+            chart_policy(env, "rollout-levers", vec![], &["patchrollouts"]).await,
+        ];
+        let synced = git_sync(env).await;
+        env.catalog_patch("").await;
+        env.fleet("it", 3, &[("class", "ws"), ("ring", "it")], quick(0.0))
+            .await;
+        env.fleet(
+            "pilot",
+            2,
+            &[("class", "ws"), ("ring", "pilot")],
+            quick(0.0),
+        )
+        .await;
+        let (lever, user) = lever_user(env).await;
+        let id = env.patch_id();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            env.rollout().await.is_none(),
+            "the policy leaves it to a person"
+        );
+
+        // approve: a PatchApproval in the caller's name starts the rollout.
+        pull::decide(
+            &lever,
+            &env.ns,
+            "ws",
+            &id,
+            Decision::Approve,
+            "CAB 2026-12-07",
+        )
+        .await
+        .expect("approve");
+        let approved = eventually(
+            "the approval starts a rollout",
+            Duration::from_secs(30),
+            || async { env.rollout().await?.status?.approval },
+        )
+        .await;
+        let by = approved.by.unwrap_or_default();
+        assert!(by.contains(&user), "the approval names the caller: {by}");
+        let approval: PatchApproval = Api::namespaced(env.client.clone(), &env.ns)
+            .get(&format!("ws.{}.approve", id.to_ascii_lowercase()))
+            .await
+            .expect("the PatchApproval");
+        assert_eq!(created_by(&approval.metadata), Some(user.as_str()));
+
+        // Nobody may write someone else's name: the admission policies refuse it.
+        let mut forged = approval.clone();
+        forged.metadata = kube::api::ObjectMeta {
+            name: Some("forged".into()),
+            annotations: Some([(CREATED_BY.to_string(), env.user.clone())].into()),
+            ..Default::default()
+        };
+        let refused = Api::<PatchApproval>::namespaced(lever.clone(), &env.ns)
+            .create(&PostParams::default(), &forged)
+            .await;
+        assert!(
+            matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403),
+            "{refused:?}"
+        );
+
+        // pause: no device is admitted while it holds.
+        eventually(
+            "ring it admits one device",
+            Duration::from_secs(30),
+            || async { (!env.planned().await.is_empty()).then_some(()) },
+        )
+        .await;
+        let name = format!("ws.{}", id.to_ascii_lowercase());
+        pull::rollout(&lever, &env.ns, &name, &RolloutLever::Pause(None))
+            .await
+            .expect("pause");
+        eventually("the rollout is paused", Duration::from_secs(30), || async {
+            (env.rollout().await?.status?.phase == Some(RolloutPhase::Paused)).then_some(())
+        })
+        .await;
+        let seen = |r: &BTreeMap<String, (PatchState, u32, Option<Timestamp>)>| {
+            r.values().filter(|s| s.1 > 0).count()
+        };
+        let attempted = seen(&env.reports().await);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(
+            seen(&env.reports().await),
+            attempted,
+            "no device admitted while paused"
+        );
+        assert!(env.planned().await.is_empty(), "no plan entry while paused");
+        let paused = rollout_events(env, "RolloutPaused").await;
+        assert!(
+            paused
+                .iter()
+                .any(|n| n.contains(&format!("paused by {user}"))),
+            "{paused:?}"
+        );
+        let raw = Api::<PatchRollout>::namespaced(lever.clone(), &env.ns);
+        let forged_lever =
+            json!({"metadata": {"annotations": {LEVER_BY: env.user}}, "spec": {"paused": false}});
+        let refused = raw
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &KubePatch::Merge(&forged_lever),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403),
+            "{refused:?}"
+        );
+
+        // resume: ring it finishes, then soaks for a day…
+        pull::rollout(&lever, &env.ns, &name, &RolloutLever::Resume(None))
+            .await
+            .expect("resume");
+        eventually("ring it soaks", Duration::from_secs(90), || async {
+            let s = env.rollout().await?.status?;
+            (s.rings.first()?.phase == RingPhase::Soaking).then_some(())
+        })
+        .await;
+
+        // …freeze pilot for 10 s (with the binary, as the admin), then promote: pilot
+        // starts at once, but admits nobody until the freeze lifts itself.
+        let freeze = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ringmaster"))
+            .args(["freeze", "-n", &env.ns, "--ring", "pilot", "--for", "10s"])
+            .args(["--reason", "e2e freeze", "-o", "json"])
+            .output()
+            .expect("running kubectl-ringmaster");
+        assert!(
+            freeze.status.success(),
+            "{}",
+            String::from_utf8_lossy(&freeze.stderr)
+        );
+        let made: PatchFreeze = serde_json::from_slice(&freeze.stdout).expect("the freeze as JSON");
+        assert_eq!(created_by(&made.metadata), Some(env.user.as_str()));
+        let until = made.spec.until;
+        pull::rollout(&lever, &env.ns, &name, &RolloutLever::Promote(None))
+            .await
+            .expect("promote");
+        eventually(
+            "ring it is promoted past its soak",
+            Duration::from_secs(30),
+            || async {
+                let s = env.rollout().await?.status?;
+                (s.rings.first()?.phase == RingPhase::Passed).then_some(())
+            },
+        )
+        .await;
+        let first_pilot = eventually(
+            "pilot is admitted once the freeze lifts",
+            Duration::from_secs(60),
+            || async {
+                env.planned()
+                    .await
+                    .iter()
+                    .any(|n| n.starts_with("pilot-"))
+                    .then(Timestamp::now)
+            },
+        )
+        .await;
+        assert!(
+            first_pilot >= until,
+            "pilot admitted at {first_pilot}, before the freeze's end {until}"
+        );
+        env.every_device_installs_once(5, 5).await;
+        let history = env
+            .rollout()
+            .await
+            .and_then(|r| r.status)
+            .map(|s| s.history)
+            .unwrap_or_default();
+        for reason in [Reason::RolloutPaused, Reason::RolloutResumed] {
+            assert!(
+                history
+                    .iter()
+                    .any(|h| h.reason == reason && h.message.contains(&user)),
+                "{reason:?} by {user} in {history:?}"
+            );
+        }
+
+        // A sync of the unchanged Git manifests changes nothing.
+        assert_eq!(
+            git_sync(env).await,
+            synced,
+            "a GitOps sync after the levers changed something"
+        );
+        for p in &policies {
+            delete_chart_policy(env, p).await;
+        }
+    })
+    .await;
 }

@@ -57,8 +57,9 @@ pub struct PatchRolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub paused_rings: Vec<String>,
-    /// Rings a person approves for promotion: a ring listed here passes its manual gate,
-    /// and a halted ring listed here is passed despite its failures.
+    /// Rings a person approves for promotion: a ring listed here passes its manual gate
+    /// and skips what is left of its soak (its success-rate and failure gates still
+    /// hold), and a halted ring listed here is passed despite its failures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promote: Vec<String>,
     /// Stop the rollout for good; devices that have not started are released.

@@ -259,3 +259,46 @@ fn pausing_and_aborting_name_the_caller() {
         "aborted by erin@example.com (spec.abort)"
     );
 }
+
+#[test]
+fn promoting_a_soaking_ring_skips_the_rest_of_its_soak_but_not_its_gates() {
+    let mut w = world(&format!(
+        "{BASE}{}{}",
+        devices("it", "it", "tier-1", 2, NOW),
+        devices("pc", "pilot", "tier-2", 2, NOW)
+    ));
+    w.step(ts(NOW));
+    let t1 = ts("2026-11-11T01:00:00Z");
+    agents_install(&mut w, "KB1", t1, &[]);
+    w.step(t1);
+    assert_eq!(ring(&w, "ws.kb1", "it").phase, RingPhase::Soaking);
+    let r = w.rollouts.get_mut("ws.kb1").unwrap();
+    r.spec.promote = vec!["it".into()];
+    r.metadata.annotations = Some([(LEVER_BY.to_string(), "frank@example.com".to_string())].into());
+    let t2 = ts("2026-11-11T02:00:00Z");
+    w.step(t2);
+    let it = ring(&w, "ws.kb1", "it");
+    assert_eq!(it.phase, RingPhase::Passed, "23h of soak left, skipped");
+    let soak = it.gates.iter().find(|g| g.name == "soak").unwrap();
+    assert_eq!(
+        soak.message,
+        "soak of 1d skipped by a person (spec.promote)"
+    );
+    let promoted = w.events_with("RingPromoted");
+    assert!(
+        promoted[0]
+            .1
+            .message
+            .starts_with("ring it promoted by frank@example.com before its soak of 1d ended"),
+        "{promoted:?}"
+    );
+    assert_eq!(planned(&w, "KB1", t2), vec!["pc-0"], "pilot starts at once");
+
+    // A promotion does not override a failing gate: a ring whose installs fail halts.
+    let mut w = world(&format!("{BASE}{}", devices("it", "it", "tier-1", 2, NOW)));
+    w.step(ts(NOW));
+    w.rollouts.get_mut("ws.kb1").unwrap().spec.promote = vec!["it".into()];
+    agents_install(&mut w, "KB1", t1, &["it-0", "it-1"]);
+    w.step(t1);
+    assert_ne!(ring(&w, "ws.kb1", "it").phase, RingPhase::Passed);
+}

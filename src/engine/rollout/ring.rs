@@ -17,6 +17,7 @@
 //! | Soaking | the success-rate or max-failures gate fails | Halted |
 //! | Soaking | paused (the rollout or this ring) or held | Soaking |
 //! | Soaking | soak over and (if required) promoted by a person | Passed |
+//! | Soaking | promoted by a person (`spec.promote`) before the soak is over | Passed |
 //! | Deploying, Soaking | the rollout or this ring is paused | Paused (shown; re-judged next pass) |
 //!
 //! The rollout-level phases that stop every ring (Aborted, RollingBack, RolledBack) are
@@ -209,6 +210,21 @@ impl<'i, 'a> Pass<'i, 'a> {
             // Held or paused rollouts (and paused rings) do not promote.
             return RingPhase::Soaking;
         }
+        if g.soak_ok && g.manual_ok && !g.soak_over {
+            rp.passed_at = Some(self.now);
+            let c = &t.counts;
+            let message = format!(
+                "ring {name} promoted by {} before its {} of {} ended: {}/{} installed, {} failed",
+                self.person(),
+                g.label,
+                g.soak,
+                c.installed,
+                c.targeted - c.unreachable,
+                c.failed,
+            );
+            self.event(EventType::Normal, Reason::RingPromoted, Some(name), message);
+            return RingPhase::Passed;
+        }
         if g.soak_ok && g.manual_ok {
             rp.passed_at = Some(self.now);
             let c = &t.counts;
@@ -337,6 +353,9 @@ struct Gates {
     soak: Duration,
     soak_end: Timestamp,
     label: &'static str,
+    /// The soak has run its course.
+    soak_over: bool,
+    /// The soak gate is passed: over, or skipped by a person's promotion.
     soak_ok: bool,
     rate: Option<f64>,
     rate_ok: bool,
@@ -372,7 +391,9 @@ impl Gates {
             } else {
                 "soak"
             },
-            soak_ok: now >= soak_end,
+            soak_over: now >= soak_end,
+            // A person's promotion skips what is left of the soak.
+            soak_ok: now >= soak_end || promoted,
             rate,
             rate_ok: rate.is_none_or(|r| r >= promo.min_success_rate),
             fail_ok: promo.max_failures.is_none_or(|m| t.counts.failed <= m),
@@ -388,8 +409,10 @@ impl Gates {
             GateResult {
                 name: "soak".into(),
                 passed: self.soak_ok,
-                message: if self.soak_ok {
+                message: if self.soak_over {
                     format!("{label} of {soak} done at {end}")
+                } else if self.soak_ok {
+                    format!("{label} of {soak} skipped by a person (spec.promote)")
                 } else {
                     format!("{label} of {soak} ends at {end}")
                 },
