@@ -4,6 +4,8 @@
 //! - [`cli`]: the command line of `ringmaster` and `kubectl-ringmaster`.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
 //! - [`enroll`]: `ringmaster enroll`, a device agent's identity and its token renewal.
+//! - [`lever`]: the read-only verbs `status` and `why` of `kubectl ringmaster`, as views
+//!   over one tenant's objects and their renderings.
 //! - [`manifest`]: offline loading and checking of manifests.
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`report`]: the monthly evidence packet and its verification.
@@ -17,6 +19,7 @@ pub mod contract;
 pub mod crds;
 pub mod engine;
 pub mod enroll;
+pub mod lever;
 pub mod manifest;
 pub mod operator;
 pub mod report;
