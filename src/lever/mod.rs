@@ -6,10 +6,13 @@
 //! `Serialize`, so `-o json|yaml` prints them as they are.
 //!
 //! - [`status`]: one tenant at a glance.
+//! - [`why`]: why a device has no plan entry for a patch; why a rollout's ring does not
+//!   move.
 //!
 //! No rule is decided here: every phase, reason and message is the engine's.
 
 pub mod status;
+pub mod why;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -17,8 +20,8 @@ use std::fmt::Write as _;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{
-    DeploymentRing, DeviceCompliance, ManagedDevice, PatchExceptionStatus, PatchPolicyStatus,
-    PatchRolloutSpec, PatchRolloutStatus, RingPhase, RolloutPhase,
+    DeploymentRing, DeploymentRingStatus, DeviceCompliance, ManagedDevice, PatchExceptionStatus,
+    PatchPolicyStatus, PatchRolloutSpec, PatchRolloutStatus, RingPhase, RolloutPhase,
 };
 use crate::engine::rollout::{unreachable, unreachable_after};
 use crate::engine::{self, Decisions};
@@ -42,6 +45,8 @@ pub(crate) struct RolloutRef<'p> {
     pub spec: &'p PatchRolloutSpec,
     /// Its status, decided or stored.
     pub status: Option<&'p PatchRolloutStatus>,
+    /// Whether it exists in the cluster (false: this pass creates it).
+    pub exists: bool,
 }
 
 impl<'o> Pass<'o> {
@@ -96,6 +101,7 @@ impl<'o> Pass<'o> {
                     name,
                     spec: &r.spec,
                     status: self.rollout_status(name),
+                    exists: true,
                 })
             })
             .collect();
@@ -103,9 +109,15 @@ impl<'o> Pass<'o> {
             name: &n.name,
             spec: &n.spec,
             status: self.rollout_status(&n.name),
+            exists: false,
         }));
         out.sort_by(|a, b| a.name.cmp(b.name));
         out
+    }
+
+    /// One rollout by name.
+    pub(crate) fn rollout(&self, name: &str) -> Option<RolloutRef<'_>> {
+        self.rollouts().into_iter().find(|r| r.name == name)
     }
 
     /// The rollout of a patch under a policy, existing or created by this pass.
@@ -139,6 +151,11 @@ impl<'o> Pass<'o> {
                 .find(|p| named(&p.metadata, name))?;
             p.status.as_ref()
         })
+    }
+
+    /// A ring's status: as decided, else as stored.
+    pub(crate) fn ring_status(&self, name: &str) -> Option<&DeploymentRingStatus> {
+        decided(&self.decisions.rings, name).or_else(|| self.ring(name)?.status.as_ref())
     }
 
     /// An exception's status: as decided, else as stored.
