@@ -33,6 +33,7 @@ mod engine_history;
 mod engine_props;
 mod engine_rollout;
 mod enroll;
+mod lever_views;
 mod manifest;
 mod operator_apply;
 mod operator_reports;
