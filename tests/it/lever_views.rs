@@ -49,16 +49,20 @@ fn played(days: u32, tweak: impl FnOnce(&mut World)) -> (Objects, Timestamp) {
     (objects_of(&outcome.world), end)
 }
 
+/// The world's objects as `report::cluster::read` would return them (kinds `Objects`
+/// gains later start empty).
 fn objects_of(w: &World) -> Objects {
-    Objects {
+    let mut o = Objects {
         namespace: w.namespace.clone(),
-        policies: w.policies.values().cloned().collect(),
-        rings: w.rings.values().cloned().collect(),
-        exceptions: w.exceptions.values().cloned().collect(),
-        devices: w.devices.values().cloned().collect(),
-        rollouts: w.rollouts.values().cloned().collect(),
-        patches: w.patches.values().cloned().collect(),
-    }
+        ..Objects::default()
+    };
+    o.policies = w.policies.values().cloned().collect();
+    o.rings = w.rings.values().cloned().collect();
+    o.exceptions = w.exceptions.values().cloned().collect();
+    o.devices = w.devices.values().cloned().collect();
+    o.rollouts = w.rollouts.values().cloned().collect();
+    o.patches = w.patches.values().cloned().collect();
+    o
 }
 
 /// Two days in (2023-11-15 00:00Z): the emergency Windows update deploys in the IT ring,
