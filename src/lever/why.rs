@@ -1233,7 +1233,7 @@ fn patch_block(out: &mut String, p: &PatchWhy, now: Timestamp, color: bool) {
         kv.row(["exception".to_string(), coverage_words(e, now)]);
     }
     if let Some(r) = &p.rollout {
-        rollout_rows(&mut kv, r, color);
+        rollout_rows(&mut kv, r);
     }
     kv.row(["plan".to_string(), plan_words(p, now)]);
     if let Some(a) = &p.last_attempt {
@@ -1292,7 +1292,7 @@ fn coverage_words(e: &ExceptionCoverage, now: Timestamp) -> String {
     )
 }
 
-fn rollout_rows(kv: &mut Table, r: &RolloutStanding, _color: bool) {
+fn rollout_rows(kv: &mut Table, r: &RolloutStanding) {
     let phase = r.phase.map_or("-".into(), |p| phase_name(&p));
     let created = if r.exists {
         ""
