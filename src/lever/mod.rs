@@ -339,10 +339,12 @@ pub(crate) fn span(d: SignedDuration) -> String {
     }
 }
 
-/// An instant relative to `now`: `in 3h15m` or `2d4h ago`.
+/// An instant relative to `now`: `in 3h15m`, `2d4h ago`, or `now` within a minute.
 pub(crate) fn relative(t: Timestamp, now: Timestamp) -> String {
     let d = t.duration_since(now);
-    if d.is_negative() {
+    if d.as_secs().abs() < 60 {
+        "now".into()
+    } else if d.is_negative() {
         format!("{} ago", span(d))
     } else {
         format!("in {}", span(d))
@@ -400,6 +402,16 @@ mod tests {
         assert_eq!(s(3 * 3600 + 15 * 60), "3h15m");
         assert_eq!(s(86_400 + 4 * 3600 + 59), "1d4h");
         assert_eq!(s(-2 * 86_400), "2d");
+    }
+
+    #[test]
+    fn instants_read_relative_to_now() {
+        let now: Timestamp = "2023-11-15T00:00:00Z".parse().expect("instant");
+        let at = |secs: i64| relative(now + SignedDuration::from_secs(secs), now);
+        assert_eq!(at(0), "now");
+        assert_eq!(at(-59), "now");
+        assert_eq!(at(-3 * 3600), "3h ago");
+        assert_eq!(at(90 * 60), "in 1h30m");
     }
 
     #[test]
