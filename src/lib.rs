@@ -4,7 +4,8 @@
 //! - [`cli`]: the command line of `ringmaster` and `kubectl-ringmaster`.
 //! - [`engine`]: pure decisions over a snapshot of them and an instant.
 //! - [`enroll`]: `ringmaster enroll`, a device agent's identity and its token renewal.
-//! - [`lever`]: the daily levers of the command line and the kubectl plugin.
+//! - [`lever`]: the daily levers of the command line and the kubectl plugin: the verbs
+//!   that change what the operator does, and the read-only `status` and `why`.
 //! - [`manifest`]: offline loading and checking of manifests.
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`report`]: the monthly evidence packet and its verification.

@@ -89,6 +89,20 @@ impl Decided {
     }
 }
 
+/// People's decisions about patches under the policy named `policy`: the
+/// `PatchApproval`s that name it, in name order.
+pub fn decided_for<'a>(
+    approvals: impl IntoIterator<Item = &'a PatchApproval>,
+    policy: &str,
+) -> Vec<Decided> {
+    let mut of: Vec<&PatchApproval> = approvals
+        .into_iter()
+        .filter(|a| a.spec.policy == policy)
+        .collect();
+    of.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    of.into_iter().map(Decided::of).collect()
+}
+
 /// Decides one patch under one policy at `now`: the explicit decisions first — the
 /// policy's `approval.reject`, then people's rejections (`PatchApproval`s, `people`),
 /// then the policy's `approval.approve`, then people's approvals: a rejection always

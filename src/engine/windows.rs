@@ -39,6 +39,7 @@ use jiff::tz::{AmbiguousOffset, TimeZone, TimeZoneDatabase};
 use jiff::{SignedDuration, Span, Timestamp};
 
 use crate::api::common::{Freeze, MaintenanceWindow};
+use crate::api::{PatchFreeze, created_by};
 
 /// How far ahead [`Schedule::next_open_after`] and [`Schedule::describe_next`] look, in
 /// days. Every valid window opens at least once in any 400 days (the rarest, a fifth
@@ -446,6 +447,25 @@ impl Schedule {
             }
         }
         best
+    }
+}
+
+/// A person's `PatchFreeze` as the [`Freeze`] the engine honours: it begins at its
+/// `from`, else at its creation, else (an object not yet created, as in an offline
+/// manifest) at once; its reason names it, and its owner names its creator when that is
+/// someone else.
+pub fn patch_freeze(f: &PatchFreeze) -> Freeze {
+    let created = f.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let name = f.metadata.name.as_deref().unwrap_or_default();
+    let owner = match created_by(&f.metadata) {
+        Some(by) if by != f.spec.owner => format!("{}, set by {by}", f.spec.owner),
+        _ => f.spec.owner.clone(),
+    };
+    Freeze {
+        from: f.spec.from.or(created).unwrap_or(Timestamp::MIN),
+        until: f.spec.until,
+        reason: format!("{} (PatchFreeze {name})", f.spec.reason),
+        owner,
     }
 }
 

@@ -35,6 +35,7 @@ mod engine_props;
 mod engine_rollout;
 mod enroll;
 mod lever_pull;
+mod lever_views;
 mod manifest;
 mod operator_apply;
 mod operator_reports;

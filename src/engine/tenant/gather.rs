@@ -8,15 +8,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::Timestamp;
 
 use crate::api::{
-    DeploymentRing, Freeze, Patch, PatchException, PatchFreeze, PatchPolicy, PatchRollout,
-    Severity, created_by,
+    DeploymentRing, Freeze, Patch, PatchException, PatchFreeze, PatchPolicy, PatchRollout, Severity,
 };
-use crate::engine::approval::Decided;
+use crate::engine::approval::{self, Decided};
 use crate::engine::cache::{Cache, ExceptionKey, TenantKey};
 use crate::engine::exceptions::{self, Evaluated, Limits};
 use crate::engine::selector::Selector;
 use crate::engine::severity::{Risk, release_time, risk_of};
-use crate::engine::windows::Schedule;
+use crate::engine::windows::{self, Schedule};
 
 use super::{Snapshot, name_of};
 
@@ -193,21 +192,8 @@ impl PolicyView<'_> {
     }
 }
 
-/// People's decisions about patches under the policy `policy`, in name order.
-fn people_of(snap: &Snapshot<'_>, policy: &str) -> Vec<Decided> {
-    let mut of: Vec<_> = snap
-        .approvals
-        .iter()
-        .filter(|a| a.spec.policy == policy)
-        .collect();
-    of.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
-    of.into_iter().map(|a| Decided::of(a)).collect()
-}
-
-/// A spec's own freezes followed by the `PatchFreeze`s that `covers` selects, each as a
-/// [`Freeze`]: it begins at its `from`, else at its creation, else (an object not yet
-/// created, as in an offline manifest) at once; and it names its creator when the owner
-/// is someone else.
+/// A spec's own freezes followed by the `PatchFreeze`s that `covers` selects, each as
+/// [`windows::patch_freeze`] makes it a [`Freeze`].
 fn with_levers(
     own: &[Freeze],
     levers: &[&PatchFreeze],
@@ -215,22 +201,9 @@ fn with_levers(
 ) -> Vec<Freeze> {
     let mut levers: Vec<&&PatchFreeze> = levers.iter().filter(|f| covers(f)).collect();
     levers.sort_by(|a, b| name_of(&a.metadata).cmp(name_of(&b.metadata)));
-    let lever = |f: &PatchFreeze| {
-        let created = f.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let owner = match created_by(&f.metadata) {
-            Some(by) if by != f.spec.owner => format!("{}, set by {by}", f.spec.owner),
-            _ => f.spec.owner.clone(),
-        };
-        Freeze {
-            from: f.spec.from.or(created).unwrap_or(Timestamp::MIN),
-            until: f.spec.until,
-            reason: format!("{} (PatchFreeze {})", f.spec.reason, name_of(&f.metadata)),
-            owner,
-        }
-    };
     own.iter()
         .cloned()
-        .chain(levers.into_iter().map(|f| lever(f)))
+        .chain(levers.into_iter().map(|f| windows::patch_freeze(f)))
         .collect()
 }
 
@@ -443,7 +416,7 @@ pub(super) fn compile_policies<'a>(
                 name,
                 selector,
                 rings: rings_of,
-                people: people_of(snap, name),
+                people: approval::decided_for(snap.approvals.iter().copied(), name),
                 freezes: with_levers(&p.spec.freezes, &snap.freezes, |f| f.spec.rings.is_empty()),
                 problems,
             }
