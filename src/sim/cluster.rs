@@ -240,7 +240,7 @@ where
 {
     list_all(api)
         .await
-        .map_err(|e| read_error(cluster, namespace, what, &e))
+        .map_err(|e| read_error(&cluster.server, namespace, what, &e))
 }
 
 /// The Namespace's time zone annotation. The Namespace must exist; one the reader may not
@@ -267,42 +267,36 @@ async fn time_zone(
                 "namespace {namespace} could not be read for its time zone (forbidden): dates are in --time-zone, else UTC"
             )],
         )),
-        Err(e) => Err(read_error(cluster, namespace, "the Namespace", &e)),
+        Err(e) => Err(read_error(&cluster.server, namespace, "the Namespace", &e)),
     }
 }
 
-/// A failed read: the server's answer when it gave one, else the connection's failure.
+/// A failed read from the API server at `server`: the server's answer when it gave one,
+/// else the connection's failure.
 fn read_error(
-    cluster: &Cluster,
+    server: &str,
     namespace: &str,
     what: &'static str,
     e: &kube::Error,
 ) -> FromClusterError {
+    let read = |message: String| FromClusterError::Read {
+        what,
+        namespace: namespace.to_string(),
+        server: server.to_string(),
+        message,
+    };
     match e {
-        kube::Error::Api(s) => FromClusterError::Read {
-            what,
-            namespace: namespace.to_string(),
-            server: cluster.server.clone(),
-            message: if s.code == 403 {
-                format!(
-                    "forbidden ({}): the preview needs get and list on PatchPolicies, DeploymentRings, PatchExceptions, ManagedDevices and Patches, and get on the Namespace",
-                    s.message
-                )
-            } else {
-                format!("{} ({})", s.message, s.code)
-            },
-        },
+        kube::Error::Api(s) if s.code == 403 => read(format!(
+            "forbidden ({}): the preview needs get and list on PatchPolicies, DeploymentRings, PatchExceptions, ManagedDevices and Patches, and get on the Namespace",
+            s.message
+        )),
+        kube::Error::Api(s) => read(format!("{} ({})", s.message, s.code)),
         kube::Error::HyperError(_) | kube::Error::Service(_) => FromClusterError::Unreachable {
-            server: cluster.server.clone(),
+            server: server.to_string(),
             namespace: namespace.to_string(),
             message: chain(e),
         },
-        other => FromClusterError::Read {
-            what,
-            namespace: namespace.to_string(),
-            server: cluster.server.clone(),
-            message: chain(other),
-        },
+        other => read(chain(other)),
     }
 }
 
@@ -320,4 +314,69 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: message.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn a_failed_read_says_what_where_and_why() {
+        let server = "https://10.0.0.1:6443/";
+        let forbidden = read_error(
+            server,
+            "acme",
+            "PatchPolicies",
+            &status(403, "patchpolicies is forbidden"),
+        );
+        assert_eq!(
+            forbidden.to_string(),
+            "reading PatchPolicies of namespace acme from the cluster at https://10.0.0.1:6443/: forbidden (patchpolicies is forbidden): the preview needs get and list on PatchPolicies, DeploymentRings, PatchExceptions, ManagedDevices and Patches, and get on the Namespace"
+        );
+        let failed = read_error(
+            server,
+            "acme",
+            "ManagedDevices",
+            &status(500, "etcd timeout"),
+        );
+        assert_eq!(
+            failed.to_string(),
+            "reading ManagedDevices of namespace acme from the cluster at https://10.0.0.1:6443/: etcd timeout (500)"
+        );
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let gone = read_error(
+            server,
+            "acme",
+            "the Namespace",
+            &kube::Error::Service(Box::new(refused)),
+        );
+        assert!(
+            matches!(gone, FromClusterError::Unreachable { .. }),
+            "{gone:?}"
+        );
+        assert_eq!(
+            gone.to_string(),
+            "cannot reach the cluster at https://10.0.0.1:6443/ to read namespace acme: ServiceError: refused"
+        );
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner(#[source] std::io::Error);
+        let e = Outer(Inner(std::io::Error::other("the root")));
+        assert_eq!(chain(&e), "outer: inner: the root");
+    }
 }
