@@ -266,14 +266,22 @@ fn rings_that_admit_one_device_at_a_time_lower_compliance_and_trip_the_gate() {
 fn a_head_of_rings_alone_takes_the_rest_from_the_cluster() {
     let live = live("rings");
     let same = head("rings", &["rings.yaml"], |_, s| s);
-    let out = preview(&live, &same, &["--days", "10"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // A feed imported into both sides' catalog (CISA's KEV listing the glibc flaw).
+    let kev = format!("{EXAMPLE}/feeds/kev-2023-11-21.json");
+    let out = preview(&live, &same, &["--days", "10", "--catalog", &kev]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
         stdout.contains("note: the head holds no PatchPolicies (2), PatchExceptions (3): the cluster's are played on both sides"),
         "{stdout}"
     );
     assert!(stdout.contains("\nNo change: all "), "{stdout}");
+    assert_eq!(stderr.matches("catalog kev: ").count(), 2, "{stderr}");
+    // The cluster's invalid exception is pointed out as the cluster's.
+    assert!(
+        stderr.contains("warning: cluster namespace acme: PatchException acme/lab-server-forever: spec.expiresAt: "),
+        "{stderr}"
+    );
     // The same rings, slower: the change shows though the head holds nothing else.
     let slow = head("rings-slow", &["rings.yaml"], one_at_a_time);
     let out = preview(&live, &slow, &["--days", "10"]);
