@@ -44,6 +44,7 @@ enum Command {
     Crds,
     /// Play a directory of manifests forward in virtual time, without a cluster, and
     /// print the timeline of every decision and the SLA report.
+    #[command(group(clap::ArgGroup::new("against").args(["baseline", "from_cluster"])))]
     Simulate {
         /// Files or directories of manifests: the ringmaster kinds plus one
         /// `kind: Fleet` (apiVersion sim.ringmaster.dev/v1alpha1) describing the devices.
@@ -58,7 +59,7 @@ enum Command {
         /// Seed for every random draw; the same inputs and seed give the same output.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output format (markdown: only with --baseline).
+        /// Output format (markdown: only with --baseline or --from-cluster).
         #[arg(long, value_enum, default_value_t = SimFormat::Text)]
         format: SimFormat,
         /// Preview a change: play these manifests (the head) and the baseline's over the
@@ -68,9 +69,29 @@ enum Command {
         /// input. See docs/preview.md.
         #[arg(long, value_name = "BASE_DIR", conflicts_with_all = ["report", "sign_key"])]
         baseline: Option<PathBuf>,
-        /// With --baseline: exit 1 when any compliance figure (overall, per policy × tier
-        /// × severity, per ring) drops by more than PCT percentage points.
-        #[arg(long, value_name = "PCT", requires = "baseline")]
+        /// Preview a change against a live cluster: the baseline is namespace -n's
+        /// PatchPolicies, DeploymentRings, PatchExceptions and ManagedDevices (labels and
+        /// reported patch states) and the cluster's Patch catalog; the head is these
+        /// manifests applied over them (a kind they hold replaces the cluster's policies,
+        /// rings or exceptions; devices and patches are applied one by one). Both are
+        /// played from now (the next whole hour) for 30 days unless --start and --days
+        /// say otherwise. Exit codes as --baseline. See docs/preview.md.
+        #[arg(long, requires = "namespace", conflicts_with_all = ["report", "sign_key"])]
+        from_cluster: bool,
+        /// With --from-cluster: the tenant's namespace.
+        #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "from_cluster")]
+        namespace: Option<String>,
+        /// With --from-cluster: the kubeconfig to use (default: $KUBECONFIG, else
+        /// ~/.kube/config, else the in-cluster service account).
+        #[arg(long, value_name = "FILE", requires = "from_cluster")]
+        kubeconfig: Option<PathBuf>,
+        /// With --from-cluster: the kubeconfig context (default: its current one).
+        #[arg(long, value_name = "NAME", requires = "from_cluster")]
+        context: Option<String>,
+        /// With --baseline or --from-cluster: exit 1 when any compliance figure (overall,
+        /// per policy × tier × severity, per ring) drops by more than PCT percentage
+        /// points.
+        #[arg(long, value_name = "PCT", requires = "against")]
         max_compliance_drop: Option<f64>,
         /// Feed files or directories (MSRC CVRF, OSV records, CISA's KEV, FIRST's EPSS;
         /// each told by its content) imported into the manifests' catalog first, as
@@ -83,7 +104,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
         /// The tenant's time zone for the packet's months (default: the Fleet's
-        /// `timeZone`, else UTC).
+        /// `timeZone`, else UTC; with --from-cluster, the Namespace's
+        /// patching.ringmaster.dev/time-zone annotation, else UTC).
         #[arg(long, value_name = "IANA")]
         time_zone: Option<String>,
         /// Sign the packets with this ed25519 key (PKCS#8 PEM).
@@ -392,22 +414,41 @@ pub fn main(binary: Binary) -> ExitCode {
             time_zone,
             sign_key,
             baseline,
+            from_cluster,
+            namespace,
+            kubeconfig,
+            context,
             max_compliance_drop,
-        } => match baseline {
-            Some(baseline) => preview(
+        } => match (baseline, from_cluster.then_some(namespace).flatten()) {
+            (Some(baseline), _) => preview(
                 &paths,
-                &baseline,
+                Against::Dir(baseline),
                 &catalog,
                 (days, start, seed),
                 time_zone,
                 format,
                 max_compliance_drop,
             ),
-            None if format == SimFormat::Markdown => {
-                eprintln!("error: --format markdown is the preview's: give --baseline BASE_DIR");
+            (None, Some(namespace)) => preview(
+                &paths,
+                Against::Cluster {
+                    namespace,
+                    kubeconfig,
+                    context,
+                },
+                &catalog,
+                (days, start, seed),
+                time_zone,
+                format,
+                max_compliance_drop,
+            ),
+            (None, None) if format == SimFormat::Markdown => {
+                eprintln!(
+                    "error: --format markdown is the preview's: give --baseline BASE_DIR or --from-cluster -n NAMESPACE"
+                );
                 ExitCode::from(2)
             }
-            None => simulate(
+            (None, None) => simulate(
                 &paths,
                 &catalog,
                 (days, start, seed),
@@ -876,11 +917,33 @@ fn simulate(
     ExitCode::SUCCESS
 }
 
-/// `simulate HEAD --baseline BASE`: both played over the baseline's period with one seed,
-/// compared. Exits 0, 1 when the compliance gate is exceeded, 2 on unreadable input.
+/// What a preview's head is compared with.
+enum Against {
+    /// A directory of manifests (`--baseline`).
+    Dir(PathBuf),
+    /// A live tenant (`--from-cluster`).
+    Cluster {
+        namespace: String,
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+    },
+}
+
+/// Both sides of a preview, ready to play over one period.
+struct Sides {
+    base: (sim::World, sim::FleetSpec),
+    head: (sim::World, sim::FleetSpec),
+    options: sim::Options,
+    zone: String,
+    notes: Vec<String>,
+}
+
+/// `simulate HEAD --baseline BASE` or `--from-cluster -n NS`: both played over one period
+/// with one seed, compared. Exits 0, 1 when the compliance gate is exceeded, 2 on
+/// unreadable input (or a cluster that cannot be read).
 fn preview(
     head: &[PathBuf],
-    baseline: &std::path::Path,
+    against: Against,
     catalog: &[PathBuf],
     (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
     time_zone: Option<String>,
@@ -895,29 +958,33 @@ fn preview(
         );
         return ExitCode::from(2);
     }
-    let (base_world, base_fleet) = match load_side(&[baseline.to_path_buf()], catalog, start) {
-        Ok(side) => side,
+    let sides = match against {
+        Against::Dir(baseline) => {
+            preview_dirs(head, &baseline, catalog, (days, start, seed), time_zone)
+        }
+        Against::Cluster {
+            namespace,
+            kubeconfig,
+            context,
+        } => preview_cluster(
+            head,
+            (&namespace, kubeconfig.as_deref(), context.as_deref()),
+            catalog,
+            (days, start, seed),
+            time_zone,
+        ),
+    };
+    let Sides {
+        base: (base_world, base_fleet),
+        head: (head_world, head_fleet),
+        options,
+        zone,
+        notes,
+    } = match sides {
+        Ok(sides) => sides,
         Err(code) => return code,
     };
-    let start = start.or(base_fleet.start);
-    let (head_world, head_fleet) = match load_side(head, catalog, start) {
-        Ok(side) => side,
-        Err(code) => return code,
-    };
-    let Some(start) = start else {
-        eprintln!("no start time: give --start or set spec.start in the baseline's Fleet");
-        return ExitCode::from(2);
-    };
-    let days = days.or(base_fleet.days).unwrap_or(30);
-    let zone = time_zone
-        .or_else(|| base_fleet.time_zone.clone())
-        .unwrap_or_else(|| "UTC".to_string());
-    if jiff::tz::TimeZone::get(&zone).is_err() {
-        eprintln!("error: time zone {zone:?}: not an IANA time zone name");
-        return ExitCode::from(2);
-    }
-    let notes = sim::preview::fleet_notes(&base_fleet, &head_fleet);
-    let options = sim::Options { start, days, seed };
+    let days = options.days;
     let (before, after) = std::thread::scope(|s| {
         let o = options.clone();
         let base = s.spawn(move || sim::Simulation::new(base_world, base_fleet, o).run());
@@ -969,6 +1036,133 @@ fn preview(
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// The preview's sides from two directories: the period is `--start`, `--days`,
+/// `--time-zone`, else the baseline's Fleet's.
+fn preview_dirs(
+    head: &[PathBuf],
+    baseline: &std::path::Path,
+    catalog: &[PathBuf],
+    (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
+    time_zone: Option<String>,
+) -> Result<Sides, ExitCode> {
+    let (base_world, base_fleet) = load_side(&[baseline.to_path_buf()], catalog, start)?;
+    let start = start.or(base_fleet.start);
+    let (head_world, head_fleet) = load_side(head, catalog, start)?;
+    let Some(start) = start else {
+        eprintln!("no start time: give --start or set spec.start in the baseline's Fleet");
+        return Err(ExitCode::from(2));
+    };
+    let days = days.or(base_fleet.days).unwrap_or(30);
+    let zone = time_zone
+        .or_else(|| base_fleet.time_zone.clone())
+        .unwrap_or_else(|| "UTC".to_string());
+    if jiff::tz::TimeZone::get(&zone).is_err() {
+        eprintln!("error: time zone {zone:?}: not an IANA time zone name");
+        return Err(ExitCode::from(2));
+    }
+    let notes = sim::preview::fleet_notes(&base_fleet, &head_fleet);
+    Ok(Sides {
+        base: (base_world, base_fleet),
+        head: (head_world, head_fleet),
+        options: sim::Options { start, days, seed },
+        zone,
+        notes,
+    })
+}
+
+/// The preview's sides from a live tenant (`namespace`, through `kubeconfig` and
+/// `context`) and the head's manifests applied over it (`sim::live`): the period is
+/// `--start`, else the next whole hour, for `--days`, else 30; dates in `--time-zone`,
+/// else the Namespace's annotation, else UTC.
+fn preview_cluster(
+    head: &[PathBuf],
+    (namespace, kubeconfig, context): (&str, Option<&std::path::Path>, Option<&str>),
+    catalog: &[PathBuf],
+    (days, start, seed): (Option<u32>, Option<jiff::Timestamp>, u64),
+    time_zone: Option<String>,
+) -> Result<Sides, ExitCode> {
+    let fail = |message: &dyn std::fmt::Display| {
+        eprintln!("error: {message}");
+        eprintln!("nothing was simulated");
+        ExitCode::from(2)
+    };
+    // The head first: a broken manifest is reported without a round trip to the cluster.
+    let docs = manifest::load_paths(head).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("nothing was simulated");
+        ExitCode::from(2)
+    })?;
+    let (objects, problems) = manifest::parse_documents(docs);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        eprintln!("{} problem(s); nothing was simulated", problems.len());
+        return Err(ExitCode::from(2));
+    }
+    if let Some(zone) = &time_zone
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        return Err(fail(&format!(
+            "time zone {zone:?}: not an IANA time zone name"
+        )));
+    }
+    let runtime = runtime().ok_or(ExitCode::from(2))?;
+    let live = runtime
+        .block_on(async {
+            let cluster = sim::cluster::connect(kubeconfig, context, namespace).await?;
+            sim::cluster::read(&cluster, namespace).await
+        })
+        .map_err(|e| fail(&e))?;
+    let annotated = time_zone.is_none() && live.time_zone.is_some();
+    let zone = time_zone
+        .or_else(|| live.time_zone.clone())
+        .unwrap_or_else(|| "UTC".to_string());
+    let Ok(tz) = jiff::tz::TimeZone::get(&zone) else {
+        return Err(fail(&format!(
+            "time zone {zone:?}{}: not an IANA time zone name",
+            if annotated {
+                format!(
+                    " (namespace {namespace}'s annotation {})",
+                    crate::report::cluster::TIME_ZONE_ANNOTATION
+                )
+            } else {
+                String::new()
+            }
+        )));
+    };
+    let options = sim::Options {
+        start: start.unwrap_or_else(|| sim::live::default_start(jiff::Timestamp::now(), &tz)),
+        days: days.unwrap_or(sim::live::DEFAULT_DAYS),
+        seed,
+    };
+    let prepared = sim::live::prepare(live.objects, objects, options).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!("nothing was simulated");
+        ExitCode::from(2)
+    })?;
+    for w in &prepared.warnings {
+        eprintln!("{}", sim::live::warning(w));
+    }
+    let (mut base, mut head) = (prepared.baseline, prepared.head);
+    let imported = catalog.is_empty()
+        || (import_offline(&mut base.patches, catalog)
+            && import_offline(&mut head.patches, catalog));
+    if !imported {
+        eprintln!("nothing was simulated");
+        return Err(ExitCode::from(2));
+    }
+    let mut notes = live.notes;
+    notes.extend(prepared.notes);
+    Ok(Sides {
+        base: (base, prepared.fleet.clone()),
+        head: (head, prepared.fleet),
+        options: prepared.options,
+        zone,
+        notes,
+    })
 }
 
 /// `ringmaster agent --backend …`: the real Linux agent for one device.

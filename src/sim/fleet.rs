@@ -32,6 +32,11 @@ pub struct FleetSpec {
     /// Groups of generated devices.
     #[serde(default)]
     pub groups: Vec<DeviceGroup>,
+    /// Behaviour of the devices no group generates (ManagedDevices written in the
+    /// manifests, or read from a cluster by the preview's `--from-cluster`), by label:
+    /// the first rule whose selector matches a device's labels applies, then `defaults`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behaviours: Vec<BehaviourRule>,
     /// Failure probabilities for particular patches (and optionally particular devices).
     #[serde(default)]
     pub failures: Vec<FailureRule>,
@@ -104,6 +109,17 @@ pub struct DeviceGroup {
     pub installed: Vec<String>,
     /// How its agents behave.
     #[serde(default)]
+    pub behaviour: AgentBehaviour,
+}
+
+/// How the agents of the devices a selector matches behave, for devices no group
+/// generates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BehaviourRule {
+    /// The devices, by their labels.
+    pub selector: LabelSelector,
+    /// How their agents behave (unset fields: the fleet's defaults).
     pub behaviour: AgentBehaviour,
 }
 

@@ -124,13 +124,13 @@ pub fn world_from(objects: Vec<(Source, Object)>) -> Result<(World, FleetSpec), 
                         name: name.clone(),
                         message: format!(": {e}"),
                     })?;
-                catalog_paths(&mut parsed, &source.file).map_err(|message| {
-                    SimLoadError::BadFleet {
+                catalog_paths(&mut parsed, &source.file)
+                    .and_then(|()| behaviour_selectors(&parsed))
+                    .map_err(|message| SimLoadError::BadFleet {
                         location: source.to_string(),
                         name: name.clone(),
                         message,
-                    }
-                })?;
+                    })?;
                 fleet = Some((name, parsed));
             }
         }
@@ -145,6 +145,17 @@ fn stamp(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
     if meta.uid.is_none() {
         meta.uid = Some(format!("sim-{}", meta.name.as_deref().unwrap_or("")));
     }
+}
+
+/// Checks that every `behaviours` selector compiles; the message names the first that
+/// does not (a rule that could never match would silently leave its devices on the
+/// defaults).
+fn behaviour_selectors(fleet: &FleetSpec) -> Result<(), String> {
+    for (i, rule) in fleet.behaviours.iter().enumerate() {
+        crate::engine::selector::Selector::compile(&rule.selector)
+            .map_err(|e| format!(".behaviours[{i}].selector.{e}"))?;
+    }
+    Ok(())
 }
 
 /// Resolves the actions' catalog files against the Fleet file's directory; the message
@@ -164,4 +175,48 @@ fn catalog_paths(fleet: &mut FleetSpec, file: &std::path::Path) -> Result<(), St
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(fleet_spec: &str) -> Result<(World, FleetSpec), SimLoadError> {
+        let yaml = format!(
+            "apiVersion: patching.ringmaster.dev/v1alpha1
+kind: DeploymentRing
+metadata: {{name: broad, namespace: acme}}
+spec: {{deviceSelector: {{}}, maxConcurrent: 5}}
+---
+apiVersion: sim.ringmaster.dev/v1alpha1
+kind: Fleet
+metadata: {{name: f, namespace: acme}}
+spec: {fleet_spec}
+"
+        );
+        let docs =
+            crate::manifest::parse_yaml(std::path::Path::new("fleet.yaml"), &yaml).expect("yaml");
+        let (objects, problems) = crate::manifest::parse_documents(docs);
+        assert!(problems.is_empty(), "{problems:?}");
+        world_from(objects)
+    }
+
+    #[test]
+    fn a_behaviour_rule_whose_selector_cannot_match_is_refused_by_place() {
+        let ok = load(
+            "{behaviours: [{selector: {matchLabels: {class: server}}, behaviour: {checkIn: 1h}}]}",
+        );
+        assert_eq!(ok.expect("loads").1.behaviours.len(), 1);
+        let bad = load(
+            "{behaviours: [{selector: {matchLabels: {class: server}}, behaviour: {}},
+              {selector: {matchExpressions: [{key: class, operator: Maybe}]}, behaviour: {}}]}",
+        );
+        let message = bad.expect_err("refused").to_string();
+        assert!(
+            message.starts_with(
+                "fleet.yaml:6: Fleet f: spec.behaviours[1].selector.matchExpressions[0].operator: unknown operator \"Maybe\""
+            ),
+            "{message}"
+        );
+    }
 }

@@ -286,8 +286,10 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// Sets up a run: generates the fleet's devices, holds back patches released after
-    /// the start, and schedules offline spells and people's actions.
+    /// Sets up a run: generates the fleet's devices and gives the world's own devices
+    /// (ManagedDevices in the manifests, or read from a cluster) agents, holds back
+    /// patches released after the start, and schedules offline spells and people's
+    /// actions.
     pub fn new(mut world: World, fleet: FleetSpec, options: Options) -> Self {
         let start = options.start;
         let end = end_of(&options);
@@ -323,7 +325,7 @@ impl Simulation {
         for group in &fleet.groups {
             sim.add_group(group, &fleet.defaults, &all_patches, end);
         }
-        sim.add_manual_agents(&fleet.defaults);
+        sim.add_explicit_agents(&fleet, end);
         for (pos, agent) in sim.agents.values_mut().enumerate() {
             agent.pos = pos;
         }
@@ -395,29 +397,49 @@ impl Simulation {
             .collect()
     }
 
-    /// Gives the devices written in manifests (those without an agent yet) an agent
-    /// with the default behaviour.
-    fn add_manual_agents(&mut self, defaults: &AgentBehaviour) {
-        let (check_in, install_time, failure_rate, _) =
-            resolve(&AgentBehaviour::default(), defaults);
-        let manual: Vec<String> = self
+    /// Gives the devices no group generated (ManagedDevices written in the manifests, or
+    /// read from a cluster) an agent: the behaviour of the Fleet's first `behaviours` rule
+    /// whose selector matches the device's labels, over the defaults; and schedules its
+    /// offline spells up to `end`, as a generated device's are.
+    fn add_explicit_agents(&mut self, fleet: &FleetSpec, end: Timestamp) {
+        let start = self.options.start;
+        // Selectors that do not compile are refused when the Fleet is loaded.
+        let rules: Vec<(Selector, &AgentBehaviour)> = fleet
+            .behaviours
+            .iter()
+            .filter_map(|r| Some((Selector::compile(&r.selector).ok()?, &r.behaviour)))
+            .collect();
+        let explicit: Vec<String> = self
             .world
             .devices
             .keys()
             .filter(|n| !self.agents.contains_key(*n))
             .cloned()
             .collect();
-        for name in manual {
-            let os = self.world.devices[&name]
+        let none = AgentBehaviour::default();
+        for name in explicit {
+            let Some(device) = self.world.devices.get(&name) else {
+                continue;
+            };
+            let labels = device.metadata.labels.as_ref();
+            let own = rules
+                .iter()
+                .find(|(s, _)| s.matches(labels))
+                .map_or(&none, |(_, b)| *b);
+            let (check_in, install_time, failure_rate, offline) = resolve(own, &fleet.defaults);
+            let os = device
                 .spec
                 .os
                 .as_ref()
                 .map_or_else(|| "windows".to_string(), |o| o.family.clone());
             let rng = Rng::derive(self.options.seed, &name);
             self.agents.insert(
-                name,
+                name.clone(),
                 Agent::new(check_in, install_time, failure_rate, rng, os),
             );
+            if let Some(off) = offline {
+                self.schedule_offline(&name, off, start, end);
+            }
         }
     }
 
@@ -1055,5 +1077,82 @@ pub fn kind_short(kind: Kind) -> &'static str {
         Kind::PatchRollout => "prl",
         Kind::PatchApproval => "papr",
         Kind::PatchFreeze => "pfz",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &str, class: &str) -> ManagedDevice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "acme", "labels": {"class": class}},
+            "spec": {"os": {"family": "linux"}},
+        }))
+        .unwrap()
+    }
+
+    /// A world of two devices written as ManagedDevices, and a Fleet whose first rule
+    /// gives servers an hourly check-in and a certain offline spell every day.
+    fn simulation() -> Simulation {
+        let mut world = World::new("acme");
+        for (name, class) in [("srv-1", "server"), ("ws-1", "workstation")] {
+            world.devices.insert(name.into(), device(name, class));
+        }
+        let fleet: FleetSpec = serde_json::from_value(serde_json::json!({
+            "defaults": {"checkIn": "15m", "failureRate": 0.2},
+            "behaviours": [
+                {"selector": {"matchLabels": {"class": "server"}},
+                 "behaviour": {"checkIn": "1h",
+                    "offline": {"chance": 1, "length": {"min": "2h", "max": "2h"}}}},
+                {"selector": {"matchLabels": {"class": "server"}},
+                 "behaviour": {"checkIn": "5m"}},
+            ],
+        }))
+        .unwrap();
+        let options = Options {
+            start: "2023-11-20T00:00:00Z".parse().unwrap(),
+            days: 3,
+            seed: 1,
+        };
+        Simulation::new(world, fleet, options)
+    }
+
+    fn offline_spells(sim: &Simulation, device: &str) -> usize {
+        sim.queue
+            .iter()
+            .filter(|Reverse((_, _, ev))| matches!(ev, Ev::Offline(d, _) if d == device))
+            .count()
+    }
+
+    #[test]
+    fn explicit_devices_behave_as_the_first_matching_rule_says_over_the_defaults() {
+        let sim = simulation();
+        let (srv, ws) = (&sim.agents["srv-1"], &sim.agents["ws-1"]);
+        assert_eq!(srv.check_in, Duration::from_secs(3600), "the first rule");
+        assert_eq!(ws.check_in, Duration::from_secs(900), "the defaults");
+        assert_eq!(
+            (srv.failure_rate, ws.failure_rate),
+            (0.2, 0.2),
+            "unset fields fall back to the defaults"
+        );
+        assert_eq!(srv.os, "linux");
+        // A spell a day for the server; none for the workstation, whose defaults have none.
+        assert_eq!(offline_spells(&sim, "srv-1"), 3);
+        assert_eq!(offline_spells(&sim, "ws-1"), 0);
+    }
+
+    #[test]
+    fn explicit_devices_are_set_up_the_same_for_the_same_seed() {
+        let spells = |sim: &Simulation| {
+            let mut v: Vec<(Timestamp, Ev)> = sim
+                .queue
+                .iter()
+                .map(|Reverse((at, _, ev))| (*at, ev.clone()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(spells(&simulation()), spells(&simulation()));
     }
 }

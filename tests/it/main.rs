@@ -46,4 +46,5 @@ mod report_packet;
 mod report_store;
 mod report_text;
 mod sim_example;
+mod sim_from_cluster;
 mod sim_preview;

@@ -37,6 +37,14 @@ pub fn service_account_jwt(ns: &str, name: &str, seconds: i64) -> (String, i64) 
     (token, exp)
 }
 
+impl super::Fake {
+    /// Stores a built-in object (a Namespace, …) at its API path, as the cluster holds it.
+    pub fn insert_builtin(&self, path: &str, obj: Value) {
+        let mut s = self.0.lock().expect("lock");
+        bump(&mut s, path.to_string(), obj);
+    }
+}
+
 /// Whether the path is one of the kinds served here.
 pub fn serves(path: &str) -> bool {
     path.starts_with(CORE) || path.starts_with(RBAC) || path == SAR

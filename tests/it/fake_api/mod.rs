@@ -7,8 +7,9 @@
 //! RBAC, SubjectAccessReviews) are served by [`builtin`].
 //! The core paths node mode uses (Nodes, Pods on a node, pod evictions) are in [`core_v1`].
 //!
-//! Two ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches), and
-//! [`Fake::client`] through a `tower::service_fn` whose watch responses stream.
+//! Three ways in: [`Fake::mock_client`] through `tower_test::mock::pair` (no watches),
+//! [`Fake::client`] through a `tower::service_fn` whose watch responses stream, and
+//! [`serve::serve`] over HTTP on a local port, for the `ringmaster` binary (no watches).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 
 pub mod builtin;
 mod core_v1;
+pub mod serve;
 pub use core_v1::OnEvict;
 
 pub const GROUP_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
