@@ -132,6 +132,33 @@ enum Command {
         #[command(flatten)]
         make: ReportArgs,
     },
+    /// One tenant at a glance: rings × active patches, SLA at risk, what is halted,
+    /// paused or frozen and why, approvals waiting for a person.
+    #[command(after_help = "Examples:\n  kubectl ringmaster status -n acme\n  \
+        ringmaster status -n acme -o json\n\n\
+        Exit codes: 0 shown, 1 the cluster refused, 2 the command could not run.")]
+    Status {
+        #[command(flatten)]
+        target: crate::lever::pull::Target,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text)]
+        output: crate::lever::pull::Output,
+    },
+    /// Why a device has no plan entry, or why a ring is not moving, in the operator's
+    /// own words (its pass, run now over what the cluster holds).
+    #[command(
+        after_help = "Exit codes: 0 answered, 1 no such device, rollout or ring (or \
+        the cluster refused), 2 the command could not run."
+    )]
+    Why {
+        #[command(subcommand)]
+        what: crate::lever::show::WhyTarget,
+        #[command(flatten)]
+        target: crate::lever::pull::Target,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::lever::pull::Output::Text, global = true)]
+        output: crate::lever::pull::Output,
+    },
     /// Approve a patch for a policy now, whatever its rules say: a PatchApproval, kept
     /// apart from the policy so a GitOps sync never reverts it.
     #[command(after_help = LEVER_HELP_APPROVE)]
@@ -466,6 +493,28 @@ pub fn main(binary: Binary) -> ExitCode {
                 },
         } => catalog_import(source.into(), inputs, dry_run, output),
         Command::Report { command, make } => ExitCode::from(report(command, make)),
+        Command::Status { target, output } => show(&target, |objects| {
+            Ok(crate::lever::show::status(
+                objects,
+                jiff::Timestamp::now(),
+                output,
+                crate::lever::show::colour_stdout(),
+            ))
+        }),
+        Command::Why {
+            what,
+            target,
+            output,
+        } => show(&target, |objects| {
+            crate::lever::show::why(
+                objects,
+                &what,
+                jiff::Timestamp::now(),
+                output,
+                crate::lever::show::colour_stdout(),
+            )
+            .map_err(Into::into)
+        }),
         Command::Approve(a) => decide(a, crate::api::Decision::Approve),
         Command::Reject(a) => decide(a, crate::api::Decision::Reject),
         Command::Promote(a) => {
@@ -526,6 +575,31 @@ pub fn main(binary: Binary) -> ExitCode {
                 eprintln!("{} problem(s)", problems.len());
                 ExitCode::from(1)
             }
+        }
+    }
+}
+
+/// `status` / `why`: reads the target's tenant, prints what `view` makes of it.
+fn show<F>(target: &crate::lever::pull::Target, view: F) -> ExitCode
+where
+    F: FnOnce(&crate::report::cluster::Objects) -> Result<String, crate::lever::show::ShowError>,
+{
+    use crate::lever::show::{ShowError, tenant};
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let objects = runtime.block_on(async {
+        let (client, ns) = crate::lever::pull::connect(target).await?;
+        tenant(&client, &ns).await
+    });
+    match objects.map_err(ShowError::from).and_then(|o| view(&o)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

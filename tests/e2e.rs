@@ -2776,6 +2776,34 @@ async fn levers_steer_the_operator_in_the_callers_name_and_git_stays_as_git_has_
             "no device admitted while paused"
         );
         assert!(env.planned().await.is_empty(), "no plan entry while paused");
+        // The plugin's read-only verbs say so, as the lever user.
+        let plugin = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ringmaster"))
+                .args(args)
+                .args(["-n", &env.ns])
+                .output()
+                .expect("running kubectl-ringmaster")
+        };
+        let why = plugin(&["why", "rollout", &name, "-o", "json"]);
+        assert!(
+            why.status.success(),
+            "{}",
+            String::from_utf8_lossy(&why.stderr)
+        );
+        let why: serde_json::Value = serde_json::from_slice(&why.stdout).expect("why as JSON");
+        assert!(
+            why.to_string().contains("rollout paused (spec.paused)"),
+            "{why}"
+        );
+        let status = plugin(&["status"]);
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            status.status.success() && text.contains(&name) && text.contains("Paused"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "no colour off a terminal");
+        let missing = plugin(&["why", "device", "no-such-device"]);
+        assert_eq!(missing.status.code(), Some(1));
         let paused = rollout_events(env, "RolloutPaused").await;
         assert!(
             paused

@@ -2,7 +2,8 @@
 //!
 //! - [`pull`]: the verbs that change what the operator does (approve, reject, pause,
 //!   resume, promote, abort, freeze, except), each written in the caller's name.
-//! - [`status`] and [`why`]: the read-only verbs.
+//! - [`status`] and [`why`]: the read-only verbs, as pure views; [`show`] runs them
+//!   against a cluster.
 //!
 //! Each read-only verb is a pure view over one tenant's [`Objects`] at an instant, computed the way
 //! the operator would see the tenant then (the engine's own pass, and its ledger where a
@@ -16,6 +17,7 @@
 //! No rule is decided here: every phase, reason and message is the engine's.
 
 pub mod pull;
+pub mod show;
 pub mod status;
 pub mod why;
 

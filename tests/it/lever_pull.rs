@@ -288,3 +288,40 @@ async fn freeze_and_except_make_their_objects_with_an_expiry() {
     );
     assert!(e["spec"].get("approvedBy").is_none(), "never self-approved");
 }
+
+#[tokio::test]
+async fn status_and_why_read_the_tenant_from_the_cluster() {
+    use ringmaster::lever::pull::Output;
+    use ringmaster::lever::show::{self, WhyTarget};
+    let fake = Fake::default();
+    tenant(&fake);
+    let client = fake.client();
+    let objects = show::tenant(&client, "acme").await.expect("read");
+    assert_eq!(objects.rollouts.len(), 1);
+    let now = ts("2026-12-07T10:00:00Z");
+    let text = show::status(&objects, now, Output::Text, false);
+    assert!(
+        text.starts_with("Tenant acme at 2026-12-07 10:00Z"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colour unless asked");
+    let json: serde_json::Value =
+        serde_json::from_str(&show::status(&objects, now, Output::Json, false)).expect("json");
+    assert_eq!(json["counts"]["policies"], 1);
+    let missing = WhyTarget::Rollout {
+        name: "nope".into(),
+        ring: None,
+    };
+    let err = show::why(&objects, &missing, now, Output::Text, false).expect_err("no such rollout");
+    assert_eq!(
+        show::ShowError::from(err).exit_code(),
+        1,
+        "a missing object is the cluster saying no"
+    );
+    let ring = WhyTarget::Rollout {
+        name: "ws.kb1".into(),
+        ring: Some("pilot".into()),
+    };
+    let why = show::why(&objects, &ring, now, Output::Yaml, false).expect("why");
+    assert!(why.contains("pilot"), "{why}");
+}
