@@ -262,6 +262,7 @@ impl Env {
     }
 
     async fn teardown(self) {
+        self.delete_chart_policies().await;
         let patch_name = self.patch_name();
         for fleet in self.fleets.lock().await.drain(..) {
             fleet.stop("a fleet").await;
@@ -2087,23 +2088,36 @@ async fn chart_policy(
     name
 }
 
-/// Deletes a policy [`chart_policy`] made, and its binding.
-async fn delete_chart_policy(env: &Env, name: &str) {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
-    let dp = DeleteParams::default();
-    if let Err(e) = Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
-        .delete(name, &dp)
-        .await
-    {
-        eprintln!("deleting binding {name}: {e}");
-    }
-    if let Err(e) = Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
-        .delete(name, &dp)
-        .await
-    {
-        eprintln!("deleting policy {name}: {e}");
+impl Env {
+    /// Deletes every policy [`chart_policy`] made for this scenario, and its binding
+    /// (at teardown, so a failed scenario leaves none behind to refuse another's writes).
+    async fn delete_chart_policies(&self) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let prefix = format!("rm-e2e-{}-", self.suffix);
+        let dp = DeleteParams::default();
+        let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone());
+        let policies = Api::<ValidatingAdmissionPolicy>::all(self.client.clone());
+        let names = |list: Result<Vec<Option<String>>, kube::Error>| -> Vec<String> {
+            list.unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        };
+        let listed = bindings.list(&ListParams::default()).await;
+        for name in names(listed.map(|l| l.items.into_iter().map(|b| b.metadata.name).collect())) {
+            if let Err(e) = bindings.delete(&name, &dp).await {
+                eprintln!("deleting binding {name}: {e}");
+            }
+        }
+        let listed = policies.list(&ListParams::default()).await;
+        for name in names(listed.map(|l| l.items.into_iter().map(|p| p.metadata.name).collect())) {
+            if let Err(e) = policies.delete(&name, &dp).await {
+                eprintln!("deleting policy {name}: {e}");
+            }
+        }
     }
 }
 
@@ -2681,16 +2695,9 @@ async fn rollout_events(env: &Env, reason: &str) -> Vec<String> {
 async fn levers_steer_the_operator_in_the_callers_name_and_git_stays_as_git_has_it() {
     use ringmaster::lever::pull::{self, RolloutLever};
     scenario("levers", async |env| {
-        let policies = [
-            chart_policy(
-                env,
-                "lever-objects",
-                vec![],
-                &["patchapprovals", "patchfreezes"],
-            )
-            .await,
-            chart_policy(env, "rollout-levers", vec![], &["patchrollouts"]).await,
-        ];
+        let objects = ["patchapprovals", "patchfreezes"];
+        chart_policy(env, "lever-objects", vec![], &objects).await;
+        chart_policy(env, "rollout-levers", vec![], &["patchrollouts"]).await;
         let synced = git_sync(env).await;
         env.catalog_patch("").await;
         env.fleet("it", 3, &[("class", "ws"), ("ring", "it")], quick(0.0))
@@ -2914,9 +2921,6 @@ async fn levers_steer_the_operator_in_the_callers_name_and_git_stays_as_git_has_
         )
         .await;
         assert_eq!(generations(&git_versions(env).await), generations(&synced));
-        for p in &policies {
-            delete_chart_policy(env, p).await;
-        }
     })
     .await;
 }
