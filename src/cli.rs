@@ -864,6 +864,27 @@ fn enroll(opts: crate::enroll::EnrollOptions) -> ExitCode {
 /// Where `simulate --report` writes packets: the directory, the time zone, the key.
 type PacketArgs = (PathBuf, Option<String>, Option<PathBuf>);
 
+/// The manifests under `paths`, each checked against its schema; or exit code 2, after
+/// saying every problem on stderr.
+fn checked_manifests(
+    paths: &[PathBuf],
+) -> Result<Vec<(manifest::Source, manifest::Object)>, ExitCode> {
+    let docs = manifest::load_paths(paths).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("nothing was simulated");
+        ExitCode::from(2)
+    })?;
+    let (objects, problems) = manifest::parse_documents(docs);
+    if problems.is_empty() {
+        return Ok(objects);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s); nothing was simulated", problems.len());
+    Err(ExitCode::from(2))
+}
+
 /// Loads one tenant's manifests for the simulator, with `catalog` imported: the world
 /// and fleet, or the exit code after saying on stderr why not. Cross-object problems are
 /// warnings (judged at `start`, else the Fleet's, else now).
@@ -872,22 +893,7 @@ fn load_side(
     catalog: &[PathBuf],
     start: Option<jiff::Timestamp>,
 ) -> Result<(sim::World, sim::FleetSpec), ExitCode> {
-    let docs = match manifest::load_paths(paths) {
-        Ok(d) => d,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("nothing was simulated");
-            return Err(ExitCode::from(2));
-        }
-    };
-    let (objects, problems) = manifest::parse_documents(docs);
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("{p}");
-        }
-        eprintln!("{} problem(s); nothing was simulated", problems.len());
-        return Err(ExitCode::from(2));
-    }
+    let objects = checked_manifests(paths)?;
     // Problems across objects are what the operator would report on their status: the
     // run goes ahead so their effect can be seen.
     let warn_at = start.or_else(|| {
@@ -1163,19 +1169,7 @@ fn preview_cluster(
         ExitCode::from(2)
     };
     // The head first: a broken manifest is reported without a round trip to the cluster.
-    let docs = manifest::load_paths(head).map_err(|errors| {
-        eprintln!("{errors}");
-        eprintln!("nothing was simulated");
-        ExitCode::from(2)
-    })?;
-    let (objects, problems) = manifest::parse_documents(docs);
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("{p}");
-        }
-        eprintln!("{} problem(s); nothing was simulated", problems.len());
-        return Err(ExitCode::from(2));
-    }
+    let objects = checked_manifests(head)?;
     if let Some(zone) = &time_zone
         && jiff::tz::TimeZone::get(zone).is_err()
     {

@@ -2561,52 +2561,49 @@ fn git_manifests() -> Vec<serde_json::Value> {
 }
 
 /// Applies the Git manifests as a GitOps controller would (server-side apply, its own
-/// field manager, forced); returns each object's (name, resourceVersion, generation).
+/// field manager, forced); returns each object's (kind/name, resourceVersion,
+/// generation) as the apply left it.
 async fn git_sync(env: &Env) -> Vec<(String, String, i64)> {
-    let params = PatchParams::apply("argocd-controller").force();
-    let mut out = Vec::new();
-    for m in git_manifests() {
-        let name = m["metadata"]["name"].as_str().expect("name").to_string();
-        let meta = if m["kind"] == "PatchPolicy" {
-            Api::<PatchPolicy>::namespaced(env.client.clone(), &env.ns)
-                .patch(&name, &params, &KubePatch::Apply(&m))
-                .await
-                .map(|o| o.metadata)
-        } else {
-            Api::<DeploymentRing>::namespaced(env.client.clone(), &env.ns)
-                .patch(&name, &params, &KubePatch::Apply(&m))
-                .await
-                .map(|o| o.metadata)
-        }
-        .unwrap_or_else(|e| panic!("applying {name}: {e}"));
-        out.push((
-            format!("{}/{name}", m["kind"].as_str().unwrap_or_default()),
-            meta.resource_version.unwrap_or_default(),
-            meta.generation.unwrap_or_default(),
-        ));
-    }
-    out
+    git_objects(env, true).await
 }
 
 /// The Git manifests' objects as stored: (kind/name, resourceVersion, generation).
 async fn git_versions(env: &Env) -> Vec<(String, String, i64)> {
+    git_objects(env, false).await
+}
+
+/// Each Git manifest's object, applied first when `apply`, as (kind/name,
+/// resourceVersion, generation).
+async fn git_objects(env: &Env, apply: bool) -> Vec<(String, String, i64)> {
+    async fn one<K>(env: &Env, m: &serde_json::Value, apply: bool) -> kube::api::ObjectMeta
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = m["metadata"]["name"].as_str().expect("name");
+        let api = Api::<K>::namespaced(env.client.clone(), &env.ns);
+        let params = PatchParams::apply("argocd-controller").force();
+        let object = if apply {
+            api.patch(name, &params, &KubePatch::Apply(m)).await
+        } else {
+            api.get(name).await
+        };
+        let object = object.unwrap_or_else(|e| panic!("{name}: {e}"));
+        object.meta().clone()
+    }
     let mut out = Vec::new();
     for m in git_manifests() {
-        let name = m["metadata"]["name"].as_str().expect("name").to_string();
-        let meta = if m["kind"] == "PatchPolicy" {
-            Api::<PatchPolicy>::namespaced(env.client.clone(), &env.ns)
-                .get(&name)
-                .await
-                .map(|o| o.metadata)
+        let kind = m["kind"].as_str().unwrap_or_default().to_string();
+        let meta = if kind == "PatchPolicy" {
+            one::<PatchPolicy>(env, &m, apply).await
         } else {
-            Api::<DeploymentRing>::namespaced(env.client.clone(), &env.ns)
-                .get(&name)
-                .await
-                .map(|o| o.metadata)
-        }
-        .unwrap_or_else(|e| panic!("reading {name}: {e}"));
+            one::<DeploymentRing>(env, &m, apply).await
+        };
         out.push((
-            format!("{}/{name}", m["kind"].as_str().unwrap_or_default()),
+            format!("{kind}/{}", meta.name.unwrap_or_default()),
             meta.resource_version.unwrap_or_default(),
             meta.generation.unwrap_or_default(),
         ));

@@ -212,22 +212,6 @@ fn without_managed_fields(mut object: serde_json::Value) -> serde_json::Value {
 /// The field manager the levers write as.
 const FIELD_MANAGER: &str = "kubectl-ringmaster";
 
-/// A Kubernetes object name from a patch id (`ALSA-2024:1234` → `alsa-2024-1234`).
-pub fn name_part(id: &str) -> String {
-    let s: String = id
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.trim_matches(|c| c == '-' || c == '.').to_string()
-}
-
 /// `approve` / `reject`: a PatchApproval for one patch under one policy. Making the same
 /// decision twice changes nothing.
 pub async fn decide(
@@ -252,7 +236,10 @@ pub async fn decide(
         Decision::Approve => "approve",
         Decision::Reject => "reject",
     };
-    let name = format!("{policy}.{}.{word}", name_part(patch));
+    let name = format!(
+        "{policy}.{}.{word}",
+        crate::engine::tenant::name_part(patch)
+    );
     let mut object = PatchApproval::new(
         &name,
         PatchApprovalSpec {
@@ -274,17 +261,7 @@ pub async fn freeze(
     now: Timestamp,
 ) -> Result<Pulled, PullError> {
     let user = whoami(client).await?;
-    let until = match (spec.until, spec.duration) {
-        (Some(t), None) => t,
-        (None, Some(d)) => now
-            .checked_add(d.span())
-            .map_err(|e| PullError::Usage(format!("--for {d}: {e}")))?,
-        _ => {
-            return Err(PullError::Usage(
-                "give --until TIME or --for DURATION".into(),
-            ));
-        }
-    };
+    let until = end(spec.until, spec.duration, now, "--until")?;
     if until <= spec.from.unwrap_or(now) {
         return Err(PullError::Usage(format!(
             "--until {until} is not after the freeze begins"
@@ -374,17 +351,7 @@ pub async fn except(
     args: ExceptArgs,
     now: Timestamp,
 ) -> Result<Pulled, PullError> {
-    let expires_at = match (args.expires, args.duration) {
-        (Some(t), None) => t,
-        (None, Some(d)) => now
-            .checked_add(d.span())
-            .map_err(|e| PullError::Usage(format!("--for {d}: {e}")))?,
-        _ => {
-            return Err(PullError::Usage(
-                "give --expires TIME or --for DURATION".into(),
-            ));
-        }
-    };
+    let expires_at = end(args.expires, args.duration, now, "--expires")?;
     let selector = args.selector.as_deref().map(labels).transpose()?;
     if args.devices.is_empty() && selector.is_none() {
         return Err(PullError::Usage(
@@ -420,6 +387,24 @@ pub async fn except(
     );
     object.metadata.annotations = Some([(CREATED_BY.to_string(), user)].into());
     create(client, ns, object, "created").await
+}
+
+/// When something given `flag TIME` or `--for DURATION` ends: exactly one of them.
+fn end(
+    at: Option<Timestamp>,
+    duration: Option<Duration>,
+    now: Timestamp,
+    flag: &str,
+) -> Result<Timestamp, PullError> {
+    match (at, duration) {
+        (Some(t), None) => Ok(t),
+        (None, Some(d)) => now
+            .checked_add(d.span())
+            .map_err(|e| PullError::Usage(format!("--for {d}: {e}"))),
+        _ => Err(PullError::Usage(format!(
+            "give {flag} TIME or --for DURATION"
+        ))),
+    }
 }
 
 /// `key=value,…` as a label selector.
@@ -636,6 +621,7 @@ mod tests {
 
     #[test]
     fn patch_ids_become_object_names() {
+        use crate::engine::tenant::name_part;
         assert_eq!(name_part("KB5036893"), "kb5036893");
         assert_eq!(name_part("ALSA-2024:1234"), "alsa-2024-1234");
         assert_eq!(name_part("USN-6890-1"), "usn-6890-1");

@@ -81,10 +81,10 @@ pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> 
     d
 }
 
-/// The rollout name for a patch under a policy: `<policy>.<patch id>`, lower-cased, with
-/// characters a Kubernetes name cannot hold replaced by `-`.
-pub fn rollout_name(policy: &str, patch: &str) -> String {
-    let id: String = patch
+/// A patch id as part of an object name: lower-cased, with the characters a Kubernetes
+/// name cannot hold replaced by `-` (`ALSA-2024:1234` → `alsa-2024-1234`).
+pub fn name_part(id: &str) -> String {
+    let part: String = id
         .to_ascii_lowercase()
         .chars()
         .map(|c| {
@@ -95,8 +95,13 @@ pub fn rollout_name(policy: &str, patch: &str) -> String {
             }
         })
         .collect();
-    let id = id.trim_matches(|c| c == '-' || c == '.');
-    let mut name = format!("{policy}.{id}");
+    part.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+/// The rollout name for a patch under a policy: `<policy>.<patch id>`, lower-cased, with
+/// characters a Kubernetes name cannot hold replaced by `-`.
+pub fn rollout_name(policy: &str, patch: &str) -> String {
+    let mut name = format!("{policy}.{}", name_part(patch));
     name.truncate(253);
     name.trim_end_matches(['-', '.']).to_string()
 }
