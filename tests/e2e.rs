@@ -2921,3 +2921,81 @@ async fn levers_steer_the_operator_in_the_callers_name_and_git_stays_as_git_has_
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: RINGMASTER_E2E=1 and KUBECONFIG, run with --ignored"]
+async fn the_preview_reads_a_live_tenant_and_plays_a_change_against_it() {
+    scenario_with("preview", false, async |env| {
+        env.tenant(1, 6).await;
+        // The head: the cluster's policy and rings as a repository holds them, once as
+        // they are and once with ring it open one hour a week.
+        let policy: PatchPolicy = Api::namespaced(env.client.clone(), &env.ns)
+            .get("ws")
+            .await
+            .expect("the policy");
+        let rings: Vec<DeploymentRing> = Api::namespaced(env.client.clone(), &env.ns)
+            .list(&ListParams::default())
+            .await
+            .expect("the rings")
+            .items;
+        let head = |dir: &str, slow: bool| {
+            let dir = std::env::temp_dir().join(format!("rm-e2e-{}-{dir}", env.suffix));
+            std::fs::create_dir_all(&dir).expect("a head directory");
+            let manifest = |kind: &str, name: &str, spec: serde_json::Value| {
+                serde_yaml::to_string(&json!({
+                    "apiVersion": "patching.ringmaster.dev/v1alpha1", "kind": kind,
+                    "metadata": {"name": name, "namespace": env.ns}, "spec": spec
+                }))
+                .expect("yaml")
+            };
+            let mut docs = vec![manifest("PatchPolicy", "ws", json!(policy.spec))];
+            for r in &rings {
+                let name = r.metadata.name.clone().unwrap_or_default();
+                let mut spec = json!(r.spec);
+                if slow && name == "it" {
+                    spec["maintenanceWindows"] =
+                        json!([{"days": ["Mon"], "start": "03:00", "end": "04:00"}]);
+                }
+                docs.push(manifest("DeploymentRing", &name, spec));
+            }
+            std::fs::write(dir.join("tenant.yaml"), docs.join("---\n")).expect("the head");
+            dir
+        };
+        let preview = |head: &std::path::Path| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+                .args(["simulate", head.to_str().expect("utf-8"), "--from-cluster"])
+                .args(["-n", &env.ns, "--days", "10", "--format", "json"])
+                .args(["--max-compliance-drop", "1"])
+                .output()
+                .expect("running ringmaster");
+            let json = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            (out, json)
+        };
+        let same = head("same", false);
+        let (out, v): (_, serde_json::Value) = preview(&same);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(v["compliance"]["difference"], 0.0, "{}", v["compliance"]);
+        assert!(
+            v["notes"].to_string().contains("ManagedDevices 6"),
+            "the live inventory: {}",
+            v["notes"]
+        );
+
+        // Ring it admits one device at a time, one hour a week: the preview says the
+        // change lowers compliance, and the gate fails.
+        let slow = head("slow", true);
+        let (out, v): (_, serde_json::Value) = preview(&slow);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}\n{}",
+            v["compliance"],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(v["compliance"]["difference"].as_f64().unwrap_or(0.0) < -1.0);
+        let _ = std::fs::remove_dir_all(&same);
+        let _ = std::fs::remove_dir_all(&slow);
+    })
+    .await;
+}
