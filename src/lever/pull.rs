@@ -389,7 +389,8 @@ pub async fn except(
     create(client, ns, object, "created").await
 }
 
-/// When something given `flag TIME` or `--for DURATION` ends: exactly one of them.
+/// When something given `flag TIME` or `--for DURATION` ends: exactly one of them (a
+/// duration counts from the current whole second).
 fn end(
     at: Option<Timestamp>,
     duration: Option<Duration>,
@@ -398,8 +399,9 @@ fn end(
 ) -> Result<Timestamp, PullError> {
     match (at, duration) {
         (Some(t), None) => Ok(t),
-        (None, Some(d)) => now
-            .checked_add(d.span())
+        // From the whole second: an end people read and type again.
+        (None, Some(d)) => Timestamp::from_second(now.as_second())
+            .and_then(|t| t.checked_add(d.span()))
             .map_err(|e| PullError::Usage(format!("--for {d}: {e}"))),
         _ => Err(PullError::Usage(format!(
             "give {flag} TIME or --for DURATION"

@@ -218,7 +218,7 @@ async fn freeze_and_except_make_their_objects_with_an_expiry() {
     tenant(&fake);
     fake.set_caller("erin@example.com");
     let client = fake.client();
-    let now = ts("2026-12-07T10:00:00Z");
+    let now = ts("2026-12-07T10:00:00.123456789Z");
     let args = pull::FreezeArgs {
         rings: vec!["pilot".into()],
         until: None,
