@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::api::{
-    CREATED_BY, Decision, Duration, ExceptionDevices, LEVER_BY, OnExpiry, PatchApproval,
-    PatchApprovalSpec, PatchException, PatchExceptionSpec, PatchFreeze, PatchFreezeSpec,
-    PatchPolicy, PatchRollout,
+    CREATED_BY, Decision, DeploymentRing, Duration, ExceptionDevices, LEVER_BY, OnExpiry,
+    PatchApproval, PatchApprovalSpec, PatchException, PatchExceptionSpec, PatchFreeze,
+    PatchFreezeSpec, PatchPolicy, PatchRollout,
 };
 
 /// How a lever failed; [`PullError::exit_code`] is what the command exits with.
@@ -260,6 +260,16 @@ pub async fn freeze(
     spec: FreezeArgs,
     now: Timestamp,
 ) -> Result<Pulled, PullError> {
+    let rings: Api<DeploymentRing> = Api::namespaced(client.clone(), ns);
+    for ring in &spec.rings {
+        let found = rings
+            .get_opt(ring)
+            .await
+            .map_err(|e| PullError::kube(format!("reading DeploymentRing {ns}/{ring}"), e))?;
+        if found.is_none() {
+            return Err(not_found("DeploymentRing", ns, ring));
+        }
+    }
     let user = whoami(client).await?;
     let until = end(spec.until, spec.duration, now, "--until")?;
     if until <= spec.from.unwrap_or(now) {

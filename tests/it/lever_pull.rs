@@ -19,6 +19,14 @@ fn tenant(fake: &Fake) {
     }))
     .expect("policy");
     fake.insert("PatchPolicy", &policy);
+    for name in ["it", "pilot"] {
+        let ring: DeploymentRing = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "acme"},
+            "spec": {"deviceSelector": {"matchLabels": {"ring": name}}}
+        }))
+        .expect("ring");
+        fake.insert("DeploymentRing", &ring);
+    }
     let rollout: PatchRollout = serde_json::from_value(json!({
         "metadata": {"name": "ws.kb1", "namespace": "acme", "resourceVersion": "7"},
         "spec": {"policy": "ws", "patch": "KB1"},
@@ -227,6 +235,15 @@ async fn freeze_and_except_make_their_objects_with_an_expiry() {
         reason: "incident INC-42".into(),
         owner: None,
     };
+    let unknown = pull::FreezeArgs {
+        rings: vec!["nope".into()],
+        ..args.clone()
+    };
+    let missing = pull::freeze(&client, "acme", unknown, now).await;
+    assert!(
+        matches!(&missing, Err(e @ PullError::NotFound { kind: "DeploymentRing", .. }) if e.exit_code() == 1),
+        "{missing:?}"
+    );
     let done = pull::freeze(&client, "acme", args, now)
         .await
         .expect("frozen");

@@ -658,3 +658,48 @@ fn a_patch_report_needs_a_month_and_a_time_zone_that_exist() {
         ]
     );
 }
+
+#[test]
+fn levers_that_name_nothing_are_problems() {
+    let text = format!(
+        "{POLICY}---
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: PatchApproval
+metadata: {{name: kb1-yes, namespace: acme}}
+spec: {{policy: laptops, patch: KB1, decision: Approve, reason: CAB}}
+---
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: PatchFreeze
+metadata: {{name: inc-42, namespace: acme}}
+spec: {{rings: [nope], until: \"2027-01-01T00:00:00Z\", reason: incident, owner: noc}}
+---
+apiVersion: patching.ringmaster.dev/v1alpha1
+kind: PatchFreeze
+metadata: {{name: no-end, namespace: acme}}
+spec: {{reason: incident, owner: noc}}
+"
+    );
+    let now: jiff::Timestamp = "2026-12-07T00:00:00Z".parse().expect("t");
+    let found: Vec<String> = ringmaster::validate::check(docs("levers.yaml", &text), None, now)
+        .iter()
+        .map(ToString::to_string)
+        .filter(|p| p.contains("PatchApproval") || p.contains("PatchFreeze"))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0]
+            .contains("PatchApproval acme/kb1-yes: spec.policy: PatchPolicy \"laptops\" not found"),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|p| p
+            .contains("PatchFreeze acme/inc-42: spec.rings[0]: DeploymentRing \"nope\" not found")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("PatchFreeze acme/no-end: spec.until")),
+        "{found:#?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The checks a decision pass makes, for `ringmaster validate`: missing or unusable rings,
 //! malformed selectors and windows, exceptions beyond their policies' limits, and
-//! policies of equal priority that can claim the same devices.
+//! policies of equal priority that can claim the same devices, and people's levers that
+//! name a policy or ring the tenant does not have.
 
 use std::collections::HashMap;
 
@@ -88,6 +89,36 @@ pub fn spec_problems(snap: &Snapshot<'_>, now: Timestamp) -> Vec<SpecProblem> {
                 name: name_of(&e.metadata).to_string(),
                 field: field.into(),
                 message,
+            });
+        }
+    }
+    out.extend(lever_problems(snap));
+    out
+}
+
+/// People's levers that name a policy or ring the tenant does not have: they do nothing.
+fn lever_problems(snap: &Snapshot<'_>) -> Vec<SpecProblem> {
+    let policy = |n: &str| snap.policies.iter().any(|p| name_of(&p.metadata) == n);
+    let ring = |n: &str| snap.rings.iter().any(|r| name_of(&r.metadata) == n);
+    let mut out = Vec::new();
+    for a in snap.approvals.iter().filter(|a| !policy(&a.spec.policy)) {
+        out.push(SpecProblem {
+            kind: Kind::PatchApproval,
+            name: name_of(&a.metadata).to_string(),
+            field: "spec.policy".into(),
+            message: format!(
+                "PatchPolicy {:?} not found: the decision applies to nothing",
+                a.spec.policy
+            ),
+        });
+    }
+    for f in &snap.freezes {
+        for (i, r) in f.spec.rings.iter().enumerate().filter(|(_, r)| !ring(r)) {
+            out.push(SpecProblem {
+                kind: Kind::PatchFreeze,
+                name: name_of(&f.metadata).to_string(),
+                field: format!("spec.rings[{i}]"),
+                message: format!("DeploymentRing {r:?} not found: it freezes nothing there"),
             });
         }
     }
