@@ -1,21 +1,11 @@
 //! The command line as a user meets it: `simulate`, `validate` and `crds`, on the
 //! bundled example and on broken copies of it.
 
+use crate::common::{ringmaster, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant");
-
-fn ringmaster(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringmaster"))
-        .args(args)
-        .output()
-        .expect("run ringmaster")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A copy of the example in a fresh directory, with `edit` applied to one file.
 fn broken_example(test: &str, file: &str, edit: impl Fn(String) -> String) -> PathBuf {

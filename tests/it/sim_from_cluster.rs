@@ -4,8 +4,9 @@
 //! way), and the `ringmaster` binary reads it through a kubeconfig. The head is a copy
 //! of the example's manifests, changed or not.
 
+use crate::common::{ringmaster, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use ringmaster::report::cluster::TIME_ZONE_ANNOTATION;
@@ -20,17 +21,6 @@ const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant"
 /// When the cluster is read: two days into the example's month, after its Patch Tuesday
 /// and before anyone approved anything by hand (the first Fleet action is on the 16th).
 const READ_AT: &str = "2023-11-15T00:00:00Z";
-
-fn ringmaster(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringmaster"))
-        .args(args)
-        .output()
-        .expect("run ringmaster")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

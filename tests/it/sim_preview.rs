@@ -2,21 +2,10 @@
 //! that slows the pilot and broad rings to one device at a time is reported as lowering
 //! compliance and trips the gate; an unchanged copy reports no change and exits 0.
 
+use crate::common::{ringmaster, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msp-tenant");
-
-fn ringmaster(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringmaster"))
-        .args(args)
-        .output()
-        .expect("run ringmaster")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -203,3 +203,16 @@ pub fn ring<'a>(w: &'a World, rollout_name: &str, ring: &str) -> &'a RingProgres
         .find(|r| r.name == ring)
         .expect("ring progress")
 }
+
+/// Runs the `ringmaster` binary with `args`.
+pub fn ringmaster(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(args)
+        .output()
+        .expect("run ringmaster")
+}
+
+/// A process's output as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
