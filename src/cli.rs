@@ -584,24 +584,10 @@ fn show<F>(target: &crate::lever::pull::Target, view: F) -> ExitCode
 where
     F: FnOnce(&crate::report::cluster::Objects) -> Result<String, crate::lever::show::ShowError>,
 {
-    use crate::lever::show::{ShowError, tenant};
-    let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
-    };
-    let objects = runtime.block_on(async {
-        let (client, ns) = crate::lever::pull::connect(target).await?;
-        tenant(&client, &ns).await
-    });
-    match objects.map_err(ShowError::from).and_then(|o| view(&o)) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    at_cluster(target, |client, ns| async move {
+        let objects = crate::lever::show::tenant(&client, &ns).await?;
+        view(&objects)
+    })
 }
 
 /// `approve` / `reject`.
@@ -626,8 +612,7 @@ fn rollout_lever(a: RolloutArgs, lever: crate::lever::pull::RolloutLever) -> Exi
     })
 }
 
-/// Connects to the target's cluster, pulls one lever, prints what it did; exits as
-/// [`crate::lever::pull::PullError::exit_code`] says.
+/// Connects to the target's cluster, pulls one lever, prints what it did.
 fn pull<F, Fut>(
     target: &crate::lever::pull::Target,
     output: crate::lever::pull::Output,
@@ -639,16 +624,28 @@ where
             Output = Result<crate::lever::pull::Pulled, crate::lever::pull::PullError>,
         >,
 {
+    at_cluster(target, |client, ns| async move {
+        Ok(lever(client, ns).await?.render(output))
+    })
+}
+
+/// Connects to the target's cluster and runs `verb` in its namespace; prints its text,
+/// or the error, and exits as [`crate::lever::show::ShowError::exit_code`] says.
+fn at_cluster<F, Fut>(target: &crate::lever::pull::Target, verb: F) -> ExitCode
+where
+    F: FnOnce(kube::Client, String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, crate::lever::show::ShowError>>,
+{
     let Some(runtime) = runtime() else {
         return ExitCode::from(2);
     };
     let result = runtime.block_on(async {
         let (client, ns) = crate::lever::pull::connect(target).await?;
-        lever(client, ns).await
+        verb(client, ns).await
     });
     match result {
-        Ok(pulled) => {
-            print!("{}", pulled.render(output));
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

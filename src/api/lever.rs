@@ -148,16 +148,17 @@ pub struct PatchFreezeSpec {
 
 /// Who made a lever object, as its [`CREATED_BY`] annotation records.
 pub fn created_by(meta: &kube::api::ObjectMeta) -> Option<&str> {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(CREATED_BY))
-        .map(String::as_str)
+    annotation(meta, CREATED_BY)
 }
 
 /// Who last pulled a PatchRollout's levers, as its [`LEVER_BY`] annotation records.
 pub fn lever_by(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    annotation(meta, LEVER_BY)
+}
+
+fn annotation<'m>(meta: &'m kube::api::ObjectMeta, key: &str) -> Option<&'m str> {
     meta.annotations
         .as_ref()
-        .and_then(|a| a.get(LEVER_BY))
+        .and_then(|a| a.get(key))
         .map(String::as_str)
 }

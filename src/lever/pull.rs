@@ -11,7 +11,6 @@
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::api::{Api, Patch as KubePatch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde_json::json;
@@ -21,6 +20,7 @@ use crate::api::{
     PatchApproval, PatchApprovalSpec, PatchException, PatchExceptionSpec, PatchFreeze,
     PatchFreezeSpec, PatchPolicy, PatchRollout,
 };
+use crate::report::cluster::config;
 
 /// How a lever failed; [`PullError::exit_code`] is what the command exits with.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,9 @@ impl PullError {
         }
     }
 
-    fn kube(what: impl Into<String>, e: kube::Error) -> Self {
+    /// A client error as the levers classify it: the server's refusal (a 4xx other than
+    /// 404) is the cluster saying no; the rest is not reaching it.
+    pub(crate) fn kube(what: impl Into<String>, e: kube::Error) -> Self {
         let what = what.into();
         match e {
             kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 404 => {
@@ -115,31 +117,9 @@ pub enum Output {
 
 /// A client for the target, and the namespace it names.
 pub async fn connect(target: &Target) -> Result<(Client, String), PullError> {
-    let options = KubeConfigOptions {
-        context: target.context.clone(),
-        ..KubeConfigOptions::default()
-    };
-    let config = match &target.kubeconfig {
-        Some(path) => {
-            let doc = Kubeconfig::read_from(path)
-                .map_err(|e| PullError::Config(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(doc, &options).await
-        }
-        None if target.context.is_some() => kube::Config::from_kubeconfig(&options).await,
-        None => {
-            return kube::Client::try_default()
-                .await
-                .map_err(|e| PullError::Config(e.to_string()))
-                .map(|c| {
-                    let ns = target
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| c.default_namespace().to_string());
-                    (c, ns)
-                });
-        }
-    }
-    .map_err(|e| PullError::Config(e.to_string()))?;
+    let config = config(target.kubeconfig.as_deref(), target.context.as_deref())
+        .await
+        .map_err(|e| PullError::Config(e.to_string()))?;
     let ns = target
         .namespace
         .clone()

@@ -63,16 +63,9 @@ impl ShowError {
 
 /// Reads the tenant `ns` as the operator's stores would hold it.
 pub async fn tenant(client: &Client, ns: &str) -> Result<Objects, PullError> {
-    read(client, ns).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 403 || s.code == 401 => PullError::Refused {
-            what: format!("reading namespace {ns}"),
-            message: s.message,
-        },
-        e => PullError::Kube {
-            what: format!("reading namespace {ns}"),
-            source: Box::new(e),
-        },
-    })
+    read(client, ns)
+        .await
+        .map_err(|e| PullError::kube(format!("reading namespace {ns}"), e))
 }
 
 /// `status`: the tenant at a glance.

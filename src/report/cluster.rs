@@ -1,4 +1,6 @@
-//! Reading a tenant's objects from a cluster for its month's packet.
+//! Reading a tenant's objects from a cluster: for its month's packet, the preview's
+//! `--from-cluster` and the levers' views; and the client configuration the command line
+//! finds its cluster by.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
@@ -51,6 +53,55 @@ impl Objects {
             approvals: self.approvals.iter().collect(),
             freezes: self.freezes.iter().collect(),
         }
+    }
+}
+
+/// Why no client configuration could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The kubeconfig file given cannot be read or used.
+    #[error("{}: {source}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The kubeconfig found (`$KUBECONFIG`, `~/.kube/config`) cannot be read, or has no
+    /// such context.
+    #[error(transparent)]
+    Context(#[from] kube::config::KubeconfigError),
+    /// Neither a kubeconfig nor the in-cluster service account could be used.
+    #[error(transparent)]
+    Infer(#[from] kube::config::InferConfigError),
+}
+
+/// The client configuration a kubeconfig file describes (else `$KUBECONFIG`,
+/// `~/.kube/config`, or the in-cluster service account, as kubectl finds it), in
+/// `context` when given, else the current one.
+pub async fn config(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Config, ConfigError> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    match (kubeconfig, context) {
+        (Some(path), _) => {
+            let bad = |source| ConfigError::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            };
+            let doc = Kubeconfig::read_from(path).map_err(bad)?;
+            kube::Config::from_custom_kubeconfig(doc, &options)
+                .await
+                .map_err(bad)
+        }
+        (None, Some(_)) => Ok(kube::Config::from_kubeconfig(&options).await?),
+        (None, None) => Ok(kube::Config::infer().await?),
     }
 }
 

@@ -9,14 +9,13 @@
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 
 use crate::api::{
     DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze, PatchPolicy,
     list_all,
 };
-use crate::report::cluster::{Objects, TIME_ZONE_ANNOTATION};
+use crate::report::cluster::{ConfigError, Objects, TIME_ZONE_ANNOTATION};
 
 /// Why a tenant could not be read from a cluster. Each names the namespace, and the
 /// cluster's address once one is known.
@@ -107,30 +106,18 @@ pub async fn connect(
     context: Option<&str>,
     namespace: &str,
 ) -> Result<Cluster, FromClusterError> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..KubeConfigOptions::default()
-    };
-    let no_config = |e: &dyn std::error::Error| FromClusterError::NoConfig {
-        namespace: namespace.to_string(),
-        message: chain(e),
-    };
-    let config = match (kubeconfig, context) {
-        (Some(path), _) => {
-            let bad = |e: &dyn std::error::Error| FromClusterError::Kubeconfig {
-                path: path.to_path_buf(),
-                message: chain(e),
-            };
-            let doc = Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-            Config::from_custom_kubeconfig(doc, &options)
-                .await
-                .map_err(|e| bad(&e))?
-        }
-        (None, Some(_)) => Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| no_config(&e))?,
-        (None, None) => Config::infer().await.map_err(|e| no_config(&e))?,
-    };
+    let config = crate::report::cluster::config(kubeconfig, context)
+        .await
+        .map_err(|e| match e {
+            ConfigError::Kubeconfig { path, source } => FromClusterError::Kubeconfig {
+                path,
+                message: chain(&source),
+            },
+            other => FromClusterError::NoConfig {
+                namespace: namespace.to_string(),
+                message: chain(&other),
+            },
+        })?;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| FromClusterError::NoConfig {
         namespace: namespace.to_string(),
