@@ -240,6 +240,13 @@ pub async fn freeze(
     spec: FreezeArgs,
     now: Timestamp,
 ) -> Result<Pulled, PullError> {
+    // Bad arguments are said before anything is sent.
+    let until = end(spec.until, spec.duration, now, "--until")?;
+    if until <= spec.from.unwrap_or(now) {
+        return Err(PullError::Usage(format!(
+            "--until {until} is not after the freeze begins"
+        )));
+    }
     let rings: Api<DeploymentRing> = Api::namespaced(client.clone(), ns);
     for ring in &spec.rings {
         let found = rings
@@ -251,12 +258,6 @@ pub async fn freeze(
         }
     }
     let user = whoami(client).await?;
-    let until = end(spec.until, spec.duration, now, "--until")?;
-    if until <= spec.from.unwrap_or(now) {
-        return Err(PullError::Usage(format!(
-            "--until {until} is not after the freeze begins"
-        )));
-    }
     let mut object = PatchFreeze::new(
         "",
         PatchFreezeSpec {
