@@ -29,10 +29,10 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.compliance.overdue"
     ),
     printcolumn(
-        name = "Planned",
+        name = "Due-Soon",
         type_ = "integer",
-        json_path = ".status.compliance.planned",
-        description = "Patches the plan asks it to install"
+        json_path = ".status.compliance.dueSoon",
+        description = "Applicable patches due within the policy's margin"
     ),
     printcolumn(
         name = "OS",
@@ -225,9 +225,6 @@ pub struct DeviceCompliance {
     /// Applicable patches due within the policy's margin.
     #[serde(default)]
     pub due_soon: u32,
-    /// Patches the plan asks it to install.
-    #[serde(default)]
-    pub planned: u32,
     /// Why it gets no assignments, when it gets none (conflict, no ring, no policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

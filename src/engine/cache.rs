@@ -158,8 +158,6 @@ pub(super) struct Derived {
     /// The device's `metadata.resourceVersion` when the previous pass read it (none when
     /// it had none: then it is compared every pass).
     pub version: Version,
-    /// How many install entries the device's plan had at the last pass that read it.
-    pub install_len: usize,
     /// The compliance summary the previous pass computed for it, and whether the
     /// device's stored summary equalled it.
     pub summary: Option<(Summary, bool)>,
@@ -222,7 +220,6 @@ pub(super) struct Summary {
     pub tier: usize,
     pub overdue: u32,
     pub due_soon: u32,
-    pub planned: u32,
     pub conflict: bool,
 }
 

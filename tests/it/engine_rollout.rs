@@ -407,6 +407,33 @@ fn steady_state_writes_nothing() {
     assert!(d.events.is_empty(), "{:?}", d.events);
 }
 
+/// A plan entry is the only write a device gets when it is admitted: its compliance
+/// summary says nothing its plan does not (issue "Scale": one write per device per
+/// change).
+#[test]
+fn an_admission_is_one_write_per_device() {
+    let mut w = base_world(5, 4);
+    let t0 = ts(NOW);
+    w.step(t0);
+    let t1 = t0.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+    agents_install(&mut w, "KB1", t1, &[]);
+    let d = w.step(t1);
+    let admitted: Vec<&str> = d
+        .plan
+        .iter()
+        .filter(|c| c.list == ringmaster::engine::PlanList::Install && c.entry.is_some())
+        .map(|c| c.device.as_str())
+        .collect();
+    assert_eq!(admitted, ["it-2", "it-3"], "the next batch");
+    let summaries: Vec<&str> = d.devices.iter().map(|(n, _)| n.as_str()).collect();
+    for name in &admitted {
+        assert!(
+            !summaries.contains(name),
+            "{name} was admitted and also got a status write: {summaries:?}"
+        );
+    }
+}
+
 #[test]
 fn a_policy_naming_a_missing_ring_admits_nothing_and_says_why() {
     let mut w = base_world(2, 2);

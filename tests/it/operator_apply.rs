@@ -330,7 +330,7 @@ async fn device_compliance_is_patched_on_status_alone() {
     let compliance = DeviceCompliance {
         policy: Some("ws".into()),
         ring: Some("it".into()),
-        planned: 1,
+        overdue: 1,
         ..DeviceCompliance::default()
     };
     let d = Decisions {
@@ -343,7 +343,7 @@ async fn device_compliance_is_patched_on_status_alone() {
     assert_eq!(sent[0].path, format!("{DEVICE_PATH}/status"));
     assert_eq!(
         sent[0].body,
-        json!({"status": {"compliance": {"policy": "ws", "ring": "it", "overdue": 0, "dueSoon": 0, "planned": 1}}})
+        json!({"status": {"compliance": {"policy": "ws", "ring": "it", "overdue": 1, "dueSoon": 0}}})
     );
     fake.clear();
     applier.apply(&fake.objects("acme"), &d).await;

@@ -9,9 +9,7 @@ use crate::api::{
     ManagedDevice, PatchException, PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
 use crate::engine::cache::{Cache, Summary, Version};
-use crate::engine::decision::{
-    Decisions, DueSoon, Event, EventType, Health, Kind, PlanList, Reason,
-};
+use crate::engine::decision::{Decisions, DueSoon, Event, EventType, Health, Kind, Reason};
 use crate::engine::{exceptions, history, sla, windows};
 
 use super::gather::Tenant;
@@ -344,20 +342,12 @@ fn exception_events(
     history
 }
 
-/// The compliance summaries of the devices whose summary changed.
+/// The compliance summaries of the devices whose summary changed. A summary holds only
+/// what the device's own object does not say (its plan is in its spec), so that a plan
+/// change is one write, not a plan write and a summary write.
 pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut Decisions) {
-    let plan_delta = plan_deltas(w, d);
     for (di, dev) in w.devices.iter().enumerate() {
         let v = &w.views[di];
-        // A trusted device's plan is as the previous pass saw it.
-        let install_len = match cache.keep.then(|| &cache.devices[di]) {
-            Some(e) if e.trusted => {
-                debug_assert_eq!(e.install_len, dev.spec.plan.install.len());
-                e.install_len
-            }
-            _ => dev.spec.plan.install.len(),
-        };
-        let planned = (install_len as i64 + plan_delta[di]).max(0) as u32;
         let names = Names::of(t, v, &cache.tiers);
         let summary = Summary {
             policy: v.policy,
@@ -365,10 +355,9 @@ pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut
             tier: v.tier,
             overdue: v.overdue,
             due_soon: v.due_soon,
-            planned,
             conflict: !v.conflict.is_empty(),
         };
-        let compare = || stored_matches(dev, v, &names, planned);
+        let compare = || stored_matches(dev, v, &names);
         let unchanged = match cache.keep.then(|| &mut cache.devices[di]) {
             Some(e) => {
                 // A trusted device's stored summary is the one the previous pass compared
@@ -394,39 +383,11 @@ pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut
             None => compare(),
         };
         if !unchanged {
-            let compliance = compliance(t, v, &names, planned);
+            let compliance = compliance(t, v, &names);
             d.devices
                 .push((name_of(&dev.metadata).to_string(), compliance));
         }
     }
-}
-
-/// Per device (by position in the walk): how many install entries this pass adds or
-/// removes.
-fn plan_deltas(w: &Walked<'_>, d: &Decisions) -> Vec<i64> {
-    let devices = &w.devices;
-    let mut plan_delta: Vec<i64> = vec![0; devices.len()];
-    for c in d.plan.iter().filter(|c| c.list == PlanList::Install) {
-        let name = c.device.as_str();
-        // `devices` is sorted by name: found by binary search, not a per-pass map.
-        let first = devices.partition_point(|d| name_of(&d.metadata) < name);
-        let Some(found) = devices.get(first).filter(|d| name_of(&d.metadata) == name) else {
-            continue;
-        };
-        let had = found.spec.plan.install.contains_key(&c.patch);
-        let delta = match (&c.entry, had) {
-            (Some(_), false) => 1,
-            (None, true) => -1,
-            _ => 0,
-        };
-        for (di, dev) in devices.iter().enumerate().skip(first) {
-            if name_of(&dev.metadata) != name {
-                break;
-            }
-            plan_delta[di] += delta;
-        }
-    }
-    plan_delta
 }
 
 /// The names a device's summary shows: its policy, ring and tier.
@@ -449,7 +410,7 @@ impl<'a> Names<'a> {
 
 /// Whether the device's stored summary already says this (compared in place: most
 /// devices' summaries do not change between passes, and only those that do are built).
-fn stored_matches(dev: &ManagedDevice, v: &DeviceView, n: &Names<'_>, planned: u32) -> bool {
+fn stored_matches(dev: &ManagedDevice, v: &DeviceView, n: &Names<'_>) -> bool {
     dev.status
         .as_ref()
         .and_then(|st| st.compliance.as_ref())
@@ -459,14 +420,13 @@ fn stored_matches(dev: &ManagedDevice, v: &DeviceView, n: &Names<'_>, planned: u
                 && o.tier.as_deref() == n.tier
                 && o.overdue == v.overdue
                 && o.due_soon == v.due_soon
-                && o.planned == planned
                 && o.message.is_some() == (n.ring.is_none() || n.policy.is_none())
                 && v.conflict.is_empty()
         })
 }
 
 /// A device's summary, with why it gets no assignments when it gets none.
-fn compliance(t: &Tenant<'_>, v: &DeviceView, n: &Names<'_>, planned: u32) -> DeviceCompliance {
+fn compliance(t: &Tenant<'_>, v: &DeviceView, n: &Names<'_>) -> DeviceCompliance {
     let message = match (n.policy, v.conflict.is_empty()) {
         (Some(policy), _) => n
             .ring
@@ -487,7 +447,6 @@ fn compliance(t: &Tenant<'_>, v: &DeviceView, n: &Names<'_>, planned: u32) -> De
         ring: n.ring.map(str::to_string),
         overdue: v.overdue,
         due_soon: v.due_soon,
-        planned,
         message,
     }
 }

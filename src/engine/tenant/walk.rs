@@ -341,7 +341,6 @@ impl<'a> Walk<'_, 'a> {
         if !entry.same_inputs(dev) {
             derive(entry, dev, keep, &self.inputs, tiers);
         }
-        entry.install_len = dev.spec.plan.install.len();
         // Its version is recorded with its summary, at the end of the pass (a walk that
         // starts again after a misaligned entry must judge the same devices trusted).
     }
