@@ -124,6 +124,10 @@ S3_REPORTS = dict(store="s3://ringmaster-evidence/clusters/prod", claim=None, cr
                        "AWS_SESSION_TOKEN": ("secret", "ringmaster-s3", "AWS_SESSION_TOKEN", True)},
                   signing="ringmaster-report-signing")
 
+# The write pacing flags by default: --max-concurrent-writes, --write-qps, --write-burst
+# (None: the flag is absent).
+DEFAULT_WRITES = ("32", None, None)
+
 # What each render of .ci/chart is expected to hold. `catalog` is the enabled catalog
 # sources; `catalog_sa` their ServiceAccount (None: "<fullname>-catalog") and whether the
 # chart creates it; `reports` as above (absent: DEFAULT_REPORTS).
@@ -138,6 +142,7 @@ RENDERS = {
                    vap=True, actions=["Deny", "Audit"], service_monitor=True, dashboard=True, alerts=True,
                    agent="team-a", node="team-b", log_format="json",
                    catalog=ALL_ON_CATALOG, catalog_sa=(None, True), time_zone="Etc/UTC",
+                   writes=("64", "50", "20"),
                    reports=dict(DEFAULT_REPORTS, size="20Gi", storage_class="shared-nfs",
                                 access_modes=["ReadWriteMany"], signing="ringmaster-report-signing")),
     "namespaced-single": dict(watch=["tenant-a"], replicas=1, leader=True, lease="ringmaster-tenant-a",
@@ -465,6 +470,9 @@ def check_operator(render, docs, exp):
         fail(render, f"--namespace flags {opts.get('--namespace')}, want {exp['watch']}")
     if opts.get("--log-format") != [exp["log_format"]]:
         fail(render, f"--log-format {opts.get('--log-format')}")
+    writes = tuple((opts.get(f) or [None])[0] for f in ("--max-concurrent-writes", "--write-qps", "--write-burst"))
+    if writes != exp.get("writes", DEFAULT_WRITES):
+        fail(render, f"write pacing flags {writes}, want {exp.get('writes', DEFAULT_WRITES)}")
     leader = "--leader-elect" in opts
     if leader != exp["leader"]:
         fail(render, f"--leader-elect is {'on' if leader else 'off'}, want {'on' if exp['leader'] else 'off'}")

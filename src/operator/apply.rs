@@ -14,7 +14,9 @@
 //! - the catalog: each Patch's `status.firstReleasedAt` and `status.severity`.
 //!
 //! A write that fails does not stop the others; the failures are returned so the
-//! reconcile is retried.
+//! reconcile is retried. Every request goes through the operator's one
+//! [`Pace`](super::pace::Pace): how many are in flight, how fast they start, and a pause
+//! for all of them when the API server throttles one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -42,10 +44,9 @@ use crate::engine::{self, Decisions, Event, EventType, NewRollout};
 
 use super::metrics::Metrics;
 use super::objects::Objects;
+use super::pace::{Pace, PaceConfig};
 use super::{CONTROLLER, FIELD_MANAGER, ObjectKind};
 
-/// The most writes in flight at once within one reconcile.
-const CONCURRENT_WRITES: usize = 32;
 /// The longest Event note the API server accepts.
 const NOTE_MAX: usize = 1024;
 
@@ -189,6 +190,7 @@ pub struct Applier {
     client: Client,
     metrics: Arc<Metrics>,
     reporter: Reporter,
+    pace: Pace,
 }
 
 /// The RFC 7386 merge patch that turns `old` into `new`, or None when they are equal:
@@ -251,7 +253,9 @@ fn params() -> PatchParams {
 
 impl Applier {
     /// An applier whose Events name `instance` (the pod) as their reporting instance.
+    /// Its writes are paced as [`PaceConfig::default`] says until [`Applier::paced`].
     pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let pace = Pace::new(PaceConfig::default(), Arc::clone(&metrics));
         Self {
             client,
             metrics,
@@ -259,7 +263,13 @@ impl Applier {
                 controller: CONTROLLER.to_string(),
                 instance,
             },
+            pace,
         }
+    }
+
+    /// The same applier with its writes paced by `pace` (shared with its other clones).
+    pub fn paced(self, pace: Pace) -> Self {
+        Self { pace, ..self }
     }
 
     /// Applies one namespace's decisions, comparing with `objects` (what the engine saw):
@@ -302,7 +312,7 @@ impl Applier {
 
     async fn collect(&self, sends: Vec<WriteFuture<'_>>, out: &mut Applied) {
         let results: Vec<Option<Sent>> = futures::stream::iter(sends)
-            .buffer_unordered(CONCURRENT_WRITES)
+            .buffer_unordered(self.pace.concurrent())
             .collect()
             .await;
         for s in results.into_iter().flatten() {
@@ -359,7 +369,7 @@ impl Applier {
             ..PostParams::default()
         };
         let api: Api<PatchRollout> = Api::namespaced(self.client.clone(), ns);
-        match api.create(&pp, &r).await {
+        match self.pace.send(|| api.create(&pp, &r)).await {
             Ok(obj) => {
                 debug!(namespace = ns, kind = "PatchRollout", name = %new.name, "created");
                 let rv = obj.metadata.resource_version.clone();
@@ -517,7 +527,9 @@ impl Applier {
         let api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), ns);
         Some(Box::pin(async move {
             self.metrics.write(ObjectKind::ManagedDevice, "patch");
-            let result = match api.patch(device, &params(), &KubePatch::Merge(&body)).await {
+            let (pp, merge) = (params(), KubePatch::Merge(&body));
+            let patch = || api.patch(device, &pp, &merge);
+            let result = match self.pace.send(patch).await {
                 Ok(obj) => Ok(obj.metadata.resource_version),
                 Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
                 Err(e) => Err(WriteError::Plan {
@@ -566,10 +578,9 @@ impl Applier {
         let body = json!({ "status": { "compliance": patch } });
         let api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), ns);
         self.metrics.write(ObjectKind::ManagedDevice, "patch");
-        let result = match api
-            .patch_status(name, &params(), &KubePatch::Merge(&body))
-            .await
-        {
+        let (pp, merge) = (params(), KubePatch::Merge(&body));
+        let patch = || api.patch_status(name, &pp, &merge);
+        let result = match self.pace.send(patch).await {
             Ok(obj) => Ok(obj.metadata.resource_version),
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
             Err(e) => Err(WriteError::Status {
@@ -629,8 +640,9 @@ impl Applier {
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         Box::pin(async move {
             self.metrics.write(ObjectKind::Event, "create");
-            let result = recorder
-                .publish(&event, &reference)
+            let result = self
+                .pace
+                .send(|| recorder.publish(&event, &reference))
                 .await
                 .map(|()| None)
                 .map_err(|e| WriteError::Event {
@@ -674,7 +686,7 @@ impl Applier {
         }
         let mut out = Applied::default();
         let results: Vec<Option<Sent>> = futures::stream::iter(writes)
-            .buffer_unordered(CONCURRENT_WRITES)
+            .buffer_unordered(self.pace.concurrent())
             .collect()
             .await;
         for s in results.into_iter().flatten() {
@@ -716,10 +728,9 @@ impl Applier {
         };
         let body = json!({ "status": patch });
         self.metrics.write(kind, "patch");
-        let result = match api
-            .patch_status(name, &params(), &KubePatch::Merge(&body))
-            .await
-        {
+        let (pp, merge) = (params(), KubePatch::Merge(&body));
+        let patch = || api.patch_status(name, &pp, &merge);
+        let result = match self.pace.send(patch).await {
             Ok(obj) => Ok(obj.meta().resource_version.clone()),
             Err(kube::Error::Api(s)) if s.is_not_found() => {
                 debug!(

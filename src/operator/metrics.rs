@@ -166,6 +166,7 @@ pub struct Metrics {
     rollouts: Family<PhaseLabels, Gauge>,
     rollout_progress: Family<RolloutLabels, Instant>,
     api_writes: Family<WriteLabels, Counter>,
+    api_throttled: Counter,
     tenants: Mutex<HashMap<String, TenantSeries>>,
 }
 
@@ -314,6 +315,12 @@ impl Metrics {
             "Writes sent to the API server, by kind and verb (zero in steady state)",
             api_writes.clone(),
         );
+        let api_throttled = Counter::default();
+        registry.register(
+            "ringmaster_api_throttled",
+            "Writes the API server answered with 429 (Too Many Requests), each sent again after a pause",
+            api_throttled.clone(),
+        );
         Self {
             registry,
             reconcile_total,
@@ -333,6 +340,7 @@ impl Metrics {
             rollouts,
             rollout_progress,
             api_writes,
+            api_throttled,
             tenants: Mutex::new(HashMap::new()),
         }
     }
@@ -369,6 +377,11 @@ impl Metrics {
                 verb: verb.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one write the API server throttled.
+    pub fn throttled(&self) {
+        self.api_throttled.inc();
     }
 
     /// Every write sent so far, of every kind and verb.

@@ -21,6 +21,7 @@ pub mod apply;
 pub mod health;
 pub mod metrics;
 pub mod objects;
+pub mod pace;
 pub mod queue;
 pub mod reports;
 pub mod run;

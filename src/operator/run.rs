@@ -15,6 +15,7 @@ use super::Error;
 use super::apply::Applier;
 use super::health::{self, Health};
 use super::metrics::Metrics;
+use super::pace::{Pace, PaceConfig};
 use super::queue::{self, QueueConfig, Sink};
 use super::reports::{Clock, ReportConfig, Reports};
 use super::stores::{self, Triggers};
@@ -71,9 +72,36 @@ pub struct RunOptions {
     /// `ringmaster report keygen` writes).
     #[arg(long, value_name = "KEY.pem")]
     pub report_sign_key: Option<std::path::PathBuf>,
+    /// The most writes in flight at once, across every tenant.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_writes: u32,
+    /// Start at most this many writes a second on average (a client-side limit); unset:
+    /// none, the API server's priority and fairness paces the operator (a 429 pauses every
+    /// write and sends the throttled one again).
+    #[arg(long, value_name = "QPS")]
+    pub write_qps: Option<f64>,
+    /// With `--write-qps`, the most writes started at once after a quiet spell.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_burst: u32,
 }
 
 impl RunOptions {
+    /// How writes are paced, from the flags.
+    pub fn pace_config(&self) -> Result<PaceConfig, Error> {
+        if let Some(q) = self.write_qps
+            && !(q.is_finite() && q > 0.0)
+        {
+            return Err(Error::Config(format!(
+                "--write-qps: {q} is not a positive number of writes a second"
+            )));
+        }
+        Ok(PaceConfig {
+            concurrent: self.max_concurrent_writes as usize,
+            qps: self.write_qps,
+            burst: self.write_burst,
+        })
+    }
+
     /// How months are closed, from the flags: the store and signing key are read now, so
     /// that a bad flag stops the operator at start with a clear error.
     pub fn report_config(&self) -> Result<ReportConfig, Error> {
@@ -108,6 +136,8 @@ pub struct OperatorConfig {
     pub instance: Option<String>,
     /// How months are closed.
     pub reports: ReportConfig,
+    /// How writes are paced.
+    pub pace: PaceConfig,
 }
 
 /// The operator without its process concerns (signals, servers, leases): what `run`
@@ -193,7 +223,8 @@ impl Operator {
                 self.client.clone(),
                 Arc::clone(&self.metrics),
                 self.config.instance.clone(),
-            ),
+            )
+            .paced(Pace::new(self.config.pace, Arc::clone(&self.metrics))),
             metrics: Arc::clone(&self.metrics),
             reports: Reports::new(self.client.clone(), self.config.reports.clone()),
         });
@@ -425,6 +456,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     });
 
     let reports = opts.report_config()?;
+    let pace = opts.pace_config()?;
     if reports.store.is_none() {
         warn!("no --report-store: months are not closed, and PatchReports say so");
     }
@@ -439,6 +471,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
             queue: QueueConfig::default(),
             instance: std::env::var("POD_NAME").ok(),
             reports,
+            pace,
         },
     );
     let servers = health::serve(
@@ -484,4 +517,47 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         s.abort();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunOptions,
+    }
+
+    fn pace(args: &[&str]) -> Result<PaceConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.run.pace_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn write_pacing_comes_from_the_flags() {
+        assert_eq!(pace(&[]), Ok(PaceConfig::default()));
+        assert_eq!(
+            pace(&[
+                "--max-concurrent-writes",
+                "8",
+                "--write-qps",
+                "50",
+                "--write-burst",
+                "20"
+            ]),
+            Ok(PaceConfig {
+                concurrent: 8,
+                qps: Some(50.0),
+                burst: 20
+            })
+        );
+        let zero = pace(&["--write-qps", "0"]).expect_err("no writes a second");
+        assert!(zero.contains("--write-qps"), "{zero}");
+        let none = pace(&["--max-concurrent-writes", "0"]).expect_err("no write at once");
+        assert!(none.contains("--max-concurrent-writes"), "{none}");
+    }
 }

@@ -353,6 +353,37 @@ async fn device_compliance_is_patched_on_status_alone() {
     );
 }
 
+/// Priority and fairness turning a write away (429) delays it; it is not lost.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_write_is_sent_again_after_a_pause() {
+    let fake = Fake::default();
+    fake.insert("ManagedDevice", &device("ws-1", &[]));
+    fake.throttle(&format!("{DEVICE_PATH}/status"), 2);
+    let (applier, metrics) = applier(&fake);
+    let d = Decisions {
+        devices: vec![(
+            "ws-1".into(),
+            DeviceCompliance {
+                overdue: 2,
+                ..DeviceCompliance::default()
+            },
+        )],
+        ..Decisions::default()
+    };
+    let applied = applier.apply(&fake.objects("acme"), &d).await;
+    assert!(applied.failures.is_empty(), "{:?}", applied.failures);
+    assert_eq!(fake.sent().len(), 3, "twice turned away, then written");
+    let stored = fake
+        .get("ManagedDevice", Some("acme"), "ws-1")
+        .expect("the device");
+    assert_eq!(stored["status"]["compliance"]["overdue"], 2);
+    assert!(
+        metrics
+            .encode()
+            .contains("ringmaster_api_throttled_total 2")
+    );
+}
+
 #[tokio::test]
 async fn events_are_created_in_events_k8s_io_about_their_object() {
     let fake = Fake::default();

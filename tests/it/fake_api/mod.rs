@@ -61,6 +61,8 @@ struct State {
     sent: Vec<Sent>,
     version: u64,
     broken: Vec<String>,
+    /// Paths answered 429 (as priority and fairness does) so many more times.
+    throttled: Vec<(String, usize)>,
     /// (version, plural, namespace, event JSON line)
     log: Vec<(u64, String, Option<String>, Bytes)>,
     watches: Vec<Watch>,
@@ -295,6 +297,15 @@ impl Fake {
         self.0.lock().expect("lock").broken.push(path.to_string());
     }
 
+    /// Answers the next `times` requests to `path` with 429 Too Many Requests.
+    pub fn throttle(&self, path: &str, times: usize) {
+        self.0
+            .lock()
+            .expect("lock")
+            .throttled
+            .push((path.to_string(), times));
+    }
+
     /// What the server holds for a namespace, as the stores would give it.
     pub fn objects(&self, ns: &str) -> Objects {
         let s = self.0.lock().expect("lock");
@@ -394,6 +405,10 @@ impl Fake {
         });
         if s.broken.contains(&path) {
             return failure(500, "InternalError");
+        }
+        if let Some((_, left)) = s.throttled.iter_mut().find(|(p, n)| *p == path && *n > 0) {
+            *left -= 1;
+            return failure(429, "TooManyRequests");
         }
         if let Some(name) =
             path.strip_prefix("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/")
