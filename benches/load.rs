@@ -14,7 +14,13 @@
 //! - the time from the approval until every ring-IT device has its plan entry;
 //! - the operator's API writes from the approval until it settles again, by kind, next
 //!   to the fewest that could do the job;
-//! - the operator's peak resident memory (`VmHWM`) and its memory once settled.
+//! - the operator's peak resident memory (`VmHWM`) and its memory once settled;
+//! - the operator's CPU time from the approval until it settles;
+//! - then, with the operator stopped, a bare client (this process) sending the same
+//!   number of merge patches to the same devices, as many at once as the operator sends
+//!   (`--max-concurrent-writes`, 32), timed the same way (until a watch has seen every
+//!   one): the server's own pace for that many writes, and the ratio of the two times
+//!   (1.0: the operator is as fast as a client that decides nothing).
 //!
 //! Without `RINGMASTER_LOAD=1` it says so and does nothing.
 
@@ -56,9 +62,9 @@ fn main() -> Result<()> {
         let client = Client::try_default().await?;
         apply_crds(&client).await?;
         println!(
-            "| devices | ring-IT devices | approval → all planned | writes (by kind) | minimum | peak memory | settled memory |"
+            "| devices | ring-IT devices | approval → all planned | bare client, same writes | ratio | writes (by kind) | minimum | operator CPU | peak memory | settled memory |"
         );
-        println!("| ---: | ---: | ---: | --- | ---: | ---: | ---: |");
+        println!("| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
         for n in sizes {
             let row = run_one(&client, n).await?;
             println!("{row}");
@@ -113,6 +119,17 @@ impl Operator {
             child,
             metrics: port,
         })
+    }
+
+    /// The CPU time it has used (user and system), from /proc.
+    fn cpu(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command (which may hold spaces) in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ is 100 on every Linux this runs on.
+        Some(Duration::from_millis(ticks * 10))
     }
 
     /// `VmHWM` and `VmRSS` in MiB, from /proc.
@@ -305,24 +322,11 @@ spec:
     eprintln!("load: the operator settled after {before:?} writes");
 
     // Count ring-IT devices with an entry, from a watch.
-    let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), ns);
-    let (planned_tx, mut planned_rx) = watch::channel(0usize);
     let id_owned = id.to_string();
-    let watch_task = tokio::spawn(async move {
-        let mut planned = BTreeSet::new();
-        let mut stream = watcher(devices, watcher::Config::default().labels("ring=it"))
-            .default_backoff()
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(d)) = stream.next().await {
-            if d.spec.plan.install.contains_key(&id_owned) {
-                planned.insert(d.name_any());
-            } else {
-                planned.remove(&d.name_any());
-            }
-            let _ = planned_tx.send(planned.len());
-        }
+    let (watch_task, mut planned_rx) = count_devices(client, ns, move |d| {
+        d.spec.plan.install.contains_key(&id_owned)
     });
+    let cpu_before = operator.cpu();
 
     let approved = Instant::now();
     policies
@@ -343,18 +347,23 @@ spec:
         .settle(Duration::from_secs(5), Duration::from_secs(600))
         .await?;
     let memory = operator.memory();
+    let cpu = operator
+        .cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
     watch_task.abort();
     let _ = stop.send(true);
     for (task, _, _) in fleets {
         let _ = task.await;
     }
     drop(operator);
+    let bare = bare_client(client, ns, target).await?;
 
     let writes = diff(&after, &before);
     let total: u64 = writes.values().sum();
-    // Fewest writes: the rollout's creation and its status, the policy's status, one
-    // plan entry and one compliance status per ring-IT device.
-    let minimum = 3 + 2 * u64::from(it);
+    // Fewest writes: the rollout's creation and its status, the policy's status, and one
+    // plan entry per ring-IT device.
+    let minimum = 3 + u64::from(it);
     let by_kind = writes
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
@@ -365,9 +374,77 @@ spec:
             .unwrap_or_else(|| "?".into())
     };
     Ok(format!(
-        "| {n} | {it} | {:.2} s | {total} ({by_kind}) | {minimum} | {} | {} |",
+        "| {n} | {it} | {:.2} s | {:.2} s | {:.2} | {total} ({by_kind}) | {minimum} | {} | {} | {} |",
         all_planned.as_secs_f64(),
+        bare.as_secs_f64(),
+        bare.as_secs_f64() / all_planned.as_secs_f64(),
+        cpu.map_or_else(|| "?".into(), |c| format!("{:.2} s", c.as_secs_f64())),
         mib(memory, true),
         mib(settled_memory, false),
     ))
+}
+
+/// A watch of the ring-IT devices that counts those for which `holds` is true.
+fn count_devices(
+    client: &Client,
+    ns: &str,
+    holds: impl Fn(&ManagedDevice) -> bool + Send + 'static,
+) -> (tokio::task::JoinHandle<()>, watch::Receiver<usize>) {
+    let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), ns);
+    let (tx, rx) = watch::channel(0usize);
+    let task = tokio::spawn(async move {
+        let mut yes = BTreeSet::new();
+        let mut stream = watcher(devices, watcher::Config::default().labels("ring=it"))
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(d)) = stream.next().await {
+            if holds(&d) {
+                yes.insert(d.name_any());
+            } else {
+                yes.remove(&d.name_any());
+            }
+            let _ = tx.send(yes.len());
+        }
+    });
+    (task, rx)
+}
+
+/// The server's own pace: one merge patch to each ring-IT device (an annotation), as
+/// many in flight as the operator sends, from the first request until a watch has seen
+/// every one.
+async fn bare_client(client: &Client, ns: &str, target: usize) -> Result<Duration> {
+    const MARK: &str = "load.ringmaster.dev/bare";
+    let (watch_task, mut seen) = count_devices(client, ns, |d| d.annotations().contains_key(MARK));
+    let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), ns);
+    let names: Vec<String> = devices
+        .list(&kube::api::ListParams::default().labels("ring=it"))
+        .await?
+        .items
+        .iter()
+        .map(|d| d.name_any())
+        .collect();
+    // The watch has listed before the first write goes out.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let began = Instant::now();
+    let body = json!({"metadata": {"annotations": {MARK: "1"}}});
+    let sent: Vec<kube::Result<ManagedDevice>> = futures::stream::iter(names.iter())
+        .map(|name| {
+            let (devices, body) = (devices.clone(), body.clone());
+            async move {
+                devices
+                    .patch(name, &PatchParams::default(), &KubePatch::Merge(&body))
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for result in sent {
+        result?;
+    }
+    tokio::time::timeout(Duration::from_secs(600), seen.wait_for(|&p| p >= target)).await??;
+    let took = began.elapsed();
+    watch_task.abort();
+    Ok(took)
 }
