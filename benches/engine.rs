@@ -7,6 +7,9 @@
 //! over N devices (10 patches each) instead, without criterion, and prints the fastest and
 //! the median: quick comparisons of two builds, and a pass's instructions and cache misses
 //! counted with callgrind, whose counts do not depend on what else the machine does.
+//! `RINGMASTER_BENCH_MEMORY=N` measures instead the memory the engine's cache keeps per
+//! device between passes at N devices (the heap it holds after a pass, counted by this
+//! binary's allocator): what the operator keeps per device beyond its cached objects.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -19,6 +22,41 @@ use ringmaster::api::*;
 use ringmaster::sim::World;
 
 const PATCHES: usize = 100;
+
+/// The system allocator, counting the bytes in use (for `RINGMASTER_BENCH_MEMORY`).
+struct Counting;
+
+static IN_USE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged; only a counter is
+// kept beside it.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        IN_USE.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        IN_USE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        IN_USE.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        IN_USE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn in_use() -> usize {
+    IN_USE.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 fn meta(name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
     ObjectMeta {
@@ -238,6 +276,60 @@ fn decision_pass(c: &mut Criterion) {
     group.finish();
 }
 
+/// What the operator's pass costs today when one device's report changed since the pass
+/// before (the event issue "Scale" asks to re-decide in at most 1 ms at 100,000
+/// devices): a pass with a warm cache over a snapshot in which one device has a new
+/// `resourceVersion` and one report changed. Passes alternate between two snapshots that
+/// differ in that device only, so every pass sees one change.
+fn one_report(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one-report");
+    group.sample_size(10);
+    for devices in [10_000, 100_000] {
+        let (mut w, now) = tenant(devices, 10);
+        for (i, d) in w.devices.values_mut().enumerate() {
+            d.metadata.resource_version = Some((i + 1).to_string());
+        }
+        let changed = w
+            .devices
+            .keys()
+            .nth(devices / 2)
+            .cloned()
+            .expect("a device");
+        let mut other = w.devices[&changed].clone();
+        other.metadata.resource_version = Some((devices + 1).to_string());
+        if let Some(report) = other.status.as_mut().and_then(|s| s.patches.first_mut()) {
+            report.state = match report.state {
+                PatchState::Installed => PatchState::Failed,
+                _ => PatchState::Installed,
+            };
+            report.installed_at = Some(now);
+        }
+        let one = w.snapshot();
+        let mut two = w.snapshot();
+        let at = two
+            .devices
+            .iter()
+            .position(|d| d.metadata.name.as_deref() == Some(changed.as_str()))
+            .expect("the device");
+        two.devices[at] = &other;
+        let mut cache = ringmaster::engine::Cache::new();
+        black_box(ringmaster::engine::decide_cached(&one, now, &mut cache));
+        let mut flip = false;
+        group.bench_function(BenchmarkId::new("cached-pass", devices), |b| {
+            b.iter(|| {
+                flip = !flip;
+                let snap = if flip { &two } else { &one };
+                black_box(ringmaster::engine::decide_cached(
+                    black_box(snap),
+                    now,
+                    &mut cache,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
 /// `passes` passes over `devices` devices, each timed.
 fn passes(devices: usize, passes: usize) {
     let (w, now) = tenant(devices, 10);
@@ -257,9 +349,34 @@ fn passes(devices: usize, passes: usize) {
     );
 }
 
-criterion_group!(benches, decision_pass);
+/// The heap the engine's cache holds per device after a pass over `devices` devices.
+fn cache_memory(devices: usize) {
+    let (w, now) = tenant(devices, 10);
+    let snapshot = w.snapshot();
+    let before = in_use();
+    let mut cache = ringmaster::engine::Cache::new();
+    drop(black_box(ringmaster::engine::decide_cached(
+        &snapshot, now, &mut cache,
+    )));
+    // A second pass, as the operator's passes after the first: what stays is the cache.
+    drop(black_box(ringmaster::engine::decide_cached(
+        &snapshot, now, &mut cache,
+    )));
+    let kept = in_use().saturating_sub(before);
+    println!(
+        "the cache keeps {kept} bytes over {devices} devices (10 reports each): {} bytes per device",
+        kept / devices.max(1)
+    );
+    drop(cache);
+}
+
+criterion_group!(benches, decision_pass, one_report);
 
 fn main() {
+    if let Ok(devices) = std::env::var("RINGMASTER_BENCH_MEMORY") {
+        cache_memory(devices.parse().expect("RINGMASTER_BENCH_MEMORY: a number"));
+        return;
+    }
     match std::env::var("RINGMASTER_BENCH_DEVICES") {
         Ok(devices) => {
             let count =

@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod health;
+pub mod index;
 pub mod metrics;
 pub mod objects;
 pub mod pace;

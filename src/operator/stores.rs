@@ -4,7 +4,9 @@
 //! Namespaced kinds are watched in every namespace, or with one watcher per namespace
 //! given with `--namespace`; the Patch catalog is cluster-scoped and always watched
 //! whole. A change to an object triggers its namespace; a change to a Patch triggers the
-//! catalog and every known namespace.
+//! catalog and every known namespace. The namespaced kinds are kept by namespace
+//! ([`super::index`]), so that a tenant's snapshot costs what the tenant holds, not what
+//! the cluster holds; the catalog in kube's reflector store.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -29,6 +31,7 @@ use crate::api::{
 };
 use crate::engine;
 
+use super::index::{Indexed, indexed};
 use super::metrics::Metrics;
 use super::objects::Key;
 use super::queue::Sink;
@@ -38,20 +41,16 @@ pub use super::objects::Objects;
 /// The stores of one namespaced kind: one for all namespaces, or one per watched namespace.
 #[derive(Clone)]
 pub struct Scoped<K: Resource<DynamicType = ()> + Clone + 'static> {
-    stores: Vec<(Option<String>, Store<K>)>,
+    stores: Vec<(Option<String>, Indexed<K>)>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
-    /// The objects of a namespace.
+    /// The objects of a namespace, in name order.
     pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
         let mut out = Vec::new();
         for (scope, store) in &self.stores {
-            match scope {
-                Some(s) if s == ns => out.extend(store.state()),
-                Some(_) => {}
-                None => {
-                    out.extend(store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)))
-                }
+            if scope.as_deref().is_none_or(|s| s == ns) {
+                out.extend(store.in_namespace(ns));
             }
         }
         out
@@ -59,16 +58,15 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
 
     /// One object.
     pub fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
-        let key = ObjectRef::<K>::new(name).within(ns);
         self.stores
             .iter()
             .filter(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns))
-            .find_map(|(_, store)| store.get(&key))
+            .find_map(|(_, store)| store.get(ns, name))
     }
 
     async fn wait_until_ready(&self) -> bool {
         for (_, store) in &self.stores {
-            if store.wait_until_ready().await.is_err() {
+            if !store.wait_until_ready().await {
                 return false;
             }
         }
@@ -335,10 +333,10 @@ pub fn start(
     let (patches, patch_writer) = reflector::store::<Patch>();
     {
         let triggers = Arc::clone(&triggers);
+        let mut patch_writer = patch_writer;
         watch.tasks.push(spawn_watch(
             Api::<Patch>::all(client.clone()),
-            patch_writer,
-            |_| {},
+            move |ev| patch_writer.apply_watcher_event(ev),
             move |ev| match ev {
                 watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone => {
                     triggers.catalog()
@@ -358,7 +356,10 @@ pub fn start(
         let observer = Arc::clone(&observer);
         Some(Box::new(move |ev: &watcher::Event<ManagedDevice>| {
             if let watcher::Event::Apply(new) | watcher::Event::InitApply(new) = ev
-                && let Some(old) = reader.get(&ObjectRef::from_obj(new))
+                && let Some(old) = reader.get(
+                    new.metadata.namespace.as_deref().unwrap_or_default(),
+                    new.metadata.name.as_deref().unwrap_or_default(),
+                )
             {
                 observer.observe(&old, new);
             }
@@ -398,7 +399,7 @@ impl Watch<'_> {
     fn scoped<K>(
         &mut self,
         trigger: fn(&Triggers, &str),
-        before: impl Fn(Store<K>) -> Option<Before<K>>,
+        before: impl Fn(Indexed<K>) -> Option<Before<K>>,
     ) -> Scoped<K>
     where
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -419,17 +420,18 @@ impl Watch<'_> {
                 Some(ns) => Api::<K>::namespaced(self.client.clone(), ns),
                 None => Api::<K>::all(self.client.clone()),
             };
-            let (reader, writer) = reflector::store::<K>();
+            let (reader, mut writer) = indexed::<K>();
             let mut hook = before(reader.clone());
             let triggers = Arc::clone(self.triggers);
             let mut listed: BTreeSet<String> = BTreeSet::new();
             self.tasks.push(spawn_watch(
                 api,
-                writer,
                 move |ev| {
+                    // The hook sees the object the store holds before the event.
                     if let Some(h) = hook.as_mut() {
                         h(ev)
                     }
+                    writer.apply(ev);
                 },
                 move |ev| match ev {
                     watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
@@ -473,10 +475,10 @@ fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
     ResetTimerBackoff::new(exponential.into(), Duration::from_secs(120))
 }
 
+/// Watches `api`: each event is given to `apply` (the store) and then to `after`.
 fn spawn_watch<K>(
     api: Api<K>,
-    writer: reflector::store::Writer<K>,
-    mut before: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    mut apply: impl FnMut(&watcher::Event<K>) + Send + 'static,
     mut after: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> JoinHandle<()>
 where
@@ -487,8 +489,7 @@ where
         let stream = watcher(api, watcher::Config::default())
             .backoff(watch_backoff())
             .modify(slim::<K>)
-            .inspect_ok(move |ev| before(ev));
-        let stream = reflector::reflector(writer, stream);
+            .inspect_ok(move |ev| apply(ev));
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
             match item {
