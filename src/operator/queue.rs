@@ -34,7 +34,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
-            debounce: Duration::from_millis(500),
+            debounce: Duration::from_millis(100),
             max_concurrent: 4,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
@@ -390,7 +390,12 @@ mod tests {
         let tx = Arc::new(Sink::default());
         let rx = tx.connect();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let h = tokio::spawn(run(rx, Arc::clone(r), QueueConfig::default(), stop_rx));
+        // The mechanics, at a debounce of 500 ms (the timings below count with it).
+        let cfg = QueueConfig {
+            debounce: Duration::from_millis(500),
+            ..QueueConfig::default()
+        };
+        let h = tokio::spawn(run(rx, Arc::clone(r), cfg, stop_rx));
         (tx, stop_tx, h)
     }
 
