@@ -263,6 +263,9 @@ def expected_operator_grants(exp):
         want.add((scope, GROUP, "patchreports/status", "update", None))
         want.add((scope, "events.k8s.io", "events", "create", None))
         want.add((scope, "events.k8s.io", "events", "patch", None))
+        # The devices' check-in Leases, read only.
+        for v in ("get", "list", "watch"):
+            want.add((scope, "coordination.k8s.io", "leases", v, None))
     for v in ("get", "list", "watch"):
         want.add(("cluster", GROUP, "patches", v, None))
     want.add(("cluster", GROUP, "patches/status", "patch", None))

@@ -234,7 +234,7 @@ impl Metrics {
         let devices_last_seen = Family::<NamespaceLabels, Instant>::default();
         registry.register_with_unit(
             "ringmaster_devices_last_seen_timestamp",
-            "The newest check-in (status.lastSeen) of any ManagedDevice of the namespace, in Unix seconds",
+            "The newest check-in (status.lastSeen or the device's Lease renewal, whichever is later) of any ManagedDevice of the namespace, in Unix seconds",
             Unit::Seconds,
             devices_last_seen.clone(),
         );
@@ -443,7 +443,7 @@ impl Metrics {
             let Some(name) = dev.metadata.name.as_deref() else {
                 continue;
             };
-            let seen = dev.status.as_ref().and_then(|s| s.last_seen);
+            let seen = crate::contract::last_seen(dev, &objects.check_ins);
             newest_seen = newest_seen.max(seen);
             let summary = changed
                 .get(name)
