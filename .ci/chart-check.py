@@ -289,6 +289,8 @@ def expected_agent_grants(exp):
     for v in ("get", "list", "watch", "create", "patch"):
         want.add((ns, GROUP, "manageddevices", v, None))
     want.add((ns, GROUP, "manageddevices/status", "patch", None))
+    for v in ("get", "create", "patch"):
+        want.add((ns, "coordination.k8s.io", "leases", v, None))
     for v in ("get", "list", "watch"):
         want.add(("cluster", GROUP, "patches", v, None))
     return want
@@ -309,6 +311,8 @@ def expected_node_agent_grants(exp):
     for v in ("get", "list", "watch", "create"):
         want.add((ns, GROUP, "manageddevices", v, None))
     want.add((ns, GROUP, "manageddevices/status", "patch", None))
+    for v in ("get", "create", "patch"):
+        want.add((ns, "coordination.k8s.io", "leases", v, None))
     return want
 
 
