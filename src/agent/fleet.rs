@@ -449,8 +449,11 @@ impl<'a> Running<'a> {
                     continue;
                 }
                 Sent::Renewal(Err(e)) => {
+                    // The next check-in writes the status (with lastSeen) instead, as
+                    // before Leases: a fleet whose RBAC predates them still checks in.
                     stats.renew_errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(device = %slot.name, error = %e, "check-in failed; tried again at the next check-in");
+                    slot.unsent = true;
+                    warn!(device = %slot.name, error = %e, "check-in Lease not renewed; the next check-in writes lastSeen instead");
                     continue;
                 }
             };
@@ -811,6 +814,17 @@ mod tests {
             None,
             "the renewal was a check-in"
         );
+        // A renewal that fails is made up for by a status write at the next check-in.
+        let next = due.checked_add(SignedDuration::from_mins(5)).expect("ts");
+        assert_eq!(running.check_in(0, next), Some((0, Write::Renew)));
+        running.record(vec![(0, Sent::Renewal(Err(RenewError::TimedOut)))], next);
+        let retry = next.checked_add(SignedDuration::from_secs(30)).expect("ts");
+        let fallback = running.check_in(0, retry).map(|(_, w)| w);
+        assert!(matches!(fallback, Some(Write::Status(_))), "{fallback:?}");
+        running.record(vec![(0, Sent::Status(Ok(())))], retry);
+        let after = retry
+            .checked_add(SignedDuration::from_secs(30))
+            .expect("ts");
         // A report that changed is a status write again, heartbeat or not.
         running.slots[0].device.ensure_patches(["KB2"]);
         running.slots[0].unsent = true;

@@ -424,6 +424,23 @@ async fn a_heartbeat_with_nothing_new_renews_the_lease_and_writes_no_status() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_whose_lease_cannot_be_renewed_writes_last_seen_as_before() {
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    let mut w = world("no-lease", json!({}), catalog, demo_pm("1.0-1", &["1.0-2"]));
+    w.agent.check_in(ts(NOW)).await.expect("check-in");
+    // The agent may not write Leases (its RBAC predates them), or the server fails.
+    let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/{DEVICE}");
+    w.fake.break_path(&lease_path);
+    let beat = "2026-11-24T21:05:00Z";
+    w.agent.check_in(ts(beat)).await.expect("check-in");
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
+    assert_eq!(device["status"]["lastSeen"], beat, "checked in by status");
+}
+
+#[tokio::test]
 async fn an_install_is_announced_first_pinned_to_the_smallest_fixed_version_and_read_back() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
     let mut w = world(

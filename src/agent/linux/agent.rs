@@ -72,9 +72,6 @@ pub enum TickError {
     /// The state file could not be written.
     #[error(transparent)]
     State(#[from] super::state::StateError),
-    /// The check-in Lease could not be renewed.
-    #[error(transparent)]
-    CheckIn(#[from] crate::agent::lease::RenewError),
 }
 
 fn kube_err(what: &'static str) -> impl FnOnce(kube::Error) -> TickError {
@@ -311,7 +308,8 @@ impl Agent {
     /// Sends the reports, `lastSeen`, `rebootPending` and `agent` when one of them
     /// changed: a merge patch of the status subresource, never `spec`, never
     /// `status.compliance`. With nothing changed, a heartbeat that is due renews the
-    /// device's check-in Lease instead (no ManagedDevice write).
+    /// device's check-in Lease instead (no ManagedDevice write), or, if that fails,
+    /// writes the status with `lastSeen` as agents did before Leases.
     async fn write_status(
         &mut self,
         device: &ManagedDevice,
@@ -328,11 +326,17 @@ impl Agent {
         let heartbeat_due = self
             .checked_in_at
             .is_none_or(|at| now.duration_since(at).unsigned_abs() >= self.config.heartbeat);
-        if same {
-            if heartbeat_due {
-                self.renew(device, now).await?;
-            }
+        if same && !heartbeat_due {
             return Ok(());
+        }
+        if same {
+            // An agent whose RBAC predates check-in Leases still checks in, as before.
+            match self.renew(device, now).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(error = %e, "could not renew the check-in Lease; writing lastSeen instead")
+                }
+            }
         }
         let body = json!({
             "status": {
@@ -356,7 +360,11 @@ impl Agent {
 
     /// Renews the device's check-in Lease at `now`, held by the agent the device's
     /// `ringmaster.dev/agent` annotation names (else by what `status.agent` says).
-    async fn renew(&mut self, device: &ManagedDevice, now: Timestamp) -> Result<(), TickError> {
+    async fn renew(
+        &mut self,
+        device: &ManagedDevice,
+        now: Timestamp,
+    ) -> Result<(), crate::agent::lease::RenewError> {
         let holder = device
             .metadata
             .annotations
