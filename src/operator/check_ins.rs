@@ -161,11 +161,13 @@ impl CheckInStore {
 }
 
 /// Starts the Lease watches (one, or one per namespace), labelled [`CHECK_IN_LABEL`];
-/// `changed` is told what each event means for reconciles.
+/// `changed` is told what each event means for reconciles, and `renewed` of every
+/// check-in seen (namespace, instant), reconciled or not.
 pub fn start(
     client: &Client,
     namespaces: Option<&[String]>,
     changed: impl Fn(Change) + Clone + Send + Sync + 'static,
+    renewed: impl Fn(&str, Timestamp) + Clone + Send + Sync + 'static,
 ) -> (CheckInStore, Vec<JoinHandle<()>>) {
     let mut store = CheckInStore::default();
     let scopes: Vec<Option<String>> = match namespaces {
@@ -180,7 +182,7 @@ pub fn start(
         };
         let (ready_tx, ready_rx) = watch::channel(false);
         store.ready.push(ready_rx);
-        let (store, changed) = (store.clone(), changed.clone());
+        let (store, changed, renewed) = (store.clone(), changed.clone(), renewed.clone());
         tasks.push(tokio::spawn(async move {
             let config = watcher::Config::default().labels(CHECK_IN_LABEL);
             let stream = watcher(api, config).backoff(super::stores::watch_backoff());
@@ -196,7 +198,14 @@ pub fn start(
                 };
                 debug!(kind = "Lease", event = %ev, "watch event");
                 let change = match ev {
-                    watcher::Event::Apply(l) => store.apply(&l),
+                    watcher::Event::Apply(l) => {
+                        if let (Some(ns), Some((_, at))) =
+                            (l.metadata.namespace.as_deref(), contract::check_in(&l))
+                        {
+                            renewed(ns, at);
+                        }
+                        store.apply(&l)
+                    }
                     watcher::Event::Delete(l) => store.delete(&l),
                     watcher::Event::Init => {
                         listing.clear();

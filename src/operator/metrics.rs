@@ -416,6 +416,20 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// A device of `ns` checked in at `at` by renewing its Lease. Renewals do not
+    /// reconcile, so the namespace's newest check-in
+    /// (`ringmaster_devices_last_seen_timestamp`) moves here between passes.
+    pub fn checked_in(&self, ns: &str, at: Timestamp) {
+        let labels = NamespaceLabels {
+            namespace: ns.to_string(),
+        };
+        let gauge = self.devices_last_seen.get_or_create(&labels);
+        let seconds = unix_seconds(at);
+        if seconds > gauge.get() {
+            gauge.set(seconds);
+        }
+    }
+
     /// Sets a namespace's gauges from what its reconcile at `at` decided, and removes its
     /// series that no longer exist.
     pub fn tenant(&self, objects: &Objects, d: &Decisions, at: Timestamp) {

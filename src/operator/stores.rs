@@ -355,19 +355,24 @@ pub fn start(
     }
 
     let observer = Arc::new(InstallObserver {
-        metrics,
+        metrics: Arc::clone(&metrics),
         leading,
         policies: policies.clone(),
         patches: patches.clone(),
     });
     let check_ins = {
         let triggers = Arc::clone(&triggers);
-        let (store, check_in_tasks) =
-            check_ins::start(client, namespaces, move |change| match change {
+        let metrics = Arc::clone(&metrics);
+        let (store, check_in_tasks) = check_ins::start(
+            client,
+            namespaces,
+            move |change| match change {
                 Change::Quiet => {}
                 Change::Trigger(ns) => triggers.namespace(&ns),
                 Change::Relisted(list) => list.iter().for_each(|ns| triggers.namespace(ns)),
-            });
+            },
+            move |ns, at| metrics.checked_in(ns, at),
+        );
         watch.tasks.extend(check_in_tasks);
         store
     };

@@ -426,6 +426,18 @@ async fn a_lease_renewal_in_time_is_no_reconcile_and_no_write() {
         reconciles,
         "a renewal in time triggers no reconcile"
     );
+    // The namespace's newest check-in moves all the same.
+    let newest = op
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} "#)
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        })
+        .expect("the last-seen metric");
+    let last = (now + SignedDuration::from_secs(180)).as_second() as f64;
+    assert!(newest >= last, "{newest} < {last}");
     assert_eq!(
         fake.writes().len(),
         writes,
