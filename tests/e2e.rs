@@ -1805,6 +1805,28 @@ spec: {{hostname: {name}.e2e.local}}
             assert_eq!(halted.rings[1].phase, RingPhase::Pending, "pilot never started");
             let silent = env.report_of("it-silent").await.expect("a report");
             assert_eq!((silent.state, silent.attempts), (PatchState::Missing, 0));
+
+            // With nothing new to report, the agent checks in by its Lease: renewed every
+            // second, while the device's status (and its lastSeen) stays as it was.
+            let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+                Api::namespaced(env.client.clone(), &env.ns);
+            let renewed_at = |l: &k8s_openapi::api::coordination::v1::Lease| {
+                ringmaster::contract::check_in(l).map(|(_, at)| at)
+            };
+            let first = eventually("the agent's check-in Lease", Duration::from_secs(20), || async {
+                renewed_at(&leases.get("it-agent").await.ok()?)
+            })
+            .await;
+            let seen = |d: &ManagedDevice| d.status.as_ref().and_then(|s| s.last_seen);
+            let status_before = env.devices().await.get("it-agent").and_then(seen);
+            let later = eventually("the Lease is renewed", Duration::from_secs(20), || async {
+                renewed_at(&leases.get("it-agent").await.ok()?).filter(|t| *t > first)
+            })
+            .await;
+            agents.all_running();
+            let device = env.devices().await["it-agent"].clone();
+            assert_eq!(seen(&device), status_before, "no status write for a heartbeat");
+            assert!(status_before < Some(later), "the Lease is the later check-in");
             drop(agents);
         })
         .await;
