@@ -876,6 +876,8 @@ def check_admission(render, docs, exp):
         return
     ours = dict(apiGroups=[GROUP], apiVersions=["v1alpha1"], operations=["CREATE", "UPDATE"])
     want_policies = [("device-agent", dict(ours, resources=["manageddevices", "manageddevices/status"]), True),
+                     ("device-lease", dict(apiGroups=["coordination.k8s.io"], apiVersions=["v1"],
+                                           operations=["CREATE", "UPDATE"], resources=["leases"]), True),
                      ("exception-approval", dict(ours, resources=["patchexceptions"]), True),
                      ("lever-objects", dict(ours, resources=["patchapprovals", "patchfreezes"]), True),
                      ("rollout-levers", dict(ours, resources=["patchrollouts"]), True)]
@@ -921,10 +923,11 @@ def check_admission(render, docs, exp):
                 fail(render, f"binding {name}: namespaceSelector {ns_sel}, want the watched namespaces")
         elif ns_sel:
             fail(render, f"binding {name}: namespaceSelector {ns_sel} with every namespace watched")
-    operator = [v for v in policies.get(f"{FULLNAME}-device-agent", {}).get("spec", {}).get("variables", [])
-                if v["name"] == "operatorUsername"]
-    if operator and operator[0]["expression"] != json.dumps(f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA[2]}"):
-        fail(render, f"operatorUsername is {operator[0]['expression']}")
+    for short in ("device-agent", "device-lease"):
+        operator = [v for v in policies.get(f"{FULLNAME}-{short}", {}).get("spec", {}).get("variables", [])
+                    if v["name"] == "operatorUsername"]
+        if operator and operator[0]["expression"] != json.dumps(f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA[2]}"):
+            fail(render, f"{short}: operatorUsername is {operator[0]['expression']}")
     # The node agent's user name: the policies know it exactly when node mode is on.
     want_user = json.dumps(NODE_AGENT_USER if exp["node"] is not None else "")
     for name, p in policies.items():

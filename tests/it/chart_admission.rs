@@ -534,6 +534,165 @@ fn the_operator_and_people_are_not_agents() {
     }
 }
 
+// ---- the device-lease policy: agents' check-in Leases ----
+
+/// The device-lease policy (node mode off unless `node_agent` is given).
+fn lease_policy(node_agent: &str) -> Policy {
+    load(
+        "device-lease",
+        &[
+            (
+                "agentUsernamePrefix",
+                cel_string(&default_value("agentUsernamePrefix")),
+            ),
+            ("agentGroup", cel_string(&default_value("agentGroup"))),
+            ("operatorUsername", cel_string(OPERATOR)),
+            ("nodeAgentUsername", cel_string(node_agent)),
+        ],
+    )
+}
+
+/// Device `name`'s check-in Lease, held by `holder`, labelled for `labelled`.
+fn check_in(name: &str, labelled: Option<&str>, holder: &str, renewed: &str) -> Json {
+    let mut l = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "fleet"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 900, "renewTime": renewed},
+    });
+    if let Some(d) = labelled {
+        l["metadata"]["labels"] = json!({"ringmaster.dev/device": d});
+    }
+    l
+}
+
+#[test]
+fn an_agent_creates_and_renews_the_check_in_it_holds() {
+    let p = lease_policy("");
+    let me = agent(AGENT);
+    let first = check_in(
+        "laptop-17",
+        Some("laptop-17"),
+        AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_admitted(
+        admit(&p, "CREATE", &me, &first, None),
+        "creating its check-in",
+    );
+    let renewed = check_in(
+        "laptop-17",
+        Some("laptop-17"),
+        AGENT,
+        "2026-11-01T10:05:00.000000Z",
+    );
+    assert_admitted(
+        admit(&p, "UPDATE", &me, &renewed, Some(&first)),
+        "renewing its check-in",
+    );
+}
+
+#[test]
+fn an_agent_may_not_write_another_agents_check_in_or_a_lease_that_is_none() {
+    let p = lease_policy("");
+    let me = agent(AGENT);
+    let theirs = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        OTHER_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    let taken = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        AGENT,
+        "2026-11-01T10:05:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "UPDATE", &me, &taken, Some(&theirs)),
+        "taking over another agent's check-in",
+        "held by another agent",
+    );
+    let as_other = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        OTHER_AGENT,
+        "2026-11-01T10:05:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &me, &as_other, None),
+        "a check-in held in another agent's name",
+        "only write check-in Leases it holds",
+    );
+    let unlabelled = check_in("laptop-17", None, AGENT, "2026-11-01T10:00:00.000000Z");
+    assert_refused(
+        admit(&p, "CREATE", &me, &unlabelled, None),
+        "a Lease that is no check-in",
+        "only write check-in Leases",
+    );
+    let mislabelled = check_in(
+        "laptop-17",
+        Some("laptop-18"),
+        AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &me, &mislabelled, None),
+        "a Lease labelled for another device",
+        "only write check-in Leases",
+    );
+}
+
+#[test]
+fn people_and_the_operator_write_leases_untouched_by_the_lease_policy() {
+    let p = lease_policy("");
+    let leader = check_in(
+        "ringmaster-leader",
+        None,
+        "ringmaster-0",
+        "2026-11-01T10:00:00.000000Z",
+    );
+    let op = user(
+        OPERATOR,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ringmaster-system",
+        ],
+    );
+    assert_admitted(admit(&p, "CREATE", &op, &leader, None), "the leader Lease");
+    let alice = user("alice@example.com", &["platform-team"]);
+    let theirs = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        OTHER_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_admitted(admit(&p, "CREATE", &alice, &theirs, None), "a person");
+}
+
+#[test]
+fn a_node_agent_renews_only_its_nodes_check_in() {
+    let p = lease_policy(NODE_AGENT);
+    let me = node_agent(Some("worker-1"));
+    let mine = check_in(
+        "worker-1",
+        Some("worker-1"),
+        NODE_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_admitted(admit(&p, "CREATE", &me, &mine, None), "its node's check-in");
+    let theirs = check_in(
+        "worker-2",
+        Some("worker-2"),
+        NODE_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &me, &theirs, None),
+        "another node's check-in",
+        "named like its node, worker-1",
+    );
+}
+
 // ---- node agents (agent.nodeMode): one ServiceAccount, told apart by their nodes ----
 
 const NODE_AGENT: &str = "system:serviceaccount:ringmaster-system:ringmaster-node-agent";
