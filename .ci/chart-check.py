@@ -908,6 +908,8 @@ def check_admission(render, docs, exp):
             fail(render, f"{name}: the rendered variables do not end with files/admission/{short}.yaml's")
         if spec.get("validations") != src["validations"]:
             fail(render, f"{name}: the rendered validations are not files/admission/{short}.yaml's")
+        if spec.get("matchConditions") != src.get("matchConditions"):
+            fail(render, f"{name}: the rendered matchConditions are not files/admission/{short}.yaml's")
         for v in variables:
             if not v.get("expression"):
                 fail(render, f"{name}: variable {v.get('name')} has no expression")

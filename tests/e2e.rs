@@ -2117,6 +2117,7 @@ async fn chart_policy_on(
             "matchConstraints": {"resourceRules": [{"apiGroups": [group],
                 "apiVersions": [version], "operations": ["CREATE", "UPDATE"],
                 "resources": resources}]},
+            "matchConditions": parsed.get("matchConditions").cloned().unwrap_or(json!([])),
             "variables": variables,
             "validations": parsed["validations"],
         }

@@ -39,7 +39,11 @@ struct Validation {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PolicyFile {
+    /// Rendered as they are; a request they do not all match is not evaluated.
+    #[serde(default)]
+    match_conditions: Vec<Variable>,
     variables: Vec<Variable>,
     validations: Vec<Validation>,
 }
@@ -48,6 +52,7 @@ struct PolicyFile {
 struct Policy {
     /// The names of the variables the template defines from values.
     from_values: Vec<String>,
+    match_conditions: Vec<Variable>,
     variables: Vec<Variable>,
     validations: Vec<Validation>,
 }
@@ -85,6 +90,7 @@ fn load(name: &str, from_values: &[(&str, String)]) -> Policy {
     variables.extend(file.variables);
     Policy {
         from_values: from_values.iter().map(|(n, _)| n.to_string()).collect(),
+        match_conditions: file.match_conditions,
         variables,
         validations: file.validations,
     }
@@ -209,6 +215,15 @@ fn admit(
     ctx.add_variable_from_value("object", to_cel(object));
     ctx.add_variable_from_value("oldObject", old_object.map(to_cel).unwrap_or(Value::Null));
     ctx.add_variable_from_value("request", request);
+
+    // A request the match conditions do not all match is not the policy's.
+    for c in &policy.match_conditions {
+        match eval(&c.expression, &ctx) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => return Ok(()),
+            other => panic!("match condition {}: {other:?}", c.name),
+        }
+    }
 
     // Variables in order, each seeing the ones before it (as on the API server, where
     // they are evaluated lazily; none of these may fail).
@@ -623,10 +638,22 @@ fn an_agent_may_not_write_another_agents_check_in_or_a_lease_that_is_none() {
         "a check-in held in another agent's name",
         "only write check-in Leases it holds",
     );
+    // Unlabelled, a Lease is no check-in: the policy (its match conditions) leaves it
+    // alone, and the operator does not read it. Dropping the label of a check-in is not.
     let unlabelled = check_in("laptop-17", None, AGENT, "2026-11-01T10:00:00.000000Z");
-    assert_refused(
+    assert_admitted(
         admit(&p, "CREATE", &me, &unlabelled, None),
         "a Lease that is no check-in",
+    );
+    let checked_in = check_in(
+        "laptop-17",
+        Some("laptop-17"),
+        AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "UPDATE", &me, &unlabelled, Some(&checked_in)),
+        "a check-in's label dropped",
         "only write check-in Leases",
     );
     let mislabelled = check_in(
