@@ -930,4 +930,29 @@ mod tests {
         }
         assert!(text.contains("ringmaster_sla_overdue_pairs{"), "{text}");
     }
+
+    /// The devices' gauges read last seen by the contract's rule: ws-1, four days past
+    /// its lastSeen, renewed its Lease an hour ago.
+    #[test]
+    fn a_device_checked_in_by_its_lease_is_seen_by_the_metrics() {
+        let m = Metrics::new();
+        let mut objects = objects();
+        let mut ins = crate::contract::CheckIns::default();
+        ins.insert("ws-1".into(), ts("2026-11-11T23:30:00Z"));
+        objects.check_ins = Arc::new(ins);
+        m.tenant(&objects, &decisions(true), ts("2026-11-12T00:00:00Z"));
+        let text = m.encode();
+        for line in [
+            r#"ringmaster_devices_unreachable{namespace="acme",policy="ws",tier="default",ring="it"} 0"#,
+            r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} 1794439800.0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        // Renewals between passes move the newest check-in forward, never back.
+        m.checked_in("acme", ts("2026-11-11T23:45:00Z"));
+        m.checked_in("acme", ts("2026-11-11T23:00:00Z"));
+        let line =
+            r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} 1794440700.0"#;
+        assert!(m.encode().contains(line), "{}", m.encode());
+    }
 }
