@@ -6,15 +6,16 @@
 //! minutes), so it does not trigger its namespace: the next pass, whatever wakes it,
 //! reads the instant from here (the engine wakes itself when the first member could turn
 //! unreachable, and sees the renewals made since). Only a renewal that matters at once
-//! triggers: the first check-in of a device, and one after its Lease had expired (the
-//! device may be unreachable now and must be seen back). A deleted Lease triggers too
-//! (the device may now be seen later than the engine assumed).
+//! triggers: the first check-in of a device, and one after its Lease had expired or after
+//! a gap as long as the shortest `unreachableAfter` of its namespace's rings (the device
+//! may be unreachable now and must be seen back). A deleted Lease triggers too (the
+//! device may now be seen later than the engine assumed).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -29,18 +30,22 @@ pub const UNTIMED_LEASE_SECONDS: i32 = 3600;
 
 /// Whether a renewal of a device's check-in to `renewed` (its Lease lasting
 /// `duration_seconds`) must be seen at once: the device had none, or its last one
-/// (`before`) had expired by this renewal. A renewal that moves nothing forward never
-/// matters.
+/// (`before`) had expired by this renewal, or was so old that the device may have been
+/// judged unreachable (`unreachable_after`: the shortest `unreachableAfter` of the
+/// namespace's rings, for rings that wait less than a Lease lasts). A renewal that moves
+/// nothing forward never matters.
 pub fn renewal_matters(
     before: Option<Timestamp>,
     renewed: Timestamp,
     duration_seconds: Option<i32>,
+    unreachable_after: Option<SignedDuration>,
 ) -> bool {
     match before {
         None => true,
         Some(before) => {
             let lasts = duration_seconds.unwrap_or(UNTIMED_LEASE_SECONDS);
-            renewed > before && contract::lease_expired(before, Some(lasts), renewed)
+            let away = unreachable_after.is_some_and(|a| renewed.duration_since(before) >= a);
+            renewed > before && (contract::lease_expired(before, Some(lasts), renewed) || away)
         }
     }
 }
@@ -81,8 +86,9 @@ impl CheckInStore {
             .unwrap_or_default()
     }
 
-    /// Notes a Lease as applied (created or renewed).
-    pub fn apply(&self, lease: &Lease) -> Change {
+    /// Notes a Lease as applied (created or renewed); `unreachable_after` is the shortest
+    /// `unreachableAfter` of its namespace's rings (see [`renewal_matters`]).
+    pub fn apply(&self, lease: &Lease, unreachable_after: Option<SignedDuration>) -> Change {
         let (Some(ns), Some((device, renewed))) = (
             lease.metadata.namespace.as_deref(),
             contract::check_in(lease),
@@ -99,7 +105,7 @@ impl CheckInStore {
         }
         Arc::make_mut(ins).insert(device.to_string(), renewed);
         let lasts = lease.spec.as_ref().and_then(|s| s.lease_duration_seconds);
-        if renewal_matters(before, renewed, lasts) {
+        if renewal_matters(before, renewed, lasts, unreachable_after) {
             Change::Trigger(ns.to_string())
         } else {
             Change::Quiet
@@ -160,15 +166,27 @@ impl CheckInStore {
     }
 }
 
-/// Starts the Lease watches (one, or one per namespace), labelled [`CHECK_IN_LABEL`];
-/// `changed` is told what each event means for reconciles, and `renewed` of every
-/// check-in seen (namespace, instant), reconciled or not.
-pub fn start(
+/// What the Lease watches tell, and what they ask.
+pub struct Hooks<C, R, U> {
+    /// Told what each event means for reconciles.
+    pub changed: C,
+    /// Told of every check-in seen (namespace, instant), reconciled or not.
+    pub renewed: R,
+    /// Asked for the shortest `unreachableAfter` of a namespace's rings.
+    pub unreachable_after: U,
+}
+
+/// Starts the Lease watches (one, or one per namespace), labelled [`CHECK_IN_LABEL`].
+pub fn start<C, R, U>(
     client: &Client,
     namespaces: Option<&[String]>,
-    changed: impl Fn(Change) + Clone + Send + Sync + 'static,
-    renewed: impl Fn(&str, Timestamp) + Clone + Send + Sync + 'static,
-) -> (CheckInStore, Vec<JoinHandle<()>>) {
+    hooks: Hooks<C, R, U>,
+) -> (CheckInStore, Vec<JoinHandle<()>>)
+where
+    C: Fn(Change) + Clone + Send + Sync + 'static,
+    R: Fn(&str, Timestamp) + Clone + Send + Sync + 'static,
+    U: Fn(&str) -> Option<SignedDuration> + Clone + Send + Sync + 'static,
+{
     let mut store = CheckInStore::default();
     let scopes: Vec<Option<String>> = match namespaces {
         Some(list) => list.iter().cloned().map(Some).collect(),
@@ -182,7 +200,9 @@ pub fn start(
         };
         let (ready_tx, ready_rx) = watch::channel(false);
         store.ready.push(ready_rx);
-        let (store, changed, renewed) = (store.clone(), changed.clone(), renewed.clone());
+        let store = store.clone();
+        let (changed, renewed) = (hooks.changed.clone(), hooks.renewed.clone());
+        let unreachable_after = hooks.unreachable_after.clone();
         tasks.push(tokio::spawn(async move {
             let config = watcher::Config::default().labels(CHECK_IN_LABEL);
             let stream = watcher(api, config).backoff(super::stores::watch_backoff());
@@ -199,12 +219,11 @@ pub fn start(
                 debug!(kind = "Lease", event = %ev, "watch event");
                 let change = match ev {
                     watcher::Event::Apply(l) => {
-                        if let (Some(ns), Some((_, at))) =
-                            (l.metadata.namespace.as_deref(), contract::check_in(&l))
-                        {
+                        let ns = l.metadata.namespace.as_deref().unwrap_or_default();
+                        if let Some((_, at)) = contract::check_in(&l) {
                             renewed(ns, at);
                         }
-                        store.apply(&l)
+                        store.apply(&l, unreachable_after(ns))
                     }
                     watcher::Event::Delete(l) => store.delete(&l),
                     watcher::Event::Init => {
@@ -261,18 +280,18 @@ mod tests {
     #[test]
     fn only_a_first_check_in_or_one_after_an_expired_lease_triggers() {
         let store = CheckInStore::default();
-        let first = store.apply(&lease("ws-1", "2026-11-24T21:00:00Z"));
+        let first = store.apply(&lease("ws-1", "2026-11-24T21:00:00Z"), None);
         assert_eq!(first, Change::Trigger("fleet".into()), "first check-in");
-        let renewed = store.apply(&lease("ws-1", "2026-11-24T21:05:00Z"));
+        let renewed = store.apply(&lease("ws-1", "2026-11-24T21:05:00Z"), None);
         assert_eq!(renewed, Change::Quiet, "a renewal in time");
         assert_eq!(
             store.in_namespace("fleet").get("ws-1"),
             Some(t("2026-11-24T21:05:00Z")),
             "kept for the next pass"
         );
-        let again = store.apply(&lease("ws-1", "2026-11-24T21:05:00Z"));
+        let again = store.apply(&lease("ws-1", "2026-11-24T21:05:00Z"), None);
         assert_eq!(again, Change::Quiet, "nothing moved");
-        let back = store.apply(&lease("ws-1", "2026-11-24T21:20:00Z"));
+        let back = store.apply(&lease("ws-1", "2026-11-24T21:20:00Z"), None);
         assert_eq!(back, Change::Trigger("fleet".into()), "15 minutes: expired");
         let gone = store.delete(&lease("ws-1", "2026-11-24T21:20:00Z"));
         assert_eq!(gone, Change::Trigger("fleet".into()));
@@ -284,18 +303,49 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_after_a_rings_unreachable_after_triggers_even_within_the_lease() {
+        // A ring that gives up after 5 minutes, Leases that last 15.
+        let store = CheckInStore::default();
+        let five = Some(SignedDuration::from_mins(5));
+        store.apply(&lease("ws-1", "2026-11-24T21:00:00Z"), five);
+        let soon = store.apply(&lease("ws-1", "2026-11-24T21:04:00Z"), five);
+        assert_eq!(soon, Change::Quiet);
+        let back = store.apply(&lease("ws-1", "2026-11-24T21:10:00Z"), five);
+        assert_eq!(
+            back,
+            Change::Trigger("fleet".into()),
+            "maybe unreachable meanwhile"
+        );
+        let (at_nine, four_past, quarter_past) = (
+            t("2026-11-24T21:00:00Z"),
+            t("2026-11-24T21:04:00Z"),
+            t("2026-11-24T21:15:00Z"),
+        );
+        assert!(!renewal_matters(Some(at_nine), four_past, Some(900), None));
+        assert!(
+            renewal_matters(Some(at_nine), quarter_past, Some(900), None),
+            "expired"
+        );
+        assert!(renewal_matters(None, at_nine, Some(900), None), "the first");
+        assert!(
+            !renewal_matters(Some(quarter_past), at_nine, Some(900), five),
+            "a renewal that goes back"
+        );
+    }
+
+    #[test]
     fn a_lease_that_is_no_check_in_is_ignored() {
         let store = CheckInStore::default();
         let mut other = lease("ws-1", "2026-11-24T21:00:00Z");
         other.metadata.labels = Some([(CHECK_IN_LABEL.to_string(), "ws-2".into())].into());
-        assert_eq!(store.apply(&other), Change::Quiet);
+        assert_eq!(store.apply(&other, None), Change::Quiet);
         assert!(store.in_namespace("fleet").is_empty());
     }
 
     #[test]
     fn a_relist_replaces_what_its_scope_held() {
         let store = CheckInStore::default();
-        store.apply(&lease("ws-1", "2026-11-24T21:00:00Z"));
+        store.apply(&lease("ws-1", "2026-11-24T21:00:00Z"), None);
         let mut listed = CheckIns::default();
         listed.insert("ws-2".into(), t("2026-11-24T21:00:00Z"));
         let change = store.relisted(None, [("fleet".to_string(), listed)].into());

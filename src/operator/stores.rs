@@ -363,16 +363,23 @@ pub fn start(
     let check_ins = {
         let triggers = Arc::clone(&triggers);
         let metrics = Arc::clone(&metrics);
-        let (store, check_in_tasks) = check_ins::start(
-            client,
-            namespaces,
-            move |change| match change {
+        let rings = rings.clone();
+        let hooks = check_ins::Hooks {
+            changed: move |change| match change {
                 Change::Quiet => {}
                 Change::Trigger(ns) => triggers.namespace(&ns),
                 Change::Relisted(list) => list.iter().for_each(|ns| triggers.namespace(ns)),
             },
-            move |ns, at| metrics.checked_in(ns, at),
-        );
+            renewed: move |ns: &str, at| metrics.checked_in(ns, at),
+            unreachable_after: move |ns: &str| {
+                rings
+                    .in_namespace(ns)
+                    .iter()
+                    .map(|r| engine::rollout::unreachable_after(Some(&r.spec)).span())
+                    .min()
+            },
+        };
+        let (store, check_in_tasks) = check_ins::start(client, namespaces, hooks);
         watch.tasks.extend(check_in_tasks);
         store
     };
