@@ -268,6 +268,9 @@ def expected_operator_grants(exp):
         want.add((scope, GROUP, "patchreports/status", "update", None))
         want.add((scope, "events.k8s.io", "events", "create", None))
         want.add((scope, "events.k8s.io", "events", "patch", None))
+        # The devices' check-in Leases, read only.
+        for v in ("get", "list", "watch"):
+            want.add((scope, "coordination.k8s.io", "leases", v, None))
     for v in ("get", "list", "watch"):
         want.add(("cluster", GROUP, "patches", v, None))
     want.add(("cluster", GROUP, "patches/status", "patch", None))
@@ -291,6 +294,8 @@ def expected_agent_grants(exp):
     for v in ("get", "list", "watch", "create", "patch"):
         want.add((ns, GROUP, "manageddevices", v, None))
     want.add((ns, GROUP, "manageddevices/status", "patch", None))
+    for v in ("get", "create", "patch"):
+        want.add((ns, "coordination.k8s.io", "leases", v, None))
     for v in ("get", "list", "watch"):
         want.add(("cluster", GROUP, "patches", v, None))
     return want
@@ -311,6 +316,8 @@ def expected_node_agent_grants(exp):
     for v in ("get", "list", "watch", "create"):
         want.add((ns, GROUP, "manageddevices", v, None))
     want.add((ns, GROUP, "manageddevices/status", "patch", None))
+    for v in ("get", "create", "patch"):
+        want.add((ns, "coordination.k8s.io", "leases", v, None))
     return want
 
 
@@ -877,6 +884,8 @@ def check_admission(render, docs, exp):
         return
     ours = dict(apiGroups=[GROUP], apiVersions=["v1alpha1"], operations=["CREATE", "UPDATE"])
     want_policies = [("device-agent", dict(ours, resources=["manageddevices", "manageddevices/status"]), True),
+                     ("device-lease", dict(apiGroups=["coordination.k8s.io"], apiVersions=["v1"],
+                                           operations=["CREATE", "UPDATE"], resources=["leases"]), True),
                      ("exception-approval", dict(ours, resources=["patchexceptions"]), True),
                      ("lever-objects", dict(ours, resources=["patchapprovals", "patchfreezes"]), True),
                      ("rollout-levers", dict(ours, resources=["patchrollouts"]), True)]
@@ -907,6 +916,8 @@ def check_admission(render, docs, exp):
             fail(render, f"{name}: the rendered variables do not end with files/admission/{short}.yaml's")
         if spec.get("validations") != src["validations"]:
             fail(render, f"{name}: the rendered validations are not files/admission/{short}.yaml's")
+        if spec.get("matchConditions") != src.get("matchConditions"):
+            fail(render, f"{name}: the rendered matchConditions are not files/admission/{short}.yaml's")
         for v in variables:
             if not v.get("expression"):
                 fail(render, f"{name}: variable {v.get('name')} has no expression")
@@ -922,10 +933,11 @@ def check_admission(render, docs, exp):
                 fail(render, f"binding {name}: namespaceSelector {ns_sel}, want the watched namespaces")
         elif ns_sel:
             fail(render, f"binding {name}: namespaceSelector {ns_sel} with every namespace watched")
-    operator = [v for v in policies.get(f"{FULLNAME}-device-agent", {}).get("spec", {}).get("variables", [])
-                if v["name"] == "operatorUsername"]
-    if operator and operator[0]["expression"] != json.dumps(f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA[2]}"):
-        fail(render, f"operatorUsername is {operator[0]['expression']}")
+    for short in ("device-agent", "device-lease"):
+        operator = [v for v in policies.get(f"{FULLNAME}-{short}", {}).get("spec", {}).get("variables", [])
+                    if v["name"] == "operatorUsername"]
+        if operator and operator[0]["expression"] != json.dumps(f"system:serviceaccount:{RELEASE_NS}:{OPERATOR_SA[2]}"):
+            fail(render, f"{short}: operatorUsername is {operator[0]['expression']}")
     # The node agent's user name: the policies know it exactly when node mode is on.
     want_user = json.dumps(NODE_AGENT_USER if exp["node"] is not None else "")
     for name, p in policies.items():

@@ -26,13 +26,115 @@
 //! attempt counts as failed with [`FailReason::TimedOut`], and the ring's gates count it
 //! like any other failure. A result that comes later is still taken.
 //!
+//! **Liveness.** A device checks in by renewing its Lease (see [`CheckIns`]): a small
+//! write that is not a `ManagedDevice` write. Its agent writes `status` only when
+//! something changed, with `lastSeen`. When the device was last seen is the later of the
+//! two ([`last_seen`]).
+//!
 //! `docs/agent-contract.md` says the same for agent authors, with a complete agent in
 //! shell. Everything here is pure: `now` is a parameter.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
 use sha2::{Digest, Sha256};
 
-use crate::api::{DevicePatchStatus, DevicePlan, Duration, PatchState, PlanEntry};
+use crate::api::{DevicePatchStatus, DevicePlan, Duration, ManagedDevice, PatchState, PlanEntry};
+
+/// The label on a device's check-in Lease; its value is the device's name, as is the
+/// Lease's own name (the operator watches only Leases with this label).
+pub const CHECK_IN_LABEL: &str = "ringmaster.dev/device";
+
+/// How many heartbeats a check-in Lease lasts (`spec.leaseDurationSeconds`): a device
+/// that misses this many renewals in a row has let its Lease expire.
+pub const LEASE_HEARTBEATS: i32 = 3;
+
+/// The devices' check-ins by Lease: per device name, when its agent last renewed the
+/// device's Lease (`coordination.k8s.io/v1`, in the device's namespace, named as the
+/// device and labelled [`CHECK_IN_LABEL`] with the same name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckIns {
+    by_device: HashMap<String, Timestamp>,
+}
+
+/// No check-ins at all (a world without Leases: the simulator, reports from files).
+static NO_CHECK_INS: std::sync::LazyLock<CheckIns> = std::sync::LazyLock::new(CheckIns::default);
+
+impl CheckIns {
+    /// No check-ins at all, to borrow.
+    pub fn none() -> &'static CheckIns {
+        &NO_CHECK_INS
+    }
+
+    /// The check-in of the device named `device`, if its Lease was ever renewed.
+    pub fn get(&self, device: &str) -> Option<Timestamp> {
+        self.by_device.get(device).copied()
+    }
+
+    /// Notes a device's check-in; returns the one it replaces.
+    pub fn insert(&mut self, device: String, at: Timestamp) -> Option<Timestamp> {
+        self.by_device.insert(device, at)
+    }
+
+    /// Forgets a device's check-in (its Lease was deleted).
+    pub fn remove(&mut self, device: &str) -> Option<Timestamp> {
+        self.by_device.remove(device)
+    }
+
+    /// How many devices have a check-in.
+    pub fn len(&self) -> usize {
+        self.by_device.len()
+    }
+
+    /// Whether no device has one.
+    pub fn is_empty(&self) -> bool {
+        self.by_device.is_empty()
+    }
+
+    /// The check-ins of these Leases (each one's [`check_in`]; others are left out).
+    pub fn from_leases<'l>(leases: impl IntoIterator<Item = &'l Lease>) -> Self {
+        let by_device = leases
+            .into_iter()
+            .filter_map(check_in)
+            .map(|(name, at)| (name.to_string(), at))
+            .collect();
+        Self { by_device }
+    }
+}
+
+/// The device a Lease is the check-in of, and when it was last renewed
+/// (`spec.renewTime`, else `spec.acquireTime`): None for a Lease that is not a device's
+/// check-in (not labelled [`CHECK_IN_LABEL`] with its own name) or was never renewed.
+pub fn check_in(lease: &Lease) -> Option<(&str, Timestamp)> {
+    let name = lease.metadata.name.as_deref()?;
+    let labelled = lease.metadata.labels.as_ref()?.get(CHECK_IN_LABEL)?;
+    if labelled != name {
+        return None;
+    }
+    let spec = lease.spec.as_ref()?;
+    let at = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?;
+    Some((name, at.0))
+}
+
+/// When a device was last seen: the later of its agent's `status.lastSeen` and its
+/// Lease's last renewal. The one rule for it, read by the engine, the metrics, `why` and
+/// the simulator. None if it never checked in either way.
+pub fn last_seen(device: &ManagedDevice, check_ins: &CheckIns) -> Option<Timestamp> {
+    let reported = device.status.as_ref().and_then(|s| s.last_seen);
+    let leased = match device.metadata.name.as_deref() {
+        Some(name) if !check_ins.is_empty() => check_ins.get(name),
+        _ => None,
+    };
+    reported.max(leased)
+}
+
+/// Whether a check-in Lease renewed at `renewed` for `duration_seconds` had expired by
+/// `at`: its agent missed its renewals (the device may have been judged unreachable, so
+/// its next renewal matters at once). A Lease without a duration never expires.
+pub fn lease_expired(renewed: Timestamp, duration_seconds: Option<i32>, at: Timestamp) -> bool {
+    duration_seconds.is_some_and(|d| at.duration_since(renewed).as_secs() >= i64::from(d))
+}
 
 /// How long an agent has to answer an attempt when its ring does not say (`attemptTimeout`):
 /// a day of maintenance-window time.
@@ -754,5 +856,104 @@ mod tests {
             assert_eq!(digest(r).len(), 16);
         }
         assert_ne!(digest(&bare), digest(&full));
+    }
+
+    fn lease(name: &str, label: Option<&str>, renewed: Option<&str>) -> Lease {
+        use k8s_openapi::api::coordination::v1::LeaseSpec;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let mut l = Lease::default();
+        l.metadata.name = Some(name.into());
+        l.metadata.labels = label.map(|v| [(CHECK_IN_LABEL.to_string(), v.to_string())].into());
+        l.spec = Some(LeaseSpec {
+            renew_time: renewed.map(|r| MicroTime(t(r))),
+            lease_duration_seconds: Some(900),
+            ..LeaseSpec::default()
+        });
+        l
+    }
+
+    fn device_seen(name: &str, seen: Option<&str>) -> ManagedDevice {
+        let mut d = ManagedDevice::new(name, crate::api::ManagedDeviceSpec::default());
+        d.status = Some(crate::api::ManagedDeviceStatus {
+            last_seen: seen.map(t),
+            ..Default::default()
+        });
+        d
+    }
+
+    #[test]
+    fn a_device_was_last_seen_at_the_later_of_its_status_and_its_lease() {
+        let ins = CheckIns::from_leases(&[
+            lease("ws-1", Some("ws-1"), Some(LATER)),
+            lease("ws-2", Some("ws-2"), Some(ISSUED)),
+        ]);
+        assert_eq!(ins.len(), 2);
+        let lease_newer = device_seen("ws-1", Some(ISSUED));
+        assert_eq!(last_seen(&lease_newer, &ins), Some(t(LATER)), "lease newer");
+        let status_newer = device_seen("ws-2", Some(LATER));
+        assert_eq!(
+            last_seen(&status_newer, &ins),
+            Some(t(LATER)),
+            "status newer"
+        );
+        let lease_only = device_seen("ws-2", None);
+        assert_eq!(last_seen(&lease_only, &ins), Some(t(ISSUED)), "lease only");
+        let neither = device_seen("ws-3", None);
+        assert_eq!(last_seen(&neither, &ins), None, "neither");
+        let status_only = device_seen("ws-3", Some(ISSUED));
+        assert_eq!(
+            last_seen(&status_only, &ins),
+            Some(t(ISSUED)),
+            "status only"
+        );
+        assert_eq!(
+            last_seen(&status_only, CheckIns::none()),
+            Some(t(ISSUED)),
+            "no leases at all: lastSeen as before"
+        );
+    }
+
+    #[test]
+    fn only_a_lease_labelled_with_its_own_name_is_a_check_in() {
+        let other = lease("ws-1", Some("ws-9"), Some(LATER));
+        assert_eq!(check_in(&other), None, "labelled for another device");
+        assert_eq!(
+            check_in(&lease("ws-1", None, Some(LATER))),
+            None,
+            "no label"
+        );
+        assert_eq!(
+            check_in(&lease("ws-1", Some("ws-1"), None)),
+            None,
+            "never renewed"
+        );
+        assert_eq!(
+            check_in(&lease("ws-1", Some("ws-1"), Some(LATER))),
+            Some(("ws-1", t(LATER)))
+        );
+        // Another device's Lease says nothing of this one.
+        let ins = CheckIns::from_leases(&[other, lease("ws-2", Some("ws-2"), Some(LATER))]);
+        let d = device_seen("ws-1", Some(ISSUED));
+        assert_eq!(last_seen(&d, &ins), Some(t(ISSUED)));
+    }
+
+    #[test]
+    fn a_lease_expires_after_its_duration() {
+        let renewed = t(ISSUED);
+        assert!(!lease_expired(
+            renewed,
+            Some(1800),
+            t("2026-11-24T21:29:59Z")
+        ));
+        assert!(lease_expired(
+            renewed,
+            Some(1800),
+            t("2026-11-24T21:30:00Z")
+        ));
+        assert!(lease_expired(renewed, Some(60), t(LATER)));
+        assert!(
+            !lease_expired(renewed, None, t(PAST_ANSWER_BY)),
+            "no duration"
+        );
     }
 }

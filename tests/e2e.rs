@@ -1805,6 +1805,28 @@ spec: {{hostname: {name}.e2e.local}}
             assert_eq!(halted.rings[1].phase, RingPhase::Pending, "pilot never started");
             let silent = env.report_of("it-silent").await.expect("a report");
             assert_eq!((silent.state, silent.attempts), (PatchState::Missing, 0));
+
+            // With nothing new to report, the agent checks in by its Lease: renewed every
+            // second, while the device's status (and its lastSeen) stays as it was.
+            let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+                Api::namespaced(env.client.clone(), &env.ns);
+            let renewed_at = |l: &k8s_openapi::api::coordination::v1::Lease| {
+                ringmaster::contract::check_in(l).map(|(_, at)| at)
+            };
+            let first = eventually("the agent's check-in Lease", Duration::from_secs(20), || async {
+                renewed_at(&leases.get("it-agent").await.ok()?)
+            })
+            .await;
+            let seen = |d: &ManagedDevice| d.status.as_ref().and_then(|s| s.last_seen);
+            let status_before = env.devices().await.get("it-agent").and_then(seen);
+            let later = eventually("the Lease is renewed", Duration::from_secs(20), || async {
+                renewed_at(&leases.get("it-agent").await.ok()?).filter(|t| *t > first)
+            })
+            .await;
+            agents.all_running();
+            let device = env.devices().await["it-agent"].clone();
+            assert_eq!(seen(&device), status_before, "no status write for a heartbeat");
+            assert!(status_before < Some(later), "the Lease is the later check-in");
             drop(agents);
         })
         .await;
@@ -2015,21 +2037,39 @@ async fn a_kev_import_marks_the_example_patches_that_fix_listed_cves() {
 /// defines first), counting the ServiceAccounts of `agents_ns` as agents, bound to the
 /// scenario's namespace only. Returns its name (the policy's and the binding's).
 async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
+    chart_policy(
+        env,
+        "device-agent",
+        agent_variables(agents_ns),
+        &["manageddevices", "manageddevices/status"],
+    )
+    .await
+}
+
+/// The chart's device-lease policy (agents' check-in Leases), with the same idea of who
+/// is an agent as [`device_agent_policy`], bound to the scenario's namespace only.
+async fn device_lease_policy(env: &Env, agents_ns: &str) -> String {
+    chart_policy_on(
+        env,
+        "device-lease",
+        agent_variables(agents_ns),
+        ("coordination.k8s.io", "v1"),
+        &["leases"],
+    )
+    .await
+}
+
+/// The variables the template defines before the agent policies' own, counting the
+/// ServiceAccounts of `agents_ns` as agents.
+fn agent_variables(agents_ns: &str) -> Vec<serde_json::Value> {
     let quoted = |s: &str| serde_json::to_string(s).expect("a string");
-    let variables = vec![
+    vec![
         json!({"name": "agentUsernamePrefix", "expression": quoted("system:serviceaccount:")}),
         json!({"name": "agentGroup", "expression": quoted(&format!("system:serviceaccounts:{agents_ns}"))}),
         json!({"name": "operatorUsername", "expression": quoted("system:serviceaccount:ringmaster-system:ringmaster")}),
         // Node mode is off here: no node agent.
         json!({"name": "nodeAgentUsername", "expression": quoted("")}),
-    ];
-    chart_policy(
-        env,
-        "device-agent",
-        variables,
-        &["manageddevices", "manageddevices/status"],
-    )
-    .await
+    ]
 }
 
 /// One of the chart's ValidatingAdmissionPolicies (its CEL from
@@ -2039,7 +2079,19 @@ async fn device_agent_policy(env: &Env, agents_ns: &str) -> String {
 async fn chart_policy(
     env: &Env,
     file: &str,
+    variables: Vec<serde_json::Value>,
+    resources: &[&str],
+) -> String {
+    let ours = ("patching.ringmaster.dev", "v1alpha1");
+    chart_policy_on(env, file, variables, ours, resources).await
+}
+
+/// [`chart_policy`] on `resources` of the API group and version `on`.
+async fn chart_policy_on(
+    env: &Env,
+    file: &str,
     mut variables: Vec<serde_json::Value>,
+    (group, version): (&str, &str),
     resources: &[&str],
 ) -> String {
     use k8s_openapi::api::admissionregistration::v1::{
@@ -2062,9 +2114,10 @@ async fn chart_policy(
         "metadata": {"name": name},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{"apiGroups": ["patching.ringmaster.dev"],
-                "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+            "matchConstraints": {"resourceRules": [{"apiGroups": [group],
+                "apiVersions": [version], "operations": ["CREATE", "UPDATE"],
                 "resources": resources}]},
+            "matchConditions": parsed.get("matchConditions").cloned().unwrap_or(json!([])),
             "variables": variables,
             "validations": parsed["validations"],
         }
@@ -2154,6 +2207,88 @@ async fn enrollment_teardown(env: &Env, agents_ns: &str, policy: &str) {
     }
 }
 
+/// The enrolled agent of `web-1` (its client `agent`) checks in by its Lease: it creates
+/// and renews the one named as its device, held in its own name; RBAC keeps it off
+/// another device's, and the device-lease policy refuses a Lease it would not hold.
+async fn enrolled_check_in(env: &Env, agent: &Client) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use ringmaster::agent::lease::{CheckIn, RenewError};
+    let device = Api::<ManagedDevice>::namespaced(env.client.clone(), &env.ns)
+        .get("web-1")
+        .await
+        .expect("the device");
+    let me = device
+        .metadata
+        .annotations
+        .and_then(|a| a.get(ringmaster::agent::AGENT_ANNOTATION).cloned())
+        .expect("the agent annotation");
+    let leases: Api<Lease> = Api::namespaced(agent.clone(), &env.ns);
+    let heartbeat = Duration::from_secs(60);
+    let mine = CheckIn::new(leases.clone(), "web-1", &me, heartbeat);
+    let first = Timestamp::now();
+    // The device-lease policy may take a moment to load; RBAC and it must both admit.
+    eventually(
+        "the agent creates its check-in Lease",
+        Duration::from_secs(30),
+        || {
+            let mine = mine.clone();
+            async move { mine.renew(first).await.ok() }
+        },
+    )
+    .await;
+    let later = first + SignedDuration::from_secs(1);
+    mine.renew(later).await.expect("the agent renews its Lease");
+    let lease = Api::<Lease>::namespaced(env.client.clone(), &env.ns)
+        .get("web-1")
+        .await
+        .expect("the Lease");
+    let (device_name, renewed) = ringmaster::contract::check_in(&lease).expect("a check-in");
+    assert_eq!(device_name, "web-1");
+    assert_eq!(renewed.as_microsecond(), later.as_microsecond());
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some(me.as_str())
+    );
+    // Another device's Lease: RBAC lets it get, update or patch only its own.
+    let theirs = CheckIn::new(leases.clone(), "other", &me, heartbeat);
+    match theirs.renew(later).await {
+        Err(RenewError::Kube(e)) => {
+            assert!(
+                matches!(*e, kube::Error::Api(ref s) if s.code == 403),
+                "{e}"
+            )
+        }
+        other => panic!("renewing another device's Lease: {other:?}"),
+    }
+    // A check-in held in another agent's name (RBAC lets any Lease be created): the
+    // policy refuses it.
+    let forged = CheckIn::new(leases.clone(), "web-1-forged", "someone-else", heartbeat);
+    eventually(
+        "the device-lease policy refuses a Lease held by another",
+        Duration::from_secs(30),
+        || {
+            let (leases, lease) = (leases.clone(), forged.lease(Timestamp::now()));
+            let (admin, ns) = (env.client.clone(), env.ns.clone());
+            async move {
+                match leases.create(&PostParams::default(), &lease).await {
+                    Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("it holds") => {
+                        Some(())
+                    }
+                    // Admitted before the policy loaded: removed, to be tried again.
+                    Ok(_) => {
+                        let _ = Api::<Lease>::namespaced(admin, &ns)
+                            .delete("web-1-forged", &DeleteParams::default())
+                            .await;
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await;
+}
+
 /// A client with the identity of a kubeconfig file.
 async fn client_from(path: &std::path::Path) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("the agent's kubeconfig");
@@ -2179,6 +2314,8 @@ async fn an_enrolled_agent_reports_for_its_own_device_only_and_renews_its_token(
     scenario_with("enroll", false, async |env| {
         let agents_ns = format!("{}-agents", env.ns);
         let policy = device_agent_policy(env, &agents_ns).await;
+        // Deleted with the scenario's other chart policies at its teardown.
+        device_lease_policy(env, &agents_ns).await;
         let outcome = AssertUnwindSafe(enrolled_agent(env, &agents_ns))
             .catch_unwind()
             .await;
@@ -2318,6 +2455,8 @@ spec: {hostname: other}
         }
     })
     .await;
+
+    enrolled_check_in(env, &agent).await;
 
     // The agent renews its token as itself, and the new one works.
     let old = std::fs::read_to_string(&path).expect("the kubeconfig");

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::{Stream, StreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch as KubePatch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::device::{Behaviour, SimDevice};
+use super::lease::{CheckIn, RenewError};
 use super::{AGENT_ANNOTATION, Error, FIELD_MANAGER, FLEET_LABEL};
 use crate::api::{DevicePlan, ManagedDevice, ManagedDeviceSpec, OsInfo, Patch};
 
@@ -46,7 +48,8 @@ pub struct FleetConfig {
     pub behaviour: Behaviour,
     /// How often each device checks in.
     pub check_in: SignedDuration,
-    /// How often a device with nothing new reports `lastSeen`.
+    /// How often a device with nothing new checks in by renewing its Lease (a report
+    /// that changed is a status write, with `lastSeen`, and counts as a check-in too).
     pub heartbeat: SignedDuration,
     /// Seed of the random draws.
     pub seed: u64,
@@ -135,6 +138,10 @@ pub struct Stats {
     pub writes: AtomicU64,
     /// Status writes refused or failed (retried at the next check-in).
     pub write_errors: AtomicU64,
+    /// Check-in Lease renewals accepted (heartbeats: no ManagedDevice write).
+    pub renewals: AtomicU64,
+    /// Check-in Lease renewals that failed (tried again at the next check-in).
+    pub renew_errors: AtomicU64,
     /// Installs started.
     pub installs: AtomicU64,
 }
@@ -146,12 +153,21 @@ struct Slot {
     plan: DevicePlan,
     /// When it is next checked in; heap entries for other instants are stale.
     next_at: Timestamp,
-    /// Its last accepted report.
+    /// Its last accepted report or Lease renewal: when it last checked in.
     reported_at: Option<Timestamp>,
     /// The report changed since it was last accepted.
     unsent: bool,
     /// The device was deleted: nothing more is sent for it.
     gone: bool,
+}
+
+/// What one check-in sends for a device.
+#[derive(Clone, Debug, PartialEq)]
+enum Write {
+    /// Its report changed: a merge patch of its status (with `lastSeen`).
+    Status(serde_json::Value),
+    /// Nothing changed and a heartbeat is due: its Lease renewed.
+    Renew,
 }
 
 /// What wakes the loop besides the clock.
@@ -187,6 +203,10 @@ impl Slot {
 struct Running<'a> {
     fleet: &'a Fleet,
     api: Api<ManagedDevice>,
+    /// The devices' namespace's Leases (their check-ins).
+    leases: Api<Lease>,
+    /// The `holderIdentity` of the check-in Leases.
+    holder: String,
     slots: Vec<Slot>,
     /// Slot positions by device name.
     index: HashMap<String, usize>,
@@ -204,7 +224,13 @@ struct Running<'a> {
 
 impl<'a> Running<'a> {
     /// The loop's state at `start`, with every slot due at once.
-    fn new(fleet: &'a Fleet, api: Api<ManagedDevice>, slots: Vec<Slot>, start: Timestamp) -> Self {
+    fn new(
+        fleet: &'a Fleet,
+        api: Api<ManagedDevice>,
+        holder: String,
+        slots: Vec<Slot>,
+        start: Timestamp,
+    ) -> Self {
         let index: HashMap<String, usize> = slots
             .iter()
             .enumerate()
@@ -215,7 +241,9 @@ impl<'a> Running<'a> {
             (0..slots.len()).map(|i| Reverse((start, i))).collect();
         Self {
             fleet,
+            leases: Api::namespaced(fleet.client.clone(), &fleet.config.namespace),
             api,
+            holder,
             slots,
             index,
             heap,
@@ -282,10 +310,10 @@ impl<'a> Running<'a> {
         if due.is_empty() {
             return;
         }
-        let writes: Vec<(usize, serde_json::Value)> =
+        let writes: Vec<(usize, Write)> =
             due.iter().filter_map(|&i| self.check_in(i, now)).collect();
         self.first_round = false;
-        let results = self.write_all(writes).await;
+        let results = self.write_all(writes, now).await;
         self.record(results, now);
         if now.duration_since(self.summary_at) >= SUMMARY_EVERY {
             self.summary_at = now;
@@ -331,9 +359,9 @@ impl<'a> Running<'a> {
     }
 
     /// Checks slot `i`'s device in: it follows its plan (unless the fleet only reports)
-    /// and is scheduled again. Returns its status patch if the report changed or a
-    /// heartbeat is due.
-    fn check_in(&mut self, i: usize, now: Timestamp) -> Option<(usize, serde_json::Value)> {
+    /// and is scheduled again. Returns its status patch if the report changed, else a
+    /// Lease renewal if a heartbeat is due.
+    fn check_in(&mut self, i: usize, now: Timestamp) -> Option<(usize, Write)> {
         let fleet = self.fleet;
         let cfg = &fleet.config;
         let regular = self.regular_next(i, now);
@@ -348,7 +376,11 @@ impl<'a> Running<'a> {
         let heartbeat_due = slot
             .reported_at
             .is_none_or(|t| now.duration_since(t) >= cfg.heartbeat);
-        let write = (slot.unsent || heartbeat_due).then(|| (i, status_patch(&slot.device, now)));
+        let write = if slot.unsent {
+            Some((i, Write::Status(status_patch(&slot.device, now))))
+        } else {
+            heartbeat_due.then_some((i, Write::Renew))
+        };
         let next = slot.device.next_due().map_or(regular, |d| d.min(regular));
         slot.next_at = next;
         self.heap.push(Reverse((next, i)));
@@ -370,17 +402,23 @@ impl<'a> Running<'a> {
         .unwrap_or(now)
     }
 
-    /// Sends the status patches, as many at once as the fleet allows; returns each
-    /// slot's result.
-    async fn write_all(
-        &self,
-        writes: Vec<(usize, serde_json::Value)>,
-    ) -> Vec<(usize, Result<(), kube::Error>)> {
+    /// Sends the status patches and Lease renewals, as many at once as the fleet allows;
+    /// returns each slot's result.
+    async fn write_all(&self, writes: Vec<(usize, Write)>, now: Timestamp) -> Vec<(usize, Sent)> {
         stream::iter(writes)
-            .map(|(i, body)| {
+            .map(|(i, write)| {
                 let api = self.api.clone();
                 let name = self.slots[i].name.clone();
+                let heartbeat = self.fleet.config.heartbeat.unsigned_abs();
+                let check_in = CheckIn::new(self.leases.clone(), &name, &self.holder, heartbeat);
                 async move {
+                    let body = match write {
+                        Write::Status(body) => body,
+                        Write::Renew => {
+                            let renewed = check_in.renew(now).await;
+                            return (i, Sent::Renewal(renewed));
+                        }
+                    };
                     let params = PatchParams {
                         field_manager: Some(FIELD_MANAGER.into()),
                         ..PatchParams::default()
@@ -389,7 +427,7 @@ impl<'a> Running<'a> {
                         .patch_status(&name, &params, &KubePatch::Merge(&body))
                         .await
                         .map(|_| ());
-                    (i, r)
+                    (i, Sent::Status(r))
                 }
             })
             .buffer_unordered(self.fleet.config.concurrency)
@@ -399,10 +437,26 @@ impl<'a> Running<'a> {
 
     /// Records the writes' results: an accepted report is sent, a deleted device is no
     /// longer simulated, and a failed write is retried at the next check-in.
-    fn record(&mut self, results: Vec<(usize, Result<(), kube::Error>)>, now: Timestamp) {
+    fn record(&mut self, results: Vec<(usize, Sent)>, now: Timestamp) {
         let stats = &self.fleet.stats;
-        for (i, r) in results {
+        for (i, sent) in results {
             let slot = &mut self.slots[i];
+            let r = match sent {
+                Sent::Status(r) => r,
+                Sent::Renewal(Ok(())) => {
+                    slot.reported_at = Some(now);
+                    stats.renewals.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Sent::Renewal(Err(e)) => {
+                    // The next check-in writes the status (with lastSeen) instead, as
+                    // before Leases: a fleet whose RBAC predates them still checks in.
+                    stats.renew_errors.fetch_add(1, Ordering::Relaxed);
+                    slot.unsent = true;
+                    warn!(device = %slot.name, error = %e, "check-in Lease not renewed; the next check-in writes lastSeen instead");
+                    continue;
+                }
+            };
             match r {
                 Ok(()) => {
                     slot.unsent = false;
@@ -420,6 +474,14 @@ impl<'a> Running<'a> {
             }
         }
     }
+}
+
+/// What a check-in's write came to.
+enum Sent {
+    /// A status write.
+    Status(Result<(), kube::Error>),
+    /// A Lease renewal.
+    Renewal(Result<(), RenewError>),
 }
 
 /// A simulated fleet on a client.
@@ -473,7 +535,8 @@ impl Fleet {
             identity = identity.as_deref().unwrap_or("(none)"),
             "simulated fleet registered"
         );
-        let mut running = Running::new(self, api, slots, start);
+        let holder = identity.clone().unwrap_or_else(|| AGENT.to_string());
+        let mut running = Running::new(self, api, holder, slots, start);
         let mut inputs = self.inputs();
         loop {
             let wait = running.wait();
@@ -538,6 +601,7 @@ impl Fleet {
             devices = slots.iter().filter(|s| !s.gone).count(),
             writes = self.stats.writes.load(Ordering::Relaxed),
             write_errors = self.stats.write_errors.load(Ordering::Relaxed),
+            renewals = self.stats.renewals.load(Ordering::Relaxed),
             installs = self.stats.installs.load(Ordering::Relaxed),
             patches = ?states,
             "simulated fleet"
@@ -705,5 +769,66 @@ mod tests {
         assert!(body.get("spec").is_none());
         assert_eq!(body["status"]["patches"][0]["state"], "Missing");
         assert_eq!(body["status"]["lastSeen"], "2026-01-01T00:00:00Z");
+    }
+
+    /// A fleet on a client that is never called (check-ins decide without I/O).
+    fn offline_fleet(cfg: FleetConfig) -> Fleet {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+        Fleet::new(kube::Client::try_from(config).expect("client"), cfg)
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_with_nothing_new_renews_the_lease_and_writes_no_status() {
+        let cfg = FleetConfig {
+            devices: 1,
+            heartbeat: SignedDuration::from_mins(5),
+            check_in: SignedDuration::from_secs(30),
+            follow_plans: false,
+            patches: vec!["KB1".into()],
+            ..FleetConfig::default()
+        };
+        let fleet = offline_fleet(cfg.clone());
+        let start: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+        let existing = ManagedDevice::new("sim-001", ManagedDeviceSpec::default());
+        let slots = vec![Slot::new("sim-001".into(), &existing, &cfg, start)];
+        let api = Api::namespaced(fleet.client.clone(), "default");
+        let mut running = Running::new(&fleet, api, "agent".into(), slots, start);
+        // The first check-in reports (a status write, with lastSeen).
+        let first = running.check_in(0, start).map(|(_, w)| w);
+        assert!(matches!(first, Some(Write::Status(_))), "{first:?}");
+        running.record(vec![(0, Sent::Status(Ok(())))], start);
+        // Nothing new, heartbeat not due: nothing at all.
+        let soon = start
+            .checked_add(SignedDuration::from_secs(30))
+            .expect("ts");
+        assert_eq!(running.check_in(0, soon), None);
+        // Nothing new, heartbeat due: the Lease, not the status.
+        let due = start.checked_add(SignedDuration::from_mins(5)).expect("ts");
+        assert_eq!(running.check_in(0, due), Some((0, Write::Renew)));
+        running.record(vec![(0, Sent::Renewal(Ok(())))], due);
+        assert_eq!(fleet.stats.renewals.load(Ordering::Relaxed), 1);
+        assert_eq!(fleet.stats.writes.load(Ordering::Relaxed), 1);
+        let after = due.checked_add(SignedDuration::from_secs(30)).expect("ts");
+        assert_eq!(
+            running.check_in(0, after),
+            None,
+            "the renewal was a check-in"
+        );
+        // A renewal that fails is made up for by a status write at the next check-in.
+        let next = due.checked_add(SignedDuration::from_mins(5)).expect("ts");
+        assert_eq!(running.check_in(0, next), Some((0, Write::Renew)));
+        running.record(vec![(0, Sent::Renewal(Err(RenewError::TimedOut)))], next);
+        let retry = next.checked_add(SignedDuration::from_secs(30)).expect("ts");
+        let fallback = running.check_in(0, retry).map(|(_, w)| w);
+        assert!(matches!(fallback, Some(Write::Status(_))), "{fallback:?}");
+        running.record(vec![(0, Sent::Status(Ok(())))], retry);
+        let after = retry
+            .checked_add(SignedDuration::from_secs(30))
+            .expect("ts");
+        // A report that changed is a status write again, heartbeat or not.
+        running.slots[0].device.ensure_patches(["KB2"]);
+        running.slots[0].unsent = true;
+        let changed = running.check_in(0, after).map(|(_, w)| w);
+        assert!(matches!(changed, Some(Write::Status(_))), "{changed:?}");
     }
 }

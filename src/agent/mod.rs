@@ -6,8 +6,9 @@
 //! `sim.ringmaster.dev/fleet: <prefix>` and annotated `ringmaster.dev/agent: <the
 //! fleet's identity>`, as the chart's admission policy expects of an agent). Like a real
 //! pull-based agent it checks in every `--check-in`, reports its patches in
-//! `status` (merge patches of `lastSeen`, `patches` and `agent`, never `compliance` and
-//! never `spec`), and follows its `spec.plan`: it starts an entry only inside its window,
+//! `status` when they change (merge patches of `lastSeen`, `patches` and `agent`, never
+//! `compliance` and never `spec`), renews its check-in Lease every `--heartbeat` when
+//! nothing changed ([`lease`]), and follows its `spec.plan`: it starts an entry only inside its window,
 //! attempts it once, and uninstalls before it installs. It also watches its devices, so
 //! a new plan entry is picked up at once rather than at the next check-in.
 //!
@@ -15,10 +16,12 @@
 //! | --- | --- |
 //! | [`device`] | one device's agent state and plan-following rules (pure) |
 //! | [`fleet`] | registration, the watch, the check-in schedule and the status writes |
+//! | [`lease`] | a device's check-in Lease, renewed at every heartbeat instead of a status write |
 //! | [`linux`] | the real Linux agent: apt and dnf, reboots, health checks, rollback |
 
 pub mod device;
 pub mod fleet;
+pub mod lease;
 pub mod linux;
 
 use std::collections::BTreeMap;
@@ -119,7 +122,8 @@ pub struct AgentOptions {
     /// How often each device checks in (spread evenly over the fleet).
     #[arg(long, default_value = "30s")]
     pub check_in: crate::api::Duration,
-    /// A device with nothing new still reports `lastSeen` this often.
+    /// A device with nothing new still checks in this often, by renewing its Lease (no
+    /// status write).
     #[arg(long, default_value = "5m")]
     pub heartbeat: crate::api::Duration,
     /// Seed of the random draws (install times, failures).

@@ -9,7 +9,7 @@
 //! | Namespace `AGENTS` | | created when missing |
 //! | ServiceAccount [`service_account_name`]`(NS, HOST)` | `AGENTS` | the agent's identity (no token mounted) |
 //! | ManagedDevice `HOST` | `NS` | the labels given, `spec.hostname`, `spec.os.family`, and `ringmaster.dev/agent: system:serviceaccount:AGENTS:<sa>` |
-//! | Role + RoleBinding `ringmaster-agent:HOST` | `NS` | get/list/watch `manageddevices` `[HOST]`, get/patch `manageddevices/status` `[HOST]`, get/list/watch `deploymentrings` |
+//! | Role + RoleBinding `ringmaster-agent:HOST` | `NS` | get/list/watch `manageddevices` `[HOST]`, get/patch `manageddevices/status` `[HOST]`, get/list/watch `deploymentrings`, create `leases`, get/update/patch `leases` `[HOST]` (its check-in) |
 //! | Role + RoleBinding `ringmaster-agent-token:<sa>` | `AGENTS` | create `serviceaccounts/token` `[<sa>]`: the agent renews its own token |
 //! | ClusterRole `ringmaster:agent-catalog-reader` + ClusterRoleBinding `ringmaster:agent-catalog-reader:AGENTS` | cluster | get/list/watch `patches`, for the group `system:serviceaccounts:AGENTS`; skipped when a SubjectAccessReview shows the agents can read the catalog already (the chart's `agents.rbac.create`) |
 //!

@@ -27,6 +27,9 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The API group of Leases (the devices' check-ins).
+const COORDINATION_GROUP: &str = "coordination.k8s.io";
+
 fn rule(group: &str, resources: &[&str], verbs: &[&str], names: Option<&str>) -> PolicyRule {
     PolicyRule {
         api_groups: Some(strings(&[group])),
@@ -102,8 +105,10 @@ pub fn service_account(e: &Enrollment) -> ServiceAccount {
 
 /// The agent's Role in the device's namespace: its own ManagedDevice (get; list and
 /// watch with the field selector `metadata.name=<device>`, the only way RBAC lets a list
-/// or watch be limited to named objects), its own status (get, patch), and every
-/// DeploymentRing (its ring's reboot policy and windows).
+/// or watch be limited to named objects), its own status (get, patch), every
+/// DeploymentRing (its ring's reboot policy and windows), and its check-in Lease: create
+/// (RBAC cannot limit a create to a name), then get, update and patch of the Lease named
+/// as its device only.
 pub fn device_role(e: &Enrollment) -> Role {
     let device = Some(e.name.as_str());
     Role {
@@ -121,6 +126,13 @@ pub fn device_role(e: &Enrollment) -> Role {
             ),
             rule(GROUP, &["manageddevices/status"], &["get", "patch"], device),
             rule(GROUP, &["deploymentrings"], &["get", "list", "watch"], None),
+            rule(COORDINATION_GROUP, &["leases"], &["create"], None),
+            rule(
+                COORDINATION_GROUP,
+                &["leases"],
+                &["get", "update", "patch"],
+                device,
+            ),
         ]),
     }
 }
@@ -448,10 +460,16 @@ mod tests {
                     assert_eq!(names, &web1);
                 }
                 "deploymentrings" => assert!(["get", "list", "watch"].contains(&verb.as_str())),
+                // Creating its Lease cannot be limited to a name; the rest is.
+                "leases" if verb == "create" => assert_eq!(names, &None),
+                "leases" => {
+                    assert!(["get", "update", "patch"].contains(&verb.as_str()));
+                    assert_eq!(names, &web1);
+                }
                 other => panic!("unexpected resource {other}"),
             }
         }
-        assert_eq!(flat.len(), 3 + 2 + 3);
+        assert_eq!(flat.len(), 3 + 2 + 3 + 1 + 3);
     }
 
     #[test]

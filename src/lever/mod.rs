@@ -192,10 +192,16 @@ impl<'o> Pass<'o> {
         }
     }
 
+    /// When a device was last seen: its `lastSeen` or its Lease's check-in, whichever is
+    /// later (the device contract's rule, as the engine reads it).
+    pub(crate) fn last_seen(&self, device: &ManagedDevice) -> Option<Timestamp> {
+        crate::contract::last_seen(device, &self.objects.check_ins)
+    }
+
     /// Whether a device is unreachable now, by the engine's rule and its ring's
     /// `unreachableAfter`.
     pub(crate) fn unreachable(&self, device: &'o ManagedDevice) -> bool {
-        let seen = device.status.as_ref().and_then(|s| s.last_seen);
+        let seen = self.last_seen(device);
         let ring = self
             .compliance(device)
             .and_then(|c| c.ring.as_deref())

@@ -780,7 +780,7 @@ fn unreachable(pass: &Pass<'_>) -> UnreachableDevices {
             let c = pass.compliance(d);
             UnreachableDevice {
                 name: d.metadata.name.clone().unwrap_or_default(),
-                last_seen: d.status.as_ref().and_then(|s| s.last_seen),
+                last_seen: pass.last_seen(d),
                 policy: c.and_then(|c| c.policy.clone()),
                 ring: c.and_then(|c| c.ring.clone()),
             }

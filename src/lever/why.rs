@@ -392,7 +392,7 @@ pub fn why_device(
         namespace,
         device: device.to_string(),
         at: now,
-        last_seen: dev.status.as_ref().and_then(|s| s.last_seen),
+        last_seen: pass.last_seen(dev),
         unreachable: pass.unreachable(dev),
         governance,
         patches,

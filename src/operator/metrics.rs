@@ -235,7 +235,7 @@ impl Metrics {
         let devices_last_seen = Family::<NamespaceLabels, Instant>::default();
         registry.register_with_unit(
             "ringmaster_devices_last_seen_timestamp",
-            "The newest check-in (status.lastSeen) of any ManagedDevice of the namespace, in Unix seconds",
+            "The newest check-in (status.lastSeen or the device's Lease renewal, whichever is later) of any ManagedDevice of the namespace, in Unix seconds",
             Unit::Seconds,
             devices_last_seen.clone(),
         );
@@ -429,6 +429,20 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// A device of `ns` checked in at `at` by renewing its Lease. Renewals do not
+    /// reconcile, so the namespace's newest check-in
+    /// (`ringmaster_devices_last_seen_timestamp`) moves here between passes.
+    pub fn checked_in(&self, ns: &str, at: Timestamp) {
+        let labels = NamespaceLabels {
+            namespace: ns.to_string(),
+        };
+        let gauge = self.devices_last_seen.get_or_create(&labels);
+        let seconds = unix_seconds(at);
+        if seconds > gauge.get() {
+            gauge.set(seconds);
+        }
+    }
+
     /// Sets a namespace's gauges from what its reconcile at `at` decided, and removes its
     /// series that no longer exist.
     pub fn tenant(&self, objects: &Objects, d: &Decisions, at: Timestamp) {
@@ -456,7 +470,7 @@ impl Metrics {
             let Some(name) = dev.metadata.name.as_deref() else {
                 continue;
             };
-            let seen = dev.status.as_ref().and_then(|s| s.last_seen);
+            let seen = crate::contract::last_seen(dev, &objects.check_ins);
             newest_seen = newest_seen.max(seen);
             let summary = changed
                 .get(name)
@@ -928,5 +942,30 @@ mod tests {
             assert!(!text.contains(gone), "{gone} in\n{text}");
         }
         assert!(text.contains("ringmaster_sla_overdue_pairs{"), "{text}");
+    }
+
+    /// The devices' gauges read last seen by the contract's rule: ws-1, four days past
+    /// its lastSeen, renewed its Lease an hour ago.
+    #[test]
+    fn a_device_checked_in_by_its_lease_is_seen_by_the_metrics() {
+        let m = Metrics::new();
+        let mut objects = objects();
+        let mut ins = crate::contract::CheckIns::default();
+        ins.insert("ws-1".into(), ts("2026-11-11T23:30:00Z"));
+        objects.check_ins = Arc::new(ins);
+        m.tenant(&objects, &decisions(true), ts("2026-11-12T00:00:00Z"));
+        let text = m.encode();
+        for line in [
+            r#"ringmaster_devices_unreachable{namespace="acme",policy="ws",tier="default",ring="it"} 0"#,
+            r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} 1794439800.0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        // Renewals between passes move the newest check-in forward, never back.
+        m.checked_in("acme", ts("2026-11-11T23:45:00Z"));
+        m.checked_in("acme", ts("2026-11-11T23:00:00Z"));
+        let line =
+            r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} 1794440700.0"#;
+        assert!(m.encode().contains(line), "{}", m.encode());
     }
 }

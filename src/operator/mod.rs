@@ -9,6 +9,7 @@
 //! | module | holds |
 //! | --- | --- |
 //! | [`stores`] | reflectors for the nine kinds, the snapshot of one namespace, what triggers whom |
+//! | [`check_ins`] | the devices' check-in Leases, one instant each, and which renewals trigger a reconcile |
 //! | [`queue`] | the work queue: debounce, one reconcile per key at a time, timers, backoff |
 //! | [`tenant`] | the reconcilers: one namespace, and the shared Patch catalog |
 //! | [`reports`] | closing each namespace's months: its `PatchReport`s and their packets |
@@ -18,6 +19,7 @@
 //! | [`run`] | `ringmaster run`: CRD checks, leader election, shutdown |
 
 pub mod apply;
+pub mod check_ins;
 pub mod health;
 pub mod index;
 pub mod metrics;

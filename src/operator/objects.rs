@@ -8,6 +8,7 @@ use crate::api::{
     DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze, PatchPolicy,
     PatchRollout,
 };
+use crate::contract::CheckIns;
 use crate::engine::Snapshot;
 
 /// What the queue reconciles.
@@ -43,6 +44,8 @@ pub struct Objects {
     pub approvals: Vec<Arc<PatchApproval>>,
     /// Its PatchFreezes.
     pub freezes: Vec<Arc<PatchFreeze>>,
+    /// Its devices' check-ins by Lease, as the check-in store held them.
+    pub check_ins: Arc<CheckIns>,
 }
 
 impl Objects {
@@ -58,6 +61,7 @@ impl Objects {
             patches: self.patches.iter().map(Arc::as_ref).collect(),
             approvals: self.approvals.iter().map(Arc::as_ref).collect(),
             freezes: self.freezes.iter().map(Arc::as_ref).collect(),
+            check_ins: &self.check_ins,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Reflector stores of the nine kinds, the snapshot of one namespace they give the engine,
-//! and which reconcile each watch event triggers.
+//! and which reconcile each watch event triggers. The devices' check-in Leases are watched
+//! beside them into a store of their own ([`super::check_ins`]).
 //!
 //! Namespaced kinds are watched in every namespace, or with one watcher per namespace
 //! given with `--namespace`; the Patch catalog is cluster-scoped and always watched
@@ -31,6 +32,7 @@ use crate::api::{
 };
 use crate::engine;
 
+use super::check_ins::{self, Change, CheckInStore};
 use super::index::{Indexed, indexed};
 use super::metrics::Metrics;
 use super::objects::Key;
@@ -95,6 +97,8 @@ pub struct Stores {
     pub approvals: Scoped<PatchApproval>,
     /// PatchFreezes.
     pub freezes: Scoped<PatchFreeze>,
+    /// The devices' check-ins (their Leases' renewals).
+    pub check_ins: CheckInStore,
 }
 
 impl Stores {
@@ -110,6 +114,7 @@ impl Stores {
             patches: self.patches.state(),
             approvals: self.approvals.in_namespace(ns),
             freezes: self.freezes.in_namespace(ns),
+            check_ins: self.check_ins.in_namespace(ns),
         }
     }
 
@@ -124,6 +129,7 @@ impl Stores {
             && self.reports.wait_until_ready().await
             && self.approvals.wait_until_ready().await
             && self.freezes.wait_until_ready().await
+            && self.check_ins.wait_until_ready().await
     }
 }
 
@@ -347,11 +353,34 @@ pub fn start(
     }
 
     let observer = Arc::new(InstallObserver {
-        metrics,
+        metrics: Arc::clone(&metrics),
         leading,
         policies: policies.clone(),
         patches: patches.clone(),
     });
+    let check_ins = {
+        let triggers = Arc::clone(&triggers);
+        let metrics = Arc::clone(&metrics);
+        let rings = rings.clone();
+        let hooks = check_ins::Hooks {
+            changed: move |change| match change {
+                Change::Quiet => {}
+                Change::Trigger(ns) => triggers.namespace(&ns),
+                Change::Relisted(list) => list.iter().for_each(|ns| triggers.namespace(ns)),
+            },
+            renewed: move |ns: &str, at| metrics.checked_in(ns, at),
+            unreachable_after: move |ns: &str| {
+                rings
+                    .in_namespace(ns)
+                    .iter()
+                    .map(|r| engine::rollout::unreachable_after(Some(&r.spec)).span())
+                    .min()
+            },
+        };
+        let (store, check_in_tasks) = check_ins::start(client, namespaces, hooks);
+        watch.tasks.extend(check_in_tasks);
+        store
+    };
     let devices = watch.scoped::<ManagedDevice>(Triggers::namespace, |reader| {
         let observer = Arc::clone(&observer);
         Some(Box::new(move |ev: &watcher::Event<ManagedDevice>| {
@@ -377,6 +406,7 @@ pub fn start(
             reports,
             approvals,
             freezes,
+            check_ins,
         },
         tasks,
     }
@@ -466,7 +496,7 @@ impl Watch<'_> {
 /// again within seconds of an API server coming back. Seven watches retrying every 4 s
 /// are no burden on a server that is down; the delay starts again at 0.5 s after two
 /// minutes without a failure.
-fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+pub(super) fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
     let exponential = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
         .with_max_delay(Duration::from_secs(4))

@@ -2,6 +2,7 @@
 //! `--from-cluster` and the levers' views; and the client configuration the command line
 //! finds its cluster by.
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
 
@@ -10,6 +11,7 @@ use crate::api::{
     DeploymentRing, ManagedDevice, Patch, PatchApproval, PatchException, PatchFreeze, PatchPolicy,
     PatchRollout,
 };
+use crate::contract::{CHECK_IN_LABEL, CheckIns};
 use crate::engine::Snapshot;
 
 /// The annotation on a tenant's Namespace that names its time zone (IANA), in which its
@@ -37,6 +39,8 @@ pub struct Objects {
     pub approvals: Vec<PatchApproval>,
     /// Its PatchFreezes.
     pub freezes: Vec<PatchFreeze>,
+    /// Its devices' check-ins by Lease.
+    pub check_ins: CheckIns,
 }
 
 impl Objects {
@@ -52,6 +56,7 @@ impl Objects {
             patches: self.patches.iter().collect(),
             approvals: self.approvals.iter().collect(),
             freezes: self.freezes.iter().collect(),
+            check_ins: &self.check_ins,
         }
     }
 }
@@ -117,7 +122,38 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Objects, kube::Err
         patches: list_all(Api::all(client.clone())).await?,
         approvals: list_all(Api::namespaced(client.clone(), namespace)).await?,
         freezes: list_all(Api::namespaced(client.clone(), namespace)).await?,
+        check_ins: check_ins(client, namespace).await,
     })
+}
+
+/// The devices' check-ins: their Leases labelled [`CHECK_IN_LABEL`]. A reader who may
+/// not list Leases (or a server without them) gets none: devices are then seen by their
+/// `status.lastSeen` alone, with a warning.
+pub async fn check_ins(client: &Client, namespace: &str) -> CheckIns {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let mut params = kube::api::ListParams::default()
+        .labels(CHECK_IN_LABEL)
+        .limit(500);
+    let mut leases = Vec::new();
+    let listed = loop {
+        match api.list(&params).await {
+            Ok(page) => {
+                leases.extend(page.items);
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => params = params.continue_token(&token),
+                    None => break Ok(()),
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    match listed {
+        Ok(()) => CheckIns::from_leases(&leases),
+        Err(e) => {
+            tracing::warn!(namespace, error = %e, "cannot list the devices' check-in Leases; last seen from status.lastSeen alone");
+            CheckIns::default()
+        }
+    }
 }
 
 /// The tenant's time zone from its Namespace's annotation, if it has one.

@@ -36,6 +36,10 @@ pub struct World {
     pub approvals: BTreeMap<String, PatchApproval>,
     /// PatchFreezes by name.
     pub freezes: BTreeMap<String, PatchFreeze>,
+    /// The devices' check-ins by Lease. The simulated agents check in by `lastSeen`
+    /// ([`World::touch`]) and leave this empty; [`World::renew`] fills it, as an agent
+    /// renewing its Lease would.
+    pub check_ins: crate::contract::CheckIns,
     /// Every Event recorded, with the instant it was recorded at.
     pub events: Vec<(Timestamp, Event)>,
     /// Plan keys written (set or removed) so far: what an operator would send.
@@ -79,6 +83,7 @@ impl World {
             patches: self.patches.values().collect(),
             approvals: self.approvals.values().collect(),
             freezes: self.freezes.values().collect(),
+            check_ins: &self.check_ins,
         }
     }
 
@@ -262,6 +267,12 @@ impl World {
                 .get_or_insert_with(ManagedDeviceStatus::default)
                 .last_seen = Some(at);
         }
+    }
+
+    /// Device `device` checks in at `at` by renewing its Lease: no object of the world
+    /// changes (liveness is not an object write).
+    pub fn renew(&mut self, device: &str, at: Timestamp) {
+        self.check_ins.insert(device.to_string(), at);
     }
 
     /// The Events recorded with a reason, in order.

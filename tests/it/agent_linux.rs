@@ -371,6 +371,76 @@ async fn it_reports_what_applies_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_with_nothing_new_renews_the_lease_and_writes_no_status() {
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    let mut w = world(
+        "heartbeat",
+        json!({}),
+        catalog,
+        demo_pm("1.0-1", &["1.0-2"]),
+    );
+    w.agent.check_in(ts(NOW)).await.expect("check-in");
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/{DEVICE}"
+        .replace("{NS}", NS)
+        .replace("{DEVICE}", DEVICE);
+    assert!(
+        w.fake.get_path(&lease_path).is_none(),
+        "a status write is a check-in"
+    );
+    // Five minutes on, nothing new: the heartbeat is the Lease, created.
+    w.fake.clear();
+    let beat = "2026-11-24T21:05:00Z";
+    w.agent.check_in(ts(beat)).await.expect("check-in");
+    let writes = w.fake.writes();
+    assert!(
+        writes.iter().all(|s| s.path.contains("/leases")),
+        "no ManagedDevice write: {writes:#?}"
+    );
+    let lease = w.fake.get_path(&lease_path).expect("the Lease");
+    assert_eq!(lease["metadata"]["labels"]["ringmaster.dev/device"], DEVICE);
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 900);
+    assert_eq!(
+        lease["spec"]["renewTime"].as_str().map(ts),
+        Some(ts(beat)),
+        "{lease:#}"
+    );
+    // And renewed in place at the next one.
+    w.fake.clear();
+    let next = "2026-11-24T21:10:00Z";
+    w.agent.check_in(ts(next)).await.expect("check-in");
+    let writes = w.fake.writes();
+    assert_eq!(writes.len(), 1, "one renewal: {writes:#?}");
+    assert_eq!(
+        (writes[0].method.as_str(), writes[0].path.as_str()),
+        ("PATCH", lease_path.as_str())
+    );
+    let lease = w.fake.get_path(&lease_path).expect("the Lease");
+    assert_eq!(lease["spec"]["renewTime"].as_str().map(ts), Some(ts(next)));
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
+    assert_eq!(device["status"]["lastSeen"], NOW, "status untouched since");
+}
+
+#[tokio::test]
+async fn a_heartbeat_whose_lease_cannot_be_renewed_writes_last_seen_as_before() {
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    let mut w = world("no-lease", json!({}), catalog, demo_pm("1.0-1", &["1.0-2"]));
+    w.agent.check_in(ts(NOW)).await.expect("check-in");
+    // The agent may not write Leases (its RBAC predates them), or the server fails.
+    let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/{DEVICE}");
+    w.fake.break_path(&lease_path);
+    let beat = "2026-11-24T21:05:00Z";
+    w.agent.check_in(ts(beat)).await.expect("check-in");
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
+    assert_eq!(device["status"]["lastSeen"], beat, "checked in by status");
+}
+
+#[tokio::test]
 async fn an_install_is_announced_first_pinned_to_the_smallest_fixed_version_and_read_back() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
     let mut w = world(

@@ -15,21 +15,39 @@ use serde_json::{Value, json};
 use crate::agent_sh::{self, TempDir};
 
 /// kubectl as far as the agent uses it: `get` of its device, and merge patches of its
-/// status (applied with jq, RFC 7396), each logged to `patches`, one a line.
+/// status (applied with jq, RFC 7396), each logged to `patches`, one a line; and its
+/// Lease: `create -f -` when there is none (`lease.json`), merge patches of it (NotFound
+/// when there is none), each logged to `renewals`.
 const FAKE_KUBECTL: &str = r#"#!/bin/sh
 set -eu
 dev=$FAKE_DIR/device.json
+lease=$FAKE_DIR/lease.json
 unexpected() { echo "fake kubectl: unexpected: $*" >&2; exit 2; }
+mp='def mp($p): if ($p | type) == "object"
+    then reduce ($p | to_entries[]) as $e (if type == "object" then . else {} end;
+      if $e.value == null then del(.[$e.key]) else .[$e.key] |= mp($e.value) end)
+    else $p end; mp($p)'
+case "$1 $2 $3 $4" in
+  "-n ns patch lease")
+    [ "$5 $6 $7 $9" = "dev-1 --type=merge -p --request-timeout=30s" ] || unexpected "$@"
+    if [ ! -f "$lease" ]; then
+      echo 'Error from server (NotFound): leases.coordination.k8s.io "dev-1" not found' >&2
+      exit 1
+    fi
+    printf '%s\n' "$8" >>"$FAKE_DIR/renewals"
+    jq --argjson p "$8" "$mp" "$lease" >"$lease.new"; mv "$lease.new" "$lease"; exit 0 ;;
+  "-n ns create -f")
+    [ "$5 $6" = "- --request-timeout=30s" ] || unexpected "$@"
+    [ ! -f "$lease" ] || { echo 'Error from server (AlreadyExists)' >&2; exit 1; }
+    cat >"$lease"; echo created >>"$FAKE_DIR/renewals"; exit 0 ;;
+esac
 [ "$1 $2 $4 $5" = "-n ns manageddevices.patching.ringmaster.dev dev-1" ] || unexpected "$@"
 case "$3" in
   get) [ "$6 $7" = "-o json" ] || unexpected "$@"; cat "$dev" ;;
   patch)
     [ "$6 $7 $8 ${10} ${11}" = "--subresource=status --type=merge -p -o json" ] || unexpected "$@"
     printf '%s\n' "$9" >>"$FAKE_DIR/patches"
-    jq --argjson p "$9" 'def mp($p): if ($p | type) == "object"
-        then reduce ($p | to_entries[]) as $e (if type == "object" then . else {} end;
-          if $e.value == null then del(.[$e.key]) else .[$e.key] |= mp($e.value) end)
-        else $p end; mp($p)' "$dev" >"$dev.new"
+    jq --argjson p "$9" "$mp" "$dev" >"$dev.new"
     mv "$dev.new" "$dev"; cat "$dev" ;;
   *) unexpected "$@" ;;
 esac
@@ -449,4 +467,57 @@ fn the_agent_cleans_up_its_temp_dir() {
         .collect();
     assert!(left.is_empty(), "mktemp dirs left: {left:?}");
     assert!(Path::new(&d.path("device.json")).exists());
+}
+
+/// With nothing new to report, a check-in is the device's Lease: created the first time,
+/// renewed after, and no status write; a report that changes is a status write again.
+#[test]
+fn a_check_in_with_nothing_new_renews_the_lease_instead_of_writing_status() {
+    let d = Device::new(
+        "lease",
+        json!({}),
+        json!({}),
+        json!([{"id": "KB1", "state": "Missing", "attempts": 0}]),
+    );
+    let env = [
+        ("PATCHES", "KB1"),
+        ("INSTALL", "echo ok"),
+        ("INTERVAL", "60"),
+    ];
+    d.check_in(&env);
+    assert_eq!(d.patches().len(), 1, "the first check-in writes its agent");
+    assert!(
+        !d.path("lease.json").exists(),
+        "a status write is a check-in"
+    );
+    d.check_in(&env);
+    assert_eq!(d.patches().len(), 1, "nothing new: no status write");
+    let lease: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.path("lease.json")).expect("the Lease was created"),
+    )
+    .expect("JSON");
+    let lease: k8s_openapi::api::coordination::v1::Lease =
+        serde_json::from_value(lease).expect("a Lease");
+    let (device, created) = contract::check_in(&lease).expect("the device's check-in");
+    assert_eq!(device, "dev-1");
+    assert!(whole_second_now(Some(created)), "{created}");
+    let spec = lease.spec.expect("spec");
+    assert_eq!(spec.lease_duration_seconds, Some(180), "three intervals");
+    assert_eq!(
+        spec.holder_identity.as_deref(),
+        Some("ringmaster-agent.sh/0.1")
+    );
+    d.check_in(&env);
+    let renewals = std::fs::read_to_string(d.path("renewals")).expect("renewals");
+    let lines: Vec<&str> = renewals.lines().collect();
+    assert_eq!(lines.len(), 2, "created, then renewed: {renewals}");
+    let renewal: Value = serde_json::from_str(lines[1]).expect("a merge patch");
+    assert!(renewal["spec"]["renewTime"].is_string(), "{renewal}");
+    assert_eq!(d.patches().len(), 1, "still no status write");
+    // A new applicable patch is a change: a status write, with lastSeen.
+    d.check_in(&[("PATCHES", "KB1 KB2"), ("INSTALL", "echo ok")]);
+    let patches = d.patches();
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(patches[1]["status"]["lastSeen"].is_string());
+    assert_eq!(d.report("KB2"), DevicePatchStatus::missing("KB2"));
 }

@@ -39,7 +39,11 @@ struct Validation {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PolicyFile {
+    /// Rendered as they are; a request they do not all match is not evaluated.
+    #[serde(default)]
+    match_conditions: Vec<Variable>,
     variables: Vec<Variable>,
     validations: Vec<Validation>,
 }
@@ -48,6 +52,7 @@ struct PolicyFile {
 struct Policy {
     /// The names of the variables the template defines from values.
     from_values: Vec<String>,
+    match_conditions: Vec<Variable>,
     variables: Vec<Variable>,
     validations: Vec<Validation>,
 }
@@ -85,6 +90,7 @@ fn load(name: &str, from_values: &[(&str, String)]) -> Policy {
     variables.extend(file.variables);
     Policy {
         from_values: from_values.iter().map(|(n, _)| n.to_string()).collect(),
+        match_conditions: file.match_conditions,
         variables,
         validations: file.validations,
     }
@@ -209,6 +215,15 @@ fn admit(
     ctx.add_variable_from_value("object", to_cel(object));
     ctx.add_variable_from_value("oldObject", old_object.map(to_cel).unwrap_or(Value::Null));
     ctx.add_variable_from_value("request", request);
+
+    // A request the match conditions do not all match is not the policy's.
+    for c in &policy.match_conditions {
+        match eval(&c.expression, &ctx) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => return Ok(()),
+            other => panic!("match condition {}: {other:?}", c.name),
+        }
+    }
 
     // Variables in order, each seeing the ones before it (as on the API server, where
     // they are evaluated lazily; none of these may fail).
@@ -532,6 +547,177 @@ fn the_operator_and_people_are_not_agents() {
             &format!("{} creating an unclaimed device with a plan", who.name),
         );
     }
+}
+
+// ---- the device-lease policy: agents' check-in Leases ----
+
+/// The device-lease policy (node mode off unless `node_agent` is given).
+fn lease_policy(node_agent: &str) -> Policy {
+    load(
+        "device-lease",
+        &[
+            (
+                "agentUsernamePrefix",
+                cel_string(&default_value("agentUsernamePrefix")),
+            ),
+            ("agentGroup", cel_string(&default_value("agentGroup"))),
+            ("operatorUsername", cel_string(OPERATOR)),
+            ("nodeAgentUsername", cel_string(node_agent)),
+        ],
+    )
+}
+
+/// Device `name`'s check-in Lease, held by `holder`, labelled for `labelled`.
+fn check_in(name: &str, labelled: Option<&str>, holder: &str, renewed: &str) -> Json {
+    let mut l = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "fleet"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 900, "renewTime": renewed},
+    });
+    if let Some(d) = labelled {
+        l["metadata"]["labels"] = json!({"ringmaster.dev/device": d});
+    }
+    l
+}
+
+#[test]
+fn an_agent_creates_and_renews_the_check_in_it_holds() {
+    let p = lease_policy("");
+    let me = agent(AGENT);
+    let first = check_in(
+        "laptop-17",
+        Some("laptop-17"),
+        AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_admitted(
+        admit(&p, "CREATE", &me, &first, None),
+        "creating its check-in",
+    );
+    let renewed = check_in(
+        "laptop-17",
+        Some("laptop-17"),
+        AGENT,
+        "2026-11-01T10:05:00.000000Z",
+    );
+    assert_admitted(
+        admit(&p, "UPDATE", &me, &renewed, Some(&first)),
+        "renewing its check-in",
+    );
+}
+
+#[test]
+fn an_agent_may_not_write_another_agents_check_in_or_a_lease_that_is_none() {
+    let p = lease_policy("");
+    let me = agent(AGENT);
+    let theirs = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        OTHER_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    let taken = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        AGENT,
+        "2026-11-01T10:05:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "UPDATE", &me, &taken, Some(&theirs)),
+        "taking over another agent's check-in",
+        "held by another agent",
+    );
+    let as_other = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        OTHER_AGENT,
+        "2026-11-01T10:05:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &me, &as_other, None),
+        "a check-in held in another agent's name",
+        "only write check-in Leases it holds",
+    );
+    // Unlabelled, a Lease is no check-in: the policy (its match conditions) leaves it
+    // alone, and the operator does not read it. Dropping the label of a check-in is not.
+    let unlabelled = check_in("laptop-17", None, AGENT, "2026-11-01T10:00:00.000000Z");
+    assert_admitted(
+        admit(&p, "CREATE", &me, &unlabelled, None),
+        "a Lease that is no check-in",
+    );
+    let checked_in = check_in(
+        "laptop-17",
+        Some("laptop-17"),
+        AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "UPDATE", &me, &unlabelled, Some(&checked_in)),
+        "a check-in's label dropped",
+        "only write check-in Leases",
+    );
+    let mislabelled = check_in(
+        "laptop-17",
+        Some("laptop-18"),
+        AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &me, &mislabelled, None),
+        "a Lease labelled for another device",
+        "only write check-in Leases",
+    );
+}
+
+#[test]
+fn people_and_the_operator_write_leases_untouched_by_the_lease_policy() {
+    let p = lease_policy("");
+    let leader = check_in(
+        "ringmaster-leader",
+        None,
+        "ringmaster-0",
+        "2026-11-01T10:00:00.000000Z",
+    );
+    let op = user(
+        OPERATOR,
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ringmaster-system",
+        ],
+    );
+    assert_admitted(admit(&p, "CREATE", &op, &leader, None), "the leader Lease");
+    let alice = user("alice@example.com", &["platform-team"]);
+    let theirs = check_in(
+        "laptop-18",
+        Some("laptop-18"),
+        OTHER_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_admitted(admit(&p, "CREATE", &alice, &theirs, None), "a person");
+}
+
+#[test]
+fn a_node_agent_renews_only_its_nodes_check_in() {
+    let p = lease_policy(NODE_AGENT);
+    let me = node_agent(Some("worker-1"));
+    let mine = check_in(
+        "worker-1",
+        Some("worker-1"),
+        NODE_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_admitted(admit(&p, "CREATE", &me, &mine, None), "its node's check-in");
+    let theirs = check_in(
+        "worker-2",
+        Some("worker-2"),
+        NODE_AGENT,
+        "2026-11-01T10:00:00.000000Z",
+    );
+    assert_refused(
+        admit(&p, "CREATE", &me, &theirs, None),
+        "another node's check-in",
+        "named like its node, worker-1",
+    );
 }
 
 // ---- node agents (agent.nodeMode): one ServiceAccount, told apart by their nodes ----

@@ -339,7 +339,8 @@ fn exception(
 }
 
 /// Plays agents for one step: devices with an open install entry may start (and finish
-/// at once, succeeding or failing by the dice); some devices go quiet.
+/// at once, succeeding or failing by the dice); some devices go quiet; some check in by
+/// renewing their Lease (no object changes) rather than by `lastSeen`.
 fn play_agents(w: &mut World, now: Timestamp, dice: u8, fail_pct: u8) {
     let names: Vec<String> = w.devices.keys().cloned().collect();
     for (i, name) in names.iter().enumerate() {
@@ -347,7 +348,11 @@ fn play_agents(w: &mut World, now: Timestamp, dice: u8, fail_pct: u8) {
         if roll < 10 {
             continue; // offline this step: not seen
         }
-        w.touch(name, now);
+        if roll % 4 == 1 {
+            w.renew(name, now);
+        } else {
+            w.touch(name, now);
+        }
         let dev = &w.devices[name];
         let entries: Vec<(String, PlanEntry)> = dev
             .spec

@@ -325,6 +325,67 @@ fn unreachable_devices_are_left_out_and_release_their_slot() {
 }
 
 #[test]
+fn a_device_that_renews_its_lease_stays_reachable_without_a_status_write() {
+    let mut w = base_world(3, 0);
+    w.step(ts(NOW));
+    assert_eq!(planned(&w, "KB1", ts(NOW)), vec!["it-0", "it-1"]);
+    // As in the test above, but it-0 and it-2 check in by their Leases alone: their
+    // status lastSeen stays 72h old.
+    let later = ts("2026-11-14T00:00:00Z");
+    w.renew("it-0", later);
+    w.renew("it-2", later);
+    let d = w.step(later);
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(r.unreachable, 1, "it-1 only");
+    assert!(
+        d.plan
+            .iter()
+            .any(|c| c.device == "it-1" && c.entry.is_none()),
+        "its assignment is released"
+    );
+    assert!(
+        !d.plan
+            .iter()
+            .any(|c| c.device == "it-0" && c.entry.is_none()),
+        "it-0's is not"
+    );
+    assert!(planned(&w, "KB1", later).contains(&"it-2".to_string()));
+    assert_eq!(
+        w.devices["it-0"].status.as_ref().and_then(|s| s.last_seen),
+        Some(ts(NOW)),
+        "no status write was needed"
+    );
+}
+
+#[test]
+fn a_device_whose_lease_is_stale_too_turns_unreachable() {
+    let mut w = base_world(3, 0);
+    w.step(ts(NOW));
+    // it-0's last renewal is as old as its lastSeen give or take an hour: 72h after it,
+    // it is unreachable like it-1.
+    let renewed = ts("2026-11-11T01:00:00Z");
+    w.renew("it-0", renewed);
+    let later = ts("2026-11-14T01:00:00Z");
+    w.touch("it-2", later);
+    let d = w.step(later);
+    let r = ring(&w, "ws.kb1", "it");
+    assert_eq!(r.unreachable, 2, "it-0 and it-1");
+    for gone in ["it-0", "it-1"] {
+        assert!(
+            d.plan.iter().any(|c| c.device == gone && c.entry.is_none()),
+            "{gone}'s assignment is released"
+        );
+    }
+    // An hour earlier it-0 was still reachable by its Lease alone.
+    let mut w = base_world(3, 0);
+    w.step(ts(NOW));
+    w.renew("it-0", renewed);
+    w.touch("it-2", ts("2026-11-14T00:30:00Z"));
+    w.step(ts("2026-11-14T00:30:00Z"));
+    assert_eq!(ring(&w, "ws.kb1", "it").unreachable, 1, "it-1 only");
+}
+
+#[test]
 fn freeze_blocks_admission_and_ends_by_itself() {
     let mut w = base_world(2, 0);
     w.policies.get_mut("ws").unwrap().spec.freezes = vec![Freeze {

@@ -158,6 +158,10 @@ async fn a_first_enrollment_creates_every_object_with_its_content() {
              "verbs": ["get", "patch"], "resourceNames": ["web-1"]},
             {"apiGroups": ["patching.ringmaster.dev"], "resources": ["deploymentrings"],
              "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "verbs": ["get", "update", "patch"], "resourceNames": ["web-1"]},
         ])
     );
     let sa_subject = json!([{"kind": "ServiceAccount", "name": SA, "namespace": AGENTS}]);

@@ -588,6 +588,25 @@ fn unreachable_devices_are_those_their_ring_gave_up_on() {
     );
 }
 
+/// `status` and `why` see a device by the engine's rule: a device unreachable by its
+/// `lastSeen` that renewed its check-in Lease an hour ago is reachable, last seen then.
+#[test]
+fn a_device_checked_in_by_its_lease_is_not_unreachable() {
+    let (o, now) = gate_halted();
+    let away = status(o, *now).unreachable.devices[0].name.clone();
+    let mut o = o.clone();
+    let renewed = *now - jiff::SignedDuration::from_hours(1);
+    o.check_ins.insert(away.clone(), renewed);
+    let v = status(&o, *now);
+    assert!(
+        v.unreachable.devices.iter().all(|d| d.name != away),
+        "{away} checked in by its Lease"
+    );
+    let w = why_device(&o, &away, None, *now).expect("answer");
+    assert!(!w.unreachable);
+    assert_eq!(w.last_seen, Some(renewed));
+}
+
 #[test]
 fn the_json_output_round_trips() {
     let (o, now) = mid();

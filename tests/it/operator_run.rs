@@ -377,3 +377,117 @@ async fn a_killed_operator_leaves_no_watch_or_queue_behind() {
     );
     assert_eq!(planned(&fake, "acme", "KB1"), vec!["it-0", "it-1"]);
 }
+
+/// Stores device `device`'s check-in Lease in `ns`, renewed at `at`, as its agent's
+/// renewal leaves it (created, or updated in place).
+fn renew_lease(fake: &Fake, ns: &str, device: &str, at: Timestamp) {
+    let lease = json!({
+        "metadata": {"name": device, "namespace": ns,
+            "labels": {"ringmaster.dev/device": device}},
+        "spec": {"holderIdentity": "agent", "leaseDurationSeconds": 900,
+            "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(at)},
+    });
+    fake.insert("Lease", &lease);
+}
+
+/// The tenant reconciles that succeeded so far, from the metrics.
+fn tenant_reconciles(op: &Running) -> u64 {
+    let text = op.metrics.encode();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"ringmaster_reconcile_total{controller="tenant",result="success"} "#)
+        })
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .map_or(0, |n| n as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_renewal_in_time_is_no_reconcile_and_no_write() {
+    let fake = Fake::default();
+    let (op, writes) = admitting_two(&fake).await;
+    // Every device renews its Lease: the first check-ins by Lease are seen at once.
+    let now = Timestamp::now();
+    for d in ["it-0", "it-1", "it-2", "pc-0", "pc-1"] {
+        renew_lease(&fake, "acme", d, now);
+    }
+    let writes = writes.max(settled(&fake, Duration::from_millis(800)).await);
+    let reconciles = tenant_reconciles(&op);
+    assert!(reconciles > 0, "the tenant was reconciled");
+    // Renewals in time: the next pass reads them, none triggers one.
+    for round in 1..=3 {
+        let at = now + SignedDuration::from_secs(60 * round);
+        for d in ["it-0", "it-1", "it-2", "pc-0", "pc-1"] {
+            renew_lease(&fake, "acme", d, at);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        tenant_reconciles(&op),
+        reconciles,
+        "a renewal in time triggers no reconcile"
+    );
+    // The namespace's newest check-in moves all the same.
+    let newest = op
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"ringmaster_devices_last_seen_timestamp_seconds{namespace="acme"} "#)
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        })
+        .expect("the last-seen metric");
+    let last = (now + SignedDuration::from_secs(180)).as_second() as f64;
+    assert!(newest >= last, "{newest} < {last}");
+    assert_eq!(
+        fake.writes().len(),
+        writes,
+        "nor any write: {:#?}",
+        &fake.writes()[writes..]
+    );
+    op.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_comes_back_by_its_lease_is_seen_at_once() {
+    let fake = Fake::default();
+    // it-0 and it-1 were last seen (lastSeen) four days ago: unreachable; it-2 just now.
+    let long_ago = (Timestamp::now() - SignedDuration::from_hours(96)).to_string();
+    let yaml = format!(
+        "{BASE}{}{}",
+        devices("it", "it", "tier-1", 3, &long_ago),
+        devices("pc", "pilot", "tier-2", 2, &Timestamp::now().to_string())
+    );
+    load(&fake, "acme", &yaml);
+    fake.merge(
+        "ManagedDevice",
+        Some("acme"),
+        "it-2",
+        json!({"status": {"lastSeen": Timestamp::now().to_string()}}),
+    );
+    let op = start(&fake, None, true);
+    eventually("ring it admits it-2", Duration::from_secs(10), || {
+        (planned(&fake, "acme", "KB1") == ["it-2"]).then_some(())
+    })
+    .await;
+    settled(&fake, Duration::from_millis(800)).await;
+    assert_eq!(
+        planned(&fake, "acme", "KB1"),
+        ["it-2"],
+        "the others are away"
+    );
+
+    // it-0's agent is back: it renews its Lease, and writes no status.
+    renew_lease(&fake, "acme", "it-0", Timestamp::now());
+    eventually("it-0 is admitted", Duration::from_secs(5), || {
+        planned(&fake, "acme", "KB1")
+            .contains(&"it-0".to_string())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(planned(&fake, "acme", "KB1"), ["it-0", "it-2"]);
+    let status = fake
+        .get("ManagedDevice", Some("acme"), "it-0")
+        .expect("it-0");
+    assert_eq!(status["status"]["lastSeen"], long_ago.as_str(), "untouched");
+    op.shutdown().await;
+}

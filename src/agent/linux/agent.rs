@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch as KubePatch, PatchParams};
 use kube::runtime::reflector::Store as Catalog;
 use serde_json::json;
@@ -23,6 +24,7 @@ use super::reboot::{self, Reboot};
 use super::reports::{self, Found};
 use super::runner::Runner;
 use super::state::{Phase, State, Store, Version, Work};
+use crate::agent::lease::CheckIn;
 use crate::api::{
     DeploymentRing, DeploymentRingSpec, DevicePatchStatus, ManagedDevice, Patch, PatchState,
     PlanEntry, RebootPolicy,
@@ -41,7 +43,7 @@ pub struct Config {
     pub name: String,
     /// `ringmaster-agent/<version> (<backend>)`: what `status.agent` says.
     pub agent: String,
-    /// A device with nothing new still reports `lastSeen` this often.
+    /// A device with nothing new still checks in this often, by renewing its Lease.
     pub heartbeat: Duration,
     /// How long to wait before trying a failed uninstall again.
     pub retry_uninstall: Duration,
@@ -94,7 +96,10 @@ pub struct Agent {
     /// The reports as the agent last decided them (the cluster's copy may lag a failed
     /// write; it is sent again at the next check-in).
     reports: Option<Vec<DevicePatchStatus>>,
-    last_written: Option<(Vec<DevicePatchStatus>, bool, Timestamp)>,
+    /// When the device last checked in: a status write or a Lease renewal.
+    checked_in_at: Option<Timestamp>,
+    /// The device's namespace's Leases (its check-in).
+    leases: Api<Lease>,
     uninstall_failed_at: BTreeMap<String, Timestamp>,
     /// Node mode: the device is this cluster node, cordoned and drained before an
     /// install or a reboot and uncordoned once the install is validated.
@@ -128,6 +133,7 @@ impl Agent {
         let state = store.load()?;
         Ok(Self {
             devices: Api::namespaced(client.clone(), &config.namespace),
+            leases: Api::namespaced(client.clone(), &config.namespace),
             rings: Api::namespaced(client, &config.namespace),
             config,
             catalog,
@@ -138,7 +144,7 @@ impl Agent {
             store,
             state,
             reports: None,
-            last_written: None,
+            checked_in_at: None,
             uninstall_failed_at: BTreeMap::new(),
             node: None,
             release_pending: false,
@@ -299,9 +305,11 @@ impl Agent {
         out
     }
 
-    /// Sends the reports, `lastSeen`, `rebootPending` and `agent` when the reports
-    /// changed or the heartbeat is due: a merge patch of the status subresource, never
-    /// `spec`, never `status.compliance`.
+    /// Sends the reports, `lastSeen`, `rebootPending` and `agent` when one of them
+    /// changed: a merge patch of the status subresource, never `spec`, never
+    /// `status.compliance`. With nothing changed, a heartbeat that is due renews the
+    /// device's check-in Lease instead (no ManagedDevice write), or, if that fails,
+    /// writes the status with `lastSeen` as agents did before Leases.
     async fn write_status(
         &mut self,
         device: &ManagedDevice,
@@ -310,12 +318,25 @@ impl Agent {
         let reports = self.reports.clone().unwrap_or_default();
         let pending = self.reboot_pending();
         let cluster = device.status.as_ref();
-        let same = cluster.is_some_and(|s| s.patches == reports && s.reboot_pending == pending);
-        let heartbeat_due = self.last_written.as_ref().is_none_or(|(_, _, at)| {
-            now.duration_since(*at).unsigned_abs() >= self.config.heartbeat
+        let same = cluster.is_some_and(|s| {
+            s.patches == reports
+                && s.reboot_pending == pending
+                && s.agent.as_deref() == Some(self.config.agent.as_str())
         });
+        let heartbeat_due = self
+            .checked_in_at
+            .is_none_or(|at| now.duration_since(at).unsigned_abs() >= self.config.heartbeat);
         if same && !heartbeat_due {
             return Ok(());
+        }
+        if same {
+            // An agent whose RBAC predates check-in Leases still checks in, as before.
+            match self.renew(device, now).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(error = %e, "could not renew the check-in Lease; writing lastSeen instead")
+                }
+            }
         }
         let body = json!({
             "status": {
@@ -333,7 +354,32 @@ impl Agent {
             )
             .await
             .map_err(kube_err("writing the device's status"))?;
-        self.last_written = Some((reports, pending, now));
+        self.checked_in_at = Some(now);
+        Ok(())
+    }
+
+    /// Renews the device's check-in Lease at `now`, held by the agent the device's
+    /// `ringmaster.dev/agent` annotation names (else by what `status.agent` says).
+    async fn renew(
+        &mut self,
+        device: &ManagedDevice,
+        now: Timestamp,
+    ) -> Result<(), crate::agent::lease::RenewError> {
+        let holder = device
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::agent::AGENT_ANNOTATION))
+            .unwrap_or(&self.config.agent);
+        CheckIn::new(
+            self.leases.clone(),
+            &self.config.name,
+            holder,
+            self.config.heartbeat,
+        )
+        .renew(now)
+        .await?;
+        self.checked_in_at = Some(now);
         Ok(())
     }
 

@@ -53,7 +53,7 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// How often it checks in without being woken.
     pub check_in: Duration,
-    /// How often it reports `lastSeen` with nothing new.
+    /// How often it checks in (renews its Lease) with nothing new.
     pub heartbeat: Duration,
     /// How long one install or downgrade may take.
     pub install_timeout: Duration,

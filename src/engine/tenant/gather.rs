@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use crate::api::{
     DeploymentRing, Freeze, Patch, PatchException, PatchFreeze, PatchPolicy, PatchRollout, Severity,
 };
+use crate::contract::CheckIns;
 use crate::engine::approval::{self, Decided};
 use crate::engine::cache::{Cache, ExceptionKey, TenantKey};
 use crate::engine::exceptions::{self, Evaluated, Limits};
@@ -51,6 +52,8 @@ pub(super) struct Tenant<'a> {
     pub rollouts: Vec<Option<&'a PatchRollout>>,
     /// How many devices the pass reads (no member list is longer).
     pub devices: usize,
+    /// The devices' check-ins by Lease (read with [`crate::contract::last_seen`]).
+    pub check_ins: &'a CheckIns,
 }
 
 /// Compiles the tenant's specs and the catalog at `now`.
@@ -117,6 +120,7 @@ pub(super) fn gather<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Tenant<'a> {
         existing,
         rollouts,
         devices: snap.devices.len(),
+        check_ins: snap.check_ins,
     }
 }
 

@@ -317,7 +317,7 @@ fn device_why(
             .map(|r| &r.ring.spec),
     );
     let status = device.status.as_ref()?;
-    if let Some(seen) = status.last_seen
+    if let Some(seen) = crate::contract::last_seen(device, t.check_ins)
         && unreachable(Some(seen), after, now)
     {
         return Some(because(

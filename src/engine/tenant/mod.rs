@@ -24,13 +24,15 @@ use crate::api::{
     PatchRollout,
 };
 
+use crate::contract::CheckIns;
+
 use super::cache::Cache;
 use super::decision::Decisions;
 
 pub use problems::{SpecProblem, spec_problems};
 
 /// The objects one decision pass reads: a namespace's objects and the shared catalog.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Snapshot<'a> {
     /// The namespace (tenant).
     pub namespace: &'a str,
@@ -50,6 +52,27 @@ pub struct Snapshot<'a> {
     pub approvals: Vec<&'a PatchApproval>,
     /// Its PatchFreezes: people's change freezes on the tenant or some rings.
     pub freezes: Vec<&'a PatchFreeze>,
+    /// Its devices' check-ins by Lease ([`CheckIns::none`] where there are none): a
+    /// device was last seen at the later of its `status.lastSeen` and its check-in
+    /// ([`crate::contract::last_seen`]).
+    pub check_ins: &'a CheckIns,
+}
+
+impl Default for Snapshot<'_> {
+    fn default() -> Self {
+        Self {
+            namespace: "",
+            policies: Vec::new(),
+            rings: Vec::new(),
+            exceptions: Vec::new(),
+            devices: Vec::new(),
+            rollouts: Vec::new(),
+            patches: Vec::new(),
+            approvals: Vec::new(),
+            freezes: Vec::new(),
+            check_ins: CheckIns::none(),
+        }
+    }
 }
 
 /// Decides everything for one tenant at `now`.

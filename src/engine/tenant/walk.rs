@@ -11,7 +11,7 @@ use crate::api::{
     DEFAULT_TIER, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice, PatchPolicy,
     PatchState, SlaTier,
 };
-use crate::contract;
+use crate::contract::{self, CheckIns};
 use crate::engine::approval::{self, Approval, Outcomes};
 use crate::engine::cache::{Cache, Derived, Pair, When};
 use crate::engine::exceptions;
@@ -288,7 +288,7 @@ impl<'a> Walk<'_, 'a> {
                 ahead.extend((di..end).map(|j| {
                     let d = w.devices[j];
                     let same = keep && cache.devices.get(j).is_some_and(|e| e.unchanged(d));
-                    (read_ahead(d), same)
+                    (read_ahead(d, self.t.check_ins), same)
                 }));
                 if keep {
                     for e in cache.devices.iter().take(end).skip(di) {
@@ -534,11 +534,12 @@ struct PairAt<'t> {
     tier_ix: usize,
 }
 
-/// Reads a device's reports and check-in.
-fn read_ahead(d: &ManagedDevice) -> Ahead<'_> {
+/// Reads a device's reports and when it was last seen (its `lastSeen` or its Lease's
+/// check-in, whichever is later).
+fn read_ahead<'a>(d: &'a ManagedDevice, check_ins: &CheckIns) -> Ahead<'a> {
     d.status
         .as_ref()
-        .map(|s| (&s.patches[..], When::new(s.last_seen)))
+        .map(|s| (&s.patches[..], When::new(contract::last_seen(d, check_ins))))
 }
 
 /// What deriving a device's results reads besides the device.

@@ -1,4 +1,6 @@
-//! A small fake API server for the operator's tests: the ringmaster kinds by path, JSON
+//! A small fake API server for the operator's tests: the ringmaster kinds and Leases
+//! (`coordination.k8s.io/v1`, the devices' check-ins) by path, label selectors on lists and
+//! watches, JSON
 //! merge patches (with the status subresource), status replaces (409 on a stale
 //! resourceVersion), creations (409 when the name is taken),
 //! Events, the seven CRDs (Established), and list + watch with a replayable event log.
@@ -22,6 +24,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use kube::Client;
 use kube::client::Body;
+use ringmaster::contract::CheckIns;
 use ringmaster::operator::stores::Objects;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -32,6 +35,48 @@ pub mod serve;
 pub use core_v1::OnEvict;
 
 pub const GROUP_PATH: &str = "/apis/patching.ringmaster.dev/v1alpha1";
+/// The group of Leases (the devices' check-ins), served like the ringmaster kinds.
+pub const LEASE_GROUP_PATH: &str = "/apis/coordination.k8s.io/v1";
+
+/// The API path of a kind's group.
+fn group_path(kind: &str) -> &'static str {
+    match kind {
+        "Lease" => LEASE_GROUP_PATH,
+        _ => GROUP_PATH,
+    }
+}
+
+/// The `apiVersion` of a kind.
+fn api_version(kind: &str) -> &'static str {
+    match kind {
+        "Lease" => "coordination.k8s.io/v1",
+        _ => "patching.ringmaster.dev/v1alpha1",
+    }
+}
+
+/// Whether an object's labels match a `labelSelector` of `key` and `key=value` terms.
+fn selected(obj: &Value, selector: Option<&str>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
+    let labels = &obj["metadata"]["labels"];
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => labels[k].as_str() == Some(v),
+        None => labels.get(term).is_some(),
+    })
+}
+
+/// The `labelSelector` of a query, decoded.
+fn label_selector(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("labelSelector="))
+        .map(|v| {
+            v.replace("%2F", "/")
+                .replace("%3D", "=")
+                .replace("%2C", ",")
+        })
+}
 
 /// One request the operator sent (reads are kept apart from writes).
 #[derive(Clone, Debug)]
@@ -52,6 +97,7 @@ impl Sent {
 struct Watch {
     plural: String,
     namespace: Option<String>,
+    selector: Option<String>,
     tx: mpsc::UnboundedSender<Bytes>,
 }
 
@@ -88,6 +134,7 @@ pub fn plural(kind: &str) -> &'static str {
         "PatchReport" => "patchreports",
         "PatchApproval" => "patchapprovals",
         "PatchFreeze" => "patchfreezes",
+        "Lease" => "leases",
         other => panic!("unknown kind {other}"),
     }
 }
@@ -103,14 +150,16 @@ fn kind_of(plural: &str) -> &'static str {
         "patchreports" => "PatchReport",
         "patchapprovals" => "PatchApproval",
         "patchfreezes" => "PatchFreeze",
+        "leases" => "Lease",
         other => panic!("unknown resource {other}"),
     }
 }
 
 pub fn path_of(kind: &str, ns: Option<&str>, name: &str) -> String {
+    let group = group_path(kind);
     match ns {
-        Some(ns) => format!("{GROUP_PATH}/namespaces/{ns}/{}/{name}", plural(kind)),
-        None => format!("{GROUP_PATH}/{}/{name}", plural(kind)),
+        Some(ns) => format!("{group}/namespaces/{ns}/{}/{name}", plural(kind)),
+        None => format!("{group}/{}/{name}", plural(kind)),
     }
 }
 
@@ -169,7 +218,10 @@ struct Target {
 }
 
 fn parse(path: &str) -> Option<Target> {
-    let rest = path.strip_prefix(GROUP_PATH)?.trim_start_matches('/');
+    let rest = path
+        .strip_prefix(GROUP_PATH)
+        .or_else(|| path.strip_prefix(LEASE_GROUP_PATH))?
+        .trim_start_matches('/');
     let parts: Vec<&str> = rest.split('/').collect();
     let (namespace, parts) = match parts.as_slice() {
         ["namespaces", ns, rest @ ..] => (Some(ns.to_string()), rest.to_vec()),
@@ -207,7 +259,10 @@ impl State {
         self.log
             .push((self.version, plural.clone(), ns.clone(), line.clone()));
         self.watches.retain(|w| {
-            if w.plural != plural || (w.namespace.is_some() && w.namespace != ns) {
+            if w.plural != plural
+                || (w.namespace.is_some() && w.namespace != ns)
+                || !selected(obj, w.selector.as_deref())
+            {
                 return !w.tx.is_closed();
             }
             w.tx.send(line.clone()).is_ok()
@@ -234,7 +289,7 @@ impl Fake {
         let mut v = serde_json::to_value(obj).expect("json");
         let ns = v["metadata"]["namespace"].as_str().map(str::to_string);
         let name = v["metadata"]["name"].as_str().expect("name").to_string();
-        v["apiVersion"] = "patching.ringmaster.dev/v1alpha1".into();
+        v["apiVersion"] = api_version(kind).into();
         v["kind"] = kind.into();
         if v["metadata"].get("uid").is_none() {
             v["metadata"]["uid"] = format!("uid-{name}").into();
@@ -313,6 +368,7 @@ impl Fake {
             namespace: ns.to_string(),
             ..Objects::default()
         };
+        let mut leases: Vec<k8s_openapi::api::coordination::v1::Lease> = Vec::new();
         for v in s.objects.values() {
             let in_ns = v["metadata"]["namespace"].as_str() == Some(ns);
             match v["kind"].as_str() {
@@ -324,9 +380,11 @@ impl Fake {
                 Some("Patch") => o.patches.push(Arc::new(from(v))),
                 Some("PatchApproval") if in_ns => o.approvals.push(Arc::new(from(v))),
                 Some("PatchFreeze") if in_ns => o.freezes.push(Arc::new(from(v))),
+                Some("Lease") if in_ns => leases.push(from(v)),
                 _ => {}
             }
         }
+        o.check_ins = Arc::new(CheckIns::from_leases(&leases));
         o
     }
 
@@ -462,26 +520,33 @@ impl Fake {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     let (tx, rx) = mpsc::unbounded_channel();
+                    let selector = label_selector(&query);
                     for (v, plural, ns, line) in &s.log {
                         if *v > since
                             && *plural == target.plural
                             && (target.namespace.is_none() || target.namespace == *ns)
                         {
-                            let _ = tx.send(line.clone());
+                            let event: Value = serde_json::from_slice(line).expect("event");
+                            if selected(&event["object"], selector.as_deref()) {
+                                let _ = tx.send(line.clone());
+                            }
                         }
                     }
                     s.watches.push(Watch {
                         plural: target.plural.clone(),
                         namespace: target.namespace.clone(),
+                        selector,
                         tx,
                     });
                     return Reply::Watch(rx);
                 }
                 let kind = kind_of(&target.plural);
+                let selector = label_selector(&query);
                 let items: Vec<Value> = s
                     .objects
                     .values()
                     .filter(|v| v["kind"] == kind)
+                    .filter(|v| selected(v, selector.as_deref()))
                     .filter(|v| {
                         target.namespace.is_none()
                             || v["metadata"]["namespace"].as_str() == target.namespace.as_deref()
@@ -490,7 +555,7 @@ impl Fake {
                     .collect();
                 Reply::Json(
                     StatusCode::OK,
-                    json!({"kind": format!("{kind}List"), "apiVersion": "patching.ringmaster.dev/v1alpha1",
+                    json!({"kind": format!("{kind}List"), "apiVersion": api_version(kind),
                         "metadata": {"resourceVersion": s.version.to_string()}, "items": items}),
                 )
             }
