@@ -22,7 +22,12 @@ use serde::{Deserialize, Serialize};
     doc = "One device under patch management: the agent reports in status, the operator plans in spec.plan.",
     printcolumn(name = "Tier", type_ = "string", json_path = ".status.compliance.tier"),
     printcolumn(name = "Ring", type_ = "string", json_path = ".status.compliance.ring"),
-    printcolumn(name = "Last-Seen", type_ = "date", json_path = ".status.lastSeen"),
+    printcolumn(
+        name = "Last-Report",
+        type_ = "date",
+        json_path = ".status.lastSeen",
+        description = "When its agent last wrote its status; its check-ins renew its Lease (kubectl get lease -l ringmaster.dev/device)"
+    ),
     printcolumn(
         name = "Overdue",
         type_ = "integer",
@@ -144,7 +149,10 @@ pub enum PatchState {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedDeviceStatus {
-    /// When the agent last checked in.
+    /// When the agent last checked in by writing its status. Agents that renew the
+    /// device's check-in Lease (named as the device, labelled `ringmaster.dev/device`)
+    /// write it only with a status that changed; the device was last seen at the later of
+    /// the two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Time>")]
     pub last_seen: Option<jiff::Timestamp>,
