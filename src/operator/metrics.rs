@@ -166,6 +166,7 @@ pub struct Metrics {
     rollouts: Family<PhaseLabels, Gauge>,
     rollout_progress: Family<RolloutLabels, Instant>,
     api_writes: Family<WriteLabels, Counter>,
+    shards_held: Gauge,
     tenants: Mutex<HashMap<String, TenantSeries>>,
 }
 
@@ -314,6 +315,12 @@ impl Metrics {
             "Writes sent to the API server, by kind and verb (zero in steady state)",
             api_writes.clone(),
         );
+        let shards_held = Gauge::default();
+        registry.register(
+            "ringmaster_shards_held",
+            "Shards whose tenants this replica reconciles (--shards; 1 while leading without it)",
+            shards_held.clone(),
+        );
         Self {
             registry,
             reconcile_total,
@@ -333,8 +340,15 @@ impl Metrics {
             rollouts,
             rollout_progress,
             api_writes,
+            shards_held,
             tenants: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets how many shards this replica reconciles.
+    pub fn set_shards_held(&self, held: usize) {
+        self.shards_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// The metrics in the OpenMetrics text format.

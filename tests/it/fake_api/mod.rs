@@ -295,6 +295,11 @@ impl Fake {
         self.0.lock().expect("lock").broken.push(path.to_string());
     }
 
+    /// Answers a path broken by [`break_path`](Self::break_path) again.
+    pub fn fix_path(&self, path: &str) {
+        self.0.lock().expect("lock").broken.retain(|p| p != path);
+    }
+
     /// What the server holds for a namespace, as the stores would give it.
     pub fn objects(&self, ns: &str) -> Objects {
         let s = self.0.lock().expect("lock");
@@ -394,6 +399,14 @@ impl Fake {
         });
         if s.broken.contains(&path) {
             return failure(500, "InternalError");
+        }
+        if path == "/version" {
+            return Reply::Json(
+                StatusCode::OK,
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake",
+                    "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+                    "goVersion": "", "compiler": "gc", "platform": "linux/amd64"}),
+            );
         }
         if let Some(name) =
             path.strip_prefix("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/")
