@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -353,7 +353,7 @@ async fn act(
         if !wait_idle(acting, |a| !a.contains(&shard)).await {
             return;
         }
-        info!(shard, lease = %name, to = %to, "handing the shard over");
+        info!(shard, lease = %name, identity = %cfg.identity, to = %to, "handing the shard over");
     }
     let started = Instant::now();
     let lease = match (&t.lease, &step) {
@@ -375,10 +375,10 @@ async fn act(
                     h.insert(shard, until);
                 });
                 if !was_held {
-                    info!(shard, lease = %name, "holding the shard");
+                    info!(shard, lease = %name, identity = %cfg.identity, "holding the shard");
                 }
             } else if matches!(step, Step::Ask) {
-                info!(shard, lease = %name, "asked for the shard");
+                info!(shard, lease = %name, identity = %cfg.identity, "asked for the shard");
             }
         }
         Err(e) => debug!(shard, lease = %name, error = %e, "writing the shard Lease failed"),
@@ -424,7 +424,7 @@ fn written(old: Option<&Lease>, name: &str, holder: Option<&str>, wanted: Option
     spec.holder_identity = holder.map(str::to_string);
     spec.renew_time = Some(now);
     spec.lease_duration_seconds = Some(i32::try_from(LEASE_DURATION).unwrap_or(15));
-    lease.spec = Some(LeaseSpec { ..spec });
+    lease.spec = Some(spec);
     if let Some(a) = lease.metadata.annotations.as_mut() {
         a.remove(WANTED_BY);
     }
@@ -605,6 +605,43 @@ mod tests {
             2,
             "{steps:?}"
         );
+    }
+
+    #[test]
+    fn a_write_names_the_holder_and_drops_any_request() {
+        let taken = written(None, "l-shard-0", Some("a"), None);
+        let spec = taken.spec.clone().unwrap_or_default();
+        assert_eq!(taken.metadata.name.as_deref(), Some("l-shard-0"));
+        assert_eq!(spec.holder_identity.as_deref(), Some("a"));
+        assert_eq!(spec.lease_transitions, Some(1));
+        assert_eq!(spec.lease_duration_seconds, Some(15));
+        assert!(spec.acquire_time.is_some());
+
+        let wanted = asked(&taken, "b");
+        let annotations = wanted.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(annotations.get(WANTED_BY).map(String::as_str), Some("b"));
+        assert_eq!(wanted.spec, taken.spec, "asking leaves the holder alone");
+
+        let renewed = written(Some(&wanted), "l-shard-0", Some("a"), None);
+        let spec = renewed.spec.clone().unwrap_or_default();
+        assert_eq!(
+            spec.lease_transitions,
+            Some(1),
+            "a renewal is no transition"
+        );
+        assert!(
+            !renewed
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(WANTED_BY)
+        );
+
+        let released = written(Some(&taken), "l-shard-0", None, None);
+        let spec = released.spec.unwrap_or_default();
+        assert_eq!(spec.holder_identity, None);
+        assert_eq!(spec.acquire_time, None);
+        assert_eq!(spec.lease_transitions, Some(2));
     }
 
     #[test]
