@@ -77,6 +77,11 @@ impl Readiness {
         (!self.synced.load(Ordering::Relaxed)).then_some(NotReady::Syncing)
     }
 
+    /// Whether every store has synced (whatever the API server's last check said).
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
+    }
+
     /// Records whether every store has synced.
     pub fn set_synced(&self, synced: bool) {
         self.synced.store(synced, Ordering::Relaxed);

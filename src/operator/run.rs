@@ -29,6 +29,8 @@ const CRD_RETRY: Duration = Duration::from_secs(5);
 const LEASE_DURATION: u64 = 15;
 /// How long before expiry the leader renews, in seconds.
 const LEASE_GRACE: u64 = 5;
+/// How often a sharded replica looks whether its stores have synced before it joins.
+const SYNC_POLL: Duration = Duration::from_millis(200);
 /// The longest the lease release may take at shutdown.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -600,13 +602,20 @@ async fn run_sharded(
     let (held_tx, held_rx) = watch::channel(Held::new());
     let (acting_tx, acting_rx) = watch::channel(BTreeSet::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let lease_task = tokio::spawn(shards::hold(
-        client.clone(),
-        cfg,
-        held_tx,
-        acting_rx,
-        stop_rx,
-    ));
+    let ready = operator.readiness();
+    let lease_client = client.clone();
+    let lease_task = tokio::spawn(async move {
+        // Take shards only once this replica can reconcile them: a replica still
+        // syncing (or never syncing, say for want of RBAC) leaves them to others.
+        let mut stop = stop_rx.clone();
+        while !ready.synced() {
+            tokio::select! {
+                _ = tokio::time::sleep(SYNC_POLL) => {}
+                _ = stop.wait_for(|v| *v) => return,
+            }
+        }
+        shards::hold(lease_client, cfg, held_tx, acting_rx, stop_rx).await;
+    });
     let result = operator
         .run_shards(opts.shards, held_rx, acting_tx, shutdown)
         .await;
