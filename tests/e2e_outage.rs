@@ -257,6 +257,41 @@ async fn three_replicas_with_shards_take_over_a_dead_ones_tenants() {
         for env in envs {
             env.every_device_installs_once(6, 1).await;
         }
+
+        // A replica stopped with SIGTERM (an upgrade, a scale-down) lets its shards go at
+        // once: the last one holds all three within a few rounds, not a Lease duration.
+        let leaving = replicas.remove(0);
+        let last = replicas[0].name.clone();
+        let pid = i32::try_from(leaving.process.id()).expect("a pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
+        let terminated = Timestamp::now();
+        eventually(
+            "the last replica holds every shard",
+            Duration::from_secs(60),
+            || async {
+                for shard in 0..3 {
+                    if shard_holder(lease_env, shard).await.as_deref() != Some(last.as_str()) {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
+        let took = Timestamp::now().duration_since(terminated);
+        eprintln!(
+            "after a SIGTERM to {}: {last} held every shard after {took:#}",
+            leaving.name
+        );
+        assert!(
+            took <= SignedDuration::from_secs(12),
+            "took {took:#} to take over released shards"
+        );
+        drop(leaving);
     })
     .await;
 }
