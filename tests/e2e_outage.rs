@@ -179,121 +179,135 @@ async fn three_replicas_with_shards_take_over_a_dead_ones_tenants() {
             .iter()
             .map(|name| operator_process(name, &namespaces, &flags))
             .collect();
-        let lease_env = &envs[0];
-        let holders = eventually("every shard is held", Duration::from_secs(60), || async {
-            let mut holders = Vec::new();
-            for shard in 0..3 {
-                holders.push(shard_holder(lease_env, shard).await?);
-            }
-            Some(holders)
-        })
-        .await;
-        eprintln!("shard holders: {holders:?}");
-        for env in envs {
-            eventually(
-                "each tenant admits a device",
-                Duration::from_secs(60),
-                || async { (!env.planned().await.is_empty()).then_some(()) },
-            )
-            .await;
-        }
-        // Balanced: after the rounds settle, every replica holds one shard.
-        let balanced = eventually("the shards spread out", Duration::from_secs(60), || async {
-            let mut holders = Vec::new();
-            for shard in 0..3 {
-                holders.push(shard_holder(lease_env, shard).await?);
-            }
-            let mut distinct = holders.clone();
-            distinct.sort();
-            distinct.dedup();
-            (distinct.len() == 3).then_some(holders)
-        })
-        .await;
-        eprintln!("balanced: {balanced:?}");
-
-        // Kill (SIGKILL: no release) the replica holding the first tenant's shard.
-        let shard = shard_of(&envs[0].ns, 3);
-        let victim = shard_holder(lease_env, shard).await.expect("a holder");
-        let i = replicas
-            .iter()
-            .position(|r| r.name == victim)
-            .expect("the holder is one of ours");
-        // Without an operator at most one more device starts (one admitted, maxConcurrent
-        // 1): two more than now started means the heir admitted one.
-        let started = admitted(&envs[0]).await;
-        assert!(
-            started <= 4,
-            "the first tenant's rollout is still under way: {started} of 6 started"
-        );
-        drop(replicas.remove(i));
-        let killed = Timestamp::now();
-        let survivors: Vec<String> = replicas.iter().map(|r| r.name.clone()).collect();
-        let heir = eventually(
-            "another replica takes the shard",
-            Duration::from_secs(60),
-            || async {
-                shard_holder(lease_env, shard)
-                    .await
-                    .filter(|h| survivors.contains(h))
-            },
-        )
-        .await;
-        let took = Timestamp::now().duration_since(killed);
-        eprintln!("shard {shard} of {victim}: taken over by {heir} after {took:#}");
-        assert!(
-            took <= SignedDuration::from_secs(25),
-            "took {took:#} to take over a 15 s shard Lease"
-        );
-        // The dead replica's tenant goes on under the heir.
-        eventually(
-            "the first tenant admits again",
-            Duration::from_secs(60),
-            || async { (admitted(&envs[0]).await >= started + 2).then_some(()) },
-        )
-        .await;
-        let resumed = Timestamp::now().duration_since(killed);
-        eprintln!("the first tenant started a device the heir admitted {resumed:#} after the kill");
-        // Every tenant finishes, one device at a time, each admitted once.
+        shards_spread_out(envs).await;
+        a_killed_holders_tenant_goes_on(envs, &mut replicas).await;
         for env in envs {
             env.every_device_installs_once(6, 1).await;
         }
-
-        // A replica stopped with SIGTERM (an upgrade, a scale-down) lets its shards go at
-        // once: the last one holds all three within a few rounds, not a Lease duration.
-        let leaving = replicas.remove(0);
-        let last = replicas[0].name.clone();
-        let pid = i32::try_from(leaving.process.id()).expect("a pid");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("SIGTERM");
-        let terminated = Timestamp::now();
-        eventually(
-            "the last replica holds every shard",
-            Duration::from_secs(60),
-            || async {
-                for shard in 0..3 {
-                    if shard_holder(lease_env, shard).await.as_deref() != Some(last.as_str()) {
-                        return None;
-                    }
-                }
-                Some(())
-            },
-        )
-        .await;
-        let took = Timestamp::now().duration_since(terminated);
-        eprintln!(
-            "after a SIGTERM to {}: {last} held every shard after {took:#}",
-            leaving.name
-        );
-        assert!(
-            took <= SignedDuration::from_secs(12),
-            "took {took:#} to take over released shards"
-        );
-        drop(leaving);
+        a_terminated_replica_lets_go(&envs[0], replicas).await;
     })
     .await;
+}
+
+/// Every shard Lease's holder, once all three are held.
+async fn holders(lease_env: &Env) -> Option<Vec<String>> {
+    let mut holders = Vec::new();
+    for shard in 0..3 {
+        holders.push(shard_holder(lease_env, shard).await?);
+    }
+    Some(holders)
+}
+
+/// Waits until every shard is held, every tenant has admitted a device, and each replica
+/// holds one shard.
+async fn shards_spread_out(envs: &[Env]) {
+    let lease_env = &envs[0];
+    let first = eventually("every shard is held", Duration::from_secs(60), || {
+        holders(lease_env)
+    })
+    .await;
+    eprintln!("shard holders: {first:?}");
+    for env in envs {
+        eventually(
+            "each tenant admits a device",
+            Duration::from_secs(60),
+            || async { (!env.planned().await.is_empty()).then_some(()) },
+        )
+        .await;
+    }
+    let balanced = eventually("the shards spread out", Duration::from_secs(60), || async {
+        let holders = holders(lease_env).await?;
+        let mut distinct = holders.clone();
+        distinct.sort();
+        distinct.dedup();
+        (distinct.len() == 3).then_some(holders)
+    })
+    .await;
+    eprintln!("balanced: {balanced:?}");
+}
+
+/// Kills (SIGKILL: no release) the replica holding the first tenant's shard; checks
+/// that another takes the shard within 25 s and admits the tenant's next device.
+async fn a_killed_holders_tenant_goes_on(envs: &[Env], replicas: &mut Vec<Child>) {
+    let lease_env = &envs[0];
+    let shard = shard_of(&envs[0].ns, 3);
+    let victim = shard_holder(lease_env, shard).await.expect("a holder");
+    let i = replicas
+        .iter()
+        .position(|r| r.name == victim)
+        .expect("the holder is one of ours");
+    // Without an operator at most one more device starts (one admitted, maxConcurrent
+    // 1): two more than now started means the heir admitted one.
+    let started = admitted(&envs[0]).await;
+    assert!(
+        started <= 4,
+        "the first tenant's rollout is still under way: {started} of 6 started"
+    );
+    drop(replicas.remove(i));
+    let killed = Timestamp::now();
+    let survivors: Vec<String> = replicas.iter().map(|r| r.name.clone()).collect();
+    let heir = eventually(
+        "another replica takes the shard",
+        Duration::from_secs(60),
+        || async {
+            shard_holder(lease_env, shard)
+                .await
+                .filter(|h| survivors.contains(h))
+        },
+    )
+    .await;
+    let took = Timestamp::now().duration_since(killed);
+    eprintln!("shard {shard} of {victim}: taken over by {heir} after {took:#}");
+    assert!(
+        took <= SignedDuration::from_secs(25),
+        "took {took:#} to take over a 15 s shard Lease"
+    );
+    // The dead replica's tenant goes on under the heir.
+    eventually(
+        "the first tenant admits again",
+        Duration::from_secs(60),
+        || async { (admitted(&envs[0]).await >= started + 2).then_some(()) },
+    )
+    .await;
+    let resumed = Timestamp::now().duration_since(killed);
+    eprintln!("the first tenant started a device the heir admitted {resumed:#} after the kill");
+}
+
+/// Sends SIGTERM to the first of two replicas: it lets its shards go at once, and the
+/// last one holds all three within a few rounds, not a Lease duration.
+async fn a_terminated_replica_lets_go(lease_env: &Env, mut replicas: Vec<Child>) {
+    let leaving = replicas.remove(0);
+    let last = replicas[0].name.clone();
+    let pid = i32::try_from(leaving.process.id()).expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let terminated = Timestamp::now();
+    eventually(
+        "the last replica holds every shard",
+        Duration::from_secs(60),
+        || async {
+            for shard in 0..3 {
+                if shard_holder(lease_env, shard).await.as_deref() != Some(last.as_str()) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let took = Timestamp::now().duration_since(terminated);
+    eprintln!(
+        "after a SIGTERM to {}: {last} held every shard after {took:#}",
+        leaving.name
+    );
+    assert!(
+        took <= SignedDuration::from_secs(12),
+        "took {took:#} to take over released shards"
+    );
+    drop(leaving);
 }
 
 /// The API server's control scripts, from `RINGMASTER_E2E_APISERVER_CTL`.
