@@ -148,6 +148,10 @@ RENDERS = {
     "namespaced-single": dict(watch=["tenant-a"], replicas=1, leader=True, lease="ringmaster-tenant-a",
                               vap=True, actions=["Deny"], service_monitor=False, dashboard=False,
                               agent=None, node=None, log_format="text", catalog={}),
+    # Three replicas over three shards: --shards and the three shard Leases.
+    "sharded": dict(watch=[], replicas=3, leader=True, lease="ringmaster-leader", shards=3, vap=False,
+                    actions=None, service_monitor=False, dashboard=False, agent=None, node=None,
+                    log_format="json", catalog={}),
     "vap-off": dict(watch=[], replicas=1, leader=False, lease=None, vap=False, actions=None,
                     service_monitor=False, dashboard=False, agent=None, node=None, log_format="json",
                     catalog={}),
@@ -281,8 +285,11 @@ def expected_operator_grants(exp):
         want.add(("cluster", "", "namespaces", "get", ns))
     if exp["leader"]:
         want.add((RELEASE_NS, "coordination.k8s.io", "leases", "create", None))
-        for v in ("get", "update", "patch"):
-            want.add((RELEASE_NS, "coordination.k8s.io", "leases", v, exp["lease"]))
+        shards = exp.get("shards", 1)
+        leases = [f"{exp['lease']}-shard-{i}" for i in range(shards)] if shards > 1 else [exp["lease"]]
+        for lease in leases:
+            for v in ("get", "update", "patch"):
+                want.add((RELEASE_NS, "coordination.k8s.io", "leases", v, lease))
     return want
 
 
@@ -487,6 +494,10 @@ def check_operator(render, docs, exp):
         fail(render, "more than one replica without --leader-elect")
     if leader and opts.get("--lease-name") != [exp["lease"]]:
         fail(render, f"--lease-name {opts.get('--lease-name')}, want {exp['lease']}")
+    shards = exp.get("shards", 1)
+    want_shards = [str(shards)] if shards > 1 else None
+    if opts.get("--shards") != want_shards:
+        fail(render, f"--shards {opts.get('--shards')}, want {want_shards}")
     strategy = d["spec"].get("strategy", {}).get("type")
     want_strategy = "Recreate" if (exp["replicas"] == 1 and not leader) else "RollingUpdate"
     if strategy != want_strategy:

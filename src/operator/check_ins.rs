@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -205,7 +205,7 @@ where
         let unreachable_after = hooks.unreachable_after.clone();
         tasks.push(tokio::spawn(async move {
             let config = watcher::Config::default().labels(CHECK_IN_LABEL);
-            let stream = watcher(api, config).backoff(super::stores::watch_backoff());
+            let stream = super::stores::recovering_watch(api, config);
             let mut stream = std::pin::pin!(stream);
             let mut listing: HashMap<String, CheckIns> = HashMap::new();
             while let Some(item) = stream.next().await {

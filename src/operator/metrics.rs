@@ -167,6 +167,7 @@ pub struct Metrics {
     rollout_progress: Family<RolloutLabels, Instant>,
     api_writes: Family<WriteLabels, Counter>,
     api_throttled: Counter,
+    shards_held: Gauge,
     tenants: Mutex<HashMap<String, TenantSeries>>,
 }
 
@@ -321,6 +322,12 @@ impl Metrics {
             "Writes the API server answered with 429 (Too Many Requests), each sent again after a pause",
             api_throttled.clone(),
         );
+        let shards_held = Gauge::default();
+        registry.register(
+            "ringmaster_shards_held",
+            "Shards whose tenants this replica reconciles (--shards; 1 while leading without it)",
+            shards_held.clone(),
+        );
         Self {
             registry,
             reconcile_total,
@@ -341,8 +348,15 @@ impl Metrics {
             rollout_progress,
             api_writes,
             api_throttled,
+            shards_held,
             tenants: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets how many shards this replica reconciles.
+    pub fn set_shards_held(&self, held: usize) {
+        self.shards_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// The metrics in the OpenMetrics text format.

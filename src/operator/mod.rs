@@ -16,7 +16,8 @@
 //! | [`apply`] | decisions to API writes: merge patches, creations, Events |
 //! | [`metrics`] | the Prometheus metrics |
 //! | [`health`] | `/healthz`, `/readyz` and `/metrics` |
-//! | [`run`] | `ringmaster run`: CRD checks, leader election, shutdown |
+//! | [`shards`] | `--shards`: which shard a tenant is in, the shard Leases and their balance |
+//! | [`run`] | `ringmaster run`: CRD checks, leader election, shards, shutdown |
 
 pub mod apply;
 pub mod check_ins;
@@ -28,6 +29,7 @@ pub mod pace;
 pub mod queue;
 pub mod reports;
 pub mod run;
+pub mod shards;
 pub mod stores;
 pub mod tenant;
 

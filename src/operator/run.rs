@@ -1,23 +1,25 @@
 //! `ringmaster run`: logging, the health and metrics servers, the CRD check, the stores,
 //! leader election and graceful shutdown around the reconcile queue.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::Error;
 use super::apply::Applier;
-use super::health::{self, Health};
+use super::health::{self, Health, Readiness};
 use super::metrics::Metrics;
 use super::pace::{Pace, PaceConfig};
 use super::queue::{self, QueueConfig, Sink};
 use super::reports::{Clock, ReportConfig, Reports};
+use super::shards::{self, Held, LeaseConfig, Ownership};
 use super::stores::{self, Triggers};
 use super::tenant::{Context, Key, TenantReconciler};
 use crate::report::store::Store;
@@ -28,6 +30,8 @@ const CRD_RETRY: Duration = Duration::from_secs(5);
 const LEASE_DURATION: u64 = 15;
 /// How long before expiry the leader renews, in seconds.
 const LEASE_GRACE: u64 = 5;
+/// How often a sharded replica looks whether its stores have synced before it joins.
+const SYNC_POLL: Duration = Duration::from_millis(200);
 /// The longest the lease release may take at shutdown.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -60,9 +64,16 @@ pub struct RunOptions {
     /// `POD_NAMESPACE`, as the identity in env `POD_NAME`).
     #[arg(long)]
     pub leader_elect: bool,
-    /// The name of the leader Lease.
+    /// The name of the leader Lease; with `--shards` N above 1, the base name of the
+    /// shard Leases `<lease-name>-shard-0` … `<lease-name>-shard-<N-1>`.
     #[arg(long, default_value = "ringmaster-leader")]
     pub lease_name: String,
+    /// Split the tenants (namespaces) into this many shards, one Lease each, so that
+    /// several replicas reconcile at once, each the tenants of the shards it holds. Above
+    /// 1 it implies `--leader-elect` (env `POD_NAMESPACE` and `POD_NAME`); every replica
+    /// must be given the same number.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
     /// Where to keep closed months' evidence packets: a directory (`/var/lib/ringmaster/reports`)
     /// or an S3-compatible bucket (`s3://bucket/prefix`; endpoint, region and credentials
     /// from the AWS_* environment). Without it months are not closed.
@@ -146,7 +157,22 @@ pub struct Operator {
     client: Client,
     config: OperatorConfig,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
+}
+
+/// What both ways of running share once the stores have synced.
+struct Started {
+    watchers: stores::Watchers,
+    triggers: Arc<Triggers>,
+    reconciler: Arc<TenantReconciler>,
+    ownership: Arc<Ownership>,
+    _check: AbortOnDrop<()>,
+}
+
+/// A running work queue of one shard (or of the leader).
+struct ShardQueue {
+    stop: watch::Sender<bool>,
+    task: AbortOnDrop<()>,
 }
 
 impl Operator {
@@ -162,7 +188,7 @@ impl Operator {
             client,
             config,
             metrics,
-            ready: Arc::new(AtomicBool::new(false)),
+            ready: Arc::new(Readiness::default()),
         }
     }
 
@@ -171,52 +197,48 @@ impl Operator {
         Arc::clone(&self.metrics)
     }
 
-    /// Its readiness flag (CRDs established and stores synced).
-    pub fn readiness(&self) -> Arc<AtomicBool> {
+    /// Its readiness (CRDs established, stores synced, the API server answering).
+    pub fn readiness(&self) -> Arc<Readiness> {
         Arc::clone(&self.ready)
     }
 
-    /// Runs until `shutdown` turns true: waits for the CRDs, starts the watchers, becomes
-    /// ready once they have synced, then reconciles while `leader` is true. On shutdown
-    /// (or losing the lead) it stops taking work and finishes the reconciles in flight.
-    /// Returns an error if the leader channel closes (the lease manager stopped).
-    pub async fn run(
+    /// Checks the API server, waits for the CRDs, starts the watchers and waits until
+    /// they have synced; None if shut down first.
+    async fn start(
         &self,
-        mut leader: watch::Receiver<bool>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), Error> {
-        if !wait_for_crds(&self.client, &mut shutdown).await {
-            return Ok(());
+        shards: u32,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Started>, Error> {
+        let check = AbortOnDrop(tokio::spawn(health::check_api(
+            self.client.clone(),
+            Arc::clone(&self.ready),
+        )));
+        if !wait_for_crds(&self.client, shutdown).await {
+            return Ok(None);
         }
-        let sink: Arc<Sink<Key>> = Arc::new(Sink::default());
-        let triggers = Arc::new(Triggers::new(
-            Arc::clone(&sink),
-            self.config.namespaces.as_deref(),
-        ));
-        let leading = Arc::new(AtomicBool::new(false));
+        let sinks: Vec<Arc<Sink<Key>>> = (0..shards.max(1))
+            .map(|_| Arc::new(Sink::default()))
+            .collect();
+        let triggers = Arc::new(Triggers::sharded(sinks, self.config.namespaces.as_deref()));
+        let ownership = Arc::new(Ownership::new(shards));
         let watchers = stores::start(
             &self.client,
             self.config.namespaces.as_deref(),
             Arc::clone(&triggers),
             Arc::clone(&self.metrics),
-            Arc::clone(&leading),
+            Arc::clone(&ownership),
         );
         let synced = tokio::select! {
             ok = watchers.stores.wait_until_ready() => ok,
-            _ = until_true(&mut shutdown) => {
-                watchers.abort();
-                return Ok(());
-            }
+            _ = until_true(shutdown) => return Ok(None),
         };
         if !synced {
-            watchers.abort();
             return Err(Error::Task(
                 "a watcher stopped before its first sync".into(),
             ));
         }
-        self.ready.store(true, Ordering::Relaxed);
-        info!("every store has synced: ready");
-
+        self.ready.set_synced(true);
+        info!("every store has synced");
         let ctx = Arc::new(Context {
             stores: watchers.stores.clone(),
             applier: Applier::new(
@@ -228,7 +250,61 @@ impl Operator {
             metrics: Arc::clone(&self.metrics),
             reports: Reports::new(self.client.clone(), self.config.reports.clone()),
         });
-        let reconciler = Arc::new(TenantReconciler::new(ctx));
+        Ok(Some(Started {
+            watchers,
+            triggers,
+            reconciler: Arc::new(TenantReconciler::new(ctx)),
+            ownership,
+            _check: check,
+        }))
+    }
+
+    /// Connects shard `shard`'s queue (shard 0 is the leader's) and starts it.
+    fn start_queue(&self, started: &Started, shard: u32) -> Option<ShardQueue> {
+        let sink = started.triggers.sink(shard)?;
+        started.ownership.set(shard, true);
+        let rx = sink.connect();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = AbortOnDrop(tokio::spawn(queue::run(
+            rx,
+            Arc::clone(&started.reconciler),
+            self.config.queue,
+            stop_rx,
+        )));
+        Some(ShardQueue { stop, task })
+    }
+
+    /// Stops a shard's queue: no new work; the reconciles in flight finish before
+    /// `deadline`, or are cut short then.
+    async fn stop_queue(started: &Started, shard: u32, q: ShardQueue, deadline: Instant) {
+        if let Some(sink) = started.triggers.sink(shard) {
+            sink.disconnect();
+        }
+        let _ = q.stop.send(true);
+        let mut task = q.task;
+        match tokio::time::timeout_at(deadline, &mut task.0).await {
+            Ok(Err(e)) if !e.is_cancelled() => error!(error = %e, "the work queue failed"),
+            Ok(_) => {}
+            Err(_) => warn!(
+                shard,
+                "reconciles still running when the shard had to go: cut short"
+            ),
+        }
+        started.ownership.set(shard, false);
+    }
+
+    /// Runs until `shutdown` turns true: waits for the CRDs, starts the watchers, becomes
+    /// ready once they have synced, then reconciles while `leader` is true. On shutdown
+    /// (or losing the lead) it stops taking work and finishes the reconciles in flight.
+    /// Returns an error if the leader channel closes (the lease manager stopped).
+    pub async fn run(
+        &self,
+        mut leader: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        let Some(started) = self.start(1, &mut shutdown).await? else {
+            return Ok(());
+        };
         let mut result = Ok(());
         loop {
             // Follow until leading (or shutting down).
@@ -241,26 +317,19 @@ impl Operator {
                 break;
             }
             info!("leading: reconciling");
-            leading.store(true, Ordering::Relaxed);
-            let rx = sink.connect();
-            triggers.everything();
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let mut queue = AbortOnDrop(tokio::spawn(queue::run(
-                rx,
-                Arc::clone(&reconciler),
-                self.config.queue,
-                stop_rx,
-            )));
+            let Some(queue) = self.start_queue(&started, 0) else {
+                break;
+            };
+            self.metrics.set_shards_held(1);
+            started.triggers.everything();
             let (lost, closed) = tokio::select! {
                 still = until_false(&mut leader) => (true, !still),
                 _ = until_true(&mut shutdown) => (false, false),
             };
-            sink.disconnect();
-            let _ = stop_tx.send(true);
-            if let Err(e) = (&mut queue.0).await {
-                error!(error = %e, "the work queue failed");
-            }
-            leading.store(false, Ordering::Relaxed);
+            // The reconciles in flight finish, however long they take.
+            let unbounded = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+            Self::stop_queue(&started, 0, queue, unbounded).await;
+            self.metrics.set_shards_held(0);
             if closed {
                 result = Err(Error::Lease("the lease manager stopped".into()));
                 break;
@@ -270,9 +339,104 @@ impl Operator {
             }
             warn!("lost the leader lease: following");
         }
-        watchers.abort();
+        started.watchers.abort();
         info!("stopped");
         result
+    }
+
+    /// Runs sharded until `shutdown` turns true: like [`run`](Self::run), but reconciles
+    /// the tenants of each shard of `shards` that `held` names, until the instant it gives
+    /// (see [`shards`](super::shards)). A shard newly held gets a full reconcile of its
+    /// tenants; a shard let go stops at once (its reconciles in flight are cut short at
+    /// its deadline). `acting` tells the Lease holder which shards are reconciling, so that
+    /// it hands over or releases a shard only once nothing runs for it.
+    pub async fn run_shards(
+        &self,
+        shards: u32,
+        mut held: watch::Receiver<Held>,
+        acting: watch::Sender<BTreeSet<u32>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), Error> {
+        let Some(started) = self.start(shards, &mut shutdown).await? else {
+            return Ok(());
+        };
+        let mut queues: BTreeMap<u32, (ShardQueue, Instant)> = BTreeMap::new();
+        let result = loop {
+            let now = Instant::now();
+            let want: Held = held
+                .borrow_and_update()
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(s, u)| (*s, *u))
+                .collect();
+            self.follow(&started, &mut queues, &want).await;
+            acting.send_replace(queues.keys().copied().collect());
+            self.metrics.set_shards_held(queues.len());
+            let next = queues.values().map(|(_, until)| *until).min();
+            tokio::select! {
+                changed = held.changed() => if changed.is_err() {
+                    break Err(Error::Lease("the shard Lease task stopped".into()));
+                },
+                _ = tokio::time::sleep_until(next.unwrap_or(now)), if next.is_some() => {}
+                _ = until_true(&mut shutdown) => break Ok(()),
+            }
+        };
+        for (shard, (q, until)) in std::mem::take(&mut queues) {
+            Self::stop_queue(&started, shard, q, until).await;
+        }
+        acting.send_replace(BTreeSet::new());
+        self.metrics.set_shards_held(0);
+        started.watchers.abort();
+        info!("stopped");
+        result
+    }
+
+    /// Stops the queues of shards no longer held (or past their time) and starts those
+    /// of shards newly held.
+    async fn follow(
+        &self,
+        started: &Started,
+        queues: &mut BTreeMap<u32, (ShardQueue, Instant)>,
+        want: &Held,
+    ) {
+        let now = Instant::now();
+        let gone: Vec<u32> = queues
+            .keys()
+            .filter(|s| !want.contains_key(s))
+            .copied()
+            .collect();
+        let mut stops = Vec::new();
+        for shard in gone {
+            if let Some((q, until)) = queues.remove(&shard) {
+                // Handed over (still ours until `until`: the reconciles in flight may
+                // finish, up to a grace) or past its time (cut short now).
+                let deadline = until.min(now + shards::HANDOVER_GRACE);
+                if until <= now {
+                    warn!(
+                        shard,
+                        "the shard's time is up: its tenants are no longer reconciled here"
+                    );
+                } else {
+                    info!(
+                        shard,
+                        "let the shard go: its tenants are no longer reconciled here"
+                    );
+                }
+                stops.push(Self::stop_queue(started, shard, q, deadline));
+            }
+        }
+        futures::future::join_all(stops).await;
+        for (&shard, &until) in want {
+            if let Some((_, u)) = queues.get_mut(&shard) {
+                *u = until;
+                continue;
+            }
+            if let Some(q) = self.start_queue(started, shard) {
+                info!(shard, "took the shard: reconciling its tenants");
+                started.triggers.everything_of(shard);
+                queues.insert(shard, (q, until));
+            }
+        }
     }
 }
 
@@ -417,10 +581,7 @@ async fn join_election(
     name: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<Lease>, Error> {
-    let namespace = std::env::var("POD_NAMESPACE")
-        .map_err(|_| Error::Lease("--leader-elect needs the env POD_NAMESPACE".into()))?;
-    let identity = std::env::var("POD_NAME")
-        .map_err(|_| Error::Lease("--leader-elect needs the env POD_NAME".into()))?;
+    let (namespace, identity) = identity("--leader-elect")?;
     loop {
         let built = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), name)
             .with_namespace(&namespace)
@@ -443,6 +604,59 @@ async fn join_election(
             _ = until_true(shutdown) => return Ok(None),
         }
     }
+}
+
+/// The identity of a replica: the namespace of its Leases and its name, from the env.
+fn identity(flag: &str) -> Result<(String, String), Error> {
+    let namespace = std::env::var("POD_NAMESPACE")
+        .map_err(|_| Error::Lease(format!("{flag} needs the env POD_NAMESPACE")))?;
+    let name = std::env::var("POD_NAME")
+        .map_err(|_| Error::Lease(format!("{flag} needs the env POD_NAME")))?;
+    Ok((namespace, name))
+}
+
+/// Runs the operator with `--shards` above 1: the shard Leases held by their own task,
+/// which releases them once the operator has stopped reconciling.
+async fn run_sharded(
+    operator: &Operator,
+    client: &Client,
+    opts: &RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let (namespace, identity) = identity("--shards")?;
+    let cfg = LeaseConfig {
+        namespace,
+        base: opts.lease_name.clone(),
+        identity,
+        shards: opts.shards,
+    };
+    let (held_tx, held_rx) = watch::channel(Held::new());
+    let (acting_tx, acting_rx) = watch::channel(BTreeSet::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ready = operator.readiness();
+    let lease_client = client.clone();
+    let lease_task = tokio::spawn(async move {
+        // Take shards only once this replica can reconcile them: a replica still
+        // syncing (or never syncing, say for want of RBAC) leaves them to others.
+        let mut stop = stop_rx.clone();
+        while !ready.synced() {
+            tokio::select! {
+                _ = tokio::time::sleep(SYNC_POLL) => {}
+                _ = stop.wait_for(|v| *v) => return,
+            }
+        }
+        shards::hold(lease_client, cfg, held_tx, acting_rx, stop_rx).await;
+    });
+    let result = operator
+        .run_shards(opts.shards, held_rx, acting_tx, shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(RELEASE_TIMEOUT * 2, lease_task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "the shard Lease task failed"),
+        Err(_) => warn!("releasing the shard Leases timed out"),
+    }
+    result
 }
 
 /// `ringmaster run`: serves health and metrics, waits for the CRDs, syncs the stores,
@@ -487,10 +701,13 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     info!(
         namespaces = ?namespaces.as_deref().unwrap_or(&[]),
         leader_elect = opts.leader_elect,
+        shards = opts.shards,
         "ringmaster operator starting"
     );
 
-    let result = if opts.leader_elect {
+    let result = if opts.shards > 1 {
+        run_sharded(&operator, &client, &opts, shutdown_rx.clone()).await
+    } else if opts.leader_elect {
         let mut shutdown = shutdown_rx.clone();
         match join_election(&client, &opts.lease_name, &mut shutdown).await? {
             None => Ok(()),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -37,6 +37,7 @@ use super::index::{Indexed, indexed};
 use super::metrics::Metrics;
 use super::objects::Key;
 use super::queue::Sink;
+use super::shards::Ownership;
 
 pub use super::objects::Objects;
 
@@ -133,27 +134,58 @@ impl Stores {
     }
 }
 
-/// Turns watch events into queue keys.
+/// Turns watch events into queue keys, each sent to the queue of its shard: a
+/// namespace's keys to the queue of [`shard_of`](super::shards::shard_of) its name, the
+/// catalog to shard 0's. With one shard there is one queue.
 #[derive(Debug)]
 pub struct Triggers {
-    sink: Arc<Sink<Key>>,
+    sinks: Vec<Arc<Sink<Key>>>,
     fixed: Option<BTreeSet<String>>,
     known: Mutex<BTreeSet<String>>,
 }
 
 impl Triggers {
-    /// Triggers for the given namespaces (`None`: every namespace that has objects).
+    /// Triggers for the given namespaces (`None`: every namespace that has objects), all
+    /// to one queue.
     pub fn new(sink: Arc<Sink<Key>>, namespaces: Option<&[String]>) -> Self {
+        Self::sharded(vec![sink], namespaces)
+    }
+
+    /// Triggers to one queue per shard (`sinks[i]` is shard i's; at least one).
+    pub fn sharded(sinks: Vec<Arc<Sink<Key>>>, namespaces: Option<&[String]>) -> Self {
+        let sinks = if sinks.is_empty() {
+            vec![Arc::new(Sink::default())]
+        } else {
+            sinks
+        };
         Self {
-            sink,
+            sinks,
             fixed: namespaces.map(|n| n.iter().cloned().collect()),
             known: Mutex::new(BTreeSet::new()),
         }
     }
 
-    /// The queue end the triggers go to.
-    pub fn sink(&self) -> &Arc<Sink<Key>> {
-        &self.sink
+    /// The queue end of shard `shard`.
+    pub fn sink(&self, shard: u32) -> Option<&Arc<Sink<Key>>> {
+        self.sinks.get(shard as usize)
+    }
+
+    fn shards(&self) -> u32 {
+        u32::try_from(self.sinks.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The shard a key belongs to.
+    pub fn shard_of(&self, key: &Key) -> u32 {
+        match key {
+            Key::Catalog => 0,
+            Key::Tenant(ns) | Key::Reports(ns) => super::shards::shard_of(ns, self.shards()),
+        }
+    }
+
+    fn send(&self, key: Key) {
+        if let Some(sink) = self.sinks.get(self.shard_of(&key) as usize) {
+            sink.send(key);
+        }
     }
 
     /// Every namespace the operator reconciles (that it watches, or has seen objects in).
@@ -180,56 +212,76 @@ impl Triggers {
     /// An object of a namespace changed.
     pub fn namespace(&self, ns: &str) {
         self.note(ns);
-        self.sink.send(Key::Tenant(ns.to_string()));
+        self.send(Key::Tenant(ns.to_string()));
     }
 
     /// A PatchReport of a namespace changed.
     pub fn reports(&self, ns: &str) {
         self.note(ns);
-        self.sink.send(Key::Reports(ns.to_string()));
+        self.send(Key::Reports(ns.to_string()));
     }
 
     /// Everything may have changed (a relist, a new leader): every namespace, its months,
     /// and the catalog, without waiting out the backoffs of earlier failures (after an
     /// outage every key has failed, and the watches listing again mean it is over).
     pub fn everything(&self) {
-        self.sink.resync();
+        for sink in &self.sinks {
+            sink.resync();
+        }
         self.catalog();
         for ns in self.namespaces() {
-            self.sink.send(Key::Reports(ns));
+            self.send(Key::Reports(ns));
+        }
+    }
+
+    /// Everything of one shard, as when this replica has just taken it: its namespaces,
+    /// their months, and the catalog for shard 0.
+    pub fn everything_of(&self, shard: u32) {
+        let Some(sink) = self.sinks.get(shard as usize) else {
+            return;
+        };
+        sink.resync();
+        if shard == 0 {
+            sink.send(Key::Catalog);
+        }
+        for ns in self.namespaces() {
+            if super::shards::shard_of(&ns, self.shards()) == shard {
+                sink.send(Key::Tenant(ns.clone()));
+                sink.send(Key::Reports(ns));
+            }
         }
     }
 
     /// The catalog changed: its statuses, and every namespace's decisions (not its
     /// months: a closed month never changes, and the others wait for their end).
     pub fn catalog(&self) {
-        self.sink.send(Key::Catalog);
+        self.send(Key::Catalog);
         for ns in self.namespaces() {
-            self.sink.send(Key::Tenant(ns));
+            self.send(Key::Tenant(ns));
         }
     }
 }
 
 /// Observes each device–patch pair that becomes Installed, once, into the
-/// time-to-install histogram; only while this replica leads, so that replicas do not
-/// count the same install twice.
+/// time-to-install histogram; only for the namespaces this replica reconciles (it leads,
+/// or holds their shard), so that replicas do not count the same install twice.
 pub struct InstallObserver {
     metrics: Arc<Metrics>,
-    leading: Arc<AtomicBool>,
+    ownership: Arc<Ownership>,
     policies: Scoped<PatchPolicy>,
     patches: Store<Patch>,
 }
 
 impl InstallObserver {
     fn observe(&self, old: &ManagedDevice, new: &ManagedDevice) {
-        if !self.leading.load(Ordering::Relaxed) {
+        let ns = new.namespace().unwrap_or_default();
+        if !self.ownership.owns(&ns) {
             return;
         }
         let fresh = newly_installed(old, new);
         if fresh.is_empty() {
             return;
         }
-        let ns = new.namespace().unwrap_or_default();
         let Some(policy_name) = new
             .status
             .as_ref()
@@ -319,7 +371,7 @@ pub fn start(
     namespaces: Option<&[String]>,
     triggers: Arc<Triggers>,
     metrics: Arc<Metrics>,
-    leading: Arc<AtomicBool>,
+    ownership: Arc<Ownership>,
 ) -> Watchers {
     let mut tasks = Vec::new();
     let mut watch = Watch {
@@ -354,7 +406,7 @@ pub fn start(
 
     let observer = Arc::new(InstallObserver {
         metrics: Arc::clone(&metrics),
-        leading,
+        ownership,
         policies: policies.clone(),
         patches: patches.clone(),
     });
@@ -492,17 +544,71 @@ impl Watch<'_> {
 }
 
 /// How long a failed watch waits before it tries again: from 0.5 s doubling to at most
-/// 4 s (kube's default goes to 30 s, client-go's), so that the operator is watching
-/// again within seconds of an API server coming back. Seven watches retrying every 4 s
+/// 2 s (kube's default goes to 30 s, client-go's), so that the operator is watching
+/// again within seconds of an API server coming back. Nine watches retrying every 2 s
 /// are no burden on a server that is down; the delay starts again at 0.5 s after two
-/// minutes without a failure.
-pub(super) fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+/// minutes without a failure. A watch whose resource version has expired (410 Gone, as
+/// every watch gets from an API server that has just restarted) lists again at once,
+/// as client-go's reflector does: the server answered, nothing is gained by waiting.
+fn watch_backoff(gone: Arc<AtomicBool>) -> WatchBackoff {
     let exponential = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(4))
+        .with_max_delay(Duration::from_secs(2))
         .with_factor(2.0)
         .without_max_times();
-    ResetTimerBackoff::new(exponential.into(), Duration::from_secs(120))
+    WatchBackoff {
+        backoff: ResetTimerBackoff::new(exponential.into(), Duration::from_secs(120)),
+        gone,
+    }
+}
+
+/// The watch backoff, which skips its wait once after a 410 Gone (`gone` set by the
+/// stream when it sees one).
+struct WatchBackoff {
+    backoff: ResetTimerBackoff<ExponentialBackoff>,
+    gone: Arc<AtomicBool>,
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.gone.swap(false, Ordering::Relaxed) {
+            return Some(Duration::ZERO);
+        }
+        self.backoff.next()
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.backoff.reset();
+    }
+}
+
+/// Whether a watch error says its resource version has expired: the watcher lists again.
+fn is_gone(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchError(status) if status.code == 410)
+}
+
+/// A watch of `api` that retries as [`watch_backoff`] says, and lists again at once after
+/// a 410 Gone (every watch of the operator's is one of these).
+pub(super) fn recovering_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let gone = Arc::new(AtomicBool::new(false));
+    let seen_gone = Arc::clone(&gone);
+    watcher(api, config)
+        .inspect_err(move |e| {
+            if is_gone(e) {
+                seen_gone.store(true, Ordering::Relaxed);
+            }
+        })
+        .backoff(watch_backoff(gone))
 }
 
 /// Watches `api`: each event is given to `apply` (the store) and then to `after`.
@@ -516,8 +622,7 @@ where
 {
     let kind = K::kind(&()).to_string();
     tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default())
-            .backoff(watch_backoff())
+        let stream = recovering_watch(api, watcher::Config::default())
             .modify(slim::<K>)
             .inspect_ok(move |ev| apply(ev));
         let mut stream = std::pin::pin!(stream);

@@ -3,7 +3,6 @@
 //! in real time. No cluster needed.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -45,7 +44,7 @@ pub(crate) fn tenant(fake: &Fake, ns: &str, it: usize) {
 
 struct Running {
     metrics: Arc<Metrics>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    ready: Arc<ringmaster::operator::health::Readiness>,
     stop: watch::Sender<bool>,
     leader: watch::Sender<bool>,
     task: JoinHandle<Result<(), ringmaster::operator::Error>>,
@@ -165,7 +164,7 @@ async fn it_becomes_ready_admits_ring_zero_and_then_writes_nothing() {
     tenant(&fake, "acme", 3);
     let op = start(&fake, None, true);
     eventually("ready", Duration::from_secs(10), || {
-        op.ready.load(Ordering::Relaxed).then_some(())
+        op.ready.is_ready().then_some(())
     })
     .await;
     let crd_checks = fake
@@ -304,7 +303,7 @@ async fn a_follower_is_ready_but_writes_nothing_until_it_leads() {
     tenant(&fake, "acme", 2);
     let op = start(&fake, None, false);
     eventually("ready while following", Duration::from_secs(10), || {
-        op.ready.load(Ordering::Relaxed).then_some(())
+        op.ready.is_ready().then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -376,6 +375,160 @@ async fn a_killed_operator_leaves_no_watch_or_queue_behind() {
         "nothing of the killed operator still writes"
     );
     assert_eq!(planned(&fake, "acme", "KB1"), vec!["it-0", "it-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_api_server_and_liveness_does_not() {
+    use ringmaster::operator::health::{Health, NotReady, health_routes};
+    use tower::ServiceExt;
+
+    let fake = Fake::default();
+    tenant(&fake, "acme", 2);
+    let op = start(&fake, None, true);
+    eventually("ready", Duration::from_secs(10), || {
+        op.ready.is_ready().then_some(())
+    })
+    .await;
+    let routes = health_routes().with_state(Health {
+        ready: Arc::clone(&op.ready),
+        metrics: Arc::clone(&op.metrics),
+    });
+    let get = |path: &'static str| {
+        let routes = routes.clone();
+        async move {
+            let request = http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .expect("a request");
+            let response = routes.oneshot(request).await.expect("an answer");
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .expect("a body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    assert_eq!(
+        get("/readyz").await,
+        (http::StatusCode::OK, "ready\n".into())
+    );
+
+    // The API server stops answering: the watches resume without an event, so only the
+    // active check can tell.
+    fake.break_path("/version");
+    eventually(
+        "not ready while the API server fails",
+        Duration::from_secs(10),
+        || matches!(op.ready.why_not(), Some(NotReady::ApiUnreachable(_))).then_some(()),
+    )
+    .await;
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.starts_with("not ready: the API server is unreachable"),
+        "{body}"
+    );
+    assert_eq!(
+        get("/healthz").await.0,
+        http::StatusCode::OK,
+        "liveness stays"
+    );
+
+    fake.fix_path("/version");
+    eventually("ready again", Duration::from_secs(10), || {
+        op.ready.is_ready().then_some(())
+    })
+    .await;
+    assert_eq!(get("/readyz").await.0, http::StatusCode::OK);
+    op.shutdown().await;
+}
+
+/// Two tenant names in different shards of two.
+fn one_per_shard() -> (String, String) {
+    use ringmaster::operator::shards::shard_of;
+    let first = "acme".to_string();
+    let other = (0..)
+        .map(|i| format!("globex-{i}"))
+        .find(|ns| shard_of(ns, 2) != shard_of(&first, 2))
+        .unwrap_or_default();
+    (first, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reconciles_only_the_shards_it_holds_and_stops_when_one_goes() {
+    use ringmaster::operator::shards::{Held, shard_of};
+    use tokio::time::Instant;
+
+    let fake = Fake::default();
+    let (acme, other) = one_per_shard();
+    tenant(&fake, &acme, 3);
+    tenant(&fake, &other, 3);
+    let operator = Operator::new(fake.client(), OperatorConfig::default());
+    let metrics = operator.metrics();
+    let (held_tx, held_rx) = watch::channel(Held::new());
+    let (acting_tx, mut acting) = watch::channel(std::collections::BTreeSet::new());
+    let (stop, stop_rx) = watch::channel(false);
+    let task =
+        tokio::spawn(async move { operator.run_shards(2, held_rx, acting_tx, stop_rx).await });
+    let hour = Duration::from_secs(3600);
+
+    // Holding acme's shard: acme is admitted, the other tenant is not touched.
+    let acme_shard = shard_of(&acme, 2);
+    held_tx.send_replace(Held::from([(acme_shard, Instant::now() + hour)]));
+    eventually("acme is admitted", Duration::from_secs(10), || {
+        (planned(&fake, &acme, "KB1").len() == 2).then_some(())
+    })
+    .await;
+    settled(&fake, Duration::from_millis(800)).await;
+    assert!(planned(&fake, &other, "KB1").is_empty());
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|w| !w.path.contains(&format!("/namespaces/{other}/"))),
+        "nothing of the other shard is written"
+    );
+    assert!(
+        metrics.encode().contains("ringmaster_shards_held 1"),
+        "{}",
+        metrics.encode()
+    );
+
+    // The shard moves: the new one gets a full reconcile at once, the old one nothing.
+    held_tx.send_replace(Held::from([(1 - acme_shard, Instant::now() + hour)]));
+    eventually(
+        "the other tenant is admitted",
+        Duration::from_secs(10),
+        || (planned(&fake, &other, "KB1").len() == 2).then_some(()),
+    )
+    .await;
+    acting
+        .wait_for(|a| !a.contains(&acme_shard))
+        .await
+        .expect("acting is published");
+    let writes = settled(&fake, Duration::from_millis(800)).await;
+    report_installed(&fake, "it-0", true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.writes().len(), writes, "a shard let go is not written");
+
+    // A shard past its time stops without being told.
+    held_tx.send_replace(Held::from([
+        (acme_shard, Instant::now() + Duration::from_millis(1500)),
+        (1 - acme_shard, Instant::now() + hour),
+    ]));
+    acting
+        .wait_for(|a| a.contains(&acme_shard))
+        .await
+        .expect("acting is published");
+    acting
+        .wait_for(|a| !a.contains(&acme_shard))
+        .await
+        .expect("acting is published");
+    let _ = stop.send(true);
+    let result = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops within 10 s")
+        .expect("no panic");
+    assert!(result.is_ok(), "{result:?}");
 }
 
 /// Stores device `device`'s check-in Lease in `ns`, renewed at `at`, as its agent's

@@ -116,10 +116,29 @@ The image reference: repository@digest, else repository:tag (tag defaults to app
 {{- end }}
 
 {{/*
-"true" when the operator runs with --leader-elect: asked for, or more than one replica.
+"true" when the operator runs with --leader-elect: asked for, more than one replica, or
+more than one shard.
 */}}
 {{- define "ringmaster.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) (gt (int .Values.sharding.shards) 1) }}true{{ end }}
+{{- end }}
+
+{{/*
+The Leases the operator holds, as a JSON list: the leader Lease, or with more than one
+shard the shard Leases <leaseName>-shard-<i>.
+*/}}
+{{- define "ringmaster.leaseNames" -}}
+{{- $base := include "ringmaster.leaseName" . }}
+{{- $shards := int .Values.sharding.shards }}
+{{- if gt $shards 1 }}
+{{- $names := list }}
+{{- range $i := until $shards }}
+{{- $names = append $names (printf "%s-shard-%d" $base $i) }}
+{{- end }}
+{{- toJson $names }}
+{{- else }}
+{{- toJson (list $base) }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -361,6 +361,11 @@ impl Fake {
             .push((path.to_string(), times));
     }
 
+    /// Answers a path broken by [`break_path`](Self::break_path) again.
+    pub fn fix_path(&self, path: &str) {
+        self.0.lock().expect("lock").broken.retain(|p| p != path);
+    }
+
     /// What the server holds for a namespace, as the stores would give it.
     pub fn objects(&self, ns: &str) -> Objects {
         let s = self.0.lock().expect("lock");
@@ -467,6 +472,14 @@ impl Fake {
         if let Some((_, left)) = s.throttled.iter_mut().find(|(p, n)| *p == path && *n > 0) {
             *left -= 1;
             return failure(429, "TooManyRequests");
+        }
+        if path == "/version" {
+            return Reply::Json(
+                StatusCode::OK,
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake",
+                    "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+                    "goVersion": "", "compiler": "gc", "platform": "linux/amd64"}),
+            );
         }
         if let Some(name) =
             path.strip_prefix("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/")
