@@ -266,6 +266,8 @@ impl Derived {
                 put_str(key, &r.id);
             }
         }
+        // Kept for every device until it changes: no room left over from growing it.
+        key.shrink_to_fit();
     }
 
     /// Whether this entry was derived from the inputs `dev` has now (its name was

@@ -647,7 +647,11 @@ fn derive(
         .unwrap_or(DEFAULT_TIER);
     e.tier = Cache::tier(tiers, tier);
     if let Some(status) = dev.status.as_ref() {
+        // Kept for every device until it changes: exactly one pair a report, no room
+        // left over from growing the list (a third of a pair list's memory otherwise).
+        e.pairs.reserve_exact(status.patches.len());
         pairs(e, dev, &status.patches, inputs);
+        e.pairs.shrink_to_fit();
     }
 }
 
