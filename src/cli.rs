@@ -420,16 +420,7 @@ pub fn main(binary: Binary) -> ExitCode {
         Command::Run(opts) => run(opts),
         Command::Agent(opts) => agent(*opts),
         Command::Enroll(opts) => enroll(opts),
-        Command::Crds => match crate::crds::render_all() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Crds => crds(),
         Command::Simulate {
             paths,
             days,
@@ -493,28 +484,12 @@ pub fn main(binary: Binary) -> ExitCode {
                 },
         } => catalog_import(source.into(), inputs, dry_run, output),
         Command::Report { command, make } => ExitCode::from(report(command, make)),
-        Command::Status { target, output } => show(&target, |objects| {
-            Ok(crate::lever::show::status(
-                objects,
-                jiff::Timestamp::now(),
-                output,
-                crate::lever::show::colour_stdout(),
-            ))
-        }),
+        Command::Status { target, output } => status(&target, output),
         Command::Why {
             what,
             target,
             output,
-        } => show(&target, |objects| {
-            crate::lever::show::why(
-                objects,
-                &what,
-                jiff::Timestamp::now(),
-                output,
-                crate::lever::show::colour_stdout(),
-            )
-            .map_err(Into::into)
-        }),
+        } => why(&target, &what, output),
         Command::Approve(a) => decide(a, crate::api::Decision::Approve),
         Command::Reject(a) => decide(a, crate::api::Decision::Reject),
         Command::Promote(a) => {
@@ -556,27 +531,75 @@ pub fn main(binary: Binary) -> ExitCode {
         } => pull(&target, output, |client, ns| async move {
             crate::lever::pull::except(&client, &ns, except, jiff::Timestamp::now()).await
         }),
-        Command::Validate { paths, at } => {
-            let docs = match manifest::load_paths(&paths) {
-                Ok(d) => d,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    return ExitCode::from(2);
-                }
-            };
-            let problems = validate::check(docs, at, jiff::Timestamp::now());
-            for p in &problems {
-                println!("{p}");
-            }
-            if problems.is_empty() {
-                eprintln!("ok: no problems found");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("{} problem(s)", problems.len());
-                ExitCode::from(1)
-            }
+        Command::Validate { paths, at } => validate_paths(&paths, at),
+    }
+}
+
+/// `crds`: every CRD as YAML.
+fn crds() -> ExitCode {
+    match crate::crds::render_all() {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// `validate`: the manifests' problems, one a line; exit 1 when there are any, 2 when
+/// they cannot be read.
+fn validate_paths(paths: &[std::path::PathBuf], at: Option<jiff::Timestamp>) -> ExitCode {
+    let docs = match manifest::load_paths(paths) {
+        Ok(d) => d,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let problems = validate::check(docs, at, jiff::Timestamp::now());
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        eprintln!("ok: no problems found");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} problem(s)", problems.len());
+        ExitCode::from(1)
+    }
+}
+
+/// `status`.
+fn status(target: &crate::lever::pull::Target, output: crate::lever::pull::Output) -> ExitCode {
+    show(target, |objects| {
+        Ok(crate::lever::show::status(
+            objects,
+            jiff::Timestamp::now(),
+            output,
+            crate::lever::show::colour_stdout(),
+        ))
+    })
+}
+
+/// `why device|rollout`.
+fn why(
+    target: &crate::lever::pull::Target,
+    what: &crate::lever::show::WhyTarget,
+    output: crate::lever::pull::Output,
+) -> ExitCode {
+    show(target, |objects| {
+        crate::lever::show::why(
+            objects,
+            what,
+            jiff::Timestamp::now(),
+            output,
+            crate::lever::show::colour_stdout(),
+        )
+        .map_err(Into::into)
+    })
 }
 
 /// `status` / `why`: reads the target's tenant, prints what `view` makes of it.

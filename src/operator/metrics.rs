@@ -460,9 +460,24 @@ impl Metrics {
     /// Sets a namespace's gauges from what its reconcile at `at` decided, and removes its
     /// series that no longer exist.
     pub fn tenant(&self, objects: &Objects, d: &Decisions, at: Timestamp) {
-        let ns = objects.namespace.as_str();
         let mut now = TenantSeries::default();
+        self.tenant_devices(objects, d, at, &mut now);
+        self.tenant_sla(&objects.namespace, d, &mut now);
+        self.tenant_rollouts(objects, d, &mut now);
+        self.tenant_exceptions(objects, d, &mut now);
+        self.forget_gone(&objects.namespace, now);
+    }
 
+    /// The device counts by policy, tier and ring, the unreachable ones, and the newest
+    /// check-in.
+    fn tenant_devices(
+        &self,
+        objects: &Objects,
+        d: &Decisions,
+        at: Timestamp,
+        now: &mut TenantSeries,
+    ) {
+        let ns = objects.namespace.as_str();
         // Every device counts: `d.devices` lists only the summaries that changed, the rest
         // are as stored on the device.
         let changed: HashMap<&str, &crate::api::DeviceCompliance> =
@@ -519,7 +534,10 @@ impl Metrics {
                 .set(unix_seconds(seen));
             now.last_seen = Some(labels);
         }
+    }
 
+    /// The SLA figures per policy, tier and severity.
+    fn tenant_sla(&self, ns: &str, d: &Decisions, now: &mut TenantSeries) {
         for (policy, status) in &d.policies {
             for cell in &status.sla {
                 let labels = SlaLabels {
@@ -551,7 +569,11 @@ impl Metrics {
                 .set(i64::from(cell.pairs));
             now.sla_pairs.insert(labels);
         }
+    }
 
+    /// The rollouts by phase, their last progress, and their rings' rates.
+    fn tenant_rollouts(&self, objects: &Objects, d: &Decisions, now: &mut TenantSeries) {
+        let ns = objects.namespace.as_str();
         let mut rollout_phases: HashMap<String, i64> = HashMap::new();
         for (rollout, status) in &d.rollouts {
             if let Some(phase) = status.phase {
@@ -613,7 +635,11 @@ impl Metrics {
             self.rollouts.get_or_create(&labels).set(n);
             now.rollouts.insert(labels);
         }
+    }
 
+    /// The exceptions by phase, and the expiry of the active ones.
+    fn tenant_exceptions(&self, objects: &Objects, d: &Decisions, now: &mut TenantSeries) {
+        let ns = objects.namespace.as_str();
         let mut exception_phases: HashMap<String, i64> = HashMap::new();
         for (name, status) in &d.exceptions {
             if let Some(phase) = status.phase {
@@ -649,7 +675,10 @@ impl Metrics {
             self.exceptions.get_or_create(&labels).set(n);
             now.exceptions.insert(labels);
         }
+    }
 
+    /// Removes the namespace's series that its last reconcile had and this one does not.
+    fn forget_gone(&self, ns: &str, now: TenantSeries) {
         let Ok(mut tenants) = self.tenants.lock() else {
             return;
         };
