@@ -146,8 +146,8 @@ impl Operator {
         Some((field("VmHWM:")?, field("VmRSS:")?))
     }
 
-    /// The operator's API writes by kind, from its `/metrics`; None until it serves.
-    async fn writes(&self) -> Option<BTreeMap<String, u64>> {
+    /// The operator's `/metrics`; None until it serves.
+    fn scrape(&self) -> Option<String> {
         use std::io::{Read, Write};
         // A local scrape of a few kilobytes: a blocking read is fine in a bench.
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.metrics)).ok()?;
@@ -156,6 +156,22 @@ impl Operator {
             .ok()?;
         let mut body = String::new();
         conn.read_to_string(&mut body).ok()?;
+        Some(body)
+    }
+
+    /// The tenant reconciles that succeeded so far.
+    async fn reconciles(&self) -> Option<u64> {
+        let body = self.scrape()?;
+        body.lines().find_map(|l| {
+            l.strip_prefix(r#"ringmaster_reconcile_total{controller="tenant",result="success"} "#)
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .map(|n| n as u64)
+        })
+    }
+
+    /// The operator's API writes by kind, from its `/metrics`; None until it serves.
+    async fn writes(&self) -> Option<BTreeMap<String, u64>> {
+        let body = self.scrape()?;
         let mut by_kind = BTreeMap::new();
         for line in body.lines() {
             let Some(rest) = line.strip_prefix("ringmaster_api_writes_total{") else {
@@ -176,9 +192,17 @@ impl Operator {
         Some(by_kind)
     }
 
-    /// Waits until the write count has not moved for `quiet`; returns the counts.
+    /// Waits until the operator has reconciled its tenant once and its write count has
+    /// not moved for `quiet` since; returns the counts. (Before its first reconcile the
+    /// count is still for a while: at 100,000 devices the first list takes minutes.)
     async fn settle(&self, quiet: Duration, limit: Duration) -> Result<BTreeMap<String, u64>> {
         let began = Instant::now();
+        while self.reconciles().await.unwrap_or(0) == 0 {
+            if began.elapsed() > limit {
+                return Err(format!("the operator did not reconcile within {limit:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let mut last = None;
         let mut since = Instant::now();
         loop {
