@@ -34,6 +34,11 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(8);
 /// The longest `retryAfterSeconds` honoured.
 const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// Writes in flight at once by default (`--max-concurrent-writes`).
+pub const DEFAULT_CONCURRENT: u32 = 32;
+/// The most writes started at once under a rate by default (`--write-burst`).
+pub const DEFAULT_BURST: u32 = 10;
+
 /// The limits, from `ringmaster run`'s flags.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PaceConfig {
@@ -49,9 +54,9 @@ impl Default for PaceConfig {
     /// `ringmaster run`'s defaults.
     fn default() -> Self {
         Self {
-            concurrent: 32,
+            concurrent: DEFAULT_CONCURRENT as usize,
             qps: None,
-            burst: 10,
+            burst: DEFAULT_BURST,
         }
     }
 }

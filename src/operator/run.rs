@@ -16,7 +16,7 @@ use super::Error;
 use super::apply::Applier;
 use super::health::{self, Health, Readiness};
 use super::metrics::Metrics;
-use super::pace::{Pace, PaceConfig};
+use super::pace::{self, Pace, PaceConfig};
 use super::queue::{self, QueueConfig, Sink};
 use super::reports::{Clock, ReportConfig, Reports};
 use super::shards::{self, Held, LeaseConfig, Ownership};
@@ -84,7 +84,7 @@ pub struct RunOptions {
     #[arg(long, value_name = "KEY.pem")]
     pub report_sign_key: Option<std::path::PathBuf>,
     /// The most writes in flight at once, across every tenant.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = pace::DEFAULT_CONCURRENT, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_concurrent_writes: u32,
     /// Start at most this many writes a second on average (a client-side limit); unset:
     /// none, the API server's priority and fairness paces the operator (a 429 pauses every
@@ -92,7 +92,7 @@ pub struct RunOptions {
     #[arg(long, value_name = "QPS")]
     pub write_qps: Option<f64>,
     /// With `--write-qps`, the most writes started at once after a quiet spell.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = pace::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
     pub write_burst: u32,
 }
 
