@@ -22,8 +22,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::Api;
 use ringmaster::agent::Behaviour;
 use ringmaster::operator::shards::{lease_name, shard_of};
 use tokio::time::Instant;
@@ -156,14 +154,7 @@ async fn admitted(env: &Env) -> usize {
 
 /// The holder of shard `shard`'s Lease in `ns`, if any.
 async fn shard_holder(env: &Env, shard: u32) -> Option<String> {
-    Api::<Lease>::namespaced(env.client.clone(), &env.ns)
-        .get_opt(&lease_name(LEASES, shard))
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
+    lease_holder(&env.client, &env.ns, &lease_name(LEASES, shard)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -568,15 +568,20 @@ impl Env {
     /// The Lease's holder, if any.
     pub(crate) async fn lease_holder(&self) -> Option<String> {
         let (ns, name) = self.lease();
-        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(self.client.clone(), &ns)
-            .get_opt(&name)
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity
-            .filter(|h| !h.is_empty())
+        lease_holder(&self.client, &ns, &name).await
     }
+}
+
+/// The holder of Lease `ns/name`, if it exists and is held.
+pub(crate) async fn lease_holder(client: &Client, ns: &str, name: &str) -> Option<String> {
+    Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
 }
 
 impl Env {
