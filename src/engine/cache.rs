@@ -44,6 +44,10 @@ pub struct Cache {
     pub(super) last_now: Option<Timestamp>,
     /// Whether the walk records every pair it counts (for the ledger).
     pub(super) record: bool,
+    /// What the last pass kept for an incremental pass ([`super::decide_changed`]).
+    pub(super) kept: Option<Box<super::tenant::kept::Kept>>,
+    /// How many passes with this cache were incremental.
+    pub(super) incremental: u64,
 }
 
 impl Cache {
@@ -71,6 +75,12 @@ impl Cache {
                 .unwrap_or_default();
             self.devices.push(entry);
         }
+    }
+
+    /// How many passes with this cache were incremental ([`super::decide_changed`]
+    /// counted only what changed instead of every device).
+    pub fn incremental_passes(&self) -> u64 {
+        self.incremental
     }
 
     /// How many devices have an entry.
@@ -270,6 +280,20 @@ impl Derived {
         key.shrink_to_fit();
     }
 
+    /// The ids of the reports it was derived from, in report order (none when no policy
+    /// governs it: then they are not recorded).
+    pub fn report_ids(&self) -> impl Iterator<Item = &[u8]> {
+        let mut key = Key(&self.key);
+        let labels = key.str().and_then(|_| key.len());
+        if let Some(n) = labels.filter(|n| *n != NO_LABELS) {
+            for _ in 0..n.saturating_mul(2) {
+                key.str();
+            }
+        }
+        let governed = self.policy.is_some();
+        std::iter::from_fn(move || key.str().filter(|_| governed))
+    }
+
     /// Whether this entry was derived from the inputs `dev` has now (its name was
     /// matched already): the same labels and, when governed, the same reports.
     pub fn same_inputs(&self, dev: &ManagedDevice) -> bool {
@@ -451,6 +475,16 @@ impl Pair {
     /// The report's install time, as kept.
     pub fn installed_when(&self) -> When {
         self.installed_at
+    }
+
+    /// Its clock's deadline, as kept (once the clock has run).
+    pub fn deadline_when(&self) -> When {
+        self.deadline
+    }
+
+    /// The state of the clock last run for it, if one was.
+    pub fn clock_state(&self) -> Option<ClockState> {
+        self.clock
     }
 
     /// An exception keeps it from being assigned.

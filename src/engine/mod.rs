@@ -25,4 +25,7 @@ pub use decision::{
     Decisions, DueSoon, Event, EventType, Kind, NewRollout, PlanChange, PlanList, Reason,
 };
 pub use tenant::ledger;
-pub use tenant::{Snapshot, SpecProblem, decide, decide_cached, rollout_name, spec_problems};
+pub use tenant::{
+    Changed, Snapshot, SpecProblem, decide, decide_cached, decide_changed, rollout_name,
+    spec_problems,
+};

@@ -186,6 +186,32 @@ struct CellTally {
     due_soon: u32,
     exempt: u32,
     tti_secs: Vec<i64>,
+    /// `tti_secs` is in ascending order (after [`Tally::settle`], kept so by
+    /// [`Tally::insert_at`] and [`Tally::remove_at`]).
+    sorted: bool,
+}
+
+impl CellTally {
+    /// No pair counts here (a cell a kept tally emptied; a pass never makes one).
+    fn is_empty(&self) -> bool {
+        self.on_time + self.late + self.overdue + self.open + self.exempt == 0
+    }
+
+    /// The count a clock state adds to, and the due-soon count when it is DueSoon.
+    fn step(&mut self, state: ClockState, by: i64) {
+        let bump = |n: &mut u32| *n = n.saturating_add_signed(by as i32);
+        match state {
+            ClockState::InstalledOnTime => bump(&mut self.on_time),
+            ClockState::InstalledLate => bump(&mut self.late),
+            ClockState::Overdue => bump(&mut self.overdue),
+            ClockState::NotDue => bump(&mut self.open),
+            ClockState::DueSoon => {
+                bump(&mut self.open);
+                bump(&mut self.due_soon);
+            }
+            ClockState::Exempt => bump(&mut self.exempt),
+        }
+    }
 }
 
 impl Tally {
@@ -230,19 +256,69 @@ impl Tally {
         let Some((_, cell)) = self.cells.get_mut(cell) else {
             return;
         };
-        match state {
-            ClockState::InstalledOnTime => cell.on_time += 1,
-            ClockState::InstalledLate => cell.late += 1,
-            ClockState::Overdue => cell.overdue += 1,
-            ClockState::NotDue => cell.open += 1,
-            ClockState::DueSoon => {
-                cell.open += 1;
-                cell.due_soon += 1;
-            }
-            ClockState::Exempt => cell.exempt += 1,
-        }
+        cell.step(state, 1);
         if let Some(t) = time_to_install {
             cell.tti_secs.push(t.as_secs().max(0));
+            cell.sorted = false;
+        }
+    }
+
+    /// Puts every cell's samples in order, so that [`Tally::insert_at`] and
+    /// [`Tally::remove_at`] can keep them so and a median is read, not computed.
+    pub fn settle(&mut self) {
+        for (_, c) in &mut self.cells {
+            if !c.sorted {
+                c.tti_secs.sort_unstable();
+                c.sorted = true;
+            }
+        }
+    }
+
+    /// Adds one pair to the cell at `cell`, keeping its samples in order (they are, after
+    /// [`Tally::settle`]): for a tally kept from one pass to the next.
+    pub fn insert_at(
+        &mut self,
+        cell: usize,
+        state: ClockState,
+        time_to_install: Option<SignedDuration>,
+    ) {
+        let Some((_, c)) = self.cells.get_mut(cell) else {
+            return;
+        };
+        c.step(state, 1);
+        if let Some(t) = time_to_install {
+            let t = t.as_secs().max(0);
+            if !c.sorted {
+                c.tti_secs.sort_unstable();
+                c.sorted = true;
+            }
+            let at = c.tti_secs.partition_point(|s| *s < t);
+            c.tti_secs.insert(at, t);
+        }
+    }
+
+    /// Takes away one pair that [`Tally::add_at`] or [`Tally::insert_at`] added with the
+    /// same state and time to install.
+    pub fn remove_at(
+        &mut self,
+        cell: usize,
+        state: ClockState,
+        time_to_install: Option<SignedDuration>,
+    ) {
+        let Some((_, c)) = self.cells.get_mut(cell) else {
+            return;
+        };
+        c.step(state, -1);
+        if let Some(t) = time_to_install {
+            let t = t.as_secs().max(0);
+            if !c.sorted {
+                c.tti_secs.sort_unstable();
+                c.sorted = true;
+            }
+            let at = c.tti_secs.partition_point(|s| *s < t);
+            if c.tti_secs.get(at) == Some(&t) {
+                c.tti_secs.remove(at);
+            }
         }
     }
 
@@ -271,6 +347,7 @@ impl Tally {
         let mut out: Vec<(String, Severity, u32)> = self
             .cells
             .iter()
+            .filter(|(_, c)| !c.is_empty())
             .map(|((tier, severity), c)| (tier.clone(), *severity, c.due_soon))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
@@ -282,6 +359,7 @@ impl Tally {
         let mut out: Vec<SlaCell> = self
             .cells
             .iter()
+            .filter(|(_, c)| !c.is_empty())
             .map(|((tier, severity), c)| {
                 let total = c.on_time + c.late + c.overdue + c.open + c.exempt;
                 SlaCell {
@@ -293,7 +371,12 @@ impl Tally {
                     open: c.open,
                     exempt: c.exempt,
                     compliance_percent: percent(c.on_time + c.open + c.exempt, total),
-                    median_time_to_install: median(&c.tti_secs).map(Duration::from_secs),
+                    median_time_to_install: if c.sorted {
+                        sorted_median(&c.tti_secs)
+                    } else {
+                        median(&c.tti_secs)
+                    }
+                    .map(Duration::from_secs),
                 }
             })
             .collect();
@@ -313,6 +396,12 @@ impl Tally {
 /// `part` of `whole` as a percentage rounded to one decimal; None when `whole` is 0.
 pub fn percent(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0)
+}
+
+/// The median of a sample in ascending order, as [`median`] has it.
+fn sorted_median(samples: &[i64]) -> Option<i64> {
+    let m = samples.get(samples.len().checked_sub(1)? / 2)?;
+    Some(*m - *m % 60)
 }
 
 /// The median of a sample (the lower middle for even counts), rounded down to a minute.

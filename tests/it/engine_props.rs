@@ -8,7 +8,7 @@
 //!   scheduled approval, soak end or window opening that has work waiting;
 //! - no engine function panics on any input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ringmaster::api::*;
 use ringmaster::engine::windows::{Schedule, active_freeze};
-use ringmaster::engine::{self, PlanList};
+use ringmaster::engine::{self, Changed, PlanList};
 use ringmaster::sim::World;
 
 const START: &str = "2026-11-09T00:00:00Z";
@@ -573,7 +573,10 @@ fn check_step(
 /// and write `tests/proptest-regressions/engine_props.txt` and miss the saved seeds.
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
-        cases,
+        cases: std::env::var("RINGMASTER_PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(cases),
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
@@ -846,6 +849,40 @@ fn changed_devices(before: &World, after: &World) -> Vec<String> {
         .collect()
 }
 
+/// The devices that differ in anything between two worlds (their `lastSeen` and
+/// check-ins too), or that only one of them has: what a shell tells an incremental pass.
+fn any_changed(before: &World, after: &World) -> BTreeSet<String> {
+    let names: BTreeSet<&String> = before.devices.keys().chain(after.devices.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| {
+            let parts = |d: &ManagedDevice| (d.metadata.clone(), d.spec.clone(), d.status.clone());
+            before.devices.get(*n).map(parts) != after.devices.get(*n).map(parts)
+                || before.check_ins.get(n) != after.check_ins.get(n)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Gives every rollout that changed since `before` (or is new) a new `resourceVersion`,
+/// as an API server does.
+fn version_rollouts(before: &World, w: &mut World) {
+    for (name, r) in w.rollouts.iter_mut() {
+        let same = before.rollouts.get(name).is_some_and(|b| {
+            b.spec == r.spec
+                && b.status == r.status
+                && b.metadata.annotations == r.metadata.annotations
+                && b.metadata.resource_version.is_some()
+        });
+        if same {
+            r.metadata.resource_version = before.rollouts[name].metadata.resource_version.clone();
+        } else {
+            w.version += 1;
+            r.metadata.resource_version = Some(w.version.to_string());
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(config(64))]
 
@@ -865,6 +902,7 @@ proptest! {
         let mut w = build(&s);
         let mut compared = engine::Cache::new();
         let mut versioned = engine::Cache::new();
+        let mut resumed = engine::Cache::new();
         let mut last_pass: Option<World> = None;
         let mut serial = 0u32;
         let mut now = ts(START);
@@ -889,6 +927,15 @@ proptest! {
             }
             let trusted = engine::decide_cached(&w.snapshot(), now, &mut versioned);
             prop_assert_eq!(&full, &trusted, "versioned cache at {}", now);
+            // As a shell does: told which devices changed in anything (their check-ins
+            // too), with every rollout changed since the last pass versioned anew.
+            let named = last_pass.as_ref().map(|before| {
+                version_rollouts(before, &mut w);
+                any_changed(before, &w)
+            });
+            let told = named.as_ref().map_or(Changed::Everything, Changed::Devices);
+            let incremental = engine::decide_changed(&w.snapshot(), told, now, &mut resumed);
+            prop_assert_eq!(&full, &incremental, "incremental pass at {}", now);
             last_pass = Some(w.clone());
             w.apply(&full, now);
             for c in changes {
@@ -932,4 +979,59 @@ fn a_cache_drops_the_entry_of_a_device_removed_from_the_end() {
     let cached = engine::decide_cached(&w.snapshot(), now, &mut cache);
     assert_eq!(cache.len(), w.devices.len(), "{last}'s entry is gone");
     assert_eq!(cached, engine::decide(&w.snapshot(), now));
+}
+
+/// Told which device changed, a pass counts only it again and decides what a full pass
+/// decides; a device added (which the kept state has no place for) makes it a full pass.
+#[test]
+fn an_incremental_pass_runs_when_only_devices_changed_and_a_full_one_otherwise() {
+    let ring = |max: i32| RingPlan {
+        max: IntOrString::Int(max),
+        window: None,
+        soak_h: 1,
+        min_success: 50.0,
+        halt: None,
+        manual: false,
+    };
+    let s = Scenario {
+        rings: vec![ring(1), ring(2)],
+        devices: vec![(0, 0), (0, 1), (1, 2), (1, 0), (1, 1)],
+        patches: vec![(9.5, false, -1), (7.5, false, -1)],
+        freezes: vec![],
+        exceptions: vec![],
+        steps: vec![],
+    };
+    let mut w = build(&s);
+    let mut cache = engine::Cache::new();
+    let mut now = ts(START);
+    let mut before = w.clone();
+    let first = engine::decide_changed(&w.snapshot(), Changed::Everything, now, &mut cache);
+    assert_eq!(first, engine::decide(&w.snapshot(), now));
+    assert_eq!(
+        cache.incremental_passes(),
+        0,
+        "the first pass reads everything"
+    );
+    for step in 1..6 {
+        w.apply(&engine::decide(&w.snapshot(), now), now);
+        now = now
+            .checked_add(SignedDuration::from_mins(30))
+            .expect("in range");
+        play_agents(&mut w, now, 40 + step, 0);
+        version_rollouts(&before, &mut w);
+        let told = any_changed(&before, &w);
+        let pass = engine::decide_changed(&w.snapshot(), Changed::Devices(&told), now, &mut cache);
+        assert_eq!(pass, engine::decide(&w.snapshot(), now), "step {step}");
+        assert_eq!(cache.incremental_passes(), u64::from(step), "step {step}");
+        before = w.clone();
+    }
+    let (r, t) = (0, 2);
+    let ring_name = w.policies["p"].spec.rings[r].clone();
+    let ids: Vec<String> = w.patches.keys().cloned().collect();
+    w.devices
+        .insert("n99".into(), device("n99", ring_name, t, now, &ids));
+    let told = any_changed(&before, &w);
+    let pass = engine::decide_changed(&w.snapshot(), Changed::Devices(&told), now, &mut cache);
+    assert_eq!(pass, engine::decide(&w.snapshot(), now));
+    assert_eq!(cache.incremental_passes(), 5, "a device added: a full pass");
 }

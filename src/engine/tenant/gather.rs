@@ -150,6 +150,11 @@ fn index_rollouts<'a>(
 }
 
 impl Tenant<'_> {
+    /// Whether the cache's entries were derived under these very specs.
+    pub fn unchanged_for(&self, cache: &Cache) -> bool {
+        cache.tenant.as_ref().is_some_and(|key| self.unchanged(key))
+    }
+
     /// Drops what `cache` holds when it was derived under other specs than these (a
     /// cache that keeps nothing is left alone).
     pub fn revalidate(&self, cache: &mut Cache) {

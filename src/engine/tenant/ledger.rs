@@ -131,11 +131,11 @@ pub fn ledger<'a>(snap: &Snapshot<'a>, now: Timestamp) -> Vec<Row<'a>> {
     let mut cache = Cache::one_pass();
     cache.record = true;
     let t = gather::gather(snap, now);
-    let mut w = walk::walk(&t, &snap.devices, &mut cache, now);
+    let mut w = walk::walk(&t, &snap.devices, &mut cache, now, false);
     let mut d = Decisions::default();
     let mut ring_active: Vec<u32> = vec![0; t.rings.len()];
     for pi in 0..t.policies.len() {
-        rollouts::policy_rollouts(&t, &mut w, pi, &mut ring_active, &mut d, now);
+        rollouts::policy_rollouts(&t, &mut w, pi, &mut ring_active, &mut d, now, None);
     }
     let facts = std::mem::take(&mut w.facts);
     facts

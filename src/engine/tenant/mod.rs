@@ -11,6 +11,7 @@
 //! shells apply those. [`spec_problems`] runs the same checks for `ringmaster validate`.
 
 mod gather;
+pub(in crate::engine) mod kept;
 pub mod ledger;
 mod problems;
 mod rollouts;
@@ -29,6 +30,7 @@ use crate::contract::CheckIns;
 use super::cache::Cache;
 use super::decision::Decisions;
 
+pub use kept::Changed;
 pub use problems::{SpecProblem, spec_problems};
 
 /// The objects one decision pass reads: a namespace's objects and the shared catalog.
@@ -84,21 +86,114 @@ pub fn decide(snap: &Snapshot<'_>, now: Timestamp) -> Decisions {
 /// passes over the same tenant where its inputs are unchanged, and leaving in it what
 /// this pass derived. Decides exactly what [`decide`] decides.
 pub fn decide_cached(snap: &Snapshot<'_>, now: Timestamp, cache: &mut Cache) -> Decisions {
-    let mut d = Decisions::default();
+    full(snap, gather::gather(snap, now), now, cache, false)
+}
+
+/// Decides everything for one tenant at `now`, told which devices changed since the
+/// last pass with this `cache` ([`Changed`]); decides exactly what [`decide`] decides.
+///
+/// When nothing else that is kept changed, the pass does work in proportion to what
+/// changed ([`kept`]): it counts only those devices again, re-decides only the rollouts
+/// they are members of, and gives only their summaries. Otherwise (the first pass, a
+/// spec, the catalog, a device added or removed) it is a full pass that keeps what the
+/// next one needs. `snap.devices` must be in name order.
+pub fn decide_changed(
+    snap: &Snapshot<'_>,
+    changed: Changed<'_>,
+    now: Timestamp,
+    cache: &mut Cache,
+) -> Decisions {
     let t = gather::gather(snap, now);
+    let resumed = match changed {
+        Changed::Devices(names) => kept::resume(snap, &t, names, now, cache),
+        Changed::Everything => None,
+    };
+    let Some(mut r) = resumed else {
+        return full(snap, t, now, cache, true);
+    };
+    cache.incremental += 1;
+    let mut d = Decisions::default();
+    d.wake(r.w.wake, now);
+    let mut replay = kept::Replay {
+        memos: &mut r.memos,
+        cache,
+        reuse: true,
+    };
+    let ring_active = decide_rollouts(&t, &mut r.w, &r.governed, Some(&mut replay), &mut d, now);
+    statuses(&t, &r.w, &ring_active, &mut d, now);
+    status::devices(&t, &r.w, cache, &mut d, r.summaries.iter().copied());
+    kept::keep(cache, r);
+    finish(d)
+}
+
+/// A pass over every device; with `keep_all`, one that keeps in `cache` what an
+/// incremental pass starts from.
+fn full(
+    snap: &Snapshot<'_>,
+    t: gather::Tenant<'_>,
+    now: Timestamp,
+    cache: &mut Cache,
+    keep_all: bool,
+) -> Decisions {
+    let mut d = Decisions::default();
+    let keep_all = keep_all && cache.keep && !cache.record;
+    cache.kept = None;
     t.revalidate(cache);
-    let mut w = walk::walk(&t, &snap.devices, cache, now);
+    let mut w = walk::walk(&t, &snap.devices, cache, now, keep_all);
     d.wake(w.wake, now);
     let governed = status::Governed::count(&t, &w);
+    let mut memos = vec![None; if keep_all { w.slots.len() } else { 0 }];
+    let ring_active = {
+        let mut replay = kept::Replay {
+            memos: &mut memos,
+            cache,
+            reuse: false,
+        };
+        let replay = keep_all.then_some(&mut replay);
+        decide_rollouts(&t, &mut w, &governed, replay, &mut d, now)
+    };
+    statuses(&t, &w, &ring_active, &mut d, now);
+    status::devices(&t, &w, cache, &mut d, 0..w.devices.len());
+    if keep_all {
+        cache.kept = Some(Box::new(kept::Kept::new(w, governed, memos, cache)));
+    }
+    finish(d)
+}
+
+/// Decides every policy's rollouts and gives its status; returns each ring's count of
+/// active rollouts.
+fn decide_rollouts<'a>(
+    t: &gather::Tenant<'a>,
+    w: &mut walk::Walked<'a>,
+    governed: &status::Governed,
+    mut replay: Option<&mut kept::Replay<'_>>,
+    d: &mut Decisions,
+    now: Timestamp,
+) -> Vec<u32> {
     let mut ring_active: Vec<u32> = vec![0; t.rings.len()];
     for pi in 0..t.policies.len() {
-        let summary = rollouts::policy_rollouts(&t, &mut w, pi, &mut ring_active, &mut d, now);
-        status::policy(&t, &w, &governed, pi, summary, &mut d, now);
+        let replay = replay.as_deref_mut();
+        let summary = rollouts::policy_rollouts(t, w, pi, &mut ring_active, d, now, replay);
+        status::policy(t, w, governed, pi, summary, d, now);
     }
-    status::rings(&t, &w, &ring_active, &mut d, now);
-    status::exceptions(&t, &w, &mut d, now);
-    status::devices(&t, &w, cache, &mut d);
-    // Grouped by object, each object's Events in the order they happened.
+    ring_active
+}
+
+/// The rings' and exceptions' statuses.
+fn statuses(
+    t: &gather::Tenant<'_>,
+    w: &walk::Walked<'_>,
+    ring_active: &[u32],
+    d: &mut Decisions,
+    now: Timestamp,
+) {
+    status::rings(t, w, ring_active, d, now);
+    status::exceptions(t, w, d, now);
+}
+
+/// The decisions in their order: grouped by object, each object's Events in the order
+/// they happened.
+fn finish(mut d: Decisions) -> Decisions {
     d.events
         .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     d

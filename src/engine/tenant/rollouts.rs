@@ -14,14 +14,17 @@ use crate::engine::decision::{Decisions, Health, NewRollout};
 use crate::engine::rollout::{self, RingInput, RolloutInput};
 
 use super::gather::{PolicyView, Tenant};
-use super::walk::{Slot, Walked};
+use super::kept::{Memo, Replay};
+use super::walk::{self, Slot, Walked};
 use super::{name_of, rollout_name};
 
 /// The most pending approvals a policy status lists.
 pub(super) const PENDING_LISTED: usize = 20;
 
 /// Decides every rollout of policy `pi`, into `d`; counts each ring's active rollouts
-/// into `ring_active`, and returns the policy's approval summary.
+/// into `ring_active`, and returns the policy's approval summary. With `replay`, a
+/// rollout that nothing it reads has changed for is replayed from its memo, and the
+/// others are decided from the members their slots keep and memoized.
 pub(super) fn policy_rollouts<'a>(
     t: &Tenant<'a>,
     w: &mut Walked<'a>,
@@ -29,6 +32,7 @@ pub(super) fn policy_rollouts<'a>(
     ring_active: &mut [u32],
     d: &mut Decisions,
     now: Timestamp,
+    mut replay: Option<&mut Replay<'_>>,
 ) -> ApprovalSummary {
     let pv = &t.policies[pi];
     let mut summary = ApprovalSummary::default();
@@ -49,12 +53,14 @@ pub(super) fn policy_rollouts<'a>(
                 continue;
             }
         }
-        let Some(patch) = ix.map(|ix| t.patches[ix]) else {
+        let Some(ix) = ix else {
             // A rollout for a patch the catalog no longer has: leave it as it stands.
             continue;
         };
+        let patch = t.patches[ix];
+        let at = pi * t.patches.len() + ix;
         let old = existing_rollout.and_then(|r| r.status.as_ref());
-        let record = record(pv, &appr, slot.as_deref(), old, now);
+        let record = record(pv, &appr, w.slots[at].as_ref(), old, now);
         match record.state {
             ApprovalState::Held => summary.held += 1,
             ApprovalState::Rejected => summary.rejected += 1,
@@ -68,7 +74,22 @@ pub(super) fn policy_rollouts<'a>(
             existing: existing_rollout,
             record,
         };
-        one.decide(slot, ring_active, d, now);
+        let memo = match replay.as_deref_mut() {
+            Some(r) if r.reuse => {
+                if let Some(m) = r.replayable(at, &one, w.dirty.get(at).copied(), now) {
+                    one.replay(m, ring_active, d, now);
+                    continue;
+                }
+                let members = walk::members(t, w, r.cache, at);
+                if let Some(s) = w.slots[at].as_mut() {
+                    s.members = members;
+                }
+                r.memos.get_mut(at)
+            }
+            Some(r) => r.memos.get_mut(at),
+            None => None,
+        };
+        one.decide(w.slots[at].as_mut(), ring_active, d, now, memo);
     }
     pending.sort_by(|a, b| {
         a.at.unwrap_or(Timestamp::MAX)
@@ -77,7 +98,7 @@ pub(super) fn policy_rollouts<'a>(
     });
     pending.truncate(PENDING_LISTED);
     summary.pending = pending;
-    summary.unknown_patches = w.unknown[pi].iter().take(PENDING_LISTED).cloned().collect();
+    summary.unknown_patches = w.unknown[pi].keys().take(PENDING_LISTED).cloned().collect();
     summary
 }
 
@@ -86,7 +107,11 @@ fn patch_ids<'a>(t: &Tenant<'a>, w: &Walked<'a>, pi: usize) -> BTreeSet<&'a str>
     let n = t.patches.len();
     let pv = &t.policies[pi];
     let mut ids: BTreeSet<&str> = (0..n)
-        .filter(|ix| w.slots[pi * n + ix].as_ref().is_some_and(|s| s.reported))
+        .filter(|ix| {
+            w.slots[pi * n + ix]
+                .as_ref()
+                .is_some_and(|s| s.reported > 0)
+        })
         .map(|ix| t.patches[ix].spec.id.as_str())
         .collect();
     for (pol, patch) in t.existing.keys() {
@@ -177,23 +202,35 @@ fn record(
 }
 
 /// One approved patch under one policy: its rollout, existing or to create.
-struct One<'s, 'a> {
-    t: &'s Tenant<'a>,
-    pv: &'s PolicyView<'a>,
+pub(super) struct One<'s, 'a> {
+    pub(super) t: &'s Tenant<'a>,
+    pub(super) pv: &'s PolicyView<'a>,
     id: &'a str,
     patch: &'a Patch,
-    existing: Option<&'a PatchRollout>,
-    record: ApprovalRecord,
+    pub(super) existing: Option<&'a PatchRollout>,
+    pub(super) record: ApprovalRecord,
 }
 
 impl<'s, 'a> One<'s, 'a> {
-    /// Decides the rollout and puts its status, plan changes, Events and wake-up in `d`.
+    /// Puts a memoized decision in `d`: the status, which its last decision found already
+    /// stored (so no plan change and no Event), and its wake-up.
+    fn replay(&self, m: &Memo, ring_active: &mut [u32], d: &mut Decisions, now: Timestamp) {
+        let name = self.existing.map_or("", |r| name_of(&r.metadata));
+        count_active(self.pv, &m.status, ring_active);
+        d.wake(m.wake, now);
+        d.rollouts.push((name.to_string(), m.status.clone()));
+    }
+
+    /// Decides the rollout and puts its status, plan changes, Events and wake-up in `d`;
+    /// with `memo`, leaves there what a later pass may replay (none unless the decision
+    /// changed nothing).
     fn decide(
         self,
         slot: Option<&mut Slot<'a>>,
         ring_active: &mut [u32],
         d: &mut Decisions,
         now: Timestamp,
+        memo: Option<&mut Option<Memo>>,
     ) {
         let (pv, id) = (self.pv, self.id);
         let name = self.existing.map_or_else(
@@ -234,11 +271,9 @@ impl<'s, 'a> One<'s, 'a> {
             generation,
             now,
         );
-        for (pos, rp) in outcome.status.rings.iter().enumerate() {
-            let active = matches!(rp.phase, RingPhase::Deploying | RingPhase::Soaking);
-            if let (true, Some((_, Some(ri)))) = (active, pv.rings.get(pos)) {
-                ring_active[*ri] += 1;
-            }
+        count_active(pv, &outcome.status, ring_active);
+        if let Some(memo) = memo {
+            *memo = Memo::of(&self, &outcome);
         }
         if self.existing.is_none() {
             // Its PatchApproved Event is the rollout's own (`rollout::decide`).
@@ -282,6 +317,16 @@ impl<'s, 'a> One<'s, 'a> {
                 }
             })
             .collect()
+    }
+}
+
+/// Counts the rings a rollout is deploying to or soaking in as active.
+fn count_active(pv: &PolicyView<'_>, status: &PatchRolloutStatus, ring_active: &mut [u32]) {
+    for (pos, rp) in status.rings.iter().enumerate() {
+        let active = matches!(rp.phase, RingPhase::Deploying | RingPhase::Soaking);
+        if let (true, Some((_, Some(ri)))) = (active, pv.rings.get(pos)) {
+            ring_active[*ri] += 1;
+        }
     }
 }
 

@@ -21,6 +21,7 @@ const CONFLICTS_LISTED: usize = 20;
 
 /// Per policy, counted in one walk over the devices: governed, in no ring; and the
 /// devices in conflict (few), in order.
+#[derive(Clone)]
 pub(super) struct Governed {
     by: Vec<u32>,
     in_no_ring: Vec<u32>,
@@ -46,6 +47,34 @@ impl Governed {
             }
         }
         g
+    }
+
+    /// Counts the device at `di` in as `v` has it (for a kept count; `di` was not in it).
+    pub fn add(&mut self, di: usize, v: &DeviceView) {
+        if let Some(pi) = v.policy {
+            self.by[pi] += 1;
+            if v.ring.is_none() {
+                self.in_no_ring[pi] += 1;
+            }
+        }
+        if !v.conflict.is_empty()
+            && let Err(k) = self.conflicted.binary_search(&di)
+        {
+            self.conflicted.insert(k, di);
+        }
+    }
+
+    /// Takes the device at `di` out, as `v` had it when it was counted in.
+    pub fn remove(&mut self, di: usize, v: &DeviceView) {
+        if let Some(pi) = v.policy {
+            self.by[pi] = self.by[pi].saturating_sub(1);
+            if v.ring.is_none() {
+                self.in_no_ring[pi] = self.in_no_ring[pi].saturating_sub(1);
+            }
+        }
+        if let Ok(k) = self.conflicted.binary_search(&di) {
+            self.conflicted.remove(k);
+        }
     }
 }
 
@@ -345,9 +374,17 @@ fn exception_events(
 /// The compliance summaries of the devices whose summary changed. A summary holds only
 /// what the device's own object does not say (its plan is in its spec), so that a plan
 /// change is one write, not a plan write and a summary write.
-pub(super) fn devices(t: &Tenant<'_>, w: &Walked<'_>, cache: &mut Cache, d: &mut Decisions) {
-    for (di, dev) in w.devices.iter().enumerate() {
-        let v = &w.views[di];
+pub(super) fn devices(
+    t: &Tenant<'_>,
+    w: &Walked<'_>,
+    cache: &mut Cache,
+    d: &mut Decisions,
+    at: impl Iterator<Item = usize>,
+) {
+    for di in at {
+        let (Some(dev), Some(v)) = (w.devices.get(di), w.views.get(di)) else {
+            continue;
+        };
         let names = Names::of(t, v, &cache.tiers);
         let summary = Summary {
             policy: v.policy,

@@ -27,16 +27,40 @@ const DEFAULT_MARGIN: Duration = Duration::hours(24);
 const READ_AHEAD: usize = 64;
 
 /// What one pass knows about one patch under one policy.
+#[derive(Clone)]
 pub(super) struct Slot<'a> {
     pub approval: Approval,
     pub superseded_by: Option<String>,
     pub outcomes: Outcomes,
     /// Members per ring position of the policy; filled only when `decided`.
     pub members: Vec<Vec<Member<'a>>>,
+    /// The same members as (device position, report position), in device order, when
+    /// the pass keeps its results for an incremental pass ([`super::kept`]).
+    pub at: Vec<Vec<(u32, u32)>>,
     /// A rollout will be decided for the patch under the policy this pass.
     pub decided: bool,
-    /// Some governed device reports the patch.
-    pub reported: bool,
+    /// How many governed devices report the patch (each once).
+    pub reported: u32,
+}
+
+impl Slot<'_> {
+    /// The slot with no members: what a pass keeps of it for the next.
+    pub fn detach(self) -> Slot<'static> {
+        Slot {
+            approval: self.approval,
+            superseded_by: self.superseded_by,
+            outcomes: self.outcomes,
+            members: Vec::new(),
+            at: self.at,
+            decided: self.decided,
+            reported: self.reported,
+        }
+    }
+
+    /// The patch counts in the SLA figures: it is neither rejected nor superseded.
+    pub fn counted(&self) -> bool {
+        !matches!(self.approval, Approval::Rejected { .. }) && self.superseded_by.is_none()
+    }
 }
 
 /// One device as the pass sees it.
@@ -50,9 +74,15 @@ pub(super) struct DeviceView {
     pub tier: usize,
     pub overdue: u32,
     pub due_soon: u32,
+    /// The first instant after the pass at which one of its counted clocks changes.
+    pub next: Option<Timestamp>,
+    /// One of its clocks moves with time itself (an exemption, or an install time taken
+    /// from `now`): it is counted again at every pass.
+    pub volatile: bool,
 }
 
 /// What the walk over the devices found.
+#[derive(Clone)]
 pub(super) struct Walked<'a> {
     /// The devices, in name order.
     pub devices: Vec<&'a ManagedDevice>,
@@ -66,14 +96,17 @@ pub(super) struct Walked<'a> {
     pub slots: Vec<Option<Slot<'a>>>,
     /// Per policy: its SLA tally.
     pub tallies: Vec<Tally>,
-    /// Per policy: patch ids its devices report that the catalog does not know.
-    pub unknown: Vec<BTreeSet<String>>,
+    /// Per policy: patch ids its devices report that the catalog does not know, with
+    /// how many devices report each.
+    pub unknown: Vec<BTreeMap<String, u32>>,
     /// Per exception: the devices it covers now.
     pub exc_covered: Vec<BTreeSet<usize>>,
     /// The first instant an SLA clock changes.
     pub wake: Option<Timestamp>,
     /// Every pair the walk counted, when the cache asks for them (the ledger's).
     pub facts: Vec<Fact>,
+    /// Per (policy, patch), like `slots`: an incremental pass changed its members.
+    pub dirty: Vec<bool>,
 }
 
 /// One device–patch pair as the walk counted it.
@@ -107,10 +140,33 @@ impl<'a> Walked<'a> {
             ring_claimed_elsewhere: vec![0; rings],
             slots,
             tallies: vec![Tally::default(); policies],
-            unknown: vec![BTreeSet::new(); policies],
+            unknown: vec![BTreeMap::new(); policies],
             exc_covered: vec![BTreeSet::new(); t.excs.len()],
             wake: None,
             facts: Vec::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// What a pass keeps of its walk for the next one: all but the devices and the
+    /// members themselves (their positions are kept in each slot's `at`).
+    pub fn detach(self) -> Walked<'static> {
+        Walked {
+            devices: Vec::new(),
+            views: self.views,
+            ring_members: self.ring_members,
+            ring_claimed_elsewhere: self.ring_claimed_elsewhere,
+            slots: self
+                .slots
+                .into_iter()
+                .map(|s| s.map(Slot::detach))
+                .collect(),
+            tallies: self.tallies,
+            unknown: self.unknown,
+            exc_covered: self.exc_covered,
+            wake: self.wake,
+            facts: Vec::new(),
+            dirty: Vec::new(),
         }
     }
 
@@ -177,8 +233,9 @@ pub(super) fn new_slot<'a>(
             .enumerate()
             .map(|(pos, (ring, _))| Vec::with_capacity(size(pos, ring)))
             .collect(),
+        at: vec![Vec::new(); rings.len()],
         decided,
-        reported: false,
+        reported: 0,
     }
 }
 
@@ -192,6 +249,7 @@ pub(super) fn walk<'a>(
     devices: &[&'a ManagedDevice],
     cache: &mut Cache,
     now: Timestamp,
+    kept: bool,
 ) -> Walked<'a> {
     let keep = cache.keep;
     let mut devices: Vec<&ManagedDevice> = devices.to_vec();
@@ -213,6 +271,8 @@ pub(super) fn walk<'a>(
         tally_cells: vec![Vec::new(); t.policies.len()],
         rewound,
         record: cache.record,
+        kept,
+        incremental: false,
         now,
     };
     let mut check_alignment = keep;
@@ -254,6 +314,11 @@ struct Walk<'s, 'a> {
     rewound: bool,
     /// Record every pair counted in [`Walked::facts`].
     record: bool,
+    /// Record the members' positions in their slots' `at`, for an incremental pass.
+    kept: bool,
+    /// This walk updates a kept one ([`rewalk`]): members are put in their slots' `at`
+    /// in device order, the tallies' samples kept in order.
+    incremental: bool,
     now: Timestamp,
 }
 
@@ -355,6 +420,8 @@ impl<'a> Walk<'_, 'a> {
         tiers: &[String],
     ) {
         let view = &mut w.views[di];
+        view.next = None;
+        view.volatile = false;
         view.policy = entry.policy;
         view.conflict.clone_from(&entry.conflict);
         view.ring = entry.ring;
@@ -380,7 +447,12 @@ impl<'a> Walk<'_, 'a> {
                 continue;
             }
             let Some(ix) = pair.ix() else {
-                w.unknown[pi].insert(report.id.clone());
+                match w.unknown[pi].get_mut(report.id.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        w.unknown[pi].insert(report.id.clone(), 1);
+                    }
+                }
                 continue;
             };
             let at = PairAt {
@@ -394,6 +466,7 @@ impl<'a> Walk<'_, 'a> {
             if self.record {
                 self.record_fact(w, &at, pos, clock);
             }
+            w.views[di].volatile |= volatile(pair, self.now);
             let slot = w.slot(self.t, pi, ix, self.sizes, self.now);
             // The pair's state is the report's (compared, or trusted).
             match pair.state {
@@ -413,20 +486,32 @@ impl<'a> Walk<'_, 'a> {
                     plan.uninstall.contains_key(&report.id),
                 );
             }
-            if let Some(pos) = ring_pos.filter(|_| slot.decided) {
-                let (install, uninstall) = pair.in_plan();
-                slot.members[pos].push(Member {
-                    device: dev,
-                    report,
-                    state: pair.state,
-                    excepted: pair.blocks(),
-                    in_install: install,
-                    in_uninstall: uninstall,
-                    installed_at: pair.installed_when(),
-                    last_seen,
-                    deadline: When::new(clock.deadline),
-                });
+            let Some(ring) = ring_pos.filter(|_| slot.decided) else {
+                continue;
+            };
+            let place = (di as u32, pos as u32);
+            if self.incremental {
+                let list = &mut slot.at[ring];
+                let k = list.partition_point(|m| m.0 < place.0);
+                list.insert(k, place);
+                w.dirty[pi * self.t.patches.len() + ix] = true;
+                continue;
             }
+            if self.kept {
+                slot.at[ring].push(place);
+            }
+            let (install, uninstall) = pair.in_plan();
+            slot.members[ring].push(Member {
+                device: dev,
+                report,
+                state: pair.state,
+                excepted: pair.blocks(),
+                in_install: install,
+                in_uninstall: uninstall,
+                installed_at: pair.installed_when(),
+                last_seen,
+                deadline: When::new(clock.deadline),
+            });
         }
     }
 
@@ -441,9 +526,8 @@ impl<'a> Walk<'_, 'a> {
     ) -> sla::Clock {
         let (t, now) = (self.t, self.now);
         let slot = w.slot(t, at.pi, at.ix, self.sizes, now);
-        slot.reported = true;
-        let counted =
-            !matches!(slot.approval, Approval::Rejected { .. }) && slot.superseded_by.is_none();
+        slot.reported += 1;
+        let counted = slot.counted();
         for &ei in pair.active() {
             w.exc_covered[ei].insert(at.di);
         }
@@ -474,6 +558,8 @@ impl<'a> Walk<'_, 'a> {
             self.tally(w, at, clock.state, installed_at);
             if let Some(next) = clock.next_change.filter(|n| *n > now) {
                 w.wake = Some(w.wake.map_or(next, |w| w.min(next)));
+                let view = &mut w.views[at.di];
+                view.next = Some(view.next.map_or(next, |w| w.min(next)));
             }
         }
         clock
@@ -482,9 +568,7 @@ impl<'a> Walk<'_, 'a> {
     /// Records a pair for the ledger, as counted.
     #[cold]
     fn record_fact(&self, w: &mut Walked<'a>, at: &PairAt<'_>, report: usize, clock: sla::Clock) {
-        let slot = w.slot(self.t, at.pi, at.ix, self.sizes, self.now);
-        let counted =
-            !matches!(slot.approval, Approval::Rejected { .. }) && slot.superseded_by.is_none();
+        let counted = w.slot(self.t, at.pi, at.ix, self.sizes, self.now).counted();
         w.facts.push(Fact {
             di: at.di,
             pi: at.pi,
@@ -515,7 +599,11 @@ impl<'a> Walk<'_, 'a> {
         }
         let tally = &mut w.tallies[at.pi];
         let cell = *cells[key].get_or_insert_with(|| tally.cell(at.tier, severity));
-        tally.add_at(cell, state, tti);
+        if self.incremental {
+            tally.insert_at(cell, state, tti);
+        } else {
+            tally.add_at(cell, state, tti);
+        }
         let view = &mut w.views[at.di];
         match state {
             ClockState::Overdue => view.overdue += 1,
@@ -523,6 +611,201 @@ impl<'a> Walk<'_, 'a> {
             _ => {}
         }
     }
+}
+
+impl<'a> Walk<'_, 'a> {
+    /// Takes out of `w` what the device at `di` added to it when it was last counted (at
+    /// `last_now`, for a clock that moves with time), as its entry still says; returns
+    /// the device's view as it was.
+    fn uncount(
+        &self,
+        w: &mut Walked<'a>,
+        di: usize,
+        entry: &Derived,
+        tiers: &[String],
+        last_now: Timestamp,
+    ) -> DeviceView {
+        let old = std::mem::take(&mut w.views[di]);
+        if let Some(ri) = entry.member_of {
+            w.ring_members[ri] = w.ring_members[ri].saturating_sub(1);
+        }
+        for &ri in &entry.claimed_elsewhere {
+            w.ring_claimed_elsewhere[ri] = w.ring_claimed_elsewhere[ri].saturating_sub(1);
+        }
+        let Some(pi) = entry.policy else {
+            return old;
+        };
+        let tier = tiers.get(entry.tier).map_or("", String::as_str);
+        let mut ids = entry.report_ids();
+        for pair in &entry.pairs {
+            let id = ids.next();
+            if pair.duplicate() {
+                continue;
+            }
+            let Some(ix) = pair.ix() else {
+                let id = id.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
+                uncount_unknown(&mut w.unknown[pi], id);
+                continue;
+            };
+            for &ei in pair.active() {
+                w.exc_covered[ei].remove(&di);
+            }
+            self.uncount_pair(w, di, entry.ring, pi, ix, pair, tier, last_now);
+        }
+        old
+    }
+
+    /// Takes one counted pair out of its slot and its policy's tally.
+    #[allow(clippy::too_many_arguments)]
+    fn uncount_pair(
+        &self,
+        w: &mut Walked<'a>,
+        di: usize,
+        ring: Option<usize>,
+        pi: usize,
+        ix: usize,
+        pair: &Pair,
+        tier: &str,
+        last_now: Timestamp,
+    ) {
+        let t = self.t;
+        let at = pi * t.patches.len() + ix;
+        let Some(slot) = w.slots[at].as_mut() else {
+            return;
+        };
+        slot.reported = slot.reported.saturating_sub(1);
+        let o = &mut slot.outcomes;
+        match pair.state {
+            PatchState::Installed | PatchState::PendingReboot => {
+                o.installed = o.installed.saturating_sub(1);
+            }
+            PatchState::Failed => o.failed = o.failed.saturating_sub(1),
+            _ => {}
+        }
+        if let Some(list) = ring
+            .filter(|_| slot.decided)
+            .and_then(|r| slot.at.get_mut(r))
+        {
+            if let Ok(k) = list.binary_search_by_key(&(di as u32), |m| m.0) {
+                list.remove(k);
+            }
+            w.dirty[at] = true;
+        }
+        if let (true, Some(state)) = (slot.counted(), pair.clock_state()) {
+            let severity = t.graded[at].0;
+            let tti = pair
+                .installed_for_clock(last_now)
+                .map(|i| i.duration_since(t.released[ix]));
+            let tally = &mut w.tallies[pi];
+            let cell = tally.cell(tier, severity);
+            tally.remove_at(cell, state, tti);
+        }
+    }
+}
+
+/// One device fewer reports an unknown patch id.
+fn uncount_unknown(unknown: &mut BTreeMap<String, u32>, id: &str) {
+    if let Some(n) = unknown.get_mut(id) {
+        *n -= 1;
+        if *n == 0 {
+            unknown.remove(id);
+        }
+    }
+}
+
+/// Whether a pair's clock moves with time itself, so that its device is counted again
+/// at every incremental pass: an exemption (whose length grows while it lasts), or an
+/// install time taken from `now`.
+fn volatile(pair: &Pair, now: Timestamp) -> bool {
+    pair.exempt.is_some()
+        || (pair.state == PatchState::Installed && pair.installed_at().is_none_or(|t| t > now))
+}
+
+/// Updates a walk kept from the last pass (at `last_now`) for the devices at `dis`, in
+/// ascending order: each one's earlier contribution taken out, its entry brought up to
+/// date, and what it contributes now counted in. Returns each one's earlier view.
+pub(super) fn rewalk<'a>(
+    t: &Tenant<'a>,
+    w: &mut Walked<'a>,
+    cache: &mut Cache,
+    dis: &[usize],
+    last_now: Timestamp,
+    now: Timestamp,
+) -> Vec<(usize, DeviceView)> {
+    let seen = std::cell::RefCell::new(Seen::new(t.patches.len()));
+    let mut pass = Walk {
+        t,
+        inputs: DeviceInputs {
+            tenant: t,
+            seen: &seen,
+        },
+        sizes: &[],
+        tally_cells: vec![Vec::new(); t.policies.len()],
+        rewound: false,
+        record: false,
+        kept: true,
+        incremental: true,
+        now,
+    };
+    w.dirty.clear();
+    w.dirty.resize(w.slots.len(), false);
+    let mut old = Vec::with_capacity(dis.len());
+    for &di in dis {
+        let (Some(&dev), Some(entry)) = (w.devices.get(di), cache.devices.get_mut(di)) else {
+            continue;
+        };
+        old.push((di, pass.uncount(w, di, entry, &cache.tiers, last_now)));
+        entry.trusted = false;
+        pass.refresh(entry, dev, true, &mut cache.tiers);
+        pass.device(w, di, entry, read_ahead(dev, t.check_ins), &cache.tiers);
+    }
+    old
+}
+
+/// The members of the slot at `at` (policy × patch), per ring position, made again from
+/// the positions the slot keeps and the devices of this pass.
+pub(super) fn members<'a>(
+    t: &Tenant<'a>,
+    w: &Walked<'a>,
+    cache: &Cache,
+    at: usize,
+) -> Vec<Vec<Member<'a>>> {
+    let Some(slot) = w.slots.get(at).and_then(Option::as_ref) else {
+        return Vec::new();
+    };
+    slot.at
+        .iter()
+        .map(|list| {
+            list.iter()
+                .filter_map(|&(di, pos)| member(t, w, cache, di as usize, pos as usize))
+                .collect()
+        })
+        .collect()
+}
+
+/// One member, from its device's position and its report's.
+fn member<'a>(
+    t: &Tenant<'a>,
+    w: &Walked<'a>,
+    cache: &Cache,
+    di: usize,
+    pos: usize,
+) -> Option<Member<'a>> {
+    let dev = *w.devices.get(di)?;
+    let report = dev.status.as_ref()?.patches.get(pos)?;
+    let pair = cache.devices.get(di)?.pairs.get(pos)?;
+    let (in_install, in_uninstall) = pair.in_plan();
+    Some(Member {
+        device: dev,
+        report,
+        state: pair.state,
+        excepted: pair.blocks(),
+        in_install,
+        in_uninstall,
+        installed_at: pair.installed_when(),
+        last_seen: When::new(contract::last_seen(dev, t.check_ins)),
+        deadline: pair.deadline_when(),
+    })
 }
 
 /// Where a pair is: its device, policy, patch and tier.

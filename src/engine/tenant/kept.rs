@@ -1,0 +1,359 @@
+//! An incremental pass: what a pass keeps for the next, and a pass that starts from it
+//! and does work in proportion to what changed.
+//!
+//! A full pass ([`super::decide_cached`]) visits every device and every pair and decides
+//! every rollout over all its members. [`super::decide_changed`] is told which devices
+//! changed since the last pass (the shell's watch events say so), and, when nothing
+//! tenant-wide changed, starts from what the last pass kept:
+//!
+//! | kept | updated by |
+//! | --- | --- |
+//! | the SLA tallies, ring counts, exception coverage, unknown ids | taking out a device's old contribution, adding its new one |
+//! | each (policy, patch) slot's members, as device and report positions | the same, in device order |
+//! | per device, the first instant one of its clocks changes (a heap) | devices whose clock changes by now are counted again |
+//! | per rollout, its last decision when it changed nothing (a memo) | replayed while its members, object, approval, freezes and wake-up are as they were |
+//! | the devices whose stored summary differs from theirs | their summaries are given again, as a full pass would |
+//!
+//! Whatever it cannot update this way (a spec, the catalog, people's decisions, a device
+//! added or removed, time going back, an approval or supersession that moved with time)
+//! makes it run a full pass instead, which keeps anew. It decides exactly what a full
+//! pass decides (`tests/it/engine_props.rs`).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use jiff::Timestamp;
+
+use crate::api::{ApprovalRecord, Freeze, PatchRolloutStatus};
+use crate::engine::cache::{Cache, Version};
+use crate::engine::rollout::RolloutOutcome;
+
+use super::gather::Tenant;
+use super::rollouts::One;
+use super::status::Governed;
+use super::walk::{self, DeviceView, Walked};
+use super::{Snapshot, name_of};
+
+/// What a pass keeps for an incremental pass.
+#[derive(Clone)]
+pub(crate) struct Kept {
+    /// The walk, without its devices and members (each slot keeps its members'
+    /// positions).
+    walked: Walked<'static>,
+    /// The policies' device counts.
+    governed: Governed,
+    /// Per device with a counted clock, the first instant one changes (entries whose
+    /// instant is no longer the device's are skipped when they come up).
+    clocks: BinaryHeap<Reverse<(Timestamp, u32)>>,
+    /// Devices counted again at every pass ([`DeviceView::volatile`]).
+    volatile: BTreeSet<u32>,
+    /// Devices whose stored summary is not the one the last pass computed.
+    unmatched: BTreeSet<u32>,
+    /// Per (policy, patch) slot: its rollout's last decision, when it changed nothing.
+    memos: Vec<Option<Memo>>,
+}
+
+/// A rollout's decision that changed nothing (its status was the stored one; no plan
+/// change, no Event), with what it read besides its members, to be replayed while
+/// those are unchanged and `now` is before its wake-up.
+#[derive(Clone, Debug)]
+pub(super) struct Memo {
+    /// The rollout object's `resourceVersion`.
+    version: Version,
+    record: ApprovalRecord,
+    policy_freezes: Vec<Freeze>,
+    ring_freezes: Vec<Vec<Freeze>>,
+    blocked: Option<String>,
+    /// Its status (the stored one).
+    pub(super) status: PatchRolloutStatus,
+    /// When it must be decided again by time alone.
+    pub(super) wake: Option<Timestamp>,
+}
+
+impl Memo {
+    /// The memo of a rollout's decision, if it changed nothing.
+    pub(super) fn of(one: &One<'_, '_>, outcome: &RolloutOutcome) -> Option<Memo> {
+        let existing = one.existing?;
+        let settled = outcome.plan.is_empty()
+            && outcome.events.is_empty()
+            && existing.status.as_ref() == Some(&outcome.status);
+        settled.then(|| Memo {
+            version: Version::of(existing.metadata.resource_version.as_deref()),
+            record: one.record.clone(),
+            policy_freezes: one.pv.freezes.clone(),
+            ring_freezes: ring_freezes(one).map(<[Freeze]>::to_vec).collect(),
+            blocked: one.pv.blocked(),
+            status: outcome.status.clone(),
+            wake: outcome.wake,
+        })
+    }
+
+    /// Whether the decision still holds for `one` at `now`: the same rollout object, the
+    /// same approval, freezes and blocks, and not yet time to wake.
+    fn holds(&self, one: &One<'_, '_>, now: Timestamp) -> bool {
+        one.existing
+            .is_some_and(|r| self.version.is(r.metadata.resource_version.as_deref()))
+            && self.wake.is_none_or(|w| now < w)
+            && self.record == one.record
+            && self.policy_freezes == one.pv.freezes
+            && self.ring_freezes.len() == one.pv.rings.len()
+            && ring_freezes(one)
+                .zip(&self.ring_freezes)
+                .all(|(now, then)| now == then.as_slice())
+            && self.blocked == one.pv.blocked()
+    }
+}
+
+/// The freezes of each of a rollout's policy's rings, in its order.
+fn ring_freezes<'s>(one: &'s One<'_, '_>) -> impl Iterator<Item = &'s [Freeze]> {
+    let rings = &one.t.rings;
+    one.pv
+        .rings
+        .iter()
+        .map(|(_, ri)| ri.map_or(&[][..], |ri| rings[ri].freezes.as_slice()))
+}
+
+/// The rollout stage's access to the memos: replayed from (`reuse`, an incremental
+/// pass) or only recorded (a full pass that keeps).
+pub(super) struct Replay<'k> {
+    pub(super) memos: &'k mut Vec<Option<Memo>>,
+    /// The cache, whose entries the members are made from again.
+    pub(super) cache: &'k Cache,
+    pub(super) reuse: bool,
+}
+
+impl Replay<'_> {
+    /// The memo of the slot at `at`, if its rollout may be replayed: none of its members
+    /// changed (`dirty`) and the memo holds.
+    pub(super) fn replayable(
+        &self,
+        at: usize,
+        one: &One<'_, '_>,
+        dirty: Option<bool>,
+        now: Timestamp,
+    ) -> Option<&Memo> {
+        if dirty != Some(false) {
+            return None;
+        }
+        self.memos.get(at)?.as_ref().filter(|m| m.holds(one, now))
+    }
+}
+
+impl Kept {
+    /// What a full pass keeps: its walk, counts and memos, and which devices' clocks
+    /// change when, are counted again every pass, or have a stored summary not theirs.
+    pub(super) fn new(
+        w: Walked<'_>,
+        governed: Governed,
+        memos: Vec<Option<Memo>>,
+        cache: &Cache,
+    ) -> Kept {
+        let mut walked = w.detach();
+        for tally in &mut walked.tallies {
+            tally.settle();
+        }
+        let mut clocks = Vec::new();
+        let mut volatile = BTreeSet::new();
+        for (di, v) in walked.views.iter().enumerate() {
+            let di = di as u32;
+            if let Some(next) = v.next {
+                clocks.push(Reverse((next, di)));
+            }
+            if v.volatile {
+                volatile.insert(di);
+            }
+        }
+        let unmatched = cache
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.summary.is_some_and(|(_, matched)| !matched))
+            .map(|(di, _)| di as u32)
+            .collect();
+        Kept {
+            walked,
+            governed,
+            clocks: BinaryHeap::from(clocks),
+            volatile,
+            unmatched,
+            memos,
+        }
+    }
+}
+
+/// What changed since the last pass over a tenant, as the shell saw it.
+#[derive(Clone, Copy, Debug)]
+pub enum Changed<'c> {
+    /// Unknown (the first pass, a relist): every object is read again.
+    Everything,
+    /// Only these devices (by name) changed: their objects, their check-ins, or they
+    /// came or went. Every other object may have changed too: they are few and compared.
+    Devices(&'c BTreeSet<String>),
+}
+
+/// An incremental pass under way: the kept state brought up to date for the devices
+/// that changed, ready for the rollout and status stages, and kept again by [`keep`].
+pub(super) struct Resumed<'a> {
+    /// The walk, as a full pass at `now` would have it.
+    pub(super) w: Walked<'a>,
+    pub(super) governed: Governed,
+    pub(super) memos: Vec<Option<Memo>>,
+    /// The devices whose summaries this pass gives (in order): those counted again and
+    /// those whose stored summary is not theirs.
+    pub(super) summaries: Vec<usize>,
+    clocks: BinaryHeap<Reverse<(Timestamp, u32)>>,
+    volatile: BTreeSet<u32>,
+    unmatched: BTreeSet<u32>,
+}
+
+/// Starts an incremental pass from the kept state, if it allows one; None (the kept
+/// state dropped, the cache otherwise as it was) when a full pass must run.
+pub(super) fn resume<'a>(
+    snap: &Snapshot<'a>,
+    t: &Tenant<'a>,
+    changed: &BTreeSet<String>,
+    now: Timestamp,
+    cache: &mut Cache,
+) -> Option<Resumed<'a>> {
+    let last_now = cache.last_now.filter(|last| *last <= now)?;
+    if !cache.keep || cache.record || !t.unchanged_for(cache) {
+        return None;
+    }
+    let kept = cache.kept.take()?;
+    let changed = positions(snap, cache, changed)?;
+    let Kept {
+        walked,
+        mut governed,
+        mut clocks,
+        mut volatile,
+        unmatched,
+        memos,
+    } = *kept;
+    let mut w: Walked<'a> = walked;
+    w.devices = snap.devices.clone();
+    if !slots_hold(t, &w, now) {
+        return None;
+    }
+    let mut dis: BTreeSet<usize> = changed.into_iter().collect();
+    dis.extend(volatile.iter().map(|&di| di as usize));
+    due(&mut clocks, &w.views, now, &mut dis);
+    let dis: Vec<usize> = dis.into_iter().collect();
+    cache.last_now = Some(now);
+    for (di, old) in walk::rewalk(t, &mut w, cache, &dis, last_now, now) {
+        let new = &w.views[di];
+        governed.remove(di, &old);
+        governed.add(di, new);
+        if let Some(next) = new.next {
+            clocks.push(Reverse((next, di as u32)));
+        }
+        if new.volatile {
+            volatile.insert(di as u32);
+        } else {
+            volatile.remove(&(di as u32));
+        }
+    }
+    if clocks.len() > 2 * w.views.len() + 1024 {
+        // Entries a device's later count replaced: start afresh rather than let them pile.
+        clocks = w
+            .views
+            .iter()
+            .enumerate()
+            .filter_map(|(di, v)| v.next.map(|next| Reverse((next, di as u32))))
+            .collect();
+    }
+    w.wake = due(&mut clocks, &w.views, now, &mut BTreeSet::new());
+    let mut summaries: BTreeSet<usize> = dis.into_iter().collect();
+    summaries.extend(unmatched.iter().map(|&di| di as usize));
+    Some(Resumed {
+        w,
+        governed,
+        memos,
+        summaries: summaries.into_iter().collect(),
+        clocks,
+        volatile,
+        unmatched,
+    })
+}
+
+/// Keeps an incremental pass's state for the next pass, with which devices' stored
+/// summaries are not theirs brought up to date.
+pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
+    let mut unmatched = r.unmatched;
+    for &di in &r.summaries {
+        let matched = cache
+            .devices
+            .get(di)
+            .and_then(|e| e.summary)
+            .is_none_or(|(_, matched)| matched);
+        if matched {
+            unmatched.remove(&(di as u32));
+        } else {
+            unmatched.insert(di as u32);
+        }
+    }
+    cache.kept = Some(Box::new(Kept {
+        walked: r.w.detach(),
+        governed: r.governed,
+        clocks: r.clocks,
+        volatile: r.volatile,
+        unmatched,
+        memos: r.memos,
+    }));
+}
+
+/// The positions of the changed devices, which must be where the last pass had them:
+/// None when one came or went (or the devices are not those of the last pass).
+fn positions(snap: &Snapshot<'_>, cache: &Cache, changed: &BTreeSet<String>) -> Option<Vec<usize>> {
+    if snap.devices.len() != cache.devices.len() {
+        return None;
+    }
+    debug_assert!(
+        snap.devices
+            .is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)),
+        "an incremental pass reads the devices in name order"
+    );
+    changed
+        .iter()
+        .map(|name| {
+            let di = cache
+                .devices
+                .binary_search_by(|e| e.name().cmp(name.as_bytes()))
+                .ok()?;
+            (name_of(&snap.devices.get(di)?.metadata) == name).then_some(di)
+        })
+        .collect()
+}
+
+/// Whether every kept slot's approval, supersession and decision to roll out are what
+/// they are at `now` (they move with time and with people's decisions).
+fn slots_hold(t: &Tenant<'_>, w: &Walked<'_>, now: Timestamp) -> bool {
+    let n = t.patches.len();
+    w.slots.iter().enumerate().all(|(at, slot)| {
+        let Some(kept) = slot else { return true };
+        let fresh = walk::new_slot(t, at / n, at % n, &[], now);
+        fresh.approval == kept.approval
+            && fresh.superseded_by == kept.superseded_by
+            && fresh.decided == kept.decided
+    })
+}
+
+/// Pops the devices whose next clock change is at or before `now` into `dis`; returns
+/// the first change after `now`.
+fn due(
+    clocks: &mut BinaryHeap<Reverse<(Timestamp, u32)>>,
+    views: &[DeviceView],
+    now: Timestamp,
+    dis: &mut BTreeSet<usize>,
+) -> Option<Timestamp> {
+    while let Some(&Reverse((at, di))) = clocks.peek() {
+        let current = views.get(di as usize).and_then(|v| v.next) == Some(at);
+        if current && at > now {
+            return Some(at);
+        }
+        clocks.pop();
+        if current {
+            dis.insert(di as usize);
+        }
+    }
+    None
+}
