@@ -12,7 +12,7 @@
 //! device may now be seen later than the engine assumed).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
@@ -24,6 +24,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::contract::{self, CHECK_IN_LABEL, CheckIns};
+
+use super::changes::{Pending, Tracker};
 
 /// How long a Lease without `leaseDurationSeconds` counts as lasting, for the trigger.
 pub const UNTIMED_LEASE_SECONDS: i32 = 3600;
@@ -56,6 +58,8 @@ pub fn renewal_matters(
 #[derive(Clone, Default)]
 pub struct CheckInStore {
     by_namespace: Arc<RwLock<HashMap<String, Arc<CheckIns>>>>,
+    /// Which devices' check-ins changed, noted under the lock of `by_namespace`.
+    tracker: Arc<Mutex<Tracker>>,
     ready: Vec<watch::Receiver<bool>>,
 }
 
@@ -63,6 +67,11 @@ impl std::fmt::Debug for CheckInStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CheckInStore").finish_non_exhaustive()
     }
+}
+
+/// The tracker, whole even after a panic elsewhere (every note is one insert).
+fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    tracker.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What one watch event did to the store.
@@ -86,6 +95,20 @@ impl CheckInStore {
             .unwrap_or_default()
     }
 
+    /// The check-ins of a namespace, with the notes of which devices' check-ins changed
+    /// since the last call for it, taken under the same lock.
+    pub fn in_namespace_changed(&self, ns: &str) -> (Arc<CheckIns>, Pending) {
+        let Ok(map) = self.by_namespace.read() else {
+            let everything = Pending {
+                everything: true,
+                ..Pending::default()
+            };
+            return (Arc::default(), everything);
+        };
+        let pending = lock(&self.tracker).take(ns);
+        (map.get(ns).cloned().unwrap_or_default(), pending)
+    }
+
     /// Notes a Lease as applied (created or renewed); `unreachable_after` is the shortest
     /// `unreachableAfter` of its namespace's rings (see [`renewal_matters`]).
     pub fn apply(&self, lease: &Lease, unreachable_after: Option<SignedDuration>) -> Change {
@@ -104,6 +127,7 @@ impl CheckInStore {
             return Change::Quiet;
         }
         Arc::make_mut(ins).insert(device.to_string(), renewed);
+        lock(&self.tracker).note(ns, device);
         let lasts = lease.spec.as_ref().and_then(|s| s.lease_duration_seconds);
         if renewal_matters(before, renewed, lasts, unreachable_after) {
             Change::Trigger(ns.to_string())
@@ -126,6 +150,7 @@ impl CheckInStore {
         match map.get_mut(ns) {
             Some(ins) if ins.get(name).is_some() => {
                 Arc::make_mut(ins).remove(name);
+                lock(&self.tracker).note(ns, name);
                 Change::Trigger(ns.to_string())
             }
             _ => Change::Quiet,
@@ -151,6 +176,7 @@ impl CheckInStore {
         }
         touched.sort();
         touched.dedup();
+        lock(&self.tracker).relisted();
         Change::Relisted(touched)
     }
 
@@ -340,6 +366,32 @@ mod tests {
         other.metadata.labels = Some([(CHECK_IN_LABEL.to_string(), "ws-2".into())].into());
         assert_eq!(store.apply(&other, None), Change::Quiet);
         assert!(store.in_namespace("fleet").is_empty());
+    }
+
+    #[test]
+    fn every_check_in_that_moved_is_handed_to_the_next_pass_even_a_quiet_one() {
+        let store = CheckInStore::default();
+        assert!(store.in_namespace_changed("fleet").1.everything, "first");
+        store.apply(&lease("ws-1", "2026-11-24T21:00:00Z"), None);
+        // Quiet (no reconcile of its own), but the next pass must see where it moved.
+        let quiet = store.apply(&lease("ws-1", "2026-11-24T21:05:00Z"), None);
+        assert_eq!(quiet, Change::Quiet);
+        store.apply(&lease("ws-2", "2026-11-24T21:05:00Z"), None);
+        let (ins, p) = store.in_namespace_changed("fleet");
+        assert_eq!(ins.get("ws-1"), Some(t("2026-11-24T21:05:00Z")));
+        let changed: Vec<&str> = p.devices.iter().map(String::as_str).collect();
+        assert_eq!((p.everything, changed), (false, vec!["ws-1", "ws-2"]));
+        store.apply(&lease("ws-1", "2026-11-24T21:05:00Z"), None);
+        assert_eq!(
+            store.in_namespace_changed("fleet").1,
+            Pending::default(),
+            "a renewal to the same instant moved nothing"
+        );
+        store.delete(&lease("ws-2", "2026-11-24T21:05:00Z"));
+        let gone = store.in_namespace_changed("fleet").1;
+        assert_eq!(gone.devices.iter().collect::<Vec<_>>(), ["ws-2"]);
+        store.relisted(None, HashMap::new());
+        assert!(store.in_namespace_changed("fleet").1.everything);
     }
 
     #[test]

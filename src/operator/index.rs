@@ -14,6 +14,8 @@ use kube::Resource;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
+use super::changes::{Pending, Tracker};
+
 /// Objects by namespace, then by name.
 type ByNamespace<K> = HashMap<String, BTreeMap<String, Arc<K>>>;
 
@@ -21,6 +23,8 @@ struct State<K> {
     live: ByNamespace<K>,
     /// A relist's objects so far, while one runs.
     relist: Option<ByNamespace<K>>,
+    /// Which objects changed since their namespace last took its notes, when tracked.
+    tracker: Option<Tracker>,
 }
 
 /// Reads the store; clones share it.
@@ -49,6 +53,7 @@ pub fn indexed<K>() -> (Indexed<K>, IndexWriter<K>) {
     let state = Arc::new(RwLock::new(State {
         live: HashMap::new(),
         relist: None,
+        tracker: None,
     }));
     let (tx, rx) = watch::channel(false);
     (
@@ -80,9 +85,21 @@ fn place<K: Resource>(obj: &K) -> Option<(String, String)> {
 }
 
 impl<K: Resource + Clone> IndexWriter<K> {
+    /// Notes from now on which objects each event changes, for
+    /// [`Indexed::in_namespace_changed`].
+    pub fn track_changes(&mut self) {
+        write(&self.state).tracker = Some(Tracker::default());
+    }
+
     /// Applies one watch event.
     pub fn apply(&mut self, ev: &watcher::Event<K>) {
         let mut s = write(&self.state);
+        if let (Some(t), watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) =
+            (s.tracker.as_mut(), ev)
+            && let Some((ns, name)) = place(obj)
+        {
+            t.note(&ns, &name);
+        }
         match ev {
             watcher::Event::Apply(obj) => {
                 if let Some((ns, name)) = place(obj) {
@@ -115,6 +132,9 @@ impl<K: Resource + Clone> IndexWriter<K> {
                 if let Some(relist) = s.relist.take() {
                     s.live = relist;
                 }
+                if let Some(t) = s.tracker.as_mut() {
+                    t.relisted();
+                }
                 drop(s);
                 self.ready.send_replace(true);
             }
@@ -130,6 +150,26 @@ impl<K> Indexed<K> {
             .get(ns)
             .map(|objects| objects.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The objects of a namespace, in name order, with the notes of which changed since
+    /// the last call for it, taken under the same lock (so the notes are of exactly
+    /// these objects). Everything changed when changes are not tracked.
+    pub fn in_namespace_changed(&self, ns: &str) -> (Vec<Arc<K>>, Pending) {
+        let mut s = write(&self.state);
+        let pending = s.tracker.as_mut().map_or(
+            Pending {
+                everything: true,
+                ..Pending::default()
+            },
+            |t| t.take(ns),
+        );
+        let objects = s
+            .live
+            .get(ns)
+            .map(|objects| objects.values().cloned().collect())
+            .unwrap_or_default();
+        (objects, pending)
     }
 
     /// One object.
@@ -239,6 +279,46 @@ mod tests {
                 .as_deref(),
             Some("2")
         );
+    }
+
+    #[test]
+    fn a_tracked_store_hands_over_the_changes_its_objects_hold() {
+        let (store, mut w) = indexed::<ConfigMap>();
+        w.track_changes();
+        w.apply(&watcher::Event::Init);
+        w.apply(&watcher::Event::InitApply(cm("a", "d1", "1")));
+        w.apply(&watcher::Event::InitApply(cm("a", "d2", "1")));
+        w.apply(&watcher::Event::InitDone);
+        let (objects, first) = store.in_namespace_changed("a");
+        assert_eq!(names(&objects), ["d1", "d2"]);
+        assert!(first.everything, "a first pass reads everything");
+
+        w.apply(&watcher::Event::Apply(cm("a", "d2", "2")));
+        w.apply(&watcher::Event::Apply(cm("a", "d3", "1")));
+        w.apply(&watcher::Event::Delete(cm("a", "d1", "1")));
+        w.apply(&watcher::Event::Apply(cm("b", "other", "1")));
+        let (objects, p) = store.in_namespace_changed("a");
+        assert_eq!(names(&objects), ["d2", "d3"]);
+        assert!(!p.everything);
+        let changed: Vec<&str> = p.devices.iter().map(String::as_str).collect();
+        assert_eq!(changed, ["d1", "d2", "d3"], "changed, added and removed");
+        let (_, again) = store.in_namespace_changed("a");
+        assert_eq!(again, Pending::default(), "handed over once");
+
+        // A relist may have changed anything.
+        w.apply(&watcher::Event::Init);
+        w.apply(&watcher::Event::InitApply(cm("a", "d2", "3")));
+        w.apply(&watcher::Event::InitDone);
+        assert!(store.in_namespace_changed("a").1.everything);
+        assert!(!store.in_namespace_changed("a").1.everything);
+    }
+
+    #[test]
+    fn an_untracked_store_says_everything_changed() {
+        let (store, mut w) = indexed::<ConfigMap>();
+        w.apply(&watcher::Event::Apply(cm("a", "d1", "1")));
+        assert!(store.in_namespace_changed("a").1.everything);
+        assert!(store.in_namespace_changed("a").1.everything);
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@
 //! | [`run`] | `ringmaster run`: CRD checks, leader election, shards, shutdown |
 
 pub mod apply;
+pub mod changes;
 pub mod check_ins;
 pub mod health;
 pub mod index;

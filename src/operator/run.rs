@@ -249,6 +249,7 @@ impl Operator {
             .paced(Pace::new(self.config.pace, Arc::clone(&self.metrics))),
             metrics: Arc::clone(&self.metrics),
             reports: Reports::new(self.client.clone(), self.config.reports.clone()),
+            caches: Default::default(),
         });
         Ok(Some(Started {
             watchers,

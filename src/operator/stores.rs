@@ -32,6 +32,7 @@ use crate::api::{
 };
 use crate::engine;
 
+use super::changes::Pending;
 use super::check_ins::{self, Change, CheckInStore};
 use super::index::{Indexed, indexed};
 use super::metrics::Metrics;
@@ -57,6 +58,28 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
             }
         }
         out
+    }
+
+    /// The objects of a namespace, in name order, with the notes of which changed since
+    /// the last call for it ([`Indexed::in_namespace_changed`]).
+    pub fn in_namespace_changed(&self, ns: &str) -> (Vec<Arc<K>>, Pending) {
+        let mut out = Vec::new();
+        let mut pending: Option<Pending> = None;
+        for (scope, store) in &self.stores {
+            if scope.as_deref().is_none_or(|s| s == ns) {
+                let (objects, p) = store.in_namespace_changed(ns);
+                out.extend(objects);
+                match pending.as_mut() {
+                    Some(all) => all.merge(p),
+                    None => pending = Some(p),
+                }
+            }
+        }
+        let everything = Pending {
+            everything: true,
+            ..Pending::default()
+        };
+        (out, pending.unwrap_or(everything))
     }
 
     /// One object.
@@ -106,17 +129,40 @@ impl Stores {
     /// What the stores hold for one namespace, plus the catalog.
     pub fn objects(&self, ns: &str) -> Objects {
         Objects {
+            devices: self.devices.in_namespace(ns),
+            check_ins: self.check_ins.in_namespace(ns),
+            ..self.objects_but_devices(ns)
+        }
+    }
+
+    /// A namespace's objects but its devices and their check-ins.
+    fn objects_but_devices(&self, ns: &str) -> Objects {
+        Objects {
             namespace: ns.to_string(),
             policies: self.policies.in_namespace(ns),
             rings: self.rings.in_namespace(ns),
             exceptions: self.exceptions.in_namespace(ns),
-            devices: self.devices.in_namespace(ns),
+            devices: Vec::new(),
             rollouts: self.rollouts.in_namespace(ns),
             patches: self.patches.state(),
             approvals: self.approvals.in_namespace(ns),
             freezes: self.freezes.in_namespace(ns),
-            check_ins: self.check_ins.in_namespace(ns),
+            check_ins: Arc::default(),
         }
+    }
+
+    /// A namespace's objects, with which of its devices changed (their objects or their
+    /// check-ins) since the last call for it.
+    pub fn objects_changed(&self, ns: &str) -> (Objects, Pending) {
+        let (devices, mut pending) = self.devices.in_namespace_changed(ns);
+        let (check_ins, leased) = self.check_ins.in_namespace_changed(ns);
+        pending.merge(leased);
+        let objects = Objects {
+            devices,
+            check_ins,
+            ..self.objects_but_devices(ns)
+        };
+        (objects, pending)
     }
 
     /// Waits until every store has listed its objects once; false if a watcher is gone.
@@ -379,6 +425,7 @@ pub fn start(
         namespaces,
         triggers: &triggers,
         tasks: &mut tasks,
+        track_changes: false,
     };
     let policies = watch.scoped::<PatchPolicy>(Triggers::namespace, |_| None);
     let rings = watch.scoped::<DeploymentRing>(Triggers::namespace, |_| None);
@@ -433,6 +480,7 @@ pub fn start(
         watch.tasks.extend(check_in_tasks);
         store
     };
+    watch.track_changes = true;
     let devices = watch.scoped::<ManagedDevice>(Triggers::namespace, |reader| {
         let observer = Arc::clone(&observer);
         Some(Box::new(move |ev: &watcher::Event<ManagedDevice>| {
@@ -473,6 +521,9 @@ struct Watch<'a> {
     namespaces: Option<&'a [String]>,
     triggers: &'a Arc<Triggers>,
     tasks: &'a mut Vec<JoinHandle<()>>,
+    /// The stores started next note which objects change
+    /// ([`IndexWriter::track_changes`](super::index::IndexWriter::track_changes)).
+    track_changes: bool,
 }
 
 impl Watch<'_> {
@@ -503,6 +554,9 @@ impl Watch<'_> {
                 None => Api::<K>::all(self.client.clone()),
             };
             let (reader, mut writer) = indexed::<K>();
+            if self.track_changes {
+                writer.track_changes();
+            }
             let mut hook = before(reader.clone());
             let triggers = Arc::clone(self.triggers);
             let mut listed: BTreeSet<String> = BTreeSet::new();

@@ -1,13 +1,14 @@
 //! The reconcilers: one namespace (tenant) at a time, and the shared Patch catalog.
 //!
-//! A tenant reconcile takes a snapshot of the namespace from the stores, runs
-//! [`engine::decide`] at the current instant, applies the decisions, waits briefly until
-//! the stores have seen its own writes (so the next pass never decides on a world older
-//! than what it wrote), updates the metrics and asks to be woken at the engine's
-//! `wake_at`.
+//! A tenant reconcile takes a snapshot of the namespace from the stores, with which of
+//! its devices changed since its last pass, runs [`engine::decide_changed`] at the
+//! current instant with the tenant's [`engine::Cache`] (work in proportion to what
+//! changed), applies the decisions, waits briefly until the stores have seen its own
+//! writes (so the next pass never decides on a world older than what it wrote), updates
+//! the metrics and asks to be woken at the engine's `wake_at`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -19,6 +20,7 @@ use tracing::{debug, error, info, warn};
 use crate::engine::{self, Decisions};
 
 use super::apply::{Applied, Applier, Written};
+use super::changes::Pending;
 use super::metrics::Metrics;
 use super::queue::{Reconciler, RunFuture};
 use super::reports::Reports;
@@ -70,6 +72,27 @@ pub async fn reconcile_objects(
 /// An object's resource version before a reconcile's writes, and after each of them.
 type Versions<'a> = (Option<&'a str>, Vec<&'a str>);
 
+/// Decides a namespace's objects at `now` with its cache, told which devices changed
+/// since the cache's last pass; the engine runs on a blocking thread. The cache comes
+/// back with the decisions (none when the engine panicked: the next pass starts afresh).
+async fn decide_changed(
+    objects: Objects,
+    changed: Pending,
+    mut cache: engine::Cache,
+    now: Timestamp,
+) -> Result<(Objects, Decisions, engine::Cache), Error> {
+    tokio::task::spawn_blocking(move || {
+        let told = match changed.everything {
+            true => engine::Changed::Everything,
+            false => engine::Changed::Devices(&changed.devices),
+        };
+        let d = engine::decide_changed(&objects.snapshot(), told, now, &mut cache);
+        (objects, d, cache)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))
+}
+
 /// What reconciles share.
 pub struct Context {
     /// The stores.
@@ -80,14 +103,26 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The report controller.
     pub reports: Reports,
+    /// Each tenant's engine cache between its passes (out of the map while a pass runs:
+    /// a tenant's passes never overlap).
+    pub caches: Mutex<HashMap<String, engine::Cache>>,
 }
 
 impl Context {
     /// Reconciles one namespace; returns when the engine wants to run again.
     pub async fn reconcile_tenant(&self, ns: &str) -> Result<Option<Timestamp>, Error> {
-        let objects = self.stores.objects(ns);
+        // The changes are taken with the objects: a change after this is in the next pass.
+        let (objects, changed) = self.stores.objects_changed(ns);
+        let cache = self.take_cache(ns);
         let now = Timestamp::now();
-        let mut pass = reconcile_objects(&self.applier, objects, now).await?;
+        let (objects, decisions, cache) = decide_changed(objects, changed, cache, now).await?;
+        self.put_cache(ns, cache);
+        let applied = self.applier.apply(&objects, &decisions).await;
+        let mut pass = Pass {
+            objects,
+            decisions,
+            applied,
+        };
         self.metrics.tenant(&pass.objects, &pass.decisions, now);
         self.settle(Some(ns), &pass.applied.written).await;
         let a = &pass.applied;
@@ -106,6 +141,21 @@ impl Context {
         }
         failures(&mut pass.applied)?;
         Ok(pass.decisions.wake_at)
+    }
+
+    /// The tenant's cache, or a new one (its first pass, or after a panic).
+    fn take_cache(&self, ns: &str) -> engine::Cache {
+        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        match caches.remove(ns) {
+            Some(cache) => cache,
+            // Not `Cache::default()`, which keeps nothing between passes.
+            None => engine::Cache::new(),
+        }
+    }
+
+    fn put_cache(&self, ns: &str, cache: engine::Cache) {
+        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        caches.insert(ns.to_string(), cache);
     }
 
     /// Writes the catalog's statuses where they differ.
