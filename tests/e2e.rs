@@ -1623,9 +1623,10 @@ async fn enrollment_teardown(env: &Env, agents_ns: &str, policy: &str) {
     }
 }
 
-/// The enrolled agent of `web-1` (its client `agent`) checks in by its Lease: it creates
-/// and renews the one named as its device, held in its own name; RBAC keeps it off
-/// another device's, and the device-lease policy refuses a Lease it would not hold.
+/// The enrolled agent of `web-1` (its client `agent`) checks in by its Lease: enrollment
+/// created the one named as its device, held in the agent's name and not renewed yet, and
+/// the agent renews it; RBAC keeps it off another device's and lets it create no Lease,
+/// and the device-lease policy refuses a renewal it would not hold.
 async fn enrolled_check_in(env: &Env, agent: &Client) {
     use k8s_openapi::api::coordination::v1::Lease;
     use ringmaster::agent::lease::{CheckIn, RenewError};
@@ -1638,13 +1639,27 @@ async fn enrolled_check_in(env: &Env, agent: &Client) {
         .annotations
         .and_then(|a| a.get(ringmaster::agent::AGENT_ANNOTATION).cloned())
         .expect("the agent annotation");
+    let admin_leases = Api::<Lease>::namespaced(env.client.clone(), &env.ns);
+    let enrolled = admin_leases.get("web-1").await.expect("the enrolled Lease");
+    assert_eq!(
+        enrolled
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref()),
+        Some(me.as_str())
+    );
+    assert_eq!(
+        ringmaster::contract::check_in(&enrolled),
+        None,
+        "not renewed yet"
+    );
     let leases: Api<Lease> = Api::namespaced(agent.clone(), &env.ns);
     let heartbeat = Duration::from_secs(60);
     let mine = CheckIn::new(leases.clone(), "web-1", &me, heartbeat);
     let first = Timestamp::now();
     // The device-lease policy may take a moment to load; RBAC and it must both admit.
     eventually(
-        "the agent creates its check-in Lease",
+        "the agent renews its enrolled check-in Lease",
         Duration::from_secs(30),
         || {
             let mine = mine.clone();
@@ -1676,28 +1691,40 @@ async fn enrolled_check_in(env: &Env, agent: &Client) {
         }
         other => panic!("renewing another device's Lease: {other:?}"),
     }
-    // A check-in held in another agent's name (RBAC lets any Lease be created): the
-    // policy refuses it.
-    let forged = CheckIn::new(leases.clone(), "web-1-forged", "someone-else", heartbeat);
+    // No Lease of any name may be created: enrollment grants no create on leases.
+    let forged = CheckIn::new(leases.clone(), "web-1-forged", &me, heartbeat);
+    match leases
+        .create(&PostParams::default(), &forged.lease(Timestamp::now()))
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+        other => panic!("creating a Lease: {other:?}"),
+    }
+    // Its own check-in renewed in another agent's name: the policy refuses it.
+    let theirs = CheckIn::new(leases.clone(), "web-1", "someone-else", heartbeat);
     eventually(
-        "the device-lease policy refuses a Lease held by another",
+        "the device-lease policy refuses a renewal held by another",
         Duration::from_secs(30),
         || {
-            let (leases, lease) = (leases.clone(), forged.lease(Timestamp::now()));
-            let (admin, ns) = (env.client.clone(), env.ns.clone());
+            let theirs = theirs.clone();
+            let (admin, me) = (admin_leases.clone(), me.clone());
             async move {
-                match leases.create(&PostParams::default(), &lease).await {
-                    Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("it holds") => {
-                        Some(())
-                    }
-                    // Admitted before the policy loaded: removed, to be tried again.
-                    Ok(_) => {
-                        let _ = Api::<Lease>::namespaced(admin, &ns)
-                            .delete("web-1-forged", &DeleteParams::default())
+                match theirs.renew(Timestamp::now()).await {
+                    Err(RenewError::Kube(e)) => match *e {
+                        kube::Error::Api(s) if s.code == 403 && s.message.contains("it holds") => {
+                            Some(())
+                        }
+                        _ => None,
+                    },
+                    // Admitted before the policy loaded: given back, to be tried again.
+                    Ok(()) => {
+                        let back = json!({"spec": {"holderIdentity": me}});
+                        let _ = admin
+                            .patch("web-1", &PatchParams::default(), &KubePatch::Merge(&back))
                             .await;
                         None
                     }
-                    _ => None,
+                    Err(_) => None,
                 }
             }
         },
@@ -1784,7 +1811,7 @@ spec: {hostname: other}
         "{:?}",
         first.steps
     );
-    assert_eq!(first.steps.len(), 9, "{:?}", first.steps);
+    assert_eq!(first.steps.len(), 10, "{:?}", first.steps);
     let devices: Api<ManagedDevice> = Api::namespaced(env.client.clone(), &env.ns);
     let version = |d: ManagedDevice| d.metadata.resource_version;
     let before = version(devices.get("web-1").await.expect("the device"));

@@ -8,6 +8,11 @@
 //! not change): no read first, and no `resourceVersion`, so two renewals never conflict
 //! and none is ever retried for a 409. Only a Lease that is not there yet is created;
 //! when another writer created it in between (409), the patch is sent again.
+//!
+//! `ringmaster enroll` creates the Lease and gives the agent no right to create Leases
+//! (RBAC cannot limit a create to a name). An enrolled agent whose Lease is missing
+//! (deleted by someone) is refused the create: that is [`RenewError::CreateForbidden`],
+//! and the agent checks in by `status.lastSeen` instead, as for any refused renewal.
 
 use std::time::Duration;
 
@@ -36,6 +41,15 @@ pub enum RenewError {
     /// The namespace (or the device) is gone.
     #[error("renewing the check-in Lease: not found")]
     NotFound,
+    /// The Lease is missing and the agent may not create it (`ringmaster enroll` creates
+    /// it and grants no create on Leases).
+    #[error(
+        "check-in Lease {device} is missing and this agent may not create it: enroll the device again (ringmaster enroll) to recreate it"
+    )]
+    CreateForbidden {
+        /// The device (the Lease's name).
+        device: String,
+    },
 }
 
 /// One device's check-in Lease.
@@ -94,12 +108,17 @@ impl CheckIn {
         })
     }
 
-    /// Renews the Lease at `now`, creating it if it is not there.
+    /// Renews the Lease at `now`, creating it if it is not there (an agent that may not
+    /// create it gets [`RenewError::CreateForbidden`]).
     pub async fn renew(&self, now: Timestamp) -> Result<(), RenewError> {
         match within(self.patch(now)).await? {
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            other => return other.map_err(|e| RenewError::Kube(Box::new(e))),
+            Err(kube::Error::Api(e)) if e.code == 404 => self.create(now).await,
+            other => other.map_err(|e| RenewError::Kube(Box::new(e))),
         }
+    }
+
+    /// Creates the missing Lease at `now`.
+    async fn create(&self, now: Timestamp) -> Result<(), RenewError> {
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()
@@ -111,6 +130,9 @@ impl CheckIn {
                 .await?
                 .map_err(|e| RenewError::Kube(Box::new(e))),
             Err(kube::Error::Api(e)) if e.code == 404 => Err(RenewError::NotFound),
+            Err(kube::Error::Api(e)) if e.code == 403 => Err(RenewError::CreateForbidden {
+                device: self.device.clone(),
+            }),
             Err(e) => Err(RenewError::Kube(Box::new(e))),
         }
     }

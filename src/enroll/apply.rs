@@ -10,6 +10,7 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Patch, PatchParams, PostParams};
@@ -137,6 +138,14 @@ async fn ensure_role(client: &Client, want: &Role) -> Result<Step, Error> {
     .await
 }
 
+/// The device's check-in Lease, created when missing so that the agent needs no right to
+/// create Leases. One that exists is left as it is, whoever holds it: the agent renews it
+/// (a 409 because it was created meanwhile is the same).
+async fn ensure_check_in(client: &Client, e: &Enrollment) -> Result<Step, Error> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &e.namespace);
+    ensure(&leases, &objects::check_in_lease(e), |_| Ok(None)).await
+}
+
 /// The device's namespace must exist: enrollment creates devices, not tenants.
 async fn check_tenant(client: &Client, e: &Enrollment) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -222,8 +231,8 @@ async fn ensure_catalog_access(client: &Client, e: &Enrollment) -> Result<Vec<St
     Ok(vec![role, binding])
 }
 
-/// The identity objects: the agents' namespace, the ServiceAccount, the device, the
-/// Roles and bindings, and the catalog access, in that order.
+/// The identity objects: the agents' namespace, the ServiceAccount, the device, its
+/// check-in Lease, the Roles and bindings, and the catalog access, in that order.
 async fn ensure_objects(client: &Client, e: &Enrollment) -> Result<Vec<Step>, Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = objects::agents_namespace(e);
@@ -244,6 +253,7 @@ async fn ensure_objects(client: &Client, e: &Enrollment) -> Result<Vec<Step>, Er
         })
         .await?,
     );
+    steps.push(ensure_check_in(client, e).await?);
     steps.push(ensure_role(client, &objects::device_role(e)).await?);
     steps.push(ensure_role_binding(client, &objects::device_binding(e)).await?);
     steps.push(ensure_role(client, &objects::token_role(e)).await?);

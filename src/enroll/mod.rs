@@ -9,7 +9,8 @@
 //! | Namespace `AGENTS` | | created when missing |
 //! | ServiceAccount [`service_account_name`]`(NS, HOST)` | `AGENTS` | the agent's identity (no token mounted) |
 //! | ManagedDevice `HOST` | `NS` | the labels given, `spec.hostname`, `spec.os.family`, and `ringmaster.dev/agent: system:serviceaccount:AGENTS:<sa>` |
-//! | Role + RoleBinding `ringmaster-agent:HOST` | `NS` | get/list/watch `manageddevices` `[HOST]`, get/patch `manageddevices/status` `[HOST]`, get/list/watch `deploymentrings`, create `leases`, get/update/patch `leases` `[HOST]` (its check-in) |
+//! | Lease `HOST` | `NS` | the device's check-in, labelled `ringmaster.dev/device: HOST`, held by `system:serviceaccount:AGENTS:<sa>`, never renewed (the agent renews it); an existing one is left as it is |
+//! | Role + RoleBinding `ringmaster-agent:HOST` | `NS` | get/list/watch `manageddevices` `[HOST]`, get/patch `manageddevices/status` `[HOST]`, get/list/watch `deploymentrings`, get/update/patch `leases` `[HOST]` (its check-in); no create on `leases` |
 //! | Role + RoleBinding `ringmaster-agent-token:<sa>` | `AGENTS` | create `serviceaccounts/token` `[<sa>]`: the agent renews its own token |
 //! | ClusterRole `ringmaster:agent-catalog-reader` + ClusterRoleBinding `ringmaster:agent-catalog-reader:AGENTS` | cluster | get/list/watch `patches`, for the group `system:serviceaccounts:AGENTS`; skipped when a SubjectAccessReview shows the agents can read the catalog already (the chart's `agents.rbac.create`) |
 //!
@@ -17,6 +18,13 @@
 //! kubeconfig. Each object is read first and written only when missing or different,
 //! so enrolling again changes nothing; labels given again with other values are updated
 //! (labels not given are kept). The device's plan and status are never touched.
+//!
+//! RBAC cannot limit a create to a name, so the agent gets no create on Leases (it could
+//! create Leases of any name, another device's check-in among them): enrollment creates
+//! its check-in Lease instead. An agent whose Lease was deleted is refused the create
+//! and checks in by `status.lastSeen` until enrolling it again creates the Lease. An
+//! agent enrolled by an older enroll, with create on Leases, loses it when enrolled again
+//! (its Role is patched to exactly these rules) and gets its Lease.
 //!
 //! RBAC limits `list` and `watch` to named objects only for requests that select the
 //! name: the agent lists or watches its device with the field selector

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -17,6 +18,7 @@ use super::names::{
 use super::{ENROLLED_LABEL, Enrollment, MANAGED_BY};
 use crate::agent::AGENT_ANNOTATION;
 use crate::api::{DevicePlan, ManagedDevice, ManagedDeviceSpec, OsInfo};
+use crate::contract::CHECK_IN_LABEL;
 
 /// The API group of the ringmaster kinds.
 const GROUP: &str = "patching.ringmaster.dev";
@@ -106,9 +108,10 @@ pub fn service_account(e: &Enrollment) -> ServiceAccount {
 /// The agent's Role in the device's namespace: its own ManagedDevice (get; list and
 /// watch with the field selector `metadata.name=<device>`, the only way RBAC lets a list
 /// or watch be limited to named objects), its own status (get, patch), every
-/// DeploymentRing (its ring's reboot policy and windows), and its check-in Lease: create
-/// (RBAC cannot limit a create to a name), then get, update and patch of the Lease named
-/// as its device only.
+/// DeploymentRing (its ring's reboot policy and windows), and get, update and patch of
+/// its check-in Lease only. No create on Leases: RBAC cannot limit a create to a name,
+/// so it would let the agent create Leases of any name; enrollment creates the agent's
+/// Lease instead ([`check_in_lease`]).
 pub fn device_role(e: &Enrollment) -> Role {
     let device = Some(e.name.as_str());
     Role {
@@ -126,7 +129,6 @@ pub fn device_role(e: &Enrollment) -> Role {
             ),
             rule(GROUP, &["manageddevices/status"], &["get", "patch"], device),
             rule(GROUP, &["deploymentrings"], &["get", "list", "watch"], None),
-            rule(COORDINATION_GROUP, &["leases"], &["create"], None),
             rule(
                 COORDINATION_GROUP,
                 &["leases"],
@@ -134,6 +136,28 @@ pub fn device_role(e: &Enrollment) -> Role {
                 device,
             ),
         ]),
+    }
+}
+
+/// The device's check-in Lease, as enrollment creates it so that the agent needs no
+/// right to create Leases: in the device's namespace, named as the device and labelled
+/// [`CHECK_IN_LABEL`] with its name (as the agent's own would be, `agent::lease`), plus
+/// enrollment's labels. Held by the agent (`spec.holderIdentity` its user name, as the
+/// device's annotation names it): the chart's device-lease admission policy lets an agent
+/// update only a Lease it held already, so one held by nobody would refuse its renewals.
+/// No `renewTime` nor `acquireTime`: the device has not checked in yet, and such a Lease
+/// is no check-in (`contract::check_in`) until the agent's first renewal sets them; no
+/// `leaseDurationSeconds` either, which only the agent knows (its heartbeat) and sends
+/// with every renewal.
+pub fn check_in_lease(e: &Enrollment) -> Lease {
+    let mut labels = agent_labels(e);
+    labels.insert(CHECK_IN_LABEL.to_string(), e.name.clone());
+    Lease {
+        metadata: meta(&e.name, Some(&e.namespace), labels),
+        spec: Some(LeaseSpec {
+            holder_identity: Some(e.agent_username()),
+            ..LeaseSpec::default()
+        }),
     }
 }
 
@@ -460,8 +484,8 @@ mod tests {
                     assert_eq!(names, &web1);
                 }
                 "deploymentrings" => assert!(["get", "list", "watch"].contains(&verb.as_str())),
-                // Creating its Lease cannot be limited to a name; the rest is.
-                "leases" if verb == "create" => assert_eq!(names, &None),
+                // No create at all (RBAC cannot limit it to a name): enrollment creates
+                // the Lease; the agent renews only the one named as its device.
                 "leases" => {
                     assert!(["get", "update", "patch"].contains(&verb.as_str()));
                     assert_eq!(names, &web1);
@@ -469,7 +493,64 @@ mod tests {
                 other => panic!("unexpected resource {other}"),
             }
         }
-        assert_eq!(flat.len(), 3 + 2 + 3 + 1 + 3);
+        assert!(
+            !flat
+                .iter()
+                .any(|(res, verb, _)| res == "leases" && verb == "create"),
+            "the agent may not create Leases: {flat:?}"
+        );
+        assert_eq!(flat.len(), 3 + 2 + 3 + 3);
+    }
+
+    #[test]
+    fn the_check_in_lease_is_the_devices_held_by_its_agent() {
+        let e = enrollment();
+        let lease = check_in_lease(&e);
+        assert_eq!(lease.metadata.name.as_deref(), Some("web-1"));
+        assert_eq!(lease.metadata.namespace.as_deref(), Some("fleet"));
+        let labels = lease.metadata.labels.as_ref().expect("labels");
+        assert_eq!(labels[CHECK_IN_LABEL], "web-1");
+        assert_eq!(labels[ENROLLED_LABEL], "fleet.web-1");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], MANAGED_BY);
+        let spec = lease.spec.as_ref().expect("spec");
+        // The holder the device's annotation names: the one the agent renews as.
+        assert_eq!(
+            spec.holder_identity.as_deref(),
+            Some(device(&e).metadata.annotations.expect("annotations")[AGENT_ANNOTATION].as_str())
+        );
+        assert_eq!(spec.renew_time, None);
+        assert_eq!(spec.acquire_time, None);
+        assert_eq!(spec.lease_duration_seconds, None);
+        // Not a check-in until the agent renews it: the device is not seen at enrollment.
+        assert_eq!(crate::contract::check_in(&lease), None);
+    }
+
+    #[tokio::test]
+    async fn the_agents_first_renewal_makes_the_enrolled_lease_a_check_in() {
+        let e = enrollment();
+        let lease = check_in_lease(&e);
+        let client = kube::Client::try_from(kube::Config::new(
+            "http://127.0.0.1:1".parse().expect("url"),
+        ))
+        .expect("client");
+        let holder = e.agent_username();
+        let agent = crate::agent::lease::CheckIn::new(
+            kube::Api::namespaced(client, &e.namespace),
+            &e.name,
+            &holder,
+            std::time::Duration::from_secs(300),
+        );
+        let now: Timestamp = "2026-11-24T21:00:00Z".parse().expect("ts");
+        // The renewal as a merge patch on the Lease enrollment made.
+        let renewed = served(&lease, agent.renewal(now));
+        assert_eq!(crate::contract::check_in(&renewed), Some(("web-1", now)));
+        let spec = renewed.spec.expect("spec");
+        assert_eq!(
+            spec.holder_identity,
+            Some(holder),
+            "the holder is unchanged"
+        );
+        assert_eq!(spec.lease_duration_seconds, Some(900));
     }
 
     #[test]

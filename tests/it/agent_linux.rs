@@ -441,6 +441,58 @@ async fn a_heartbeat_whose_lease_cannot_be_renewed_writes_last_seen_as_before() 
 }
 
 #[tokio::test]
+async fn a_heartbeat_whose_missing_lease_may_not_be_created_writes_last_seen() {
+    let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
+    let mut w = world(
+        "lease-forbidden",
+        json!({}),
+        catalog,
+        demo_pm("1.0-1", &["1.0-2"]),
+    );
+    w.agent.check_in(ts(NOW)).await.expect("check-in");
+    // Enrolled agents may not create Leases (enroll creates theirs); this one is gone.
+    let leases = format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases");
+    w.fake.forbid(http::Method::POST, &leases);
+    w.fake.clear();
+    let beat = "2026-11-24T21:05:00Z";
+    w.agent
+        .check_in(ts(beat))
+        .await
+        .expect("a refused create is no error");
+    let writes: Vec<(String, String)> = w
+        .fake
+        .writes()
+        .iter()
+        .map(|s| (s.method.to_string(), s.path.clone()))
+        .collect();
+    let device_status = format!(
+        "/apis/patching.ringmaster.dev/v1alpha1/namespaces/{NS}/manageddevices/{DEVICE}/status"
+    );
+    assert_eq!(
+        writes,
+        [
+            ("PATCH".to_string(), format!("{leases}/{DEVICE}")),
+            ("POST".to_string(), leases.clone()),
+            ("PATCH".to_string(), device_status),
+        ],
+        "the renewal, the refused create, then lastSeen"
+    );
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
+    assert_eq!(device["status"]["lastSeen"], beat, "checked in by status");
+    // And again at the next heartbeat: it keeps trying, and keeps checking in.
+    let next = "2026-11-24T21:10:00Z";
+    w.agent.check_in(ts(next)).await.expect("check-in");
+    let device = w
+        .fake
+        .get("ManagedDevice", Some(NS), DEVICE)
+        .expect("device");
+    assert_eq!(device["status"]["lastSeen"], next);
+}
+
+#[tokio::test]
 async fn an_install_is_announced_first_pinned_to_the_smallest_fixed_version_and_read_back() {
     let catalog = vec![patch("DSA-1", "demo", "1.0-2")];
     let mut w = world(

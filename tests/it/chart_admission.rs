@@ -607,6 +607,42 @@ fn an_agent_creates_and_renews_the_check_in_it_holds() {
 }
 
 #[test]
+fn an_agent_renews_the_check_in_enroll_created_for_it() {
+    let p = lease_policy("");
+    // What `ringmaster enroll` creates (as an administrator, no agent): held in the
+    // agent's name, never renewed.
+    let enrolled = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "laptop-17", "namespace": "fleet",
+                     "labels": {"ringmaster.dev/device": "laptop-17",
+                                "app.kubernetes.io/managed-by": "ringmaster-enroll",
+                                "ringmaster.dev/enrolled-agent": "fleet.laptop-17"}},
+        "spec": {"holderIdentity": AGENT},
+    });
+    let admin = user("alice@example.com", &["system:masters"]);
+    assert_admitted(
+        admit(&p, "CREATE", &admin, &enrolled, None),
+        "enroll creating the check-in",
+    );
+    // The agent's first renewal, a merge patch of it.
+    let mut renewed = enrolled.clone();
+    renewed["spec"] = json!({"holderIdentity": AGENT, "leaseDurationSeconds": 900,
+                             "renewTime": "2026-11-01T10:00:00.000000Z"});
+    assert_admitted(
+        admit(&p, "UPDATE", &agent(AGENT), &renewed, Some(&enrolled)),
+        "the agent's first renewal",
+    );
+    // Held by nobody, the Lease could not be renewed: why enroll names the holder.
+    let mut unheld = enrolled.clone();
+    unheld["spec"] = json!({});
+    assert_refused(
+        admit(&p, "UPDATE", &agent(AGENT), &renewed, Some(&unheld)),
+        "renewing a check-in nobody held",
+        "held by another agent",
+    );
+}
+
+#[test]
 fn an_agent_may_not_write_another_agents_check_in_or_a_lease_that_is_none() {
     let p = lease_policy("");
     let me = agent(AGENT);

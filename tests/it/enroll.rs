@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use http::Method;
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
+use ringmaster::agent::lease::{CheckIn, RenewError};
 use ringmaster::api::{Duration, ManagedDevice};
 use ringmaster::enroll::{
     Change, ClusterAccess, Enrollment, Error, KubeconfigProblem, Out, agent_kubeconfig, enroll,
@@ -26,6 +28,8 @@ use crate::fake_api::{Fake, GROUP_PATH, Sent};
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
 const AGENTS: &str = "ringmaster-agents";
 const SA: &str = "fleet.web-1";
+/// The device's check-in Lease.
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/fleet/leases/web-1";
 
 /// A fake API server holding namespace `fleet`, and a client of it.
 async fn cluster() -> (Fake, Client) {
@@ -106,6 +110,7 @@ async fn a_first_enrollment_creates_every_object_with_its_content() {
             "Namespace ringmaster-agents: created",
             "ServiceAccount ringmaster-agents/fleet.web-1: created",
             "ManagedDevice fleet/web-1: created",
+            "Lease fleet/web-1: created",
             "Role fleet/ringmaster-agent:web-1: created",
             "RoleBinding fleet/ringmaster-agent:web-1: created",
             "Role ringmaster-agents/ringmaster-agent-token:fleet.web-1: created",
@@ -159,10 +164,24 @@ async fn a_first_enrollment_creates_every_object_with_its_content() {
             {"apiGroups": ["patching.ringmaster.dev"], "resources": ["deploymentrings"],
              "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-             "verbs": ["create"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
              "verbs": ["get", "update", "patch"], "resourceNames": ["web-1"]},
         ])
+    );
+    // The check-in Lease, so that the agent needs no create on leases: held by the agent,
+    // not renewed yet.
+    let lease = stored(&fake, LEASE);
+    assert_eq!(lease["metadata"]["namespace"], "fleet");
+    assert_eq!(
+        lease["metadata"]["labels"]["ringmaster.dev/device"],
+        "web-1"
+    );
+    assert_eq!(
+        lease["metadata"]["labels"]["ringmaster.dev/enrolled-agent"],
+        SA
+    );
+    assert_eq!(
+        lease["spec"],
+        json!({"holderIdentity": "system:serviceaccount:ringmaster-agents:fleet.web-1"})
     );
     let sa_subject = json!([{"kind": "ServiceAccount", "name": SA, "namespace": AGENTS}]);
     let binding = stored(
@@ -283,14 +302,14 @@ async fn a_second_enrollment_changes_nothing_and_writes_nothing() {
         "a second enrollment writes nothing: {writes:?}"
     );
     let changes: Vec<Change> = again.steps.iter().map(|s| s.change).collect();
-    assert_eq!(changes.len(), 8, "{:?}", again.steps);
+    assert_eq!(changes.len(), 9, "{:?}", again.steps);
     assert!(
-        changes[..7].iter().all(|c| *c == Change::Unchanged),
+        changes[..8].iter().all(|c| *c == Change::Unchanged),
         "{:?}",
         again.steps
     );
     // The agents can read the catalog through the binding made the first time.
-    assert_eq!(again.steps[7].change, Change::Granted, "{:?}", again.steps);
+    assert_eq!(again.steps[8].change, Change::Granted, "{:?}", again.steps);
     assert_eq!(
         stored(&fake, &device_path())["metadata"]["resourceVersion"],
         device_version
@@ -310,6 +329,101 @@ async fn a_second_enrollment_changes_nothing_and_writes_nothing() {
             "POST /api/v1/namespaces/ringmaster-agents/serviceaccounts/fleet.web-1/token",
         ]
     );
+}
+
+/// The agent's check-in of `web-1` as the Linux agent makes it, on `client`.
+fn agent_check_in(client: &Client) -> CheckIn {
+    CheckIn::new(
+        Api::namespaced(client.clone(), "fleet"),
+        "web-1",
+        "system:serviceaccount:ringmaster-agents:fleet.web-1",
+        std::time::Duration::from_secs(300),
+    )
+}
+
+#[tokio::test]
+async fn the_agent_renews_the_enrolled_lease_and_a_second_enrollment_leaves_it_as_it_is() {
+    let (fake, client) = cluster().await;
+    let e = web1(&[]);
+    enroll(&client, &e).await.expect("first enrollment");
+    // The agent's first heartbeat: one patch of the Lease enrollment made, no create.
+    fake.clear();
+    let now: Timestamp = "2026-11-24T21:00:00Z".parse().expect("a timestamp");
+    agent_check_in(&client)
+        .renew(now)
+        .await
+        .expect("the agent renews its Lease");
+    let renewals: Vec<String> = fake
+        .writes()
+        .iter()
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    assert_eq!(renewals, [format!("PATCH {LEASE}")]);
+    let renewed = stored(&fake, LEASE);
+    let lease: Lease = serde_json::from_value(renewed.clone()).expect("a Lease");
+    assert_eq!(ringmaster::contract::check_in(&lease), Some(("web-1", now)));
+    // Enrolled again: the Lease is read, left as the agent renewed it, and not written.
+    fake.clear();
+    let again = enroll(&client, &e).await.expect("second enrollment");
+    assert!(
+        again
+            .steps
+            .iter()
+            .any(|s| s.to_string() == "Lease fleet/web-1: unchanged"),
+        "{:?}",
+        again.steps
+    );
+    assert!(
+        fake.writes().iter().all(|w| !w.path.contains("/leases")),
+        "{:?}",
+        fake.writes()
+    );
+    assert_eq!(stored(&fake, LEASE), renewed);
+}
+
+#[tokio::test]
+async fn an_existing_lease_is_left_as_it_is() {
+    let (fake, client) = cluster().await;
+    // A Lease of the device's name that someone else made: enrollment does not take it.
+    let theirs: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "web-1", "namespace": "fleet"},
+        "spec": {"holderIdentity": "someone", "renewTime": "2026-11-24T20:00:00.000000Z"}
+    }))
+    .expect("a Lease");
+    fake.insert("Lease", &theirs);
+    let before = stored(&fake, LEASE);
+    let enrolled = enroll(&client, &web1(&[])).await.expect("enrolled");
+    assert_eq!(
+        enrolled.steps[3].to_string(),
+        "Lease fleet/web-1: unchanged"
+    );
+    assert_eq!(stored(&fake, LEASE), before);
+}
+
+#[tokio::test]
+async fn an_agent_whose_lease_is_gone_is_refused_the_create_and_told_why() {
+    let (fake, client) = cluster().await;
+    enroll(&client, &web1(&[])).await.expect("enrolled");
+    // Someone deletes the Lease; the agent has no create on leases (RBAC refuses it).
+    fake.remove_path(LEASE);
+    fake.forbid(
+        Method::POST,
+        "/apis/coordination.k8s.io/v1/namespaces/fleet/leases",
+    );
+    fake.clear();
+    let now: Timestamp = "2026-11-24T21:00:00Z".parse().expect("a timestamp");
+    let err = agent_check_in(&client)
+        .renew(now)
+        .await
+        .expect_err("the create is refused");
+    assert!(
+        matches!(err, RenewError::CreateForbidden { ref device } if device == "web-1"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ringmaster enroll"), "{err}");
+    // Tried once each, and given up: the agent falls back to status.lastSeen.
+    let sent: Vec<String> = fake.sent().iter().map(|w| w.method.to_string()).collect();
+    assert_eq!(sent, ["PATCH", "POST"]);
 }
 
 #[tokio::test]

@@ -330,7 +330,8 @@ impl Agent {
             return Ok(());
         }
         if same {
-            // An agent whose RBAC predates check-in Leases still checks in, as before.
+            // An agent whose RBAC predates check-in Leases still checks in, as before; so
+            // does an enrolled one whose Lease was deleted (it may not create Leases).
             match self.renew(device, now).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {

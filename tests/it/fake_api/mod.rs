@@ -107,6 +107,8 @@ struct State {
     sent: Vec<Sent>,
     version: u64,
     broken: Vec<String>,
+    /// Requests answered 403 Forbidden, as RBAC refuses them: (method, path).
+    forbidden: Vec<(Method, String)>,
     /// Paths answered 429 (as priority and fairness does) so many more times.
     throttled: Vec<(String, usize)>,
     /// (version, plural, namespace, event JSON line)
@@ -319,6 +321,15 @@ impl Fake {
         s.store(path, obj, "MODIFIED");
     }
 
+    /// Deletes the object at an API path, as someone else would (no request logged).
+    pub fn remove_path(&self, path: &str) {
+        let mut s = self.0.lock().expect("lock");
+        if let Some(obj) = s.objects.remove(path) {
+            s.version += 1;
+            s.changed("DELETED", &obj);
+        }
+    }
+
     /// The stored object at an API path (any kind, built-in ones included).
     pub fn get_path(&self, path: &str) -> Option<Value> {
         self.0.lock().expect("lock").objects.get(path).cloned()
@@ -350,6 +361,15 @@ impl Fake {
 
     pub fn break_path(&self, path: &str) {
         self.0.lock().expect("lock").broken.push(path.to_string());
+    }
+
+    /// Answers `method` on `path` with 403 Forbidden from now on, as RBAC refuses a verb.
+    pub fn forbid(&self, method: Method, path: &str) {
+        self.0
+            .lock()
+            .expect("lock")
+            .forbidden
+            .push((method, path.to_string()));
     }
 
     /// Answers the next `times` requests to `path` with 429 Too Many Requests.
@@ -468,6 +488,9 @@ impl Fake {
         });
         if s.broken.contains(&path) {
             return failure(500, "InternalError");
+        }
+        if s.forbidden.iter().any(|(m, p)| *m == method && *p == path) {
+            return failure(403, "Forbidden");
         }
         if let Some((_, left)) = s.throttled.iter_mut().find(|(p, n)| *p == path && *n > 0) {
             *left -= 1;
