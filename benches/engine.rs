@@ -285,31 +285,7 @@ fn one_report(c: &mut Criterion) {
     let mut group = c.benchmark_group("one-report");
     group.sample_size(10);
     for devices in [10_000, 100_000] {
-        let (mut w, now) = tenant(devices, 10);
-        // As the operator finds the tenant after writing its last decisions: stored (and
-        // versioned, as an API server versions them), so that a pass changes nothing more.
-        w.step(now);
-        for (i, d) in w.devices.values_mut().enumerate() {
-            d.metadata.resource_version = Some((i + 1).to_string());
-        }
-        for (i, r) in w.rollouts.values_mut().enumerate() {
-            r.metadata.resource_version = Some((devices + 10 + i).to_string());
-        }
-        let changed = w
-            .devices
-            .keys()
-            .nth(devices / 2)
-            .cloned()
-            .expect("a device");
-        let mut other = w.devices[&changed].clone();
-        other.metadata.resource_version = Some((devices + 1).to_string());
-        if let Some(report) = other.status.as_mut().and_then(|s| s.patches.first_mut()) {
-            report.state = match report.state {
-                PatchState::Installed => PatchState::Failed,
-                _ => PatchState::Installed,
-            };
-            report.installed_at = Some(now);
-        }
+        let (w, other, changed, now) = one_report_world(devices);
         let one = w.snapshot();
         let mut two = w.snapshot();
         let at = two
@@ -360,6 +336,74 @@ fn one_report(c: &mut Criterion) {
     group.finish();
 }
 
+/// The one-report benches' tenant, settled as the operator finds it after writing its
+/// last decisions (stored, and versioned as an API server versions them, so that a pass
+/// changes nothing more), and one of its devices with one report changed.
+fn one_report_world(devices: usize) -> (World, ManagedDevice, String, Timestamp) {
+    let (mut w, now) = tenant(devices, 10);
+    w.step(now);
+    for (i, d) in w.devices.values_mut().enumerate() {
+        d.metadata.resource_version = Some((i + 1).to_string());
+    }
+    for (i, r) in w.rollouts.values_mut().enumerate() {
+        r.metadata.resource_version = Some((devices + 10 + i).to_string());
+    }
+    let changed = w
+        .devices
+        .keys()
+        .nth(devices / 2)
+        .cloned()
+        .expect("a device");
+    let mut other = w.devices[&changed].clone();
+    other.metadata.resource_version = Some((devices + 1).to_string());
+    if let Some(report) = other.status.as_mut().and_then(|s| s.patches.first_mut()) {
+        report.state = match report.state {
+            PatchState::Installed => PatchState::Failed,
+            _ => PatchState::Installed,
+        };
+        report.installed_at = Some(now);
+    }
+    (w, other, changed, now)
+}
+
+/// `passes` incremental passes over `devices` devices, each after one report changed,
+/// timed one by one (for a profiler: `RINGMASTER_BENCH_ONE_REPORT=100000`).
+fn one_report_passes(devices: usize, passes: usize) {
+    let (w, other, changed, now) = one_report_world(devices);
+    let one = w.snapshot();
+    let mut two = w.snapshot();
+    let at = two
+        .devices
+        .iter()
+        .position(|d| d.metadata.name.as_deref() == Some(changed.as_str()))
+        .expect("the device");
+    two.devices[at] = &other;
+    let told: BTreeSet<String> = [changed].into();
+    let mut cache = ringmaster::engine::Cache::new();
+    let everything = ringmaster::engine::Changed::Everything;
+    black_box(ringmaster::engine::decide_changed(
+        &one, everything, now, &mut cache,
+    ));
+    let mut times: Vec<std::time::Duration> = (0..passes)
+        .map(|i| {
+            let snap = if i % 2 == 0 { &two } else { &one };
+            let changed = ringmaster::engine::Changed::Devices(&told);
+            let started = std::time::Instant::now();
+            black_box(ringmaster::engine::decide_changed(
+                snap, changed, now, &mut cache,
+            ));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!(
+        "{passes} incremental passes over {devices} devices ({} incremental): fastest {:?}, median {:?}",
+        cache.incremental_passes(),
+        times.first().copied().unwrap_or_default(),
+        times.get(passes / 2).copied().unwrap_or_default()
+    );
+}
+
 /// `passes` passes over `devices` devices, each timed.
 fn passes(devices: usize, passes: usize) {
     let (w, now) = tenant(devices, 10);
@@ -403,6 +447,16 @@ fn cache_memory(devices: usize) {
 criterion_group!(benches, decision_pass, one_report);
 
 fn main() {
+    if let Ok(devices) = std::env::var("RINGMASTER_BENCH_ONE_REPORT") {
+        let devices = devices
+            .parse()
+            .expect("RINGMASTER_BENCH_ONE_REPORT: a number");
+        let passes = std::env::var("RINGMASTER_BENCH_PASSES").map_or(2000, |p| {
+            p.parse().expect("RINGMASTER_BENCH_PASSES: a number")
+        });
+        one_report_passes(devices, passes);
+        return;
+    }
     if let Ok(devices) = std::env::var("RINGMASTER_BENCH_MEMORY") {
         cache_memory(devices.parse().expect("RINGMASTER_BENCH_MEMORY: a number"));
         return;

@@ -408,6 +408,12 @@ pub(crate) struct When {
     nanosecond: i32,
 }
 
+impl Default for When {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
 impl When {
     pub(crate) fn new(t: Option<Timestamp>) -> Self {
         match t {

@@ -26,12 +26,12 @@ use jiff::Timestamp;
 
 use crate::api::{ApprovalRecord, Freeze, PatchRolloutStatus};
 use crate::engine::cache::{Cache, Version};
-use crate::engine::rollout::RolloutOutcome;
+use crate::engine::rollout::{Member, RolloutOutcome};
 
 use super::gather::Tenant;
 use super::rollouts::One;
 use super::status::Governed;
-use super::walk::{self, DeviceView, Walked};
+use super::walk::{self, DeviceView, Prints, Walked};
 use super::{Snapshot, name_of};
 
 /// What a pass keeps for an incremental pass.
@@ -51,6 +51,11 @@ pub(crate) struct Kept {
     unmatched: BTreeSet<u32>,
     /// Per (policy, patch) slot: its rollout's last decision, when it changed nothing.
     memos: Vec<Option<Memo>>,
+    /// Per device, its reports' fingerprints as last counted (none until an incremental
+    /// pass counts it: then every rollout it is a member of is decided again).
+    prints: Vec<Prints>,
+    /// Member lists' room.
+    pool: std::cell::RefCell<Pool>,
 }
 
 /// A rollout's decision that changed nothing (its status was the stored one; no plan
@@ -120,6 +125,33 @@ pub(super) struct Replay<'k> {
     /// The cache, whose entries the members are made from again.
     pub(super) cache: &'k Cache,
     pub(super) reuse: bool,
+    /// Member lists' room, kept from one rollout (and pass) to the next.
+    pub(super) pool: &'k std::cell::RefCell<Pool>,
+}
+
+/// Empty member lists with room, so that making a rollout's members again allocates
+/// nothing (a ring of 10,000 members is 720 kB, which `malloc` would map and unmap).
+pub(crate) type Pool = Vec<Vec<Member<'static>>>;
+
+/// How many emptied member lists a pool keeps.
+const POOLED: usize = 8;
+
+/// An emptied member list, kept with its room (the same allocation: a list of members of
+/// this pass becomes an empty one of no pass).
+#[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
+pub(super) fn recycle(members: Vec<Member<'_>>) -> Vec<Member<'static>> {
+    // Collected in place: std reuses the allocation of a list it maps into one of the
+    // same layout.
+    members.into_iter().filter_map(|_| None).collect()
+}
+
+/// Keeps the roomiest lists of a pool, at most [`POOLED`].
+fn trim(pool: &mut Pool) {
+    pool.retain(|v| v.capacity() > 0);
+    if pool.len() > POOLED {
+        pool.sort_by_key(|v| std::cmp::Reverse(v.capacity()));
+        pool.truncate(POOLED);
+    }
 }
 
 impl Replay<'_> {
@@ -146,8 +178,10 @@ impl Kept {
         w: Walked<'_>,
         governed: Governed,
         memos: Vec<Option<Memo>>,
+        mut pool: std::cell::RefCell<Pool>,
         cache: &Cache,
     ) -> Kept {
+        trim(pool.get_mut());
         let mut walked = w.detach();
         for tally in &mut walked.tallies {
             tally.settle();
@@ -170,6 +204,7 @@ impl Kept {
             .filter(|(_, e)| e.summary.is_some_and(|(_, matched)| !matched))
             .map(|(di, _)| di as u32)
             .collect();
+        let prints = vec![Prints::default(); walked.views.len()];
         Kept {
             walked,
             governed,
@@ -177,6 +212,8 @@ impl Kept {
             volatile,
             unmatched,
             memos,
+            prints,
+            pool,
         }
     }
 }
@@ -204,6 +241,8 @@ pub(super) struct Resumed<'a> {
     clocks: BinaryHeap<Reverse<(Timestamp, u32)>>,
     volatile: BTreeSet<u32>,
     unmatched: BTreeSet<u32>,
+    prints: Vec<Prints>,
+    pub(super) pool: std::cell::RefCell<Pool>,
 }
 
 /// Starts an incremental pass from the kept state, if it allows one; None (the kept
@@ -228,6 +267,8 @@ pub(super) fn resume<'a>(
         mut volatile,
         unmatched,
         memos,
+        mut prints,
+        pool,
     } = *kept;
     let mut w: Walked<'a> = walked;
     w.devices = snap.devices.clone();
@@ -239,7 +280,7 @@ pub(super) fn resume<'a>(
     due(&mut clocks, &w.views, now, &mut dis);
     let dis: Vec<usize> = dis.into_iter().collect();
     cache.last_now = Some(now);
-    for (di, old) in walk::rewalk(t, &mut w, cache, &dis, last_now, now) {
+    for (di, old) in walk::rewalk(t, &mut w, cache, &mut prints, &dis, last_now, now) {
         let new = &w.views[di];
         governed.remove(di, &old);
         governed.add(di, new);
@@ -272,6 +313,8 @@ pub(super) fn resume<'a>(
         clocks,
         volatile,
         unmatched,
+        prints,
+        pool,
     })
 }
 
@@ -298,6 +341,12 @@ pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
         volatile: r.volatile,
         unmatched,
         memos: r.memos,
+        prints: r.prints,
+        pool: {
+            let mut pool = r.pool;
+            trim(pool.get_mut());
+            pool
+        },
     }));
 }
 

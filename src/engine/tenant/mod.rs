@@ -118,6 +118,7 @@ pub fn decide_changed(
         memos: &mut r.memos,
         cache,
         reuse: true,
+        pool: &r.pool,
     };
     let ring_active = decide_rollouts(&t, &mut r.w, &r.governed, Some(&mut replay), &mut d, now);
     statuses(&t, &r.w, &ring_active, &mut d, now);
@@ -143,11 +144,13 @@ fn full(
     d.wake(w.wake, now);
     let governed = status::Governed::count(&t, &w);
     let mut memos = vec![None; if keep_all { w.slots.len() } else { 0 }];
+    let pool = std::cell::RefCell::default();
     let ring_active = {
         let mut replay = kept::Replay {
             memos: &mut memos,
             cache,
             reuse: false,
+            pool: &pool,
         };
         let replay = keep_all.then_some(&mut replay);
         decide_rollouts(&t, &mut w, &governed, replay, &mut d, now)
@@ -155,7 +158,8 @@ fn full(
     statuses(&t, &w, &ring_active, &mut d, now);
     status::devices(&t, &w, cache, &mut d, 0..w.devices.len());
     if keep_all {
-        cache.kept = Some(Box::new(kept::Kept::new(w, governed, memos, cache)));
+        let kept = kept::Kept::new(w, governed, memos, pool, cache);
+        cache.kept = Some(Box::new(kept));
     }
     finish(d)
 }

@@ -14,7 +14,7 @@ use crate::engine::decision::{Decisions, Health, NewRollout};
 use crate::engine::rollout::{self, RingInput, RolloutInput};
 
 use super::gather::{PolicyView, Tenant};
-use super::kept::{Memo, Replay};
+use super::kept::{self, Memo, Replay};
 use super::walk::{self, Slot, Walked};
 use super::{name_of, rollout_name};
 
@@ -74,22 +74,21 @@ pub(super) fn policy_rollouts<'a>(
             existing: existing_rollout,
             record,
         };
-        let memo = match replay.as_deref_mut() {
-            Some(r) if r.reuse => {
-                if let Some(m) = r.replayable(at, &one, w.dirty.get(at).copied(), now) {
-                    one.replay(m, ring_active, d, now);
-                    continue;
-                }
-                let members = walk::members(t, w, r.cache, at);
-                if let Some(s) = w.slots[at].as_mut() {
-                    s.members = members;
-                }
-                r.memos.get_mut(at)
+        let replay = replay.as_deref_mut();
+        if let Some(r) = replay.as_ref().filter(|r| r.reuse)
+            && let Some(m) = r.replayable(at, &one, w.dirty.get(at).copied(), now)
+        {
+            one.replay(m, ring_active, d, now);
+            continue;
+        }
+        if let Some(r) = replay.as_deref().filter(|r| r.reuse) {
+            let members = walk::members(w, r.cache, at, &mut r.pool.borrow_mut());
+            if let Some(s) = w.slots[at].as_mut() {
+                s.members = members;
             }
-            Some(r) => r.memos.get_mut(at),
-            None => None,
-        };
-        one.decide(w.slots[at].as_mut(), ring_active, d, now, memo);
+        }
+        let keep = replay.map(|r| (at, r));
+        one.decide(w.slots[at].as_mut(), ring_active, d, now, keep);
     }
     pending.sort_by(|a, b| {
         a.at.unwrap_or(Timestamp::MAX)
@@ -222,15 +221,15 @@ impl<'s, 'a> One<'s, 'a> {
     }
 
     /// Decides the rollout and puts its status, plan changes, Events and wake-up in `d`;
-    /// with `memo`, leaves there what a later pass may replay (none unless the decision
-    /// changed nothing).
+    /// with `keep`, leaves in the memo of slot `at` what a later pass may replay (none
+    /// unless the decision changed nothing), and the member lists' room for reuse.
     fn decide(
         self,
         slot: Option<&mut Slot<'a>>,
         ring_active: &mut [u32],
         d: &mut Decisions,
         now: Timestamp,
-        memo: Option<&mut Option<Memo>>,
+        keep: Option<(usize, &mut Replay<'_>)>,
     ) {
         let (pv, id) = (self.pv, self.id);
         let name = self.existing.map_or_else(
@@ -262,6 +261,7 @@ impl<'s, 'a> One<'s, 'a> {
             blocked: pv.blocked(),
         };
         let mut outcome = rollout::decide(&input, now);
+        let rings = input.rings;
         // A created object starts at generation 1.
         let generation = self.existing.map_or(Some(1), |r| r.metadata.generation);
         outcome.status.observed_generation = generation;
@@ -272,8 +272,12 @@ impl<'s, 'a> One<'s, 'a> {
             now,
         );
         count_active(pv, &outcome.status, ring_active);
-        if let Some(memo) = memo {
-            *memo = Memo::of(&self, &outcome);
+        if let Some((at, r)) = keep {
+            if let Some(memo) = r.memos.get_mut(at) {
+                *memo = Memo::of(&self, &outcome);
+            }
+            let mut pool = r.pool.borrow_mut();
+            pool.extend(rings.into_iter().map(|ring| kept::recycle(ring.members)));
         }
         if self.existing.is_none() {
             // Its PatchApproved Event is the rollout's own (`rollout::decide`).

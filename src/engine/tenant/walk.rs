@@ -79,6 +79,8 @@ pub(super) struct DeviceView {
     /// One of its clocks moves with time itself (an exemption, or an install time taken
     /// from `now`): it is counted again at every pass.
     pub volatile: bool,
+    /// When it was last seen (kept for an incremental pass's members).
+    pub seen: When,
 }
 
 /// What the walk over the devices found.
@@ -422,6 +424,7 @@ impl<'a> Walk<'_, 'a> {
         let view = &mut w.views[di];
         view.next = None;
         view.volatile = false;
+        view.seen = status.map_or(When::new(None), |(_, seen)| seen);
         view.policy = entry.policy;
         view.conflict.clone_from(&entry.conflict);
         view.ring = entry.ring;
@@ -494,7 +497,6 @@ impl<'a> Walk<'_, 'a> {
                 let list = &mut slot.at[ring];
                 let k = list.partition_point(|m| m.0 < place.0);
                 list.insert(k, place);
-                w.dirty[pi * self.t.patches.len() + ix] = true;
                 continue;
             }
             if self.kept {
@@ -685,11 +687,9 @@ impl<'a> Walk<'_, 'a> {
         if let Some(list) = ring
             .filter(|_| slot.decided)
             .and_then(|r| slot.at.get_mut(r))
+            && let Ok(k) = list.binary_search_by_key(&(di as u32), |m| m.0)
         {
-            if let Ok(k) = list.binary_search_by_key(&(di as u32), |m| m.0) {
-                list.remove(k);
-            }
-            w.dirty[at] = true;
+            list.remove(k);
         }
         if let (true, Some(state)) = (slot.counted(), pair.clock_state()) {
             let severity = t.graded[at].0;
@@ -728,6 +728,7 @@ pub(super) fn rewalk<'a>(
     t: &Tenant<'a>,
     w: &mut Walked<'a>,
     cache: &mut Cache,
+    prints: &mut [Prints],
     dis: &[usize],
     last_now: Timestamp,
     now: Timestamp,
@@ -754,21 +755,162 @@ pub(super) fn rewalk<'a>(
         let (Some(&dev), Some(entry)) = (w.devices.get(di), cache.devices.get_mut(di)) else {
             continue;
         };
+        let print = prints.get_mut(di).map(std::mem::take).unwrap_or_default();
+        let before = memberships(t, w, entry, &print);
         old.push((di, pass.uncount(w, di, entry, &cache.tiers, last_now)));
         entry.trusted = false;
         pass.refresh(entry, dev, true, &mut cache.tiers);
-        pass.device(w, di, entry, read_ahead(dev, t.check_ins), &cache.tiers);
+        let status = read_ahead(dev, t.check_ins);
+        pass.device(w, di, entry, status, &cache.tiers);
+        let print = fingerprints(dev, status.map(|(_, seen)| seen));
+        let after = memberships(t, w, entry, &print);
+        for at in changed_memberships(&before, &after) {
+            w.dirty[at] = true;
+        }
+        if let Some(slot) = prints.get_mut(di) {
+            *slot = print;
+        }
     }
     old
+}
+
+/// Per report of a device, a fingerprint of everything of it a rollout reads beyond
+/// what its entry keeps: the report, the plan's install and uninstall entries for its
+/// patch, and when the device was last seen. (An incremental pass compares them to find
+/// the rollouts one of whose members changed; none kept means unknown: all did.)
+pub(super) type Prints = Box<[u64]>;
+
+fn fingerprints(dev: &ManagedDevice, seen: Option<When>) -> Prints {
+    use std::hash::{Hash, Hasher};
+    let Some(status) = dev.status.as_ref() else {
+        return Box::default();
+    };
+    let plan = &dev.spec.plan;
+    status
+        .patches
+        .iter()
+        .map(|r| {
+            let mut h = std::hash::DefaultHasher::new();
+            (
+                &r.id,
+                r.state,
+                r.attempts,
+                r.last_attempt_at,
+                r.installed_at,
+            )
+                .hash(&mut h);
+            (&r.message, &r.attempt).hash(&mut h);
+            for entry in [plan.install.get(&r.id), plan.uninstall.get(&r.id)] {
+                entry
+                    .map(|e| (&e.rollout, e.not_before, e.not_after, e.deadline))
+                    .hash(&mut h);
+                entry
+                    .map(|e| (&e.attempt, &e.basis, e.answer_by))
+                    .hash(&mut h);
+            }
+            seen.map(When::get).hash(&mut h);
+            h.finish()
+        })
+        .collect()
+}
+
+/// A device's place in a rollout's members, and what its member is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Membership {
+    ring: usize,
+    report: usize,
+    state: PatchState,
+    excepted: bool,
+    in_plan: (bool, bool),
+    installed_at: When,
+    deadline: When,
+    /// None when unknown.
+    print: Option<u64>,
+}
+
+/// The device's memberships, by slot (policy × patch), as its entry and `prints` say.
+fn memberships(
+    t: &Tenant<'_>,
+    w: &Walked<'_>,
+    entry: &Derived,
+    prints: &[u64],
+) -> Vec<(usize, Membership)> {
+    let (Some(pi), Some(ring)) = (entry.policy, entry.ring) else {
+        return Vec::new();
+    };
+    let n = t.patches.len();
+    let mut out: Vec<(usize, Membership)> = entry
+        .pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.duplicate())
+        .filter_map(|(pos, p)| Some((pos, p, pi * n + p.ix()?)))
+        .filter(|(_, _, at)| {
+            w.slots
+                .get(*at)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.decided)
+        })
+        .map(|(pos, p, at)| {
+            let m = Membership {
+                ring,
+                report: pos,
+                state: p.state,
+                excepted: p.blocks(),
+                in_plan: p.in_plan(),
+                installed_at: p.installed_when(),
+                deadline: p.deadline_when(),
+                print: prints.get(pos).copied(),
+            };
+            (at, m)
+        })
+        .collect();
+    out.sort_by_key(|(at, _)| *at);
+    out
+}
+
+/// The slots in which a device's membership changed between `before` and `after` (both
+/// in slot order): it came, went, or its member is not the same (or not known to be).
+fn changed_memberships(
+    before: &[(usize, Membership)],
+    after: &[(usize, Membership)],
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < before.len() || j < after.len() {
+        match (before.get(i), after.get(j)) {
+            (Some(b), Some(a)) if b.0 == a.0 => {
+                if b.1 != a.1 || b.1.print.is_none() {
+                    out.push(b.0);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(b), Some(a)) if b.0 < a.0 => {
+                out.push(b.0);
+                i += 1;
+            }
+            (Some(b), None) => {
+                out.push(b.0);
+                i += 1;
+            }
+            (_, Some(a)) => {
+                out.push(a.0);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 /// The members of the slot at `at` (policy × patch), per ring position, made again from
 /// the positions the slot keeps and the devices of this pass.
 pub(super) fn members<'a>(
-    t: &Tenant<'a>,
     w: &Walked<'a>,
     cache: &Cache,
     at: usize,
+    pool: &mut Vec<Vec<Member<'static>>>,
 ) -> Vec<Vec<Member<'a>>> {
     let Some(slot) = w.slots.get(at).and_then(Option::as_ref) else {
         return Vec::new();
@@ -776,21 +918,18 @@ pub(super) fn members<'a>(
     slot.at
         .iter()
         .map(|list| {
-            list.iter()
-                .filter_map(|&(di, pos)| member(t, w, cache, di as usize, pos as usize))
-                .collect()
+            let mut members: Vec<Member<'a>> = pool.pop().unwrap_or_default();
+            members.extend(
+                list.iter()
+                    .filter_map(|&(di, pos)| member(w, cache, di as usize, pos as usize)),
+            );
+            members
         })
         .collect()
 }
 
 /// One member, from its device's position and its report's.
-fn member<'a>(
-    t: &Tenant<'a>,
-    w: &Walked<'a>,
-    cache: &Cache,
-    di: usize,
-    pos: usize,
-) -> Option<Member<'a>> {
+fn member<'a>(w: &Walked<'a>, cache: &Cache, di: usize, pos: usize) -> Option<Member<'a>> {
     let dev = *w.devices.get(di)?;
     let report = dev.status.as_ref()?.patches.get(pos)?;
     let pair = cache.devices.get(di)?.pairs.get(pos)?;
@@ -803,7 +942,7 @@ fn member<'a>(
         in_install,
         in_uninstall,
         installed_at: pair.installed_when(),
-        last_seen: When::new(contract::last_seen(dev, t.check_ins)),
+        last_seen: w.views.get(di)?.seen,
         deadline: pair.deadline_when(),
     })
 }
