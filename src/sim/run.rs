@@ -278,6 +278,9 @@ pub struct Simulation {
     unreachable_after: Duration,
     /// What each engine pass can reuse from the one before.
     cache: Cache,
+    /// Run the engine's incremental pass (told which devices changed) instead of the
+    /// cached full pass ([`Simulation::incremental`]).
+    incremental: bool,
     /// Whether each agent is online, by its position (see `Agent::pos`): the stamp of
     /// `lastSeen` before every pass walks these beside the devices.
     online: Vec<bool>,
@@ -290,6 +293,15 @@ impl Simulation {
     /// (ManagedDevices in the manifests, or read from a cluster) agents, holds back
     /// patches released after the start, and schedules offline spells and people's
     /// actions.
+    /// Runs every engine pass as the operator does: the incremental pass, told which
+    /// devices changed ([`World::step_changed`]; a debug build checks each against a full
+    /// pass). The simulated agents all check in before every pass, so here it saves
+    /// nothing: it is a check of the incremental pass over a realistic run.
+    pub fn incremental(mut self) -> Self {
+        self.incremental = true;
+        self
+    }
+
     pub fn new(mut world: World, fleet: FleetSpec, options: Options) -> Self {
         let start = options.start;
         let end = end_of(&options);
@@ -314,6 +326,7 @@ impl Simulation {
             dirty: true,
             unreachable_after,
             cache: Cache::new(),
+            incremental: false,
             online: Vec::new(),
             closer: None,
             failure_selectors: fleet
@@ -359,6 +372,7 @@ impl Simulation {
             let os = group.os.clone().unwrap_or_else(|| "windows".into());
             let device = generated_device(&name, &self.world.namespace, group, &os, reports, start);
             self.world.devices.insert(name.clone(), device);
+            self.world.changed_device(&name);
             self.applicable.insert(name.clone(), patches.clone());
             let rng = Rng::derive(self.options.seed, &name);
             self.agents.insert(
@@ -570,14 +584,23 @@ impl Simulation {
                 // Every online agent has checked in by now. Devices and agents share one
                 // key set in one order, so devices and online flags are walked together.
                 debug_assert!(self.world.devices.keys().eq(self.agents.keys()));
-                for (dev, online) in self.world.devices.values_mut().zip(&self.online) {
+                let mut seen = Vec::new();
+                for ((name, dev), online) in self.world.devices.iter_mut().zip(&self.online) {
                     if *online {
-                        dev.status
-                            .get_or_insert_with(ManagedDeviceStatus::default)
-                            .last_seen = Some(now);
+                        let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
+                        if status.last_seen != Some(now) {
+                            status.last_seen = Some(now);
+                            seen.push(name.clone());
+                        }
                     }
                 }
-                let decisions = self.world.step_cached(now, &mut self.cache);
+                for name in &seen {
+                    self.world.changed_device(name);
+                }
+                let decisions = match self.incremental {
+                    true => self.world.step_changed(now, &mut self.cache),
+                    false => self.world.step_cached(now, &mut self.cache),
+                };
                 passes += 1;
                 wake = decisions.wake_at;
                 for e in &decisions.events {
@@ -932,6 +955,7 @@ impl Simulation {
             if let Some(r) = self.world.rollouts.get_mut(&rr.rollout) {
                 r.spec.promote.push(rr.ring.clone());
             }
+            self.world.changed_rollout(&rr.rollout);
             self.entry(
                 now,
                 "ManualPromotion",
@@ -943,6 +967,9 @@ impl Simulation {
         for (name, paused) in [(&a.pause, true), (&a.resume, false)] {
             if let Some(r) = name.as_ref().and_then(|n| self.world.rollouts.get_mut(n)) {
                 r.spec.paused = paused;
+            }
+            if let Some(n) = name {
+                self.world.changed_rollout(n);
             }
         }
         if !a.catalog.is_empty() {

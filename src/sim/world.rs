@@ -2,7 +2,7 @@
 //! way the operator applies them to an API server: statuses replaced, plan keys set or
 //! removed one by one, rollouts created with an owner, Events recorded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::contract;
 use crate::engine::writes::{Stored, Write, writes};
-use crate::engine::{self, Cache, Decisions, Event, NewRollout, Snapshot};
+use crate::engine::{self, Cache, Changed, Decisions, Event, NewRollout, Snapshot};
 
 /// One tenant's objects plus the shared catalog, keyed by name.
 #[derive(Clone, Debug, Default)]
@@ -50,6 +50,12 @@ pub struct World {
     /// every change of a device a version of its own. A check-in that only moves
     /// `lastSeen` is not a change here (liveness is not an object write).
     pub version: u64,
+    /// The devices changed (their objects or check-ins, or added) since the last
+    /// [`World::step_changed`]; None when anything may have (before the first): what the
+    /// world tells the engine's incremental pass. Every method of the world that changes
+    /// a device notes it here; code that changes `devices` itself calls
+    /// [`World::changed_device`] ([`World::step_changed`] relies on it).
+    pub changed: Option<BTreeSet<String>>,
 }
 
 impl World {
@@ -104,6 +110,41 @@ impl World {
         decisions
     }
 
+    /// [`World::step`] with the engine's incremental pass, told which devices changed
+    /// since the last ([`World::changed`]), as the operator runs it (the same decisions:
+    /// a debug build checks them against a full pass).
+    pub fn step_changed(&mut self, now: Timestamp, cache: &mut Cache) -> Decisions {
+        self.record_patch_releases();
+        let told = self.changed.replace(BTreeSet::new());
+        let changed = told.as_ref().map_or(Changed::Everything, Changed::Devices);
+        let decisions = engine::decide_changed(&self.snapshot(), changed, now, cache);
+        debug_assert_eq!(
+            decisions,
+            engine::decide(&self.snapshot(), now),
+            "an incremental pass decides what a full pass decides"
+        );
+        self.apply(&decisions, now);
+        decisions
+    }
+
+    /// Notes that a device changed (or was added or removed) outside the world's own
+    /// methods, for the next [`World::step_changed`].
+    pub fn changed_device(&mut self, name: &str) {
+        if let Some(changed) = self.changed.as_mut() {
+            changed.insert(name.to_string());
+        }
+    }
+
+    /// Gives a rollout changed outside the world's own methods a new `resourceVersion`,
+    /// as an API server would (the engine replays a rollout's decision only while its
+    /// version is the one it decided on).
+    pub fn changed_rollout(&mut self, name: &str) {
+        let version = self.next_version();
+        if let Some(r) = self.rollouts.get_mut(name) {
+            r.metadata.resource_version = Some(version);
+        }
+    }
+
     /// Records each patch's first release time, as the operator does in `Patch.status`.
     pub fn record_patch_releases(&mut self) {
         for patch in self.patches.values_mut() {
@@ -123,7 +164,9 @@ impl World {
         match write {
             Write::CreateRollout(new) => self.create_rollout(new, now),
             Write::RolloutStatus(name, status) => {
+                let version = self.next_version();
                 if let Some(r) = self.rollouts.get_mut(&name) {
+                    r.metadata.resource_version = Some(version);
                     r.status = Some(status);
                     self.status_writes += 1;
                 }
@@ -147,6 +190,7 @@ impl World {
                 }
             }
             Write::Plan(device, keys) => {
+                self.changed_device(&device);
                 let version = self.next_version();
                 if let Some(dev) = self.devices.get_mut(&device) {
                     dev.metadata.resource_version = Some(version);
@@ -156,6 +200,7 @@ impl World {
                 }
             }
             Write::Compliance(device, compliance) => {
+                self.changed_device(&device);
                 let version = self.next_version();
                 if let Some(dev) = self.devices.get_mut(&device) {
                     dev.metadata.resource_version = Some(version);
@@ -174,6 +219,7 @@ impl World {
         r.metadata.namespace = Some(self.namespace.clone());
         r.metadata.generation = Some(1);
         r.metadata.creation_timestamp = Some(Time(now));
+        r.metadata.resource_version = Some(self.next_version());
         r.metadata.owner_references = self.policies.get(&r.spec.policy).map(|p| {
             vec![OwnerReference {
                 api_version: "patching.ringmaster.dev/v1alpha1".into(),
@@ -229,6 +275,7 @@ impl World {
         patch: &str,
         at: Timestamp,
     ) -> Option<&mut DevicePatchStatus> {
+        self.changed_device(device);
         let version = self.next_version();
         let dev = self.devices.get_mut(device)?;
         dev.metadata.resource_version = Some(version);
@@ -262,6 +309,7 @@ impl World {
 
     /// Marks a device as seen at `at` without changing its patches.
     pub fn touch(&mut self, device: &str, at: Timestamp) {
+        self.changed_device(device);
         if let Some(dev) = self.devices.get_mut(device) {
             dev.status
                 .get_or_insert_with(ManagedDeviceStatus::default)
@@ -272,6 +320,7 @@ impl World {
     /// Device `device` checks in at `at` by renewing its Lease: no object of the world
     /// changes (liveness is not an object write).
     pub fn renew(&mut self, device: &str, at: Timestamp) {
+        self.changed_device(device);
         self.check_ins.insert(device.to_string(), at);
     }
 

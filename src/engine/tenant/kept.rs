@@ -15,8 +15,9 @@
 //! | the devices whose stored summary differs from theirs | their summaries are given again, as a full pass would |
 //!
 //! Whatever it cannot update this way (a spec, the catalog, people's decisions, a device
-//! added or removed, time going back, an approval or supersession that moved with time)
-//! makes it run a full pass instead, which keeps anew. It decides exactly what a full
+//! added or removed, time going back, an approval or supersession that moved with time,
+//! more than a quarter of the devices to count again) makes it run a full pass instead,
+//! which keeps anew. It decides exactly what a full
 //! pass decides (`tests/it/engine_props.rs`).
 
 use std::cmp::Reverse;
@@ -26,7 +27,8 @@ use jiff::Timestamp;
 
 use crate::api::{ApprovalRecord, Freeze, PatchRolloutStatus};
 use crate::engine::cache::{Cache, Version};
-use crate::engine::rollout::{Member, RolloutOutcome};
+use crate::engine::rollout::{Member, RingInput, RolloutOutcome};
+use crate::engine::windows::next_freeze_change;
 
 use super::gather::Tenant;
 use super::rollouts::One;
@@ -71,18 +73,29 @@ pub(super) struct Memo {
     blocked: Option<String>,
     /// Its status (the stored one).
     pub(super) status: PatchRolloutStatus,
-    /// When it must be decided again by time alone.
+    /// When it asked to be decided again by time alone (its wake-up, replayed).
     pub(super) wake: Option<Timestamp>,
+    /// Until when the decision holds by time: its wake-up, and the next instant a window
+    /// or a freeze of its rings opens or closes, or one of its entries' windows ends (a
+    /// ring that waits on no device says nothing of those, but they change what it says).
+    until: Option<Timestamp>,
 }
 
 impl Memo {
-    /// The memo of a rollout's decision, if it changed nothing.
-    pub(super) fn of(one: &One<'_, '_>, outcome: &RolloutOutcome) -> Option<Memo> {
+    /// The memo of a rollout's decision at `now` over `rings`, if it changed nothing.
+    pub(super) fn of(
+        one: &One<'_, '_>,
+        outcome: &RolloutOutcome,
+        rings: &[RingInput<'_>],
+        now: Timestamp,
+    ) -> Option<Memo> {
         let existing = one.existing?;
         let settled = outcome.plan.is_empty()
             && outcome.events.is_empty()
             && existing.status.as_ref() == Some(&outcome.status);
+        let name = name_of(&existing.metadata);
         settled.then(|| Memo {
+            until: until(outcome.wake, &one.pv.freezes, rings, name, now),
             version: Version::of(existing.metadata.resource_version.as_deref()),
             record: one.record.clone(),
             policy_freezes: one.pv.freezes.clone(),
@@ -98,7 +111,7 @@ impl Memo {
     fn holds(&self, one: &One<'_, '_>, now: Timestamp) -> bool {
         one.existing
             .is_some_and(|r| self.version.is(r.metadata.resource_version.as_deref()))
-            && self.wake.is_none_or(|w| now < w)
+            && self.until.is_none_or(|w| now < w)
             && self.record == one.record
             && self.policy_freezes == one.pv.freezes
             && self.ring_freezes.len() == one.pv.rings.len()
@@ -107,6 +120,47 @@ impl Memo {
                 .all(|(now, then)| now == then.as_slice())
             && self.blocked == one.pv.blocked()
     }
+}
+
+/// The first instant after `now` at which a decision that asked to wake at `wake` may
+/// change by time alone: that, or a window or freeze of its rings (or its policy's
+/// freezes) opening or closing, or one of its entries' windows ending.
+fn until(
+    wake: Option<Timestamp>,
+    policy_freezes: &[Freeze],
+    rings: &[RingInput<'_>],
+    rollout: &str,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let later = |t: Option<Timestamp>| t.filter(|t| *t > now);
+    let mut at = [wake, next_freeze_change(policy_freezes.iter(), now)]
+        .into_iter()
+        .filter_map(later)
+        .min();
+    let mut sooner = |t: Option<Timestamp>| {
+        if let Some(t) = later(t) {
+            at = Some(at.map_or(t, |a| a.min(t)));
+        }
+    };
+    for ring in rings {
+        if let Ok((_, schedule)) = &ring.ring
+            && !schedule.is_always()
+        {
+            sooner(match schedule.open_at(now) {
+                Some(open) => Some(open.end),
+                None => schedule.next_open_after(now),
+            });
+        }
+        sooner(next_freeze_change(ring.freezes.iter(), now));
+        for m in &ring.members {
+            sooner(
+                m.install()
+                    .filter(|e| e.rollout == rollout)
+                    .and_then(|e| e.not_after),
+            );
+        }
+    }
+    at
 }
 
 /// The freezes of each of a rollout's policy's rings, in its order.
@@ -278,6 +332,11 @@ pub(super) fn resume<'a>(
     let mut dis: BTreeSet<usize> = changed.into_iter().collect();
     dis.extend(volatile.iter().map(|&di| di as usize));
     due(&mut clocks, &w.views, now, &mut dis);
+    if dis.len() > (w.views.len() / 4).max(1024) {
+        // Counting a device again costs more than walking it: past a quarter of them (of
+        // a tenant of some size), a full pass is cheaper.
+        return None;
+    }
     let dis: Vec<usize> = dis.into_iter().collect();
     cache.last_now = Some(now);
     for (di, old) in walk::rewalk(t, &mut w, cache, &mut prints, &dis, last_now, now) {

@@ -274,7 +274,7 @@ impl<'s, 'a> One<'s, 'a> {
         count_active(pv, &outcome.status, ring_active);
         if let Some((at, r)) = keep {
             if let Some(memo) = r.memos.get_mut(at) {
-                *memo = Memo::of(&self, &outcome);
+                *memo = Memo::of(&self, &outcome, &rings, now);
             }
             let mut pool = r.pool.borrow_mut();
             pool.extend(rings.into_iter().map(|ring| kept::recycle(ring.members)));
