@@ -33,7 +33,7 @@ use crate::engine::windows::next_freeze_change;
 use super::gather::Tenant;
 use super::rollouts::One;
 use super::status::Governed;
-use super::walk::{self, DeviceView, Prints, Walked};
+use super::walk::{self, DeviceView, Dirt, Prints, Walked};
 use super::{Snapshot, name_of};
 
 /// What a pass keeps for an incremental pass.
@@ -209,19 +209,24 @@ fn trim(pool: &mut Pool) {
 }
 
 impl Replay<'_> {
-    /// The memo of the slot at `at`, if its rollout may be replayed: none of its members
-    /// changed (`dirty`) and the memo holds.
+    /// The memo of the slot at `at`, if its rollout may be replayed: the memo holds, and
+    /// none of its members changed (`dirt`) but for check-ins that turn no member
+    /// unreachable before the decision's wake-up (so neither a standing nor the wake-up,
+    /// which is the earliest such turn, moves).
     pub(super) fn replayable(
         &self,
         at: usize,
         one: &One<'_, '_>,
-        dirty: Option<bool>,
+        dirt: Option<Dirt>,
         now: Timestamp,
     ) -> Option<&Memo> {
-        if dirty != Some(false) {
-            return None;
-        }
-        self.memos.get(at)?.as_ref().filter(|m| m.holds(one, now))
+        let memo = self.memos.get(at)?.as_ref()?;
+        let fresh = match dirt? {
+            Dirt::Clean => true,
+            Dirt::Seen(turns) => memo.wake.is_some_and(|w| turns > w),
+            Dirt::Changed => false,
+        };
+        (fresh && memo.holds(one, now)).then_some(memo)
     }
 }
 

@@ -107,8 +107,9 @@ pub(super) struct Walked<'a> {
     pub wake: Option<Timestamp>,
     /// Every pair the walk counted, when the cache asks for them (the ledger's).
     pub facts: Vec<Fact>,
-    /// Per (policy, patch), like `slots`: an incremental pass changed its members.
-    pub dirty: Vec<bool>,
+    /// Per (policy, patch), like `slots`: what an incremental pass changed of its
+    /// members.
+    pub dirty: Vec<Dirt>,
 }
 
 /// One device–patch pair as the walk counted it.
@@ -749,23 +750,23 @@ pub(super) fn rewalk<'a>(
         now,
     };
     w.dirty.clear();
-    w.dirty.resize(w.slots.len(), false);
+    w.dirty.resize(w.slots.len(), Dirt::Clean);
     let mut old = Vec::with_capacity(dis.len());
     for &di in dis {
         let (Some(&dev), Some(entry)) = (w.devices.get(di), cache.devices.get_mut(di)) else {
             continue;
         };
         let print = prints.get_mut(di).map(std::mem::take).unwrap_or_default();
-        let before = memberships(t, w, entry, &print);
+        let before = memberships(t, w, di, entry, &print);
         old.push((di, pass.uncount(w, di, entry, &cache.tiers, last_now)));
         entry.trusted = false;
         pass.refresh(entry, dev, true, &mut cache.tiers);
         let status = read_ahead(dev, t.check_ins);
         pass.device(w, di, entry, status, &cache.tiers);
-        let print = fingerprints(dev, status.map(|(_, seen)| seen));
-        let after = memberships(t, w, entry, &print);
-        for at in changed_memberships(&before, &after) {
-            w.dirty[at] = true;
+        let print = fingerprints(dev);
+        let after = memberships(t, w, di, entry, &print);
+        for (at, dirt) in changed_memberships(&before, &after) {
+            w.dirty[at] = w.dirty[at].and(dirt);
         }
         if let Some(slot) = prints.get_mut(di) {
             *slot = print;
@@ -775,12 +776,37 @@ pub(super) fn rewalk<'a>(
 }
 
 /// Per report of a device, a fingerprint of everything of it a rollout reads beyond
-/// what its entry keeps: the report, the plan's install and uninstall entries for its
-/// patch, and when the device was last seen. (An incremental pass compares them to find
-/// the rollouts one of whose members changed; none kept means unknown: all did.)
+/// what its entry keeps and when the device was last seen: the report, and the plan's
+/// install and uninstall entries for its patch. (An incremental pass compares them to
+/// find the rollouts one of whose members changed; none kept means unknown: all did.)
 pub(super) type Prints = Box<[u64]>;
 
-fn fingerprints(dev: &ManagedDevice, seen: Option<When>) -> Prints {
+/// What an incremental pass changed of a slot's members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Dirt {
+    /// Nothing.
+    #[default]
+    Clean,
+    /// Only when some were last seen: none of them, before or after, turns unreachable
+    /// before this instant (a check-in matters to a rollout only near that).
+    Seen(Timestamp),
+    /// A member came, went or is not the same.
+    Changed,
+}
+
+impl Dirt {
+    /// Both changes.
+    fn and(self, other: Dirt) -> Dirt {
+        match (self, other) {
+            (Dirt::Changed, _) | (_, Dirt::Changed) => Dirt::Changed,
+            (Dirt::Seen(a), Dirt::Seen(b)) => Dirt::Seen(a.min(b)),
+            (Dirt::Seen(a), Dirt::Clean) | (Dirt::Clean, Dirt::Seen(a)) => Dirt::Seen(a),
+            (Dirt::Clean, Dirt::Clean) => Dirt::Clean,
+        }
+    }
+}
+
+fn fingerprints(dev: &ManagedDevice) -> Prints {
     use std::hash::{Hash, Hasher};
     let Some(status) = dev.status.as_ref() else {
         return Box::default();
@@ -808,7 +834,6 @@ fn fingerprints(dev: &ManagedDevice, seen: Option<When>) -> Prints {
                     .map(|e| (&e.attempt, &e.basis, e.answer_by))
                     .hash(&mut h);
             }
-            seen.map(When::get).hash(&mut h);
             h.finish()
         })
         .collect()
@@ -826,12 +851,16 @@ struct Membership {
     deadline: When,
     /// None when unknown.
     print: Option<u64>,
+    /// When the device was last seen, and when that makes it unreachable in this ring.
+    seen: When,
+    turns: Option<Timestamp>,
 }
 
 /// The device's memberships, by slot (policy × patch), as its entry and `prints` say.
 fn memberships(
     t: &Tenant<'_>,
     w: &Walked<'_>,
+    di: usize,
     entry: &Derived,
     prints: &[u64],
 ) -> Vec<(usize, Membership)> {
@@ -839,6 +868,9 @@ fn memberships(
         return Vec::new();
     };
     let n = t.patches.len();
+    let seen = w.views.get(di).map(|v| v.seen).unwrap_or_default();
+    let after = unreachable_after(t, pi, ring);
+    let turns = seen.get().and_then(|s| s.checked_add(after.span()).ok());
     let mut out: Vec<(usize, Membership)> = entry
         .pairs
         .iter()
@@ -861,6 +893,8 @@ fn memberships(
                 installed_at: p.installed_when(),
                 deadline: p.deadline_when(),
                 print: prints.get(pos).copied(),
+                seen,
+                turns,
             };
             (at, m)
         })
@@ -870,38 +904,70 @@ fn memberships(
 }
 
 /// The slots in which a device's membership changed between `before` and `after` (both
-/// in slot order): it came, went, or its member is not the same (or not known to be).
+/// in slot order), and how: it came, went, or its member is not the same (or not known
+/// to be); or only its check-in moved.
 fn changed_memberships(
     before: &[(usize, Membership)],
     after: &[(usize, Membership)],
-) -> Vec<usize> {
+) -> Vec<(usize, Dirt)> {
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     while i < before.len() || j < after.len() {
         match (before.get(i), after.get(j)) {
             (Some(b), Some(a)) if b.0 == a.0 => {
-                if b.1 != a.1 || b.1.print.is_none() {
-                    out.push(b.0);
+                if let Some(dirt) = member_change(&b.1, &a.1) {
+                    out.push((b.0, dirt));
                 }
                 i += 1;
                 j += 1;
             }
             (Some(b), Some(a)) if b.0 < a.0 => {
-                out.push(b.0);
+                out.push((b.0, Dirt::Changed));
                 i += 1;
             }
             (Some(b), None) => {
-                out.push(b.0);
+                out.push((b.0, Dirt::Changed));
                 i += 1;
             }
             (_, Some(a)) => {
-                out.push(a.0);
+                out.push((a.0, Dirt::Changed));
                 j += 1;
             }
             (None, None) => break,
         }
     }
     out
+}
+
+/// How a member changed, if it did.
+fn member_change(b: &Membership, a: &Membership) -> Option<Dirt> {
+    let same_but_seen = Membership {
+        seen: a.seen,
+        turns: a.turns,
+        ..*b
+    };
+    if b.print.is_none() || same_but_seen != *a {
+        return Some(Dirt::Changed);
+    }
+    if b.seen == a.seen {
+        return None;
+    }
+    // A sighting that never turns unreachable (none) cannot be told from one that turns
+    // far off by the memo's wake-up: count it as changed.
+    match (b.turns, a.turns) {
+        (Some(x), Some(y)) => Some(Dirt::Seen(x.min(y))),
+        _ => Some(Dirt::Changed),
+    }
+}
+
+/// The `unreachableAfter` of the ring at position `ring` of policy `pi`.
+fn unreachable_after(t: &Tenant<'_>, pi: usize, ring: usize) -> crate::api::Duration {
+    let spec = t.policies[pi]
+        .rings
+        .get(ring)
+        .and_then(|(_, ri)| *ri)
+        .map(|ri| &t.rings[ri].ring.spec);
+    crate::engine::rollout::unreachable_after(spec)
 }
 
 /// The members of the slot at `at` (policy × patch), per ring position, made again from
