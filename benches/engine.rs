@@ -442,6 +442,24 @@ fn cache_memory(devices: usize) {
         kept / devices.max(1)
     );
     drop(cache);
+    // As the operator keeps it: what an incremental pass starts from, too.
+    let before = in_use();
+    let mut cache = ringmaster::engine::Cache::new();
+    let everything = ringmaster::engine::Changed::Everything;
+    drop(black_box(ringmaster::engine::decide_changed(
+        &snapshot, everything, now, &mut cache,
+    )));
+    let none = BTreeSet::new();
+    let told = ringmaster::engine::Changed::Devices(&none);
+    drop(black_box(ringmaster::engine::decide_changed(
+        &snapshot, told, now, &mut cache,
+    )));
+    let kept = in_use().saturating_sub(before);
+    println!(
+        "with what an incremental pass starts from: {kept} bytes, {} bytes per device",
+        kept / devices.max(1)
+    );
+    drop(cache);
 }
 
 criterion_group!(benches, decision_pass, one_report);
