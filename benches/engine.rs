@@ -19,6 +19,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ringmaster::api::*;
+use ringmaster::engine::Snapshot;
 use ringmaster::sim::World;
 
 const PATCHES: usize = 100;
@@ -286,14 +287,7 @@ fn one_report(c: &mut Criterion) {
     group.sample_size(10);
     for devices in [10_000, 100_000] {
         let (w, other, changed, now) = one_report_world(devices);
-        let one = w.snapshot();
-        let mut two = w.snapshot();
-        let at = two
-            .devices
-            .iter()
-            .position(|d| d.metadata.name.as_deref() == Some(changed.as_str()))
-            .expect("the device");
-        two.devices[at] = &other;
+        let (one, two) = snapshots(&w, &other, &changed);
         let mut cache = ringmaster::engine::Cache::new();
         black_box(ringmaster::engine::decide_cached(&one, now, &mut cache));
         let mut flip = false;
@@ -366,18 +360,28 @@ fn one_report_world(devices: usize) -> (World, ManagedDevice, String, Timestamp)
     (w, other, changed, now)
 }
 
-/// `passes` incremental passes over `devices` devices, each after one report changed,
-/// timed one by one (for a profiler: `RINGMASTER_BENCH_ONE_REPORT=100000`).
-fn one_report_passes(devices: usize, passes: usize) {
-    let (w, other, changed, now) = one_report_world(devices);
+/// The world's snapshot, and the same with `other` in place of the device `changed`.
+fn snapshots<'w>(
+    w: &'w World,
+    other: &'w ManagedDevice,
+    changed: &str,
+) -> (Snapshot<'w>, Snapshot<'w>) {
     let one = w.snapshot();
     let mut two = w.snapshot();
     let at = two
         .devices
         .iter()
-        .position(|d| d.metadata.name.as_deref() == Some(changed.as_str()))
+        .position(|d| d.metadata.name.as_deref() == Some(changed))
         .expect("the device");
-    two.devices[at] = &other;
+    two.devices[at] = other;
+    (one, two)
+}
+
+/// `passes` incremental passes over `devices` devices, each after one report changed,
+/// timed one by one (for a profiler: `RINGMASTER_BENCH_ONE_REPORT=100000`).
+fn one_report_passes(devices: usize, passes: usize) {
+    let (w, other, changed, now) = one_report_world(devices);
+    let (one, two) = snapshots(&w, &other, &changed);
     let told: BTreeSet<String> = [changed].into();
     let mut cache = ringmaster::engine::Cache::new();
     let everything = ringmaster::engine::Changed::Everything;

@@ -192,6 +192,15 @@ struct CellTally {
 }
 
 impl CellTally {
+    /// Its samples, put in order if they are not.
+    fn ordered(&mut self) -> &mut Vec<i64> {
+        if !self.sorted {
+            self.tti_secs.sort_unstable();
+            self.sorted = true;
+        }
+        &mut self.tti_secs
+    }
+
     /// No pair counts here (a cell a kept tally emptied; a pass never makes one).
     fn is_empty(&self) -> bool {
         self.on_time + self.late + self.overdue + self.open + self.exempt == 0
@@ -267,10 +276,7 @@ impl Tally {
     /// [`Tally::remove_at`] can keep them so and a median is read, not computed.
     pub fn settle(&mut self) {
         for (_, c) in &mut self.cells {
-            if !c.sorted {
-                c.tti_secs.sort_unstable();
-                c.sorted = true;
-            }
+            c.ordered();
         }
     }
 
@@ -282,18 +288,8 @@ impl Tally {
         state: ClockState,
         time_to_install: Option<SignedDuration>,
     ) {
-        let Some((_, c)) = self.cells.get_mut(cell) else {
-            return;
-        };
-        c.step(state, 1);
-        if let Some(t) = time_to_install {
-            let t = t.as_secs().max(0);
-            if !c.sorted {
-                c.tti_secs.sort_unstable();
-                c.sorted = true;
-            }
-            let at = c.tti_secs.partition_point(|s| *s < t);
-            c.tti_secs.insert(at, t);
+        if let Some((samples, t, _)) = self.kept_step(cell, state, time_to_install, 1) {
+            samples.insert(t.0, t.1);
         }
     }
 
@@ -305,21 +301,28 @@ impl Tally {
         state: ClockState,
         time_to_install: Option<SignedDuration>,
     ) {
-        let Some((_, c)) = self.cells.get_mut(cell) else {
-            return;
-        };
-        c.step(state, -1);
-        if let Some(t) = time_to_install {
-            let t = t.as_secs().max(0);
-            if !c.sorted {
-                c.tti_secs.sort_unstable();
-                c.sorted = true;
-            }
-            let at = c.tti_secs.partition_point(|s| *s < t);
-            if c.tti_secs.get(at) == Some(&t) {
-                c.tti_secs.remove(at);
-            }
+        if let Some((samples, (at, _), true)) = self.kept_step(cell, state, time_to_install, -1) {
+            samples.remove(at);
         }
+    }
+
+    /// Counts one pair in (`by` 1) or out (-1) of the cell at `cell`; with a time to
+    /// install, the cell's samples (in order), where that time goes in them and the time
+    /// itself, and whether it is there already.
+    fn kept_step(
+        &mut self,
+        cell: usize,
+        state: ClockState,
+        time_to_install: Option<SignedDuration>,
+        by: i64,
+    ) -> Option<(&mut Vec<i64>, (usize, i64), bool)> {
+        let (_, c) = self.cells.get_mut(cell)?;
+        c.step(state, by);
+        let t = time_to_install?.as_secs().max(0);
+        let samples = c.ordered();
+        let at = samples.partition_point(|s| *s < t);
+        let there = samples.get(at) == Some(&t);
+        Some((samples, (at, t), there))
     }
 
     /// Pairs counted as compliant (installed on time, open and not yet due, or exempt)

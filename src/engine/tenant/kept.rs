@@ -345,17 +345,9 @@ pub(super) fn resume<'a>(
     let dis: Vec<usize> = dis.into_iter().collect();
     cache.last_now = Some(now);
     for (di, old) in walk::rewalk(t, &mut w, cache, &mut prints, &dis, last_now, now) {
-        let new = &w.views[di];
         governed.remove(di, &old);
-        governed.add(di, new);
-        if let Some(next) = new.next {
-            clocks.push(Reverse((next, di as u32)));
-        }
-        if new.volatile {
-            volatile.insert(di as u32);
-        } else {
-            volatile.remove(&(di as u32));
-        }
+        governed.add(di, &w.views[di]);
+        recounted(di, &w.views[di], &mut clocks, &mut volatile);
     }
     if clocks.len() > 2 * w.views.len() + 1024 {
         // Entries a device's later count replaced: start afresh rather than let them pile.
@@ -380,6 +372,25 @@ pub(super) fn resume<'a>(
         prints,
         pool,
     })
+}
+
+/// Notes when the device counted again at `di` (now `view`) next has a clock change, and
+/// whether it must be counted at every pass.
+fn recounted(
+    di: usize,
+    view: &DeviceView,
+    clocks: &mut BinaryHeap<Reverse<(Timestamp, u32)>>,
+    volatile: &mut BTreeSet<u32>,
+) {
+    let di = di as u32;
+    if let Some(next) = view.next {
+        clocks.push(Reverse((next, di)));
+    }
+    if view.volatile {
+        volatile.insert(di);
+    } else {
+        volatile.remove(&di);
+    }
 }
 
 /// Keeps an incremental pass's state for the next pass, with which devices' stored

@@ -493,15 +493,12 @@ impl<'a> Walk<'_, 'a> {
             let Some(ring) = ring_pos.filter(|_| slot.decided) else {
                 continue;
             };
-            let place = (di as u32, pos as u32);
             if self.incremental {
-                let list = &mut slot.at[ring];
-                let k = list.partition_point(|m| m.0 < place.0);
-                list.insert(k, place);
+                // Its place among the members is moved by `rewalk`, only if it moved.
                 continue;
             }
             if self.kept {
-                slot.at[ring].push(place);
+                slot.at[ring].push((di as u32, pos as u32));
             }
             let (install, uninstall) = pair.in_plan();
             slot.members[ring].push(Member {
@@ -653,18 +650,16 @@ impl<'a> Walk<'_, 'a> {
             for &ei in pair.active() {
                 w.exc_covered[ei].remove(&di);
             }
-            self.uncount_pair(w, di, entry.ring, pi, ix, pair, tier, last_now);
+            self.uncount_pair(w, pi, ix, pair, tier, last_now);
         }
         old
     }
 
-    /// Takes one counted pair out of its slot and its policy's tally.
-    #[allow(clippy::too_many_arguments)]
+    /// Takes one counted pair out of its slot and its policy's tally (its place among
+    /// the members is moved by `rewalk`).
     fn uncount_pair(
         &self,
         w: &mut Walked<'a>,
-        di: usize,
-        ring: Option<usize>,
         pi: usize,
         ix: usize,
         pair: &Pair,
@@ -684,13 +679,6 @@ impl<'a> Walk<'_, 'a> {
             }
             PatchState::Failed => o.failed = o.failed.saturating_sub(1),
             _ => {}
-        }
-        if let Some(list) = ring
-            .filter(|_| slot.decided)
-            .and_then(|r| slot.at.get_mut(r))
-            && let Ok(k) = list.binary_search_by_key(&(di as u32), |m| m.0)
-        {
-            list.remove(k);
         }
         if let (true, Some(state)) = (slot.counted(), pair.clock_state()) {
             let severity = t.graded[at].0;
@@ -768,6 +756,7 @@ pub(super) fn rewalk<'a>(
         for (at, dirt) in changed_memberships(&before, &after) {
             w.dirty[at] = w.dirty[at].and(dirt);
         }
+        move_members(w, di, &before, &after);
         if let Some(slot) = prints.get_mut(di) {
             *slot = print;
         }
@@ -937,6 +926,41 @@ fn changed_memberships(
         }
     }
     out
+}
+
+/// Moves the device at `di` in its slots' member positions from where `before` has it
+/// to where `after` has it (both in slot order): out of the slots it left, into those it
+/// joined, to its new ring or report where those moved. Untouched where it stayed.
+fn move_members(
+    w: &mut Walked<'_>,
+    di: usize,
+    before: &[(usize, Membership)],
+    after: &[(usize, Membership)],
+) {
+    let place = |m: &Membership| (m.ring, m.report);
+    let key = di as u32;
+    for (at, b) in before {
+        let stays = after
+            .binary_search_by_key(at, |(a, _)| *a)
+            .is_ok_and(|k| place(&after[k].1) == place(b));
+        if let (false, Some(slot)) = (stays, w.slots.get_mut(*at).and_then(Option::as_mut))
+            && let Some(list) = slot.at.get_mut(b.ring)
+            && let Ok(k) = list.binary_search_by_key(&key, |m| m.0)
+        {
+            list.remove(k);
+        }
+    }
+    for (at, a) in after {
+        let stayed = before
+            .binary_search_by_key(at, |(b, _)| *b)
+            .is_ok_and(|k| place(&before[k].1) == place(a));
+        if let (false, Some(slot)) = (stayed, w.slots.get_mut(*at).and_then(Option::as_mut))
+            && let Some(list) = slot.at.get_mut(a.ring)
+        {
+            let k = list.partition_point(|m| m.0 < key);
+            list.insert(k, (key, a.report as u32));
+        }
+    }
 }
 
 /// How a member changed, if it did.
