@@ -17,8 +17,10 @@
 //! Whatever it cannot update this way (a spec, the catalog, people's decisions, a device
 //! added or removed, time going back, an approval or supersession that moved with time,
 //! more than a quarter of the devices to count again) makes it run a full pass instead,
-//! which keeps anew. It decides exactly what a full
-//! pass decides (`tests/it/engine_props.rs`).
+//! which keeps anew. It decides what a full pass decides (`tests/it/engine_props.rs`, and
+//! the bundled example played through it in `tests/it/sim_example.rs`), on one
+//! assumption: that a report changed with its plan entries never keeps its 64-bit
+//! fingerprint (SipHash), which is how a changed member is told from an unchanged one.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
