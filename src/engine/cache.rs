@@ -564,6 +564,15 @@ impl Pair {
         self.next_change = When::new(clock.next_change);
     }
 
+    /// Whether its clock at `now` moves with time itself, not only at the instant it
+    /// names: an exemption (whose length grows while it lasts), or an install time taken
+    /// from `now` (none reported, or one ahead of `now`).
+    #[inline]
+    pub fn moves_with_time(&self, now: Timestamp) -> bool {
+        self.exempt.is_some()
+            || (self.state == PatchState::Installed && self.installed_at().is_none_or(|t| t > now))
+    }
+
     /// The clock run at an earlier pass, if it is still the clock at `now`: time has
     /// not gone back since (`rewound`), `now` is before the instant it said it changes,
     /// and nothing else in it moves with time (no exemption, whose length grows while it
@@ -571,11 +580,7 @@ impl Pair {
     #[inline]
     pub fn clock_at(&self, now: Timestamp, rewound: bool) -> Option<Clock> {
         let state = self.clock?;
-        let steady = !rewound
-            && self.exempt.is_none()
-            && !(self.state == PatchState::Installed
-                && self.installed_at().is_none_or(|t| t > now));
-        if !steady {
+        if rewound || self.moves_with_time(now) {
             return None;
         }
         let next_change = self.next_change.get();

@@ -75,6 +75,13 @@ fn write<K>(state: &RwLock<State<K>>) -> RwLockWriteGuard<'_, State<K>> {
     state.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The objects of a namespace, in name order.
+fn objects_of<K>(live: &ByNamespace<K>, ns: &str) -> Vec<Arc<K>> {
+    live.get(ns)
+        .map(|objects| objects.values().cloned().collect())
+        .unwrap_or_default()
+}
+
 /// Where an object goes: its namespace and name (None for one without a name).
 fn place<K: Resource>(obj: &K) -> Option<(String, String)> {
     let meta = obj.meta();
@@ -145,11 +152,7 @@ impl<K: Resource + Clone> IndexWriter<K> {
 impl<K> Indexed<K> {
     /// The objects of a namespace, in name order.
     pub fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
-        read(&self.state)
-            .live
-            .get(ns)
-            .map(|objects| objects.values().cloned().collect())
-            .unwrap_or_default()
+        objects_of(&read(&self.state).live, ns)
     }
 
     /// The objects of a namespace, in name order, with the notes of which changed since
@@ -164,12 +167,7 @@ impl<K> Indexed<K> {
             },
             |t| t.take(ns),
         );
-        let objects = s
-            .live
-            .get(ns)
-            .map(|objects| objects.values().cloned().collect())
-            .unwrap_or_default();
-        (objects, pending)
+        (objects_of(&s.live, ns), pending)
     }
 
     /// One object.

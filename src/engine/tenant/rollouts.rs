@@ -75,13 +75,11 @@ pub(super) fn policy_rollouts<'a>(
             record,
         };
         let replay = replay.as_deref_mut();
-        if let Some(r) = replay.as_ref().filter(|r| r.reuse)
-            && let Some(m) = r.replayable(at, &one, w.dirty.get(at).copied(), now)
-        {
-            one.replay(m, ring_active, d, now);
-            continue;
-        }
         if let Some(r) = replay.as_deref().filter(|r| r.reuse) {
+            if let Some(m) = r.replayable(at, &one, w.dirty.get(at).copied(), now) {
+                one.replay(m, ring_active, d, now);
+                continue;
+            }
             let members = walk::members(w, r.cache, at, &mut r.pool.borrow_mut());
             if let Some(s) = w.slots[at].as_mut() {
                 s.members = members;

@@ -470,7 +470,7 @@ impl<'a> Walk<'_, 'a> {
             if self.record {
                 self.record_fact(w, &at, pos, clock);
             }
-            w.views[di].volatile |= volatile(pair, self.now);
+            w.views[di].volatile |= pair.moves_with_time(self.now);
             let slot = w.slot(self.t, pi, ix, self.sizes, self.now);
             // The pair's state is the report's (compared, or trusted).
             match pair.state {
@@ -500,18 +500,9 @@ impl<'a> Walk<'_, 'a> {
             if self.kept {
                 slot.at[ring].push((di as u32, pos as u32));
             }
-            let (install, uninstall) = pair.in_plan();
-            slot.members[ring].push(Member {
-                device: dev,
-                report,
-                state: pair.state,
-                excepted: pair.blocks(),
-                in_install: install,
-                in_uninstall: uninstall,
-                installed_at: pair.installed_when(),
-                last_seen,
-                deadline: When::new(clock.deadline),
-            });
+            // The pair keeps the clock just counted: its deadline is the clock's.
+            debug_assert_eq!(pair.deadline_when(), When::new(clock.deadline));
+            slot.members[ring].push(member_of(dev, report, pair, last_seen));
         }
     }
 
@@ -700,14 +691,6 @@ fn uncount_unknown(unknown: &mut BTreeMap<String, u32>, id: &str) {
             unknown.remove(id);
         }
     }
-}
-
-/// Whether a pair's clock moves with time itself, so that its device is counted again
-/// at every incremental pass: an exemption (whose length grows while it lasts), or an
-/// install time taken from `now`.
-fn volatile(pair: &Pair, now: Timestamp) -> bool {
-    pair.exempt.is_some()
-        || (pair.state == PatchState::Installed && pair.installed_at().is_none_or(|t| t > now))
 }
 
 /// Updates a walk kept from the last pass (at `last_now`) for the devices at `dis`, in
@@ -1023,18 +1006,29 @@ fn member<'a>(w: &Walked<'a>, cache: &Cache, di: usize, pos: usize) -> Option<Me
     let dev = *w.devices.get(di)?;
     let report = dev.status.as_ref()?.patches.get(pos)?;
     let pair = cache.devices.get(di)?.pairs.get(pos)?;
+    Some(member_of(dev, report, pair, w.views.get(di)?.seen))
+}
+
+/// The member a device–patch pair makes, its clock counted, the device last seen at
+/// `last_seen`.
+fn member_of<'a>(
+    device: &'a ManagedDevice,
+    report: &'a DevicePatchStatus,
+    pair: &Pair,
+    last_seen: When,
+) -> Member<'a> {
     let (in_install, in_uninstall) = pair.in_plan();
-    Some(Member {
-        device: dev,
+    Member {
+        device,
         report,
         state: pair.state,
         excepted: pair.blocks(),
         in_install,
         in_uninstall,
         installed_at: pair.installed_when(),
-        last_seen: w.views.get(di)?.seen,
+        last_seen,
         deadline: pair.deadline_when(),
-    })
+    }
 }
 
 /// Where a pair is: its device, policy, patch and tier.
