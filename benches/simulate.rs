@@ -15,7 +15,12 @@ use ringmaster::sim;
 fn main() {
     let (world, fleet, options, devices) = common::scaled_example();
     let began = Instant::now();
-    let outcome = sim::Simulation::new(world, fleet, options).run();
+    let sim = sim::Simulation::new(world, fleet, options);
+    let sim = match std::env::var_os("RINGMASTER_BENCH_INCREMENTAL") {
+        Some(_) => sim.incremental(),
+        None => sim,
+    };
+    let outcome = sim.run();
     let elapsed = began.elapsed();
     let report = sim::report::report(&outcome);
     println!(

@@ -1,6 +1,8 @@
 //! What the engine decides: statuses to write, plan entries to set or clear, rollouts to
 //! create, Events to record, and when to be woken next. The shells apply these.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -127,8 +129,10 @@ pub struct Decisions {
     pub exceptions: Vec<(String, PatchExceptionStatus)>,
     /// Rollouts to create (their status is in `rollouts`).
     pub new_rollouts: Vec<NewRollout>,
-    /// Desired status per rollout, existing or new.
-    pub rollouts: Vec<(String, PatchRolloutStatus)>,
+    /// Desired status per rollout, existing or new. Shared: a rollout whose decision
+    /// changed nothing is given its kept status again without a copy (most rollouts, most
+    /// passes).
+    pub rollouts: Vec<(String, Arc<PatchRolloutStatus>)>,
     /// Device plan changes (only real changes: setting an equal entry is not listed).
     pub plan: Vec<PlanChange>,
     /// `status.compliance` for the devices whose summary changed (unchanged ones are not

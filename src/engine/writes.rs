@@ -91,8 +91,11 @@ pub fn writes(stored: &impl Stored, d: &Decisions) -> Vec<Write> {
             None if created => None,
             None => continue,
         };
-        if old != Some(status) {
-            out.push(Write::RolloutStatus(name.clone(), status.clone()));
+        if old != Some(&**status) {
+            out.push(Write::RolloutStatus(
+                name.clone(),
+                PatchRolloutStatus::clone(status),
+            ));
         }
     }
     statuses(

@@ -142,7 +142,8 @@ impl<'o> Pass<'o> {
 
     /// A rollout's status: as decided, else as stored.
     pub(crate) fn rollout_status(&self, name: &str) -> Option<&PatchRolloutStatus> {
-        decided(&self.decisions.rollouts, name).or_else(|| {
+        let decided = decided(&self.decisions.rollouts, name).map(|s| &**s);
+        decided.or_else(|| {
             let i = *self.rollouts.get(name)?;
             self.objects.rollouts[i].status.as_ref()
         })

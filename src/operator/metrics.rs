@@ -895,19 +895,19 @@ mod tests {
         if with_rollout {
             d.rollouts.push((
                 "ws.kb1".into(),
-                PatchRolloutStatus {
+                std::sync::Arc::new(PatchRolloutStatus {
                     phase: Some(RolloutPhase::Progressing),
                     rings: vec![ring("it", RingPhase::Deploying)],
                     ..PatchRolloutStatus::default()
-                },
+                }),
             ));
             d.rollouts.push((
                 "ws.kb2".into(),
-                PatchRolloutStatus {
+                std::sync::Arc::new(PatchRolloutStatus {
                     phase: Some(RolloutPhase::Halted),
                     rings: vec![ring("it", RingPhase::Halted)],
                     ..PatchRolloutStatus::default()
-                },
+                }),
             ));
         }
         d

@@ -201,12 +201,12 @@ fn new_rollout_decisions() -> Decisions {
         }],
         rollouts: vec![(
             "ws.kb1".into(),
-            PatchRolloutStatus {
+            std::sync::Arc::new(PatchRolloutStatus {
                 observed_generation: Some(1),
                 phase: Some(RolloutPhase::Progressing),
                 current_ring: Some("it".into()),
                 ..PatchRolloutStatus::default()
-            },
+            }),
         )],
         ..Decisions::default()
     }

@@ -13,6 +13,7 @@
 //! | per device, the first instant one of its clocks changes (a heap) | devices whose clock changes by now are counted again |
 //! | per rollout, its last decision when it changed nothing (a memo) | replayed while its members, object, approval, freezes and wake-up are as they were |
 //! | the devices whose stored summary differs from theirs | their summaries are given again, as a full pass would |
+//! | per device, when it was last seen | a changed device whose object is the one counted (its `resourceVersion`) only checked in: that is updated, nothing is counted again |
 //!
 //! Whatever it cannot update this way (a spec, the catalog, people's decisions, a device
 //! added or removed, time going back, an approval or supersession that moved with time,
@@ -24,6 +25,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -73,8 +75,8 @@ pub(super) struct Memo {
     policy_freezes: Vec<Freeze>,
     ring_freezes: Vec<Vec<Freeze>>,
     blocked: Option<String>,
-    /// Its status (the stored one).
-    pub(super) status: PatchRolloutStatus,
+    /// Its status (the stored one), shared with the decisions that gave it.
+    pub(super) status: Arc<PatchRolloutStatus>,
     /// When it asked to be decided again by time alone (its wake-up, replayed).
     pub(super) wake: Option<Timestamp>,
     /// Until when the decision holds by time: its wake-up, and the next instant a window
@@ -85,16 +87,18 @@ pub(super) struct Memo {
 
 impl Memo {
     /// The memo of a rollout's decision at `now` over `rings`, if it changed nothing.
+    /// `status` is the outcome's status, taken out of it.
     pub(super) fn of(
         one: &One<'_, '_>,
         outcome: &RolloutOutcome,
+        status: &Arc<PatchRolloutStatus>,
         rings: &[RingInput<'_>],
         now: Timestamp,
     ) -> Option<Memo> {
         let existing = one.existing?;
         let settled = outcome.plan.is_empty()
             && outcome.events.is_empty()
-            && existing.status.as_ref() == Some(&outcome.status);
+            && existing.status.as_ref() == Some(&**status);
         let name = name_of(&existing.metadata);
         settled.then(|| Memo {
             until: until(outcome.wake, &one.pv.freezes, rings, name, now),
@@ -103,7 +107,7 @@ impl Memo {
             policy_freezes: one.pv.freezes.clone(),
             ring_freezes: ring_freezes(one).map(<[Freeze]>::to_vec).collect(),
             blocked: one.pv.blocked(),
-            status: outcome.status.clone(),
+            status: Arc::clone(status),
             wake: outcome.wake,
         })
     }
@@ -336,6 +340,11 @@ pub(super) fn resume<'a>(
     if !slots_hold(t, &w, now) {
         return None;
     }
+    // A changed device whose object is the one counted last (its version) was only
+    // seen again: its check-in is all there is to update.
+    let (seen, changed): (Vec<usize>, Vec<usize>) = changed
+        .into_iter()
+        .partition(|&di| cache.devices[di].unchanged(w.devices[di]));
     let mut dis: BTreeSet<usize> = changed.into_iter().collect();
     dis.extend(volatile.iter().map(|&di| di as usize));
     due(&mut clocks, &w.views, now, &mut dis);
@@ -351,6 +360,11 @@ pub(super) fn resume<'a>(
         governed.add(di, &w.views[di]);
         recounted(di, &w.views[di], &mut clocks, &mut volatile);
     }
+    let seen: Vec<usize> = seen
+        .into_iter()
+        .filter(|di| dis.binary_search(di).is_err())
+        .collect();
+    walk::reseen(t, &mut w, cache, &seen);
     if clocks.len() > 2 * w.views.len() + 1024 {
         // Entries a device's later count replaced: start afresh rather than let them pile.
         clocks = w

@@ -276,7 +276,7 @@ fn rollout_status<'d>(
     d.rollouts
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, s)| s)
+        .map(|(_, s)| &**s)
         .or_else(|| t.rollouts[f.pi * t.patches.len() + f.ix].and_then(|r| r.status.as_ref()))
 }
 

@@ -2,6 +2,7 @@
 //! rollout (created when it is new), decided ring by ring by [`rollout::decide`].
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -215,7 +216,7 @@ impl<'s, 'a> One<'s, 'a> {
         let name = self.existing.map_or("", |r| name_of(&r.metadata));
         count_active(self.pv, &m.status, ring_active);
         d.wake(m.wake, now);
-        d.rollouts.push((name.to_string(), m.status.clone()));
+        d.rollouts.push((name.to_string(), Arc::clone(&m.status)));
     }
 
     /// Decides the rollout and puts its status, plan changes, Events and wake-up in `d`;
@@ -270,9 +271,10 @@ impl<'s, 'a> One<'s, 'a> {
             now,
         );
         count_active(pv, &outcome.status, ring_active);
+        let status = Arc::new(std::mem::take(&mut outcome.status));
         if let Some((at, r)) = keep {
             if let Some(memo) = r.memos.get_mut(at) {
-                *memo = Memo::of(&self, &outcome, &rings, now);
+                *memo = Memo::of(&self, &outcome, &status, &rings, now);
             }
             let mut pool = r.pool.borrow_mut();
             pool.extend(rings.into_iter().map(|ring| kept::recycle(ring.members)));
@@ -287,7 +289,7 @@ impl<'s, 'a> One<'s, 'a> {
         d.plan.extend(outcome.plan);
         d.events.extend(outcome.events);
         d.wake(outcome.wake, now);
-        d.rollouts.push((name, outcome.status));
+        d.rollouts.push((name, status));
     }
 
     /// The policy's rings, each with its spec (or why it cannot be used) and the members

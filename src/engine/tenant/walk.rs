@@ -839,22 +839,9 @@ fn memberships(
     let (Some(pi), Some(ring)) = (entry.policy, entry.ring) else {
         return Vec::new();
     };
-    let n = t.patches.len();
     let seen = w.views.get(di).map(|v| v.seen).unwrap_or_default();
-    let after = unreachable_after(t, pi, ring);
-    let turns = seen.get().and_then(|s| s.checked_add(after.span()).ok());
-    let mut out: Vec<(usize, Membership)> = entry
-        .pairs
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.duplicate())
-        .filter_map(|(pos, p)| Some((pos, p, pi * n + p.ix()?)))
-        .filter(|(_, _, at)| {
-            w.slots
-                .get(*at)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.decided)
-        })
+    let turns = turns_unreachable(t, pi, ring, seen);
+    let mut out: Vec<(usize, Membership)> = member_slots(t, w, pi, entry)
         .map(|(pos, p, at)| {
             let m = Membership {
                 ring,
@@ -873,6 +860,69 @@ fn memberships(
         .collect();
     out.sort_by_key(|(at, _)| *at);
     out
+}
+
+/// The device's reports that make it a member of a rollout (of policy `pi`, which
+/// governs it): each one's position, pair and slot (policy × patch), in report order.
+fn member_slots<'e>(
+    t: &Tenant<'_>,
+    w: &'e Walked<'_>,
+    pi: usize,
+    entry: &'e Derived,
+) -> impl Iterator<Item = (usize, &'e Pair, usize)> + 'e {
+    let n = t.patches.len();
+    entry
+        .pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.duplicate())
+        .filter_map(move |(pos, p)| Some((pos, p, pi * n + p.ix()?)))
+        .filter(|(_, _, at)| {
+            w.slots
+                .get(*at)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.decided)
+        })
+}
+
+/// When a device last seen at `seen` turns unreachable in the ring at position `ring` of
+/// policy `pi` (none: never, or not seen).
+fn turns_unreachable(t: &Tenant<'_>, pi: usize, ring: usize, seen: When) -> Option<Timestamp> {
+    let after = unreachable_after(t, pi, ring);
+    seen.get().and_then(|s| s.checked_add(after.span()).ok())
+}
+
+/// Brings up to date when the devices at `dis` were last seen, devices whose objects are
+/// as the last pass counted them (so that nothing else of them can have changed: a
+/// check-in by Lease, or a `lastSeen` stamped without a new version). Nothing is counted
+/// again; the slots they are members of are marked as seen ([`Dirt::Seen`]), or as
+/// changed where a sighting that never turns unreachable cannot be told apart.
+pub(super) fn reseen(t: &Tenant<'_>, w: &mut Walked<'_>, cache: &Cache, dis: &[usize]) {
+    w.dirty.resize(w.slots.len(), Dirt::Clean);
+    for &di in dis {
+        let (Some(&dev), Some(entry)) = (w.devices.get(di), cache.devices.get(di)) else {
+            continue;
+        };
+        let seen = When::new(contract::last_seen(dev, t.check_ins));
+        let Some(view) = w.views.get_mut(di) else {
+            continue;
+        };
+        let before = std::mem::replace(&mut view.seen, seen);
+        let (Some(pi), Some(ring), false) = (entry.policy, entry.ring, before == seen) else {
+            continue;
+        };
+        let dirt = match (
+            turns_unreachable(t, pi, ring, before),
+            turns_unreachable(t, pi, ring, seen),
+        ) {
+            (Some(x), Some(y)) => Dirt::Seen(x.min(y)),
+            _ => Dirt::Changed,
+        };
+        let slots: Vec<usize> = member_slots(t, w, pi, entry).map(|(_, _, at)| at).collect();
+        for at in slots {
+            w.dirty[at] = w.dirty[at].and(dirt);
+        }
+    }
 }
 
 /// The slots in which a device's membership changed between `before` and `after` (both
