@@ -452,16 +452,34 @@ fn positions(snap: &Snapshot<'_>, cache: &Cache, changed: &BTreeSet<String>) -> 
             .is_sorted_by(|a, b| name_of(&a.metadata) <= name_of(&b.metadata)),
         "an incremental pass reads the devices in name order"
     );
+    // Both in name order: each name is looked for from where the last one was found,
+    // in steps that double (one look each when most devices changed, a few dozen when
+    // one did).
+    let mut from = 0;
     changed
         .iter()
         .map(|name| {
-            let di = cache
-                .devices
-                .binary_search_by(|e| e.name().cmp(name.as_bytes()))
-                .ok()?;
-            (name_of(&snap.devices.get(di)?.metadata) == name).then_some(di)
+            let di = from
+                + gallop(&snap.devices[from..], |d| {
+                    name_of(&d.metadata) < name.as_str()
+                });
+            let dev = snap.devices.get(di)?;
+            from = di + 1;
+            (name_of(&dev.metadata) == name && cache.devices.get(di)?.is_for(dev)).then_some(di)
         })
         .collect()
+}
+
+/// The first position in `list` at which `before` is false (`before` holds for a prefix
+/// of it), found by looking at positions 0, 1, 3, 7, … and then halving.
+fn gallop<T>(list: &[T], before: impl Fn(&T) -> bool) -> usize {
+    let mut end = 1;
+    while end < list.len() && before(&list[end - 1]) {
+        end *= 2;
+    }
+    let end = end.min(list.len());
+    let start = end / 2;
+    start + list[start..end].partition_point(before)
 }
 
 /// Whether every kept slot's approval, supersession and decision to roll out are what
@@ -496,4 +514,19 @@ fn due(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gallop;
+
+    #[test]
+    fn gallop_finds_the_first_position_not_before() {
+        for len in 0..40 {
+            let list: Vec<usize> = (0..len).collect();
+            for cut in 0..=len {
+                assert_eq!(gallop(&list, |&x| x < cut), cut, "len {len}, cut {cut}");
+            }
+        }
+    }
 }
