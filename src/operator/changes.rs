@@ -52,6 +52,12 @@ impl Tracker {
         }
     }
 
+    /// Forgets a namespace's notes (its tenant is no longer reconciled here): its next
+    /// notes say everything changed, and until then none are kept for it.
+    pub fn forget(&mut self, ns: &str) {
+        self.by_namespace.remove(ns);
+    }
+
     /// Notes a relist: every namespace's next notes say everything changed.
     pub fn relisted(&mut self) {
         self.epoch += 1;
@@ -120,6 +126,19 @@ mod tests {
         t.note("a", "d2");
         assert!(t.take("a").everything);
         assert!(t.take("b").everything);
+        t.note("a", "d3");
+        assert_eq!(names(&t.take("a")), ["d3"]);
+    }
+
+    #[test]
+    fn a_forgotten_tenant_keeps_no_notes_and_is_told_everything_next() {
+        let mut t = Tracker::default();
+        t.take("a");
+        t.note("a", "d1");
+        t.forget("a");
+        t.note("a", "d2");
+        assert!(t.by_namespace.get("a").is_none_or(|(_, d)| d.is_empty()));
+        assert!(t.take("a").everything);
         t.note("a", "d3");
         assert_eq!(names(&t.take("a")), ["d3"]);
     }

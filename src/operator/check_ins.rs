@@ -109,6 +109,12 @@ impl CheckInStore {
         (map.get(ns).cloned().unwrap_or_default(), pending)
     }
 
+    /// Forgets the notes of a namespace no longer reconciled here
+    /// ([`super::changes::Tracker::forget`]).
+    pub fn forget_changes(&self, ns: &str) {
+        lock(&self.tracker).forget(ns);
+    }
+
     /// Notes a Lease as applied (created or renewed); `unreachable_after` is the shortest
     /// `unreachableAfter` of its namespace's rings (see [`renewal_matters`]).
     pub fn apply(&self, lease: &Lease, unreachable_after: Option<SignedDuration>) -> Change {

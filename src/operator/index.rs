@@ -170,6 +170,14 @@ impl<K> Indexed<K> {
         (objects_of(&s.live, ns), pending)
     }
 
+    /// Forgets the notes of a namespace no longer reconciled here
+    /// ([`super::changes::Tracker::forget`]).
+    pub fn forget_changes(&self, ns: &str) {
+        if let Some(t) = write(&self.state).tracker.as_mut() {
+            t.forget(ns);
+        }
+    }
+
     /// One object.
     pub fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
         read(&self.state).live.get(ns)?.get(name).cloned()

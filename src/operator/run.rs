@@ -292,6 +292,11 @@ impl Operator {
             ),
         }
         started.ownership.set(shard, false);
+        let ownership = &started.ownership;
+        started
+            .reconciler
+            .context()
+            .forget_tenants(|ns| ownership.shard_of(ns) == shard);
     }
 
     /// Runs until `shutdown` turns true: waits for the CRDs, starts the watchers, becomes

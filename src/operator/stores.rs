@@ -60,6 +60,15 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
         out
     }
 
+    /// Forgets the notes of a namespace's changes ([`Indexed::forget_changes`]).
+    pub fn forget_changes(&self, ns: &str) {
+        for (scope, store) in &self.stores {
+            if scope.as_deref().is_none_or(|s| s == ns) {
+                store.forget_changes(ns);
+            }
+        }
+    }
+
     /// The objects of a namespace, in name order, with the notes of which changed since
     /// the last call for it ([`Indexed::in_namespace_changed`]).
     pub fn in_namespace_changed(&self, ns: &str) -> (Vec<Arc<K>>, Pending) {
@@ -163,6 +172,13 @@ impl Stores {
             ..self.objects_but_devices(ns)
         };
         (objects, pending)
+    }
+
+    /// Forgets which of a namespace's devices changed: its tenant is no longer reconciled
+    /// here (its next pass, if any, is told everything changed).
+    pub fn forget_changes(&self, ns: &str) {
+        self.devices.forget_changes(ns);
+        self.check_ins.forget_changes(ns);
     }
 
     /// Waits until every store has listed its objects once; false if a watcher is gone.

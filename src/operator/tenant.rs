@@ -116,7 +116,7 @@ impl Context {
         let cache = self.take_cache(ns);
         let now = Timestamp::now();
         let (objects, decisions, cache) = decide_changed(objects, changed, cache, now).await?;
-        self.put_cache(ns, cache);
+        self.put_cache(ns, &objects, cache);
         let applied = self.applier.apply(&objects, &decisions).await;
         let mut pass = Pass {
             objects,
@@ -153,9 +153,29 @@ impl Context {
         }
     }
 
-    fn put_cache(&self, ns: &str, cache: engine::Cache) {
+    /// Keeps the tenant's cache for its next pass, unless the namespace holds nothing to
+    /// decide any more (deleted, or emptied): then its memory is given back.
+    fn put_cache(&self, ns: &str, objects: &Objects, cache: engine::Cache) {
         let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        if objects.devices.is_empty() && objects.policies.is_empty() {
+            drop(caches);
+            self.stores.forget_changes(ns);
+            return;
+        }
         caches.insert(ns.to_string(), cache);
+    }
+
+    /// Forgets what is kept between passes for the tenants `gone` names (their shard went
+    /// to another replica): their caches and the notes of their changes. Were they kept,
+    /// they would only grow stale; a shard taken back starts with full passes.
+    pub fn forget_tenants(&self, gone: impl Fn(&str) -> bool) {
+        let forgotten = {
+            let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+            take_gone(&mut caches, gone)
+        };
+        for ns in forgotten {
+            self.stores.forget_changes(&ns);
+        }
     }
 
     /// Writes the catalog's statuses where they differ.
@@ -286,6 +306,23 @@ impl TenantReconciler {
     pub fn new(ctx: Arc<Context>) -> Self {
         Self { ctx }
     }
+
+    /// The context its reconciles share.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+/// Takes out of `caches` those of the tenants `gone` names; returns their names.
+fn take_gone(
+    caches: &mut HashMap<String, engine::Cache>,
+    gone: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let names: Vec<String> = caches.keys().filter(|ns| gone(ns)).cloned().collect();
+    for ns in &names {
+        caches.remove(ns);
+    }
+    names
 }
 
 fn controller(key: &Key) -> &'static str {
@@ -381,5 +418,17 @@ mod tests {
         assert!(caught_up(None, Some("3"), &["4"]), "deleted meanwhile");
         assert!(caught_up(Some("b"), Some("a"), &["b"]), "opaque versions");
         assert!(!caught_up(Some("a"), Some("a"), &["b"]));
+    }
+
+    #[test]
+    fn the_caches_of_tenants_that_went_elsewhere_are_taken_out() {
+        let mut caches: HashMap<String, engine::Cache> = ["a", "b", "c"]
+            .into_iter()
+            .map(|ns| (ns.to_string(), engine::Cache::new()))
+            .collect();
+        let mut gone = take_gone(&mut caches, |ns| ns != "b");
+        gone.sort();
+        assert_eq!(gone, ["a", "c"]);
+        assert_eq!(caches.keys().collect::<Vec<_>>(), ["b"]);
     }
 }
