@@ -470,10 +470,10 @@ impl Metrics {
 
     /// The device counts by policy, tier and ring, the unreachable ones, and the newest
     /// check-in.
-    fn tenant_devices(
+    fn tenant_devices<'o>(
         &self,
-        objects: &Objects,
-        d: &Decisions,
+        objects: &'o Objects,
+        d: &'o Decisions,
         at: Timestamp,
         now: &mut TenantSeries,
     ) {
@@ -484,16 +484,22 @@ impl Metrics {
             d.devices.iter().map(|(n, c)| (n.as_str(), c)).collect();
         // Unreachable as the rollouts judge it: not seen for the ring's unreachableAfter
         // (a device that never checked in is not unreachable).
+        let afters: HashMap<&str, _> = objects
+            .rings
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.metadata.name.as_deref()?,
+                    unreachable_after(Some(&r.spec)),
+                ))
+            })
+            .collect();
         let after = |ring: Option<&str>| {
-            unreachable_after(
-                objects
-                    .rings
-                    .iter()
-                    .find(|r| ring.is_some_and(|n| r.metadata.name.as_deref() == Some(n)))
-                    .map(|r| &r.spec),
-            )
+            ring.and_then(|n| afters.get(n).copied())
+                .unwrap_or_else(|| unreachable_after(None))
         };
-        let mut device_counts: HashMap<DeviceLabels, (i64, i64)> = HashMap::new();
+        // Counted under borrowed labels (a pass walks every device; few label sets).
+        let mut device_counts: HashMap<[&str; 3], (i64, i64)> = HashMap::new();
         let mut newest_seen: Option<Timestamp> = None;
         for dev in &objects.devices {
             let Some(name) = dev.metadata.name.as_deref() else {
@@ -507,18 +513,20 @@ impl Metrics {
                 .or_else(|| dev.status.as_ref().and_then(|s| s.compliance.as_ref()));
             let Some(c) = summary else { continue };
             let unreachable = unreachable(seen, after(c.ring.as_deref()), at);
+            let label = |l: &'o Option<String>| l.as_deref().unwrap_or_default();
             let counts = device_counts
-                .entry(DeviceLabels {
-                    namespace: ns.to_string(),
-                    policy: c.policy.clone().unwrap_or_default(),
-                    tier: c.tier.clone().unwrap_or_default(),
-                    ring: c.ring.clone().unwrap_or_default(),
-                })
+                .entry([label(&c.policy), label(&c.tier), label(&c.ring)])
                 .or_default();
             counts.0 += 1;
             counts.1 += i64::from(unreachable);
         }
-        for (labels, (n, unreachable)) in device_counts {
+        for ([policy, tier, ring], (n, unreachable)) in device_counts {
+            let labels = DeviceLabels {
+                namespace: ns.to_string(),
+                policy: policy.to_string(),
+                tier: tier.to_string(),
+                ring: ring.to_string(),
+            };
             self.devices.get_or_create(&labels).set(n);
             self.devices_unreachable
                 .get_or_create(&labels)
