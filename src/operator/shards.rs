@@ -381,7 +381,13 @@ async fn act(
                 info!(shard, lease = %name, identity = %cfg.identity, "asked for the shard");
             }
         }
-        Err(e) => debug!(shard, lease = %name, error = %e, "writing the shard Lease failed"),
+        // Another replica writing first is the normal outcome of a race; anything else
+        // (forbidden by RBAC, a namespace that does not exist, no answer) keeps this
+        // replica from ever holding the shard, and the people running it must see why.
+        Err(e) if e.lost_race() => {
+            debug!(shard, lease = %name, error = %e, "another replica wrote the shard Lease first")
+        }
+        Err(e) => warn!(shard, lease = %name, error = %e, "writing the shard Lease failed"),
     }
 }
 
@@ -497,6 +503,14 @@ pub enum LeaseError {
     Timeout(Duration),
 }
 
+impl LeaseError {
+    /// Whether another replica wrote the Lease first (a conflict, or a create of one that
+    /// exists): the expected outcome of two replicas acting at once.
+    pub fn lost_race(&self) -> bool {
+        matches!(self, LeaseError::Api(kube::Error::Api(s)) if s.code == 409)
+    }
+}
+
 async fn timed<T>(
     fut: impl std::future::Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, LeaseError> {
@@ -515,6 +529,20 @@ mod tests {
             holder: Some(h.into()),
             ..Seen::default()
         }
+    }
+
+    #[test]
+    fn only_a_conflict_counts_as_losing_a_race() {
+        let answered = |code: u16| {
+            LeaseError::Api(kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            })))
+        };
+        assert!(answered(409).lost_race(), "another replica wrote first");
+        assert!(!answered(403).lost_race(), "forbidden by RBAC");
+        assert!(!answered(404).lost_race(), "no such namespace");
+        assert!(!LeaseError::Timeout(REQUEST_TIMEOUT).lost_race());
     }
 
     #[test]
