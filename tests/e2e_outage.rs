@@ -165,6 +165,7 @@ async fn three_replicas_with_shards_take_over_a_dead_ones_tenants() {
             rollout_tenant(env, 6, 1).await;
         }
         let namespaces: Vec<String> = envs.iter().map(|e| e.ns.clone()).collect();
+        allow_shard_leases(&envs[0]).await;
         let flags = ["--shards", "3", "--lease-name", LEASES];
         let mut replicas: Vec<Child> = ["replica-a", "replica-b", "replica-c"]
             .iter()
@@ -178,6 +179,53 @@ async fn three_replicas_with_shards_take_over_a_dead_ones_tenants() {
         a_terminated_replica_lets_go(&envs[0], replicas).await;
     })
     .await;
+}
+
+/// Lets the operator's identity (`RINGMASTER_E2E_OPERATOR_KUBECONFIG`, when set) write
+/// the shard Leases in `env`'s namespace, which the replicas take as their own
+/// (`POD_NAMESPACE`): what the chart's leader-election Role grants in the release
+/// namespace.
+async fn allow_shard_leases(env: &Env) {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::Api;
+    use kube::api::PostParams;
+    if std::env::var_os("RINGMASTER_E2E_OPERATOR_KUBECONFIG").is_none() {
+        return;
+    }
+    let review = Api::<SelfSubjectReview>::all(operator_client().await)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("a SelfSubjectReview as the operator");
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .expect("the API server names the operator's user");
+    let names: Vec<String> = (0..3).map(|shard| lease_name(LEASES, shard)).collect();
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "shard-leases"},
+        "rules": [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": names, "verbs": ["get", "update", "patch"]}
+        ]
+    }))
+    .expect("a Role");
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "shard-leases"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "shard-leases"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))
+    .expect("a RoleBinding");
+    Api::<Role>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("creating the shard Leases' Role");
+    Api::<RoleBinding>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding the shard Leases' Role");
 }
 
 /// Every shard Lease's holder, once all three are held.
