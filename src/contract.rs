@@ -187,14 +187,15 @@ pub fn answers(report: &DevicePatchStatus, entry: &PlanEntry) -> bool {
 /// Where the device stands with the patch, given its report and the install entry of the
 /// rollout asking (None when that rollout has not admitted it).
 pub fn judge(report: &DevicePatchStatus, entry: Option<&PlanEntry>, now: Timestamp) -> Standing {
-    judge_state(report.state, report, entry, now)
+    judge_state(report.state, || report, entry, now)
 }
 
-/// [`judge`] with the report's state at hand: the report itself is read only when an
-/// entry asks for an attempt (most devices of a large ring have none).
-pub fn judge_state(
+/// [`judge`] with the report's state at hand: the report itself (`report`) is read only
+/// when an entry asks for an attempt (most devices of a large ring have none, and a
+/// rollout judges every member at every pass).
+pub fn judge_state<'r>(
     state: PatchState,
-    report: &DevicePatchStatus,
+    report: impl Fn() -> &'r DevicePatchStatus,
     entry: Option<&PlanEntry>,
     now: Timestamp,
 ) -> Standing {
@@ -203,10 +204,10 @@ pub fn judge_state(
         (PatchState::PendingReboot, _) | (PatchState::Installing, None) => Standing::InProgress,
         (PatchState::RolledBack, None) => Standing::RolledBack,
         (PatchState::Missing | PatchState::Failed, None) => Standing::Waiting,
-        (PatchState::Failed, Some(e)) if answers(report, e) => {
+        (PatchState::Failed, Some(e)) if answers(report(), e) => {
             Standing::Failed(FailReason::Reported)
         }
-        (_, Some(e)) if timed_out(report, e, now) => Standing::Failed(FailReason::TimedOut),
+        (_, Some(e)) if timed_out(report(), e, now) => Standing::Failed(FailReason::TimedOut),
         (_, Some(_)) => Standing::InProgress,
     }
 }

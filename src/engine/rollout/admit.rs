@@ -124,12 +124,12 @@ impl<'i, 'a> Pass<'i, 'a> {
                 not_after,
                 deadline: m.deadline(),
                 attempt: Some(attempt.clone()),
-                basis: Some(contract::digest(m.report)),
+                basis: Some(contract::digest(m.report())),
                 answer_by: contract::answer_by(now, timeout),
             };
             self.out
                 .plan
-                .push(set(m.name(), PlanList::Install, &m.report.id, entry));
+                .push(set(m.name(), PlanList::Install, &m.report().id, entry));
         }
         let admitted: Vec<&str> = candidates.iter().map(|m| m.name()).collect();
         let n = admitted.len() as u32;
@@ -169,7 +169,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         for m in &ring.members {
             if let Some(e) = m.install().filter(|e| e.rollout == name)
                 && !m.excepted
-                && contract::needs_renewal(m.report, e, now)
+                && contract::needs_renewal(m.report(), e, now)
             {
                 let renewed = PlanEntry {
                     deadline: m.deadline(),
@@ -177,7 +177,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 };
                 self.out
                     .plan
-                    .push(set(m.name(), PlanList::Install, &m.report.id, renewed));
+                    .push(set(m.name(), PlanList::Install, &m.report().id, renewed));
             }
         }
     }
@@ -188,7 +188,7 @@ fn needs_renewal(ring: &RingInput<'_>, rollout: &str, now: Timestamp) -> bool {
     ring.members.iter().any(|m| {
         m.install()
             .filter(|e| e.rollout == rollout)
-            .is_some_and(|e| !m.excepted && contract::needs_renewal(m.report, e, now))
+            .is_some_and(|e| !m.excepted && contract::needs_renewal(m.report(), e, now))
     })
 }
 

@@ -126,7 +126,7 @@ impl<'i, 'a> Pass<'i, 'a> {
                 {
                     push_unique(
                         &mut self.out.plan,
-                        remove(m.name(), PlanList::Install, &m.report.id),
+                        remove(m.name(), PlanList::Install, &m.report().id),
                     );
                 }
             }
@@ -171,7 +171,7 @@ impl<'i, 'a> Pass<'i, 'a> {
             if m.install().is_some_and(|e| e.rollout == name) {
                 push_unique(
                     &mut self.out.plan,
-                    remove(m.name(), PlanList::Install, &m.report.id),
+                    remove(m.name(), PlanList::Install, &m.report().id),
                 );
             }
             let has_it = matches!(
@@ -192,12 +192,12 @@ impl<'i, 'a> Pass<'i, 'a> {
                     };
                     self.out
                         .plan
-                        .push(set(m.name(), PlanList::Uninstall, &m.report.id, entry));
+                        .push(set(m.name(), PlanList::Uninstall, &m.report().id, entry));
                 }
             } else if m.uninstall().is_some_and(|e| e.rollout == name) {
                 self.out
                     .plan
-                    .push(remove(m.name(), PlanList::Uninstall, &m.report.id));
+                    .push(remove(m.name(), PlanList::Uninstall, &m.report().id));
             }
         }
         left

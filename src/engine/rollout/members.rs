@@ -33,7 +33,7 @@ fn standing(
     if unreachable(seen, unreachable_after, now) {
         return Standing::Unreachable;
     }
-    Standing::Judged(contract::judge_state(m.state, m.report, ours, now))
+    Standing::Judged(contract::judge_state(m.state, || m.report(), ours, now))
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,7 +129,7 @@ pub(super) fn tally(
         };
         if release && ours.is_some() {
             t.releases
-                .push(remove(m.name(), PlanList::Install, &m.report.id));
+                .push(remove(m.name(), PlanList::Install, &m.report().id));
         }
         if let (Standing::Judged(_), Some(seen)) = (s, last_seen) {
             earliest_seen = Some(earliest_seen.map_or(seen, |e| e.min(seen)));
@@ -183,7 +183,10 @@ impl Tallied {
             }
             contract::Standing::InProgress => {
                 c.in_progress += 1;
-                self.sooner(ours.and_then(|e| contract::times_out_at(m.report, e)), now);
+                self.sooner(
+                    ours.and_then(|e| contract::times_out_at(m.report(), e)),
+                    now,
+                );
             }
             contract::Standing::Waiting => c.waiting += 1,
             contract::Standing::RolledBack => c.rolled_back += 1,

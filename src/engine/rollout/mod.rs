@@ -48,14 +48,15 @@ pub fn unreachable(seen: Option<Timestamp>, after: Duration, now: Timestamp) -> 
 
 /// One device of the policy that reports the patch, as the rollout sees it. A pass makes
 /// one per device–patch pair of a rollout's rings, so it is kept small (72 bytes): what
-/// every member's standing needs is copied in, the plan's entries are looked up only for
-/// members that have one.
+/// every member's standing needs is copied in; the device object itself (its report, its
+/// plan's entries) is read only for members that have an entry or are named.
 #[derive(Clone, Debug)]
 pub struct Member<'a> {
     /// The device (its name is read only where a decision names it).
     pub device: &'a ManagedDevice,
-    /// Its report for this patch.
-    pub report: &'a DevicePatchStatus,
+    /// Where its report for this patch is in the device's `status.patches`
+    /// ([`Member::report`]).
+    pub(crate) report_at: u32,
     /// The report's state (`report.state`, copied where the caller has it at hand: a
     /// rollout reads every member's, and most need nothing else of the report).
     pub state: PatchState,
@@ -73,7 +74,28 @@ pub struct Member<'a> {
     pub(crate) deadline: When,
 }
 
+/// The report a member whose device lost its reports would have (it cannot: a member is
+/// made from its report, and the objects of a pass do not change).
+static NO_REPORT: DevicePatchStatus = DevicePatchStatus {
+    id: String::new(),
+    state: PatchState::Missing,
+    attempts: 0,
+    last_attempt_at: None,
+    installed_at: None,
+    message: None,
+    attempt: None,
+};
+
 impl<'a> Member<'a> {
+    /// Its report for this patch.
+    pub fn report(&self) -> &'a DevicePatchStatus {
+        self.device
+            .status
+            .as_ref()
+            .and_then(|s| s.patches.get(self.report_at as usize))
+            .unwrap_or(&NO_REPORT)
+    }
+
     /// The device name.
     pub fn name(&self) -> &'a str {
         self.device.metadata.name.as_deref().unwrap_or("")
@@ -83,7 +105,7 @@ impl<'a> Member<'a> {
     pub fn install(&self) -> Option<&'a PlanEntry> {
         let plan = &self.device.spec.plan;
         self.in_install
-            .then(|| plan.install.get(&self.report.id))
+            .then(|| plan.install.get(&self.report().id))
             .flatten()
     }
 
@@ -91,7 +113,7 @@ impl<'a> Member<'a> {
     pub fn uninstall(&self) -> Option<&'a PlanEntry> {
         let plan = &self.device.spec.plan;
         self.in_uninstall
-            .then(|| plan.uninstall.get(&self.report.id))
+            .then(|| plan.uninstall.get(&self.report().id))
             .flatten()
     }
 
@@ -164,6 +186,10 @@ pub struct RolloutOutcome {
     pub events: Vec<Event>,
     /// The earliest instant after now at which this rollout must be decided again.
     pub wake: Option<Timestamp>,
+    /// The earliest instant after now at which this decision changes by time alone, even
+    /// where nothing need act on it: a finished rollout asks for no wake-up, but its
+    /// rings' counts still move as entries time out and members turn unreachable.
+    pub changes_at: Option<Timestamp>,
     /// A ring cannot deploy because a spec is unusable (a ring missing or invalid, or the
     /// policy blocked): the rollout is Stalled until a person fixes it.
     pub invalid_spec: bool,
@@ -246,6 +272,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         .min()
         .copied();
     let done = matches!(phase, RolloutPhase::Aborted | RolloutPhase::RolledBack);
+    pass.out.changes_at = wake;
     pass.out.wake = if done { None } else { wake };
     pass.out.status = pass.status(phase, rings);
     pass.out

@@ -79,9 +79,11 @@ pub(super) struct Memo {
     pub(super) status: Arc<PatchRolloutStatus>,
     /// When it asked to be decided again by time alone (its wake-up, replayed).
     pub(super) wake: Option<Timestamp>,
-    /// Until when the decision holds by time: its wake-up, and the next instant a window
-    /// or a freeze of its rings opens or closes, or one of its entries' windows ends (a
-    /// ring that waits on no device says nothing of those, but they change what it says).
+    /// Until when the decision holds by time: the first change by time alone
+    /// ([`RolloutOutcome::changes_at`]: its wake-up, or for a finished rollout its counts'
+    /// next change), and the next instant a window or a freeze of its rings opens or
+    /// closes, or one of its entries' windows ends (a ring that waits on no device says
+    /// nothing of those, but they change what it says).
     until: Option<Timestamp>,
 }
 
@@ -101,7 +103,7 @@ impl Memo {
             && existing.status.as_ref() == Some(&**status);
         let name = name_of(&existing.metadata);
         settled.then(|| Memo {
-            until: until(outcome.wake, &one.pv.freezes, rings, name, now),
+            until: until(outcome.changes_at, &one.pv.freezes, rings, name, now),
             version: Version::of(existing.metadata.resource_version.as_deref()),
             record: one.record.clone(),
             policy_freezes: one.pv.freezes.clone(),

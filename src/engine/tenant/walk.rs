@@ -502,7 +502,7 @@ impl<'a> Walk<'_, 'a> {
             }
             // The pair keeps the clock just counted: its deadline is the clock's.
             debug_assert_eq!(pair.deadline_when(), When::new(clock.deadline));
-            slot.members[ring].push(member_of(dev, report, pair, last_seen));
+            slot.members[ring].push(member_of(dev, pos, pair, last_seen));
         }
     }
 
@@ -1051,26 +1051,27 @@ pub(super) fn members<'a>(
         .collect()
 }
 
-/// One member, from its device's position and its report's.
+/// One member, from its device's position and its report's (the device object itself is
+/// not read: its entry's pair says what a member needs of the report).
 fn member<'a>(w: &Walked<'a>, cache: &Cache, di: usize, pos: usize) -> Option<Member<'a>> {
     let dev = *w.devices.get(di)?;
-    let report = dev.status.as_ref()?.patches.get(pos)?;
     let pair = cache.devices.get(di)?.pairs.get(pos)?;
-    Some(member_of(dev, report, pair, w.views.get(di)?.seen))
+    Some(member_of(dev, pos, pair, w.views.get(di)?.seen))
 }
 
 /// The member a device–patch pair makes, its clock counted, the device last seen at
 /// `last_seen`.
 fn member_of<'a>(
     device: &'a ManagedDevice,
-    report: &'a DevicePatchStatus,
+    report: usize,
     pair: &Pair,
     last_seen: When,
 ) -> Member<'a> {
     let (in_install, in_uninstall) = pair.in_plan();
     Member {
         device,
-        report,
+        // A device's reports are in memory: far fewer than u32::MAX.
+        report_at: report as u32,
         state: pair.state,
         excepted: pair.blocks(),
         in_install,
