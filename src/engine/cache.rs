@@ -66,8 +66,10 @@ impl Cache {
 
     /// Puts the entries in the order of `names` (sorted): an entry for each name, the
     /// previous one where there was one, an empty one otherwise.
-    pub(super) fn align<'n>(&mut self, names: impl Iterator<Item = &'n str>) {
+    pub(super) fn align<'n>(&mut self, names: impl ExactSizeIterator<Item = &'n str>) {
         let mut previous = std::mem::take(&mut self.devices).into_iter().peekable();
+        // Kept for every device: no room left over from growing the list.
+        self.devices.reserve_exact(names.len());
         for name in names {
             while previous.next_if(|e| e.name() < name.as_bytes()).is_some() {}
             let entry = previous

@@ -247,6 +247,7 @@ impl Kept {
         for tally in &mut walked.tallies {
             tally.settle();
         }
+        fit_positions(&mut walked);
         let mut clocks = Vec::new();
         let mut volatile = BTreeSet::new();
         for (di, v) in walked.views.iter().enumerate() {
@@ -266,6 +267,8 @@ impl Kept {
             .map(|(di, _)| di as u32)
             .collect();
         let prints = vec![Prints::default(); walked.views.len()];
+        // Kept until the next full pass: no room left over from growing it.
+        clocks.shrink_to_fit();
         Kept {
             walked,
             governed,
@@ -275,6 +278,16 @@ impl Kept {
             memos,
             prints,
             pool,
+        }
+    }
+}
+
+/// Gives each slot's member positions, made by pushing, no more room than they take: they
+/// are kept until the next full pass, and an incremental pass moves few of them.
+fn fit_positions(w: &mut Walked<'_>) {
+    for slot in w.slots.iter_mut().flatten() {
+        for list in &mut slot.at {
+            list.shrink_to_fit();
         }
     }
 }
