@@ -10,6 +10,9 @@
 //! The cache is plain data the caller owns; the engine stays pure. A pass with a cache
 //! decides exactly what a pass without one decides (`tests/it/engine_props.rs`).
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use jiff::Timestamp;
 
 use crate::api::{
@@ -27,7 +30,8 @@ use super::sla::{Clock, ClockState};
 /// [`decide_cached`](super::decide_cached) for that tenant. An entry is reused only
 /// while the device's labels and patch reports and the tenant's policies, rings,
 /// exceptions (and their phases) and catalog are unchanged, so no caller has to say
-/// what changed. It holds a copy of those inputs: memory in proportion to the fleet.
+/// what changed. It holds a 64-bit hash of each device's inputs, not a copy of them
+/// ([`Derived`] says what that assumes).
 #[derive(Clone, Default)]
 pub struct Cache {
     /// Whether entries are kept for the next pass (false for a one-off pass).
@@ -64,16 +68,22 @@ impl Cache {
         Self::default()
     }
 
-    /// Puts the entries in the order of `names` (sorted): an entry for each name, the
-    /// previous one where there was one, an empty one otherwise.
+    /// Puts the entries in the order of `names`: an entry for each name, the previous
+    /// one where there was one (found by its name's hash), an empty one otherwise.
     pub(super) fn align<'n>(&mut self, names: impl ExactSizeIterator<Item = &'n str>) {
-        let mut previous = std::mem::take(&mut self.devices).into_iter().peekable();
+        let mut previous = std::mem::take(&mut self.devices);
+        let by_name: HashMap<u64, usize> = previous
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kept)
+            .map(|(i, e)| (e.name, i))
+            .collect();
         // Kept for every device: no room left over from growing the list.
         self.devices.reserve_exact(names.len());
         for name in names {
-            while previous.next_if(|e| e.name() < name.as_bytes()).is_some() {}
-            let entry = previous
-                .next_if(|e| e.name() == name.as_bytes())
+            let entry = by_name
+                .get(&name_hash(name))
+                .map(|&i| std::mem::take(&mut previous[i]))
                 .unwrap_or_default();
             self.devices.push(entry);
         }
@@ -141,15 +151,28 @@ pub(super) struct ExceptionKey {
 }
 
 /// What one device contributes to a pass.
+///
+/// An entry keeps 64-bit SipHashes of the device's name and of the inputs it was derived
+/// from, not a copy of them (which would be a few hundred bytes a device), and is
+/// reused on one assumption, the one the incremental pass makes of reports
+/// (`tenant::kept`): two different names, or two devices' different names, labels and
+/// report ids, never hash alike. What a later pass must read back exactly is kept as
+/// it is: report states and install times in `pairs`, unknown report ids in `unknown`.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Derived {
-    /// Holds a copy of its inputs in `key` and can be reused while they match.
+    /// Holds the hashes of its inputs (`name`, `inputs`) and `unknown`, and can be
+    /// reused while they match.
     pub kept: bool,
-    /// The inputs it was derived from, written one after another in one buffer (a pass
-    /// compares every device, so the copy is kept compact): the device's name, its
-    /// labels and, when a policy governs it, each report's id — each string preceded by
-    /// its length. Report states and install times are in `pairs`.
-    pub key: Vec<u8>,
+    /// The hash of the device's name ([`name_hash`]): lines the entry up with its
+    /// device.
+    name: u64,
+    /// The hash of the inputs it was derived from besides its reports' states and
+    /// install times, which are in `pairs` ([`inputs_hash`]): the device's name, its
+    /// labels and, when a policy governs it, each report's id.
+    inputs: u64,
+    /// The ids of its reports the catalog does not know, in report order (recorded when
+    /// a policy governs it): what a later pass takes out of its policy's unknown ids.
+    unknown: Box<[Box<str>]>,
     /// The governing policy (index in the pass's policy list).
     pub policy: Option<usize>,
     /// Policies of equal priority that all select it.
@@ -235,19 +258,15 @@ pub(super) struct Summary {
     pub conflict: bool,
 }
 
-/// Marks absent labels in a key (a count cannot reach it).
-const NO_LABELS: u32 = u32::MAX;
-
 impl Derived {
-    /// The name of the device it was derived for, as bytes (the empty name for an entry
-    /// that was not kept). Bytes order as the names do.
-    pub fn name(&self) -> &[u8] {
-        Key(&self.key).str().unwrap_or_default()
+    /// Whether this entry was kept for the device named `name`.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.kept && self.name == name_hash(name)
     }
 
-    /// Whether this entry is for `dev`: its name is the entry's.
+    /// Whether this entry was kept for `dev`: its name is the entry's.
     pub fn is_for(&self, dev: &ManagedDevice) -> bool {
-        self.name() == dev.metadata.name.as_deref().unwrap_or("").as_bytes()
+        self.is_named(dev.metadata.name.as_deref().unwrap_or(""))
     }
 
     /// Whether `dev` is, to the byte, the object this entry last read: the same
@@ -258,111 +277,80 @@ impl Derived {
         self.kept && self.version.is(dev.metadata.resource_version.as_deref())
     }
 
-    /// Records the inputs of `dev` this entry is derived from (after `policy` is set).
+    /// Records the inputs of `dev` this entry is derived from (once derived).
     pub fn record(&mut self, dev: &ManagedDevice) {
-        let key = &mut self.key;
-        key.clear();
-        put_str(key, dev.metadata.name.as_deref().unwrap_or(""));
-        match &dev.metadata.labels {
-            None => put_len(key, NO_LABELS),
-            Some(labels) => {
-                put_len(key, len32(labels.len()));
-                for (k, v) in labels {
-                    put_str(key, k);
-                    put_str(key, v);
-                }
-            }
-        }
-        if self.policy.is_some() {
-            for r in dev.status.as_ref().map_or(&[][..], |s| &s.patches) {
-                put_str(key, &r.id);
-            }
-        }
-        // Kept for every device until it changes: no room left over from growing it.
-        key.shrink_to_fit();
-    }
-
-    /// The ids of the reports it was derived from, in report order (none when no policy
-    /// governs it: then they are not recorded).
-    pub fn report_ids(&self) -> impl Iterator<Item = &[u8]> {
-        let mut key = Key(&self.key);
-        let labels = key.str().and_then(|_| key.len());
-        if let Some(n) = labels.filter(|n| *n != NO_LABELS) {
-            for _ in 0..n.saturating_mul(2) {
-                key.str();
-            }
-        }
         let governed = self.policy.is_some();
-        std::iter::from_fn(move || key.str().filter(|_| governed))
+        self.name = name_hash(dev.metadata.name.as_deref().unwrap_or(""));
+        self.inputs = inputs_hash(dev, governed);
+        self.unknown = if governed {
+            reports(dev)
+                .iter()
+                .zip(&self.pairs)
+                .filter(|(_, p)| p.ix().is_none())
+                .map(|(r, _)| r.id.as_str().into())
+                .collect()
+        } else {
+            Box::default()
+        };
     }
 
-    /// Whether this entry was derived from the inputs `dev` has now (its name was
-    /// matched already): the same labels and, when governed, the same reports.
+    /// The ids of its reports the catalog does not know, in report order (none when no
+    /// policy governs it: then they are not recorded).
+    pub fn unknown_ids(&self) -> &[Box<str>] {
+        &self.unknown
+    }
+
+    /// Whether this entry was derived from the inputs `dev` has now: the same name and
+    /// labels and, when governed, the same reports.
     pub fn same_inputs(&self, dev: &ManagedDevice) -> bool {
         if !self.kept {
             return false;
         }
-        let mut key = Key(&self.key);
-        if key.str().is_none() {
-            return false;
-        }
-        let labels_match = match (&dev.metadata.labels, key.len()) {
-            (None, Some(NO_LABELS)) => true,
-            (Some(labels), Some(n)) if n != NO_LABELS && n == len32(labels.len()) => {
-                labels.iter().all(|(k, v)| key.eat(k) && key.eat(v))
+        let governed = self.policy.is_some();
+        if governed {
+            let reports = reports(dev);
+            let same_reports = self.pairs.len() == reports.len()
+                && self
+                    .pairs
+                    .iter()
+                    .zip(reports)
+                    .all(|(p, r)| p.state == r.state && p.installed_at() == r.installed_at);
+            if !same_reports {
+                return false;
             }
-            _ => false,
-        };
-        if !labels_match {
-            return false;
         }
-        if self.policy.is_none() {
-            // Ungoverned: its reports are not read.
-            return true;
+        // Ungoverned: its reports are not read.
+        self.inputs == inputs_hash(dev, governed)
+    }
+}
+
+/// A device's reports.
+fn reports(dev: &ManagedDevice) -> &[DevicePatchStatus] {
+    dev.status.as_ref().map_or(&[], |s| &s.patches)
+}
+
+/// The 64-bit SipHash of a device's name.
+fn name_hash(name: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
+}
+
+/// The 64-bit SipHash of what a device's entry is derived from besides its reports'
+/// states and install times: its name, its labels (none and an empty map apart) and,
+/// when a policy governs it, its reports' ids in order.
+fn inputs_hash(dev: &ManagedDevice, governed: bool) -> u64 {
+    let mut h = DefaultHasher::new();
+    dev.metadata.name.as_deref().unwrap_or("").hash(&mut h);
+    dev.metadata.labels.hash(&mut h);
+    if governed {
+        let reports = reports(dev);
+        h.write_usize(reports.len());
+        for r in reports {
+            r.id.hash(&mut h);
         }
-        let reports: &[DevicePatchStatus] = dev.status.as_ref().map_or(&[], |s| &s.patches);
-        self.pairs.len() == reports.len()
-            && self.pairs.iter().zip(reports).all(|(p, r)| {
-                p.state == r.state && p.installed_at() == r.installed_at && key.eat(&r.id)
-            })
     }
-}
-
-/// A length as stored in a key (longer strings and maps than a key can say never match).
-fn len32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(NO_LABELS - 1)
-}
-
-fn put_len(key: &mut Vec<u8>, n: u32) {
-    key.extend_from_slice(&n.to_le_bytes());
-}
-
-fn put_str(key: &mut Vec<u8>, s: &str) {
-    put_len(key, len32(s.len()));
-    key.extend_from_slice(s.as_bytes());
-}
-
-/// Reads a key from the front.
-struct Key<'k>(&'k [u8]);
-
-impl<'k> Key<'k> {
-    fn len(&mut self) -> Option<u32> {
-        let (head, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        Some(u32::from_le_bytes(*head))
-    }
-
-    fn str(&mut self) -> Option<&'k [u8]> {
-        let n = usize::try_from(self.len()?).ok()?;
-        let (s, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(s)
-    }
-
-    /// Reads the next string and says whether it is `s`.
-    fn eat(&mut self, s: &str) -> bool {
-        self.str() == Some(s.as_bytes())
-    }
+    h.finish()
 }
 
 /// One device–patch pair: its report's key fields, what covers it, and its SLA clock.
@@ -381,7 +369,7 @@ pub(super) struct Pair {
     pub exempt: Option<Box<Exempt>>,
     /// The patch's index in the catalog; [`NO_PATCH`] when the catalog does not know it.
     ix: u32,
-    /// The report's state (its id is in the device's key).
+    /// The report's state (its id is in the device's inputs hash).
     pub state: PatchState,
     /// Its clock's state, once run (with `deadline` and `next_change`).
     clock: Option<ClockState>,

@@ -454,11 +454,11 @@ fn positions(snap: &Snapshot<'_>, cache: &Cache, changed: &BTreeSet<String>) -> 
     changed
         .iter()
         .map(|name| {
-            let di = cache
+            let di = snap
                 .devices
-                .binary_search_by(|e| e.name().cmp(name.as_bytes()))
+                .binary_search_by(|d| name_of(&d.metadata).cmp(name))
                 .ok()?;
-            (name_of(&snap.devices.get(di)?.metadata) == name).then_some(di)
+            cache.devices.get(di)?.is_named(name).then_some(di)
         })
         .collect()
 }

@@ -627,17 +627,18 @@ impl<'a> Walk<'_, 'a> {
             return old;
         };
         let tier = tiers.get(entry.tier).map_or("", String::as_str);
-        let mut ids = entry.report_ids();
+        let mut unknown = entry.unknown_ids().iter();
         for pair in &entry.pairs {
-            let id = ids.next();
+            let Some(ix) = pair.ix() else {
+                // The catalog does not know it, so no other report of it counts instead.
+                if let Some(id) = unknown.next() {
+                    uncount_unknown(&mut w.unknown[pi], id);
+                }
+                continue;
+            };
             if pair.duplicate() {
                 continue;
             }
-            let Some(ix) = pair.ix() else {
-                let id = id.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
-                uncount_unknown(&mut w.unknown[pi], id);
-                continue;
-            };
             for &ei in pair.active() {
                 w.exc_covered[ei].remove(&di);
             }
@@ -1110,7 +1111,6 @@ fn derive(
     let labels = dev.metadata.labels.as_ref();
     e.kept = keep;
     e.summary = None;
-    e.key.clear();
     e.policy = None;
     e.conflict.clear();
     e.ring = None;
@@ -1129,9 +1129,6 @@ fn derive(
         }
     };
     e.policy = Some(pi);
-    if keep {
-        e.record(dev);
-    }
     for (pos, (_, ri)) in t.policies[pi].rings.iter().enumerate() {
         let Some(ri) = ri else { continue };
         if t.rings[*ri]
@@ -1158,6 +1155,9 @@ fn derive(
         e.pairs.reserve_exact(status.patches.len());
         pairs(e, dev, &status.patches, inputs);
         e.pairs.shrink_to_fit();
+    }
+    if keep {
+        e.record(dev);
     }
 }
 
