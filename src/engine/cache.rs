@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroU32;
 
 use jiff::Timestamp;
 
@@ -157,11 +158,13 @@ pub(super) struct ExceptionKey {
 /// reused on one assumption, the one the incremental pass makes of reports
 /// (`tenant::kept`): two different names, or two devices' different names, labels and
 /// report ids, never hash alike. What a later pass must read back exactly is kept as
-/// it is: report states and install times in `pairs`, unknown report ids in `unknown`.
+/// it is: report states and install times in `pairs`, unknown report ids in `rare`.
+/// Indices are [`Ix`]s, and what few devices have is boxed apart ([`Rare`]): a pass keeps
+/// an entry per device.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Derived {
-    /// Holds the hashes of its inputs (`name`, `inputs`) and `unknown`, and can be
-    /// reused while they match.
+    /// Holds the hashes of its inputs (`name`, `inputs`) and its unknown report ids, and
+    /// can be reused while they match.
     pub kept: bool,
     /// The hash of the device's name ([`name_hash`]): lines the entry up with its
     /// device.
@@ -170,21 +173,17 @@ pub(super) struct Derived {
     /// install times, which are in `pairs` ([`inputs_hash`]): the device's name, its
     /// labels and, when a policy governs it, each report's id.
     inputs: u64,
-    /// The ids of its reports the catalog does not know, in report order (recorded when
-    /// a policy governs it): what a later pass takes out of its policy's unknown ids.
-    unknown: Box<[Box<str>]>,
     /// The governing policy (index in the pass's policy list).
-    pub policy: Option<usize>,
-    /// Policies of equal priority that all select it.
-    pub conflict: Vec<usize>,
+    policy: Option<Ix>,
     /// Position of its ring in the policy's ring list.
-    pub ring: Option<usize>,
+    ring: Option<Ix>,
     /// The ring it counts as a member of (index in the pass's ring list).
-    pub member_of: Option<usize>,
-    /// Later rings of its policy that also select it.
-    pub claimed_elsewhere: Vec<usize>,
+    member_of: Option<Ix>,
     /// Its tier (index into [`Cache::tiers`]), when governed.
-    pub tier: usize,
+    tier: Option<Ix>,
+    /// What few devices have: a conflict, other rings that select it, reports the
+    /// catalog does not know.
+    rare: Option<Box<Rare>>,
     /// One per patch report, in report order (empty when no policy governs it).
     pub pairs: Vec<Pair>,
     /// This pass trusts the device to be as the previous pass saw it: its
@@ -193,9 +192,44 @@ pub(super) struct Derived {
     /// The device's `metadata.resourceVersion` when the previous pass read it (none when
     /// it had none: then it is compared every pass).
     pub version: Version,
-    /// The compliance summary the previous pass computed for it, and whether the
-    /// device's stored summary equalled it.
-    pub summary: Option<(Summary, bool)>,
+    /// The compliance summary the previous pass gave it, as far as the entry does not
+    /// say it already, and whether the device's stored summary equalled it (none once
+    /// derived again).
+    pub summary: Option<Shown>,
+}
+
+/// What few devices' entries have, boxed apart from the entry.
+#[derive(Clone, Debug, Default)]
+struct Rare {
+    /// Policies of equal priority that all select it.
+    conflict: Vec<usize>,
+    /// Later rings of its policy that also select it.
+    claimed_elsewhere: Vec<usize>,
+    /// The ids of its reports the catalog does not know, in report order (recorded when
+    /// a policy governs it): what a later pass takes out of its policy's unknown ids.
+    unknown: Vec<Box<str>>,
+}
+
+/// An index into one of a pass's lists (policies, rings, tiers) in four bytes, and so is
+/// an `Option` of it (where an `Option<usize>` takes sixteen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Ix(NonZeroU32);
+
+impl Ix {
+    /// The index `i`; none past `u32::MAX - 1`, which no list of objects a pass holds in
+    /// memory reaches.
+    pub fn new(i: usize) -> Option<Ix> {
+        u32::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_add(1))
+            .and_then(NonZeroU32::new)
+            .map(Ix)
+    }
+
+    /// The index.
+    pub fn get(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
 }
 
 /// A `resourceVersion`, kept in the entry itself when it is short (etcd's are decimal
@@ -247,15 +281,15 @@ impl Version {
     }
 }
 
-/// What a device's compliance summary is made of, as indices and counts.
+/// The compliance summary a pass gave a device, as far as its entry does not say it:
+/// the policy, ring, tier and conflict it shows are the entry's (an entry derived again
+/// forgets its summary), and these are its counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Summary {
-    pub policy: Option<usize>,
-    pub ring: Option<usize>,
-    pub tier: usize,
+pub(super) struct Shown {
     pub overdue: u32,
     pub due_soon: u32,
-    pub conflict: bool,
+    /// The device's stored summary equalled it.
+    pub matched: bool,
 }
 
 impl Derived {
@@ -277,12 +311,83 @@ impl Derived {
         self.kept && self.version.is(dev.metadata.resource_version.as_deref())
     }
 
+    /// Forgets what it was derived from (its pairs keep their room), to be derived again;
+    /// with `kept`, it will record its inputs.
+    pub fn forget(&mut self, kept: bool) {
+        self.kept = kept;
+        self.summary = None;
+        self.policy = None;
+        self.ring = None;
+        self.member_of = None;
+        self.tier = None;
+        self.rare = None;
+        self.pairs.clear();
+    }
+
+    /// Governed by the policy at `policy`, in the tier at `tier`.
+    pub fn govern(&mut self, policy: usize, tier: usize) {
+        self.policy = Ix::new(policy);
+        self.tier = Ix::new(tier);
+    }
+
+    /// Selected by the ring at `ring` in the pass's list, at `pos` in its policy's: the
+    /// first such ring is its own, later ones claim it elsewhere.
+    pub fn claim(&mut self, pos: usize, ring: usize) {
+        if self.member_of.is_some() {
+            self.rare().claimed_elsewhere.push(ring);
+        } else {
+            self.ring = Ix::new(pos);
+            self.member_of = Ix::new(ring);
+        }
+    }
+
+    /// Selected by all of `policies`, of equal priority.
+    pub fn set_conflict(&mut self, policies: &[usize]) {
+        if !policies.is_empty() {
+            self.rare().conflict = policies.to_vec();
+        }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The governing policy (index in the pass's policy list).
+    pub fn policy(&self) -> Option<usize> {
+        self.policy.map(Ix::get)
+    }
+
+    /// Position of its ring in the policy's ring list.
+    pub fn ring(&self) -> Option<usize> {
+        self.ring.map(Ix::get)
+    }
+
+    /// The ring it counts as a member of (index in the pass's ring list).
+    pub fn member_of(&self) -> Option<usize> {
+        self.member_of.map(Ix::get)
+    }
+
+    /// Its tier (index into [`Cache::tiers`]); 0 when not governed.
+    pub fn tier(&self) -> usize {
+        self.tier.map_or(0, Ix::get)
+    }
+
+    /// Policies of equal priority that all select it.
+    pub fn conflict(&self) -> &[usize] {
+        self.rare.as_ref().map_or(&[], |r| &r.conflict)
+    }
+
+    /// Later rings of its policy that also select it.
+    pub fn claimed_elsewhere(&self) -> &[usize] {
+        self.rare.as_ref().map_or(&[], |r| &r.claimed_elsewhere)
+    }
+
     /// Records the inputs of `dev` this entry is derived from (once derived).
     pub fn record(&mut self, dev: &ManagedDevice) {
         let governed = self.policy.is_some();
         self.name = name_hash(dev.metadata.name.as_deref().unwrap_or(""));
         self.inputs = inputs_hash(dev, governed);
-        self.unknown = if governed {
+        let unknown: Vec<Box<str>> = if governed {
             reports(dev)
                 .iter()
                 .zip(&self.pairs)
@@ -290,14 +395,19 @@ impl Derived {
                 .map(|(r, _)| r.id.as_str().into())
                 .collect()
         } else {
-            Box::default()
+            Vec::new()
         };
+        if !unknown.is_empty() {
+            self.rare().unknown = unknown;
+        } else if let Some(rare) = self.rare.as_mut() {
+            rare.unknown.clear();
+        }
     }
 
     /// The ids of its reports the catalog does not know, in report order (none when no
     /// policy governs it: then they are not recorded).
     pub fn unknown_ids(&self) -> &[Box<str>] {
-        &self.unknown
+        self.rare.as_ref().map_or(&[], |r| &r.unknown)
     }
 
     /// Whether this entry was derived from the inputs `dev` has now: the same name and

@@ -263,7 +263,7 @@ impl Kept {
             .devices
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.summary.is_some_and(|(_, matched)| !matched))
+            .filter(|(_, e)| e.summary.is_some_and(|s| !s.matched))
             .map(|(di, _)| di as u32)
             .collect();
         let prints = vec![Prints::default(); walked.views.len()];
@@ -417,7 +417,7 @@ pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
             .devices
             .get(di)
             .and_then(|e| e.summary)
-            .is_none_or(|(_, matched)| matched);
+            .is_none_or(|s| s.matched);
         if matched {
             unmatched.remove(&(di as u32));
         } else {

@@ -8,7 +8,7 @@ use crate::api::{
     ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionHistoryEntry, ExceptionPhase,
     ManagedDevice, PatchException, PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
-use crate::engine::cache::{Cache, Summary, Version};
+use crate::engine::cache::{Cache, Shown, Version};
 use crate::engine::decision::{Decisions, DueSoon, Event, EventType, Health, Kind, Reason};
 use crate::engine::{exceptions, history, sla, windows};
 
@@ -386,32 +386,30 @@ pub(super) fn devices(
             continue;
         };
         let names = Names::of(t, v, &cache.tiers);
-        let summary = Summary {
-            policy: v.policy,
-            ring: v.ring,
-            tier: v.tier,
-            overdue: v.overdue,
-            due_soon: v.due_soon,
-            conflict: !v.conflict.is_empty(),
-        };
+        let counts = (v.overdue, v.due_soon);
         let compare = || stored_matches(dev, v, &names);
         let unchanged = match cache.keep.then(|| &mut cache.devices[di]) {
             Some(e) => {
                 // A trusted device's stored summary is the one the previous pass compared
-                // with: the same summary compares the same.
+                // with: the same summary compares the same. (Its policy, ring, tier and
+                // conflict are the entry's, which a trusted entry keeps.)
                 let unchanged = match e.summary {
-                    Some((last, matched)) if e.trusted && last == summary => {
+                    Some(last) if e.trusted && (last.overdue, last.due_soon) == counts => {
                         debug_assert_eq!(
-                            matched,
+                            last.matched,
                             compare(),
                             "device {}'s summary",
                             name_of(&dev.metadata)
                         );
-                        matched
+                        last.matched
                     }
                     _ => compare(),
                 };
-                e.summary = Some((summary, unchanged));
+                e.summary = Some(Shown {
+                    overdue: v.overdue,
+                    due_soon: v.due_soon,
+                    matched: unchanged,
+                });
                 if !e.trusted {
                     e.version = Version::of(dev.metadata.resource_version.as_deref());
                 }

@@ -426,24 +426,25 @@ impl<'a> Walk<'_, 'a> {
         view.next = None;
         view.volatile = false;
         view.seen = status.map_or(When::new(None), |(_, seen)| seen);
-        view.policy = entry.policy;
-        view.conflict.clone_from(&entry.conflict);
-        view.ring = entry.ring;
-        view.tier = entry.tier;
-        if let Some(ri) = entry.member_of {
+        view.policy = entry.policy();
+        view.conflict.clear();
+        view.conflict.extend_from_slice(entry.conflict());
+        view.ring = entry.ring();
+        view.tier = entry.tier();
+        if let Some(ri) = entry.member_of() {
             w.ring_members[ri] += 1;
         }
-        for &ri in &entry.claimed_elsewhere {
+        for &ri in entry.claimed_elsewhere() {
             w.ring_claimed_elsewhere[ri] += 1;
         }
-        let (Some(pi), Some((reports, last_seen))) = (entry.policy, status) else {
+        let (Some(pi), Some((reports, last_seen))) = (entry.policy(), status) else {
             return;
         };
         let dev = w.devices[di];
-        let tier = tiers[entry.tier].as_str();
+        let tier = tiers[entry.tier()].as_str();
         let trusted = entry.trusted;
-        let ring_pos = entry.ring;
-        let tier_ix = entry.tier;
+        let ring_pos = entry.ring();
+        let tier_ix = entry.tier();
         // The policy's SLA row for the device's tier, found when a clock must run.
         let mut row = None;
         for (pos, (report, pair)) in reports.iter().zip(entry.pairs.iter_mut()).enumerate() {
@@ -617,16 +618,16 @@ impl<'a> Walk<'_, 'a> {
         last_now: Timestamp,
     ) -> DeviceView {
         let old = std::mem::take(&mut w.views[di]);
-        if let Some(ri) = entry.member_of {
+        if let Some(ri) = entry.member_of() {
             w.ring_members[ri] = w.ring_members[ri].saturating_sub(1);
         }
-        for &ri in &entry.claimed_elsewhere {
+        for &ri in entry.claimed_elsewhere() {
             w.ring_claimed_elsewhere[ri] = w.ring_claimed_elsewhere[ri].saturating_sub(1);
         }
-        let Some(pi) = entry.policy else {
+        let Some(pi) = entry.policy() else {
             return old;
         };
-        let tier = tiers.get(entry.tier).map_or("", String::as_str);
+        let tier = tiers.get(entry.tier()).map_or("", String::as_str);
         let mut unknown = entry.unknown_ids().iter();
         for pair in &entry.pairs {
             let Some(ix) = pair.ix() else {
@@ -837,7 +838,7 @@ fn memberships(
     entry: &Derived,
     prints: &[u64],
 ) -> Vec<(usize, Membership)> {
-    let (Some(pi), Some(ring)) = (entry.policy, entry.ring) else {
+    let (Some(pi), Some(ring)) = (entry.policy(), entry.ring()) else {
         return Vec::new();
     };
     let n = t.patches.len();
@@ -1109,26 +1110,22 @@ fn derive(
 ) {
     let t = inputs.tenant;
     let labels = dev.metadata.labels.as_ref();
-    e.kept = keep;
-    e.summary = None;
-    e.policy = None;
-    e.conflict.clear();
-    e.ring = None;
-    e.member_of = None;
-    e.claimed_elsewhere.clear();
-    e.tier = 0;
-    e.pairs.clear();
+    e.forget(keep);
     let pi = match governing(t, labels).as_slice() {
         [one] => *one,
         many => {
-            e.conflict.extend_from_slice(many);
+            e.set_conflict(many);
             if keep {
                 e.record(dev);
             }
             return;
         }
     };
-    e.policy = Some(pi);
+    let tier = labels
+        .and_then(|l| l.get(&t.policies[pi].policy.spec.tier_label))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_TIER);
+    e.govern(pi, Cache::tier(tiers, tier));
     for (pos, (_, ri)) in t.policies[pi].rings.iter().enumerate() {
         let Some(ri) = ri else { continue };
         if t.rings[*ri]
@@ -1136,19 +1133,9 @@ fn derive(
             .as_ref()
             .is_some_and(|s| s.matches(labels))
         {
-            if e.member_of.is_some() {
-                e.claimed_elsewhere.push(*ri);
-            } else {
-                e.ring = Some(pos);
-                e.member_of = Some(*ri);
-            }
+            e.claim(pos, *ri);
         }
     }
-    let tier = labels
-        .and_then(|l| l.get(&t.policies[pi].policy.spec.tier_label))
-        .map(String::as_str)
-        .unwrap_or(DEFAULT_TIER);
-    e.tier = Cache::tier(tiers, tier);
     if let Some(status) = dev.status.as_ref() {
         // Kept for every device until it changes: exactly one pair a report, no room
         // left over from growing the list (a third of a pair list's memory otherwise).
