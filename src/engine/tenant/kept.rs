@@ -252,7 +252,7 @@ impl Kept {
         let mut volatile = BTreeSet::new();
         for (di, v) in walked.views.iter().enumerate() {
             let di = di as u32;
-            if let Some(next) = v.next {
+            if let Some(next) = v.next() {
                 clocks.push(Reverse((next, di)));
             }
             if v.volatile {
@@ -360,8 +360,8 @@ pub(super) fn resume<'a>(
     let dis: Vec<usize> = dis.into_iter().collect();
     cache.last_now = Some(now);
     for (di, old) in walk::rewalk(t, &mut w, cache, &mut prints, &dis, last_now, now) {
-        governed.remove(di, &old);
-        governed.add(di, &w.views[di]);
+        governed.remove(&old);
+        governed.add(&w.views[di]);
         recounted(di, &w.views[di], &mut clocks, &mut volatile);
     }
     if clocks.len() > 2 * w.views.len() + 1024 {
@@ -370,7 +370,7 @@ pub(super) fn resume<'a>(
             .views
             .iter()
             .enumerate()
-            .filter_map(|(di, v)| v.next.map(|next| Reverse((next, di as u32))))
+            .filter_map(|(di, v)| v.next().map(|next| Reverse((next, di as u32))))
             .collect();
     }
     w.wake = due(&mut clocks, &w.views, now, &mut BTreeSet::new());
@@ -398,7 +398,7 @@ fn recounted(
     volatile: &mut BTreeSet<u32>,
 ) {
     let di = di as u32;
-    if let Some(next) = view.next {
+    if let Some(next) = view.next() {
         clocks.push(Reverse((next, di)));
     }
     if view.volatile {
@@ -485,7 +485,7 @@ fn due(
     dis: &mut BTreeSet<usize>,
 ) -> Option<Timestamp> {
     while let Some(&Reverse((at, di))) = clocks.peek() {
-        let current = views.get(di as usize).and_then(|v| v.next) == Some(at);
+        let current = views.get(di as usize).and_then(DeviceView::next) == Some(at);
         if current && at > now {
             return Some(at);
         }

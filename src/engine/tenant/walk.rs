@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::contract::{self, CheckIns};
 use crate::engine::approval::{self, Approval, Outcomes};
-use crate::engine::cache::{Cache, Derived, Pair, When};
+use crate::engine::cache::{Cache, Derived, Ix, Pair, When};
 use crate::engine::exceptions;
 use crate::engine::rollout::Member;
 use crate::engine::sla::{self, ClockState, PairFacts, Tally};
@@ -63,24 +63,50 @@ impl Slot<'_> {
     }
 }
 
-/// One device as the pass sees it.
+/// One device as the pass sees it (a pass that keeps its walk keeps one per device, so
+/// it is kept small: indices as [`Ix`], instants as [`When`], the few devices' conflicts
+/// in [`Walked::conflicts`]).
 #[derive(Clone, Default)]
 pub(super) struct DeviceView {
-    pub policy: Option<usize>,
-    pub conflict: Vec<usize>,
+    /// The governing policy (index in the pass's policy list).
+    policy: Option<Ix>,
     /// Position in the policy's ring list.
-    pub ring: Option<usize>,
+    ring: Option<Ix>,
     /// The tier (index into the cache's tier names), when governed.
-    pub tier: usize,
+    tier: Option<Ix>,
+    /// How many of its counted pairs are overdue.
     pub overdue: u32,
+    /// How many are due soon.
     pub due_soon: u32,
     /// The first instant after the pass at which one of its counted clocks changes.
-    pub next: Option<Timestamp>,
+    next: When,
     /// One of its clocks moves with time itself (an exemption, or an install time taken
     /// from `now`): it is counted again at every pass.
     pub volatile: bool,
     /// When it was last seen (kept for an incremental pass's members).
     pub seen: When,
+}
+
+impl DeviceView {
+    /// The governing policy (index in the pass's policy list).
+    pub fn policy(&self) -> Option<usize> {
+        self.policy.map(Ix::get)
+    }
+
+    /// Position in the policy's ring list.
+    pub fn ring(&self) -> Option<usize> {
+        self.ring.map(Ix::get)
+    }
+
+    /// The tier (index into the cache's tier names); 0 when not governed.
+    pub fn tier(&self) -> usize {
+        self.tier.map_or(0, Ix::get)
+    }
+
+    /// The first instant after the pass at which one of its counted clocks changes.
+    pub fn next(&self) -> Option<Timestamp> {
+        self.next.get()
+    }
 }
 
 /// What the walk over the devices found.
@@ -90,6 +116,8 @@ pub(super) struct Walked<'a> {
     pub devices: Vec<&'a ManagedDevice>,
     /// One view per device, in the same order.
     pub views: Vec<DeviceView>,
+    /// The devices several policies of equal priority select (few), with those policies.
+    pub conflicts: BTreeMap<usize, Vec<usize>>,
     /// Per ring: the devices it claims.
     pub ring_members: Vec<u32>,
     /// Per ring: devices it selects that an earlier ring of a policy claims.
@@ -138,6 +166,7 @@ impl<'a> Walked<'a> {
         slots.resize_with(policies * t.patches.len(), || None);
         Walked {
             views: vec![DeviceView::default(); devices.len()],
+            conflicts: BTreeMap::new(),
             devices,
             ring_members: vec![0; rings],
             ring_claimed_elsewhere: vec![0; rings],
@@ -157,6 +186,7 @@ impl<'a> Walked<'a> {
         Walked {
             devices: Vec::new(),
             views: self.views,
+            conflicts: self.conflicts,
             ring_members: self.ring_members,
             ring_claimed_elsewhere: self.ring_claimed_elsewhere,
             slots: self
@@ -423,14 +453,15 @@ impl<'a> Walk<'_, 'a> {
         tiers: &[String],
     ) {
         let view = &mut w.views[di];
-        view.next = None;
+        view.next = When::new(None);
         view.volatile = false;
         view.seen = status.map_or(When::new(None), |(_, seen)| seen);
-        view.policy = entry.policy();
-        view.conflict.clear();
-        view.conflict.extend_from_slice(entry.conflict());
-        view.ring = entry.ring();
-        view.tier = entry.tier();
+        view.policy = entry.policy().and_then(Ix::new);
+        view.ring = entry.ring().and_then(Ix::new);
+        view.tier = Ix::new(entry.tier());
+        if !entry.conflict().is_empty() {
+            w.conflicts.insert(di, entry.conflict().to_vec());
+        }
         if let Some(ri) = entry.member_of() {
             w.ring_members[ri] += 1;
         }
@@ -447,6 +478,8 @@ impl<'a> Walk<'_, 'a> {
         let tier_ix = entry.tier();
         // The policy's SLA row for the device's tier, found when a clock must run.
         let mut row = None;
+        // The first instant after `now` at which one of its counted clocks changes.
+        let mut next = None;
         for (pos, (report, pair)) in reports.iter().zip(entry.pairs.iter_mut()).enumerate() {
             if pair.duplicate() {
                 continue;
@@ -467,7 +500,7 @@ impl<'a> Walk<'_, 'a> {
                 tier,
                 tier_ix,
             };
-            let clock = self.count(w, &at, pair, &mut row);
+            let clock = self.count(w, &at, pair, &mut row, &mut next);
             if self.record {
                 self.record_fact(w, &at, pos, clock);
             }
@@ -505,16 +538,19 @@ impl<'a> Walk<'_, 'a> {
             debug_assert_eq!(pair.deadline_when(), When::new(clock.deadline));
             slot.members[ring].push(member_of(dev, report, pair, last_seen));
         }
+        w.views[di].next = When::new(next);
     }
 
     /// One pair's SLA clock (kept from an earlier pass while it holds), counted into its
-    /// policy's tally and its device's view unless the patch is rejected or superseded.
+    /// policy's tally, its device's view and the device's `next` clock change unless the
+    /// patch is rejected or superseded.
     fn count(
         &mut self,
         w: &mut Walked<'a>,
         at: &PairAt<'_>,
         pair: &mut Pair,
         row: &mut Option<Option<&'a SlaTier>>,
+        next: &mut Option<Timestamp>,
     ) -> sla::Clock {
         let (t, now) = (self.t, self.now);
         let slot = w.slot(t, at.pi, at.ix, self.sizes, now);
@@ -548,10 +584,9 @@ impl<'a> Walk<'_, 'a> {
         };
         if counted {
             self.tally(w, at, clock.state, installed_at);
-            if let Some(next) = clock.next_change.filter(|n| *n > now) {
-                w.wake = Some(w.wake.map_or(next, |w| w.min(next)));
-                let view = &mut w.views[at.di];
-                view.next = Some(view.next.map_or(next, |w| w.min(next)));
+            if let Some(change) = clock.next_change.filter(|n| *n > now) {
+                w.wake = Some(w.wake.map_or(change, |w| w.min(change)));
+                *next = Some(next.map_or(change, |n| n.min(change)));
             }
         }
         clock
@@ -618,6 +653,7 @@ impl<'a> Walk<'_, 'a> {
         last_now: Timestamp,
     ) -> DeviceView {
         let old = std::mem::take(&mut w.views[di]);
+        w.conflicts.remove(&di);
         if let Some(ri) = entry.member_of() {
             w.ring_members[ri] = w.ring_members[ri].saturating_sub(1);
         }
