@@ -189,9 +189,6 @@ pub(super) struct Replay<'k> {
 /// nothing (a ring of 10,000 members is 720 kB, which `malloc` would map and unmap).
 pub(crate) type Pool = Vec<Vec<Member<'static>>>;
 
-/// How many emptied member lists a pool keeps.
-const POOLED: usize = 8;
-
 /// An emptied member list, kept with its room (the same allocation: a list of members of
 /// this pass becomes an empty one of no pass).
 #[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
@@ -201,12 +198,20 @@ pub(super) fn recycle(members: Vec<Member<'_>>) -> Vec<Member<'static>> {
     members.into_iter().filter_map(|_| None).collect()
 }
 
-/// Keeps the roomiest lists of a pool, at most [`POOLED`].
-fn trim(pool: &mut Pool) {
+/// Keeps the roomiest lists of a pool, as many as a rollout of `w` takes at once: one per
+/// ring of its policy (a rollout's lists are back in the pool before the next takes any).
+fn trim(pool: &mut Pool, w: &Walked<'_>) {
+    let most = w
+        .slots
+        .iter()
+        .flatten()
+        .map(|s| s.at.len())
+        .max()
+        .unwrap_or(0);
     pool.retain(|v| v.capacity() > 0);
-    if pool.len() > POOLED {
+    if pool.len() > most {
         pool.sort_by_key(|v| std::cmp::Reverse(v.capacity()));
-        pool.truncate(POOLED);
+        pool.truncate(most);
     }
 }
 
@@ -242,7 +247,7 @@ impl Kept {
         mut pool: std::cell::RefCell<Pool>,
         cache: &Cache,
     ) -> Kept {
-        trim(pool.get_mut());
+        trim(pool.get_mut(), &w);
         let mut walked = w.detach();
         for tally in &mut walked.tallies {
             tally.settle();
@@ -418,6 +423,8 @@ pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
             unmatched.insert(di as u32);
         }
     }
+    let mut pool = r.pool;
+    trim(pool.get_mut(), &r.w);
     cache.kept = Some(Box::new(Kept {
         walked: r.w.detach(),
         governed: r.governed,
@@ -426,11 +433,7 @@ pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
         unmatched,
         memos: r.memos,
         prints: r.prints,
-        pool: {
-            let mut pool = r.pool;
-            trim(pool.get_mut());
-            pool
-        },
+        pool,
     }));
 }
 
