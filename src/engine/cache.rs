@@ -182,7 +182,7 @@ pub(super) struct Derived {
     /// Its tier (index into [`Cache::tiers`]), when governed.
     tier: Option<Ix>,
     /// What few devices have: a conflict, other rings that select it, reports the
-    /// catalog does not know.
+    /// catalog does not know, exceptions that cover its pairs.
     rare: Option<Box<Rare>>,
     /// One per patch report, in report order (empty when no policy governs it).
     pub pairs: Vec<Pair>,
@@ -208,6 +208,9 @@ struct Rare {
     /// The ids of its reports the catalog does not know, in report order (recorded when
     /// a policy governs it): what a later pass takes out of its policy's unknown ids.
     unknown: Vec<Box<str>>,
+    /// The exceptions that cover its pairs, by the pairs' positions, in order (those
+    /// pairs are marked, [`Pair::exempt`]).
+    exempt: Vec<(u32, Exempt)>,
 }
 
 /// An index into one of a pass's lists (policies, rings, tiers) in four bytes, and so is
@@ -352,6 +355,26 @@ impl Derived {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// Records the exceptions that cover its pair at `pos`, the last pair made.
+    pub fn cover(&mut self, pos: usize, exempt: Exempt) {
+        let (Some(pair), Ok(at)) = (self.pairs.get_mut(pos), u32::try_from(pos)) else {
+            return;
+        };
+        pair.flags |= EXEMPT;
+        self.rare().exempt.push((at, exempt));
+    }
+
+    /// What exceptions cover its pairs.
+    pub fn covered(&self) -> Covered<'_> {
+        Covered(self.rare.as_deref().map_or(&[], |r| &r.exempt))
+    }
+
+    /// Its pairs, to count them and keep their clocks, and what exceptions cover them.
+    pub fn pairs_mut(&mut self) -> (&mut [Pair], Covered<'_>) {
+        let covered = self.rare.as_deref().map_or(&[][..], |r| &r.exempt);
+        (&mut self.pairs, Covered(covered))
+    }
+
     /// The governing policy (index in the pass's policy list).
     pub fn policy(&self) -> Option<usize> {
         self.policy.map(Ix::get)
@@ -463,10 +486,10 @@ fn inputs_hash(dev: &ManagedDevice, governed: bool) -> u64 {
     h.finish()
 }
 
-/// One device–patch pair: its report's key fields, what covers it, and its SLA clock.
-/// A pass reads every pair of every device, and keeps them all, so it is kept small (56
-/// bytes, and a device's pairs one after another, not one to a cache line): instants as
-/// [`When`], flags as bits.
+/// One device–patch pair: its report's key fields, whether exceptions cover it, and its
+/// SLA clock. A pass reads every pair of every device, and keeps them all, so it is kept
+/// small (44 bytes): instants as [`When`], flags as bits, and what covers it (few pairs)
+/// in its entry ([`Derived::covered`]).
 #[derive(Clone, Debug)]
 pub(super) struct Pair {
     /// The report's install time.
@@ -475,15 +498,13 @@ pub(super) struct Pair {
     deadline: When,
     /// The next instant its clock changes by time alone.
     next_change: When,
-    /// The exceptions that cover it, if any do (few pairs).
-    pub exempt: Option<Box<Exempt>>,
     /// The patch's index in the catalog; [`NO_PATCH`] when the catalog does not know it.
     ix: u32,
     /// The report's state (its id is in the device's inputs hash).
     pub state: PatchState,
     /// Its clock's state, once run (with `deadline` and `next_change`).
     clock: Option<ClockState>,
-    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`], [`DUPLICATE`].
+    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`], [`DUPLICATE`], [`EXEMPT`].
     flags: u8,
 }
 
@@ -498,6 +519,8 @@ const IN_UNINSTALL: u8 = 4;
 /// Another report of the device for the same patch counts instead (the device contract's
 /// [`winner`](crate::contract::winner)): this one is passed over.
 const DUPLICATE: u8 = 8;
+/// Exceptions cover it (which, its entry says).
+const EXEMPT: u8 = 16;
 
 /// An optional instant in 12 bytes, aligned to 4, where an `Option<Timestamp>` takes 24
 /// (aligned to 8).
@@ -556,8 +579,26 @@ pub(super) struct Exempt {
     pub intervals: Vec<(Timestamp, Timestamp)>,
 }
 
+/// The exceptions covering a device's pairs.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Covered<'e>(&'e [(u32, Exempt)]);
+
+impl<'e> Covered<'e> {
+    /// The exceptions that cover the pair at `pos`, if any do.
+    pub fn at(self, pos: usize) -> Option<&'e Exempt> {
+        let pos = u32::try_from(pos).ok()?;
+        let k = self.0.binary_search_by_key(&pos, |(p, _)| *p).ok()?;
+        Some(&self.0[k].1)
+    }
+
+    /// The active exceptions that cover the pair at `pos`.
+    pub fn active(self, pos: usize) -> &'e [usize] {
+        self.at(pos).map_or(&[], |e| &e.active)
+    }
+}
+
 // Kept small: a field added here must not make it larger.
-const _: () = assert!(std::mem::size_of::<Pair>() == 56);
+const _: () = assert!(std::mem::size_of::<Pair>() == 44);
 
 impl Pair {
     /// A pair for a report of the patch at `ix` in the catalog (None: not in it).
@@ -566,7 +607,6 @@ impl Pair {
             installed_at: When::new(installed_at),
             deadline: When::new(None),
             next_change: When::new(None),
-            exempt: None,
             // A catalog past u32::MAX patches could not be held in memory.
             ix: ix
                 .and_then(|ix| u32::try_from(ix).ok())
@@ -644,19 +684,9 @@ impl Pair {
         }
     }
 
-    /// An active exception covers it now.
-    pub fn exempt_now(&self) -> bool {
-        self.exempt.as_ref().is_some_and(|e| !e.active.is_empty())
-    }
-
-    /// The intervals during which exceptions paused its clock.
-    pub fn intervals(&self) -> &[(Timestamp, Timestamp)] {
-        self.exempt.as_ref().map_or(&[], |e| &e.intervals)
-    }
-
-    /// The active exceptions that cover it.
-    pub fn active(&self) -> &[usize] {
-        self.exempt.as_ref().map_or(&[], |e| &e.active)
+    /// Exceptions cover it (which, its entry says: [`Derived::covered`]).
+    pub fn exempt(&self) -> bool {
+        self.flags & EXEMPT != 0
     }
 
     /// The install time the clock counts: only an Installed report has one, and an
@@ -679,7 +709,7 @@ impl Pair {
     /// from `now` (none reported, or one ahead of `now`).
     #[inline]
     pub fn moves_with_time(&self, now: Timestamp) -> bool {
-        self.exempt.is_some()
+        self.exempt()
             || (self.state == PatchState::Installed && self.installed_at().is_none_or(|t| t > now))
     }
 
@@ -739,6 +769,32 @@ mod tests {
             assert_eq!(When::new(t).get(), t, "{t:?}");
         }
         assert_eq!(std::mem::size_of::<When>(), 12);
+    }
+
+    #[test]
+    fn what_covers_a_pair_is_found_at_its_position() {
+        let mut entry = Derived::default();
+        for _ in 0..3 {
+            entry
+                .pairs
+                .push(Pair::new(Some(1), PatchState::Missing, None));
+        }
+        let exempt = Exempt {
+            active: vec![4],
+            intervals: Vec::new(),
+        };
+        entry.cover(1, exempt);
+        entry.cover(2, Exempt::default());
+        let marked: Vec<bool> = entry.pairs.iter().map(Pair::exempt).collect();
+        assert_eq!(marked, [false, true, true]);
+        let covered = entry.covered();
+        assert!(covered.at(0).is_none());
+        assert_eq!(covered.active(1), [4]);
+        assert!(covered.at(2).is_some_and(|e| e.active.is_empty()));
+        let now = Timestamp::UNIX_EPOCH;
+        // Covered, even by no active exception: its clock moves with time.
+        assert!(entry.pairs[2].moves_with_time(now));
+        assert!(!entry.pairs[0].moves_with_time(now));
     }
 
     #[test]

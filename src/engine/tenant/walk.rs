@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::contract::{self, CheckIns};
 use crate::engine::approval::{self, Approval, Outcomes};
-use crate::engine::cache::{Cache, Derived, Ix, Pair, When};
+use crate::engine::cache::{Cache, Derived, Exempt, Ix, Pair, When};
 use crate::engine::exceptions;
 use crate::engine::rollout::Member;
 use crate::engine::sla::{self, ClockState, PairFacts, Tally};
@@ -480,7 +480,8 @@ impl<'a> Walk<'_, 'a> {
         let mut row = None;
         // The first instant after `now` at which one of its counted clocks changes.
         let mut next = None;
-        for (pos, (report, pair)) in reports.iter().zip(entry.pairs.iter_mut()).enumerate() {
+        let (pairs, covered) = entry.pairs_mut();
+        for (pos, (report, pair)) in reports.iter().zip(pairs.iter_mut()).enumerate() {
             if pair.duplicate() {
                 continue;
             }
@@ -499,6 +500,7 @@ impl<'a> Walk<'_, 'a> {
                 ix,
                 tier,
                 tier_ix,
+                exempt: covered.at(pos),
             };
             let clock = self.count(w, &at, pair, &mut row, &mut next);
             if self.record {
@@ -556,7 +558,10 @@ impl<'a> Walk<'_, 'a> {
         let slot = w.slot(t, at.pi, at.ix, self.sizes, now);
         slot.reported += 1;
         let counted = slot.counted();
-        for &ei in pair.active() {
+        let (active, intervals) = at.exempt.map_or((&[][..], &[][..]), |e| {
+            (e.active.as_slice(), e.intervals.as_slice())
+        });
+        for &ei in active {
             w.exc_covered[ei].insert(at.di);
         }
         let installed_at = pair.installed_for_clock(now);
@@ -573,8 +578,8 @@ impl<'a> Walk<'_, 'a> {
                         cap,
                         margin: policy.spec.due_soon_margin.unwrap_or(DEFAULT_MARGIN),
                         installed_at,
-                        exempt_now: pair.exempt_now(),
-                        exempt_intervals: pair.intervals(),
+                        exempt_now: !active.is_empty(),
+                        exempt_intervals: intervals,
                     },
                     now,
                 );
@@ -665,7 +670,8 @@ impl<'a> Walk<'_, 'a> {
         };
         let tier = tiers.get(entry.tier()).map_or("", String::as_str);
         let mut unknown = entry.unknown_ids().iter();
-        for pair in &entry.pairs {
+        let covered = entry.covered();
+        for (pos, pair) in entry.pairs.iter().enumerate() {
             let Some(ix) = pair.ix() else {
                 // The catalog does not know it, so no other report of it counts instead.
                 if let Some(id) = unknown.next() {
@@ -676,7 +682,7 @@ impl<'a> Walk<'_, 'a> {
             if pair.duplicate() {
                 continue;
             }
-            for &ei in pair.active() {
+            for &ei in covered.active(pos) {
                 w.exc_covered[ei].remove(&di);
             }
             self.uncount_pair(w, pi, ix, pair, tier, last_now);
@@ -1069,13 +1075,14 @@ fn member_of<'a>(
     }
 }
 
-/// Where a pair is: its device, policy, patch and tier.
+/// Where a pair is: its device, policy, patch and tier; and what exceptions cover it.
 struct PairAt<'t> {
     di: usize,
     pi: usize,
     ix: usize,
     tier: &'t str,
     tier_ix: usize,
+    exempt: Option<&'t Exempt>,
 }
 
 /// Reads a device's reports and when it was last seen (its `lastSeen` or its Lease's
@@ -1219,6 +1226,7 @@ fn pairs(
     for (pos, report) in reports.iter().enumerate() {
         let ix = t.catalog.get(report.id.as_str()).copied();
         let mut pair = Pair::new(ix, report.state, report.installed_at);
+        let mut exempt = None;
         if let Some(ix) = ix {
             // A patch reported twice counts once, at the report the contract prefers.
             if let Some(first) = seen.first(ix, stamp, pos) {
@@ -1229,16 +1237,26 @@ fn pairs(
                 }
                 pair.set_duplicate(!prefer);
             }
-            cover(&mut pair, t, ix, dev, &report.id);
+            exempt = cover(&mut pair, t, ix, dev, &report.id);
         }
         e.pairs.push(pair);
+        if let Some(exempt) = exempt {
+            e.cover(pos, exempt);
+        }
     }
 }
 
-/// Records on a pair the exceptions that cover it: whether one keeps it from being
-/// assigned, which are active, and when they paused its clock.
-fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &str) {
+/// The exceptions that cover a pair, if any do: which are active, and when they paused
+/// its clock; marks the pair when one keeps it from being assigned.
+fn cover(
+    pair: &mut Pair,
+    t: &Tenant<'_>,
+    ix: usize,
+    dev: &ManagedDevice,
+    id: &str,
+) -> Option<Exempt> {
     let (name, labels) = (name_of(&dev.metadata), dev.metadata.labels.as_ref());
+    let mut covering = None;
     for &ei in &t.exc_by_patch[ix] {
         let (exc, ev) = (t.excs[ei], &t.evals[ei]);
         if !exceptions::covers(exc, ev, name, labels, id) {
@@ -1247,7 +1265,7 @@ fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &s
         if ev.blocks_assignment {
             pair.set_blocks();
         }
-        let exempt = pair.exempt.get_or_insert_with(Box::default);
+        let exempt = covering.get_or_insert_with(Exempt::default);
         if ev.phase == ExceptionPhase::Active {
             exempt.active.push(ei);
         }
@@ -1255,6 +1273,7 @@ fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &s
             exempt.intervals.push(iv);
         }
     }
+    covering
 }
 
 /// The policy's SLA row for a tier, or its default row.
