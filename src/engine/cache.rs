@@ -5,10 +5,12 @@
 //! depend only on the device's labels and reports and on the tenant's policies, rings,
 //! exceptions and catalog — not on when the agent last checked in — and an SLA clock
 //! only changes at the instant it names. A [`Cache`] keeps them from one pass to the
-//! next, keyed by exactly those inputs, so a pass re-derives only what changed.
+//! next, keyed by exactly those inputs (a device's as a 64-bit hash: `Derived`), so a
+//! pass re-derives only what changed.
 //!
 //! The cache is plain data the caller owns; the engine stays pure. A pass with a cache
-//! decides exactly what a pass without one decides (`tests/it/engine_props.rs`).
+//! decides exactly what a pass without one decides (`tests/it/engine_props.rs`), on the
+//! assumption `Derived` says.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -32,7 +34,7 @@ use super::sla::{Clock, ClockState};
 /// while the device's labels and patch reports and the tenant's policies, rings,
 /// exceptions (and their phases) and catalog are unchanged, so no caller has to say
 /// what changed. It holds a 64-bit hash of each device's inputs, not a copy of them
-/// ([`Derived`] says what that assumes).
+/// (`Derived` says what that assumes).
 #[derive(Clone, Default)]
 pub struct Cache {
     /// Whether entries are kept for the next pass (false for a one-off pass).
@@ -156,11 +158,12 @@ pub(super) struct ExceptionKey {
 /// An entry keeps 64-bit SipHashes of the device's name and of the inputs it was derived
 /// from, not a copy of them (which would be a few hundred bytes a device), and is
 /// reused on one assumption, the one the incremental pass makes of reports
-/// (`tenant::kept`): two different names, or two devices' different names, labels and
-/// report ids, never hash alike. What a later pass must read back exactly is kept as
-/// it is: report states and install times in `pairs`, unknown report ids in `rare`.
-/// Indices are [`Ix`]s, and what few devices have is boxed apart ([`Rare`]): a pass keeps
-/// an entry per device.
+/// (`tenant::kept`): different inputs (name, labels and report ids) never share a hash.
+/// (Two names that shared one would only cost their entries being derived again: the
+/// inputs' hash holds the name too, and no two objects share a `resourceVersion`.) What a later pass must read back exactly is kept as
+/// it is: report states and install times in `pairs`; unknown report ids and what
+/// covers each pair in `rare`. Indices are [`Ix`]s, and what few devices have is boxed
+/// apart ([`Rare`]): a pass keeps an entry per device.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Derived {
     /// Holds the hashes of its inputs (`name`, `inputs`) and its unknown report ids, and
