@@ -5,10 +5,16 @@
 //! depend only on the device's labels and reports and on the tenant's policies, rings,
 //! exceptions and catalog — not on when the agent last checked in — and an SLA clock
 //! only changes at the instant it names. A [`Cache`] keeps them from one pass to the
-//! next, keyed by exactly those inputs, so a pass re-derives only what changed.
+//! next, keyed by exactly those inputs (a device's as a 64-bit hash: `Derived`), so a
+//! pass re-derives only what changed.
 //!
 //! The cache is plain data the caller owns; the engine stays pure. A pass with a cache
-//! decides exactly what a pass without one decides (`tests/it/engine_props.rs`).
+//! decides exactly what a pass without one decides (`tests/it/engine_props.rs`), on the
+//! assumption `Derived` says.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroU32;
 
 use jiff::Timestamp;
 
@@ -27,7 +33,8 @@ use super::sla::{Clock, ClockState};
 /// [`decide_cached`](super::decide_cached) for that tenant. An entry is reused only
 /// while the device's labels and patch reports and the tenant's policies, rings,
 /// exceptions (and their phases) and catalog are unchanged, so no caller has to say
-/// what changed. It holds a copy of those inputs: memory in proportion to the fleet.
+/// what changed. It holds a 64-bit hash of each device's inputs, not a copy of them
+/// (`Derived` says what that assumes).
 #[derive(Clone, Default)]
 pub struct Cache {
     /// Whether entries are kept for the next pass (false for a one-off pass).
@@ -64,14 +71,22 @@ impl Cache {
         Self::default()
     }
 
-    /// Puts the entries in the order of `names` (sorted): an entry for each name, the
-    /// previous one where there was one, an empty one otherwise.
-    pub(super) fn align<'n>(&mut self, names: impl Iterator<Item = &'n str>) {
-        let mut previous = std::mem::take(&mut self.devices).into_iter().peekable();
+    /// Puts the entries in the order of `names`: an entry for each name, the previous
+    /// one where there was one (found by its name's hash), an empty one otherwise.
+    pub(super) fn align<'n>(&mut self, names: impl ExactSizeIterator<Item = &'n str>) {
+        let mut previous = std::mem::take(&mut self.devices);
+        let by_name: HashMap<u64, usize> = previous
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kept)
+            .map(|(i, e)| (e.name, i))
+            .collect();
+        // Kept for every device: no room left over from growing the list.
+        self.devices.reserve_exact(names.len());
         for name in names {
-            while previous.next_if(|e| e.name() < name.as_bytes()).is_some() {}
-            let entry = previous
-                .next_if(|e| e.name() == name.as_bytes())
+            let entry = by_name
+                .get(&name_hash(name))
+                .map(|&i| std::mem::take(&mut previous[i]))
                 .unwrap_or_default();
             self.devices.push(entry);
         }
@@ -139,27 +154,39 @@ pub(super) struct ExceptionKey {
 }
 
 /// What one device contributes to a pass.
+///
+/// An entry keeps 64-bit SipHashes of the device's name and of the inputs it was derived
+/// from, not a copy of them (which would be a few hundred bytes a device), and is
+/// reused on one assumption, the one the incremental pass makes of reports
+/// (`tenant::kept`): different inputs (name, labels and report ids) never share a hash.
+/// (Two names that shared one would only cost their entries being derived again: the
+/// inputs' hash holds the name too, and no two objects share a `resourceVersion`.) What a later pass must read back exactly is kept as
+/// it is: report states and install times in `pairs`; unknown report ids and what
+/// covers each pair in `rare`. Indices are [`Ix`]s, and what few devices have is boxed
+/// apart ([`Rare`]): a pass keeps an entry per device.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Derived {
-    /// Holds a copy of its inputs in `key` and can be reused while they match.
+    /// Holds the hashes of its inputs (`name`, `inputs`) and its unknown report ids, and
+    /// can be reused while they match.
     pub kept: bool,
-    /// The inputs it was derived from, written one after another in one buffer (a pass
-    /// compares every device, so the copy is kept compact): the device's name, its
-    /// labels and, when a policy governs it, each report's id — each string preceded by
-    /// its length. Report states and install times are in `pairs`.
-    pub key: Vec<u8>,
+    /// The hash of the device's name ([`name_hash`]): lines the entry up with its
+    /// device.
+    name: u64,
+    /// The hash of the inputs it was derived from besides its reports' states and
+    /// install times, which are in `pairs` ([`inputs_hash`]): the device's name, its
+    /// labels and, when a policy governs it, each report's id.
+    inputs: u64,
     /// The governing policy (index in the pass's policy list).
-    pub policy: Option<usize>,
-    /// Policies of equal priority that all select it.
-    pub conflict: Vec<usize>,
+    policy: Option<Ix>,
     /// Position of its ring in the policy's ring list.
-    pub ring: Option<usize>,
+    ring: Option<Ix>,
     /// The ring it counts as a member of (index in the pass's ring list).
-    pub member_of: Option<usize>,
-    /// Later rings of its policy that also select it.
-    pub claimed_elsewhere: Vec<usize>,
+    member_of: Option<Ix>,
     /// Its tier (index into [`Cache::tiers`]), when governed.
-    pub tier: usize,
+    tier: Option<Ix>,
+    /// What few devices have: a conflict, other rings that select it, reports the
+    /// catalog does not know, exceptions that cover its pairs.
+    rare: Option<Box<Rare>>,
     /// One per patch report, in report order (empty when no policy governs it).
     pub pairs: Vec<Pair>,
     /// This pass trusts the device to be as the previous pass saw it: its
@@ -168,9 +195,47 @@ pub(super) struct Derived {
     /// The device's `metadata.resourceVersion` when the previous pass read it (none when
     /// it had none: then it is compared every pass).
     pub version: Version,
-    /// The compliance summary the previous pass computed for it, and whether the
-    /// device's stored summary equalled it.
-    pub summary: Option<(Summary, bool)>,
+    /// The compliance summary the previous pass gave it, as far as the entry does not
+    /// say it already, and whether the device's stored summary equalled it (none once
+    /// derived again).
+    pub summary: Option<Shown>,
+}
+
+/// What few devices' entries have, boxed apart from the entry.
+#[derive(Clone, Debug, Default)]
+struct Rare {
+    /// Policies of equal priority that all select it.
+    conflict: Vec<usize>,
+    /// Later rings of its policy that also select it.
+    claimed_elsewhere: Vec<usize>,
+    /// The ids of its reports the catalog does not know, in report order (recorded when
+    /// a policy governs it): what a later pass takes out of its policy's unknown ids.
+    unknown: Vec<Box<str>>,
+    /// The exceptions that cover its pairs, by the pairs' positions, in order (those
+    /// pairs are marked, [`Pair::exempt`]).
+    exempt: Vec<(u32, Exempt)>,
+}
+
+/// An index into one of a pass's lists (policies, rings, tiers) in four bytes, and so is
+/// an `Option` of it (where an `Option<usize>` takes sixteen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Ix(NonZeroU32);
+
+impl Ix {
+    /// The index `i`; none past `u32::MAX - 1`, which no list of objects a pass holds in
+    /// memory reaches.
+    pub fn new(i: usize) -> Option<Ix> {
+        u32::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_add(1))
+            .and_then(NonZeroU32::new)
+            .map(Ix)
+    }
+
+    /// The index.
+    pub fn get(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
 }
 
 /// A `resourceVersion`, kept in the entry itself when it is short (etcd's are decimal
@@ -222,30 +287,26 @@ impl Version {
     }
 }
 
-/// What a device's compliance summary is made of, as indices and counts.
+/// The compliance summary a pass gave a device, as far as its entry does not say it:
+/// the policy, ring, tier and conflict it shows are the entry's (an entry derived again
+/// forgets its summary), and these are its counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Summary {
-    pub policy: Option<usize>,
-    pub ring: Option<usize>,
-    pub tier: usize,
+pub(super) struct Shown {
     pub overdue: u32,
     pub due_soon: u32,
-    pub conflict: bool,
+    /// The device's stored summary equalled it.
+    pub matched: bool,
 }
 
-/// Marks absent labels in a key (a count cannot reach it).
-const NO_LABELS: u32 = u32::MAX;
-
 impl Derived {
-    /// The name of the device it was derived for, as bytes (the empty name for an entry
-    /// that was not kept). Bytes order as the names do.
-    pub fn name(&self) -> &[u8] {
-        Key(&self.key).str().unwrap_or_default()
+    /// Whether this entry was kept for the device named `name`.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.kept && self.name == name_hash(name)
     }
 
-    /// Whether this entry is for `dev`: its name is the entry's.
+    /// Whether this entry was kept for `dev`: its name is the entry's.
     pub fn is_for(&self, dev: &ManagedDevice) -> bool {
-        self.name() == dev.metadata.name.as_deref().unwrap_or("").as_bytes()
+        self.is_named(dev.metadata.name.as_deref().unwrap_or(""))
     }
 
     /// Whether `dev` is, to the byte, the object this entry last read: the same
@@ -256,118 +317,183 @@ impl Derived {
         self.kept && self.version.is(dev.metadata.resource_version.as_deref())
     }
 
-    /// Records the inputs of `dev` this entry is derived from (after `policy` is set).
+    /// Forgets what it was derived from (its pairs keep their room), to be derived again;
+    /// with `kept`, it will record its inputs.
+    pub fn forget(&mut self, kept: bool) {
+        self.kept = kept;
+        self.summary = None;
+        self.policy = None;
+        self.ring = None;
+        self.member_of = None;
+        self.tier = None;
+        self.rare = None;
+        self.pairs.clear();
+    }
+
+    /// Governed by the policy at `policy`, in the tier at `tier`.
+    pub fn govern(&mut self, policy: usize, tier: usize) {
+        self.policy = Ix::new(policy);
+        self.tier = Ix::new(tier);
+    }
+
+    /// Selected by the ring at `ring` in the pass's list, at `pos` in its policy's: the
+    /// first such ring is its own, later ones claim it elsewhere.
+    pub fn claim(&mut self, pos: usize, ring: usize) {
+        if self.member_of.is_some() {
+            self.rare().claimed_elsewhere.push(ring);
+        } else {
+            self.ring = Ix::new(pos);
+            self.member_of = Ix::new(ring);
+        }
+    }
+
+    /// Selected by all of `policies`, of equal priority.
+    pub fn set_conflict(&mut self, policies: &[usize]) {
+        if !policies.is_empty() {
+            self.rare().conflict = policies.to_vec();
+        }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Records the exceptions that cover its pair at `pos`, the last pair made.
+    pub fn cover(&mut self, pos: usize, exempt: Exempt) {
+        let (Some(pair), Ok(at)) = (self.pairs.get_mut(pos), u32::try_from(pos)) else {
+            return;
+        };
+        pair.flags |= EXEMPT;
+        self.rare().exempt.push((at, exempt));
+    }
+
+    /// What exceptions cover its pairs.
+    pub fn covered(&self) -> Covered<'_> {
+        Covered(self.rare.as_deref().map_or(&[], |r| &r.exempt))
+    }
+
+    /// Its pairs, to count them and keep their clocks, and what exceptions cover them.
+    pub fn pairs_mut(&mut self) -> (&mut [Pair], Covered<'_>) {
+        let covered = self.rare.as_deref().map_or(&[][..], |r| &r.exempt);
+        (&mut self.pairs, Covered(covered))
+    }
+
+    /// The governing policy (index in the pass's policy list).
+    pub fn policy(&self) -> Option<usize> {
+        self.policy.map(Ix::get)
+    }
+
+    /// Position of its ring in the policy's ring list.
+    pub fn ring(&self) -> Option<usize> {
+        self.ring.map(Ix::get)
+    }
+
+    /// The ring it counts as a member of (index in the pass's ring list).
+    pub fn member_of(&self) -> Option<usize> {
+        self.member_of.map(Ix::get)
+    }
+
+    /// Its tier (index into [`Cache::tiers`]); 0 when not governed.
+    pub fn tier(&self) -> usize {
+        self.tier.map_or(0, Ix::get)
+    }
+
+    /// Policies of equal priority that all select it.
+    pub fn conflict(&self) -> &[usize] {
+        self.rare.as_ref().map_or(&[], |r| &r.conflict)
+    }
+
+    /// Later rings of its policy that also select it.
+    pub fn claimed_elsewhere(&self) -> &[usize] {
+        self.rare.as_ref().map_or(&[], |r| &r.claimed_elsewhere)
+    }
+
+    /// Records the inputs of `dev` this entry is derived from (once derived).
     pub fn record(&mut self, dev: &ManagedDevice) {
-        let key = &mut self.key;
-        key.clear();
-        put_str(key, dev.metadata.name.as_deref().unwrap_or(""));
-        match &dev.metadata.labels {
-            None => put_len(key, NO_LABELS),
-            Some(labels) => {
-                put_len(key, len32(labels.len()));
-                for (k, v) in labels {
-                    put_str(key, k);
-                    put_str(key, v);
-                }
-            }
-        }
-        if self.policy.is_some() {
-            for r in dev.status.as_ref().map_or(&[][..], |s| &s.patches) {
-                put_str(key, &r.id);
-            }
-        }
-        // Kept for every device until it changes: no room left over from growing it.
-        key.shrink_to_fit();
-    }
-
-    /// The ids of the reports it was derived from, in report order (none when no policy
-    /// governs it: then they are not recorded).
-    pub fn report_ids(&self) -> impl Iterator<Item = &[u8]> {
-        let mut key = Key(&self.key);
-        let labels = key.str().and_then(|_| key.len());
-        if let Some(n) = labels.filter(|n| *n != NO_LABELS) {
-            for _ in 0..n.saturating_mul(2) {
-                key.str();
-            }
-        }
         let governed = self.policy.is_some();
-        std::iter::from_fn(move || key.str().filter(|_| governed))
+        self.name = name_hash(dev.metadata.name.as_deref().unwrap_or(""));
+        self.inputs = inputs_hash(dev, governed);
+        let unknown: Vec<Box<str>> = if governed {
+            reports(dev)
+                .iter()
+                .zip(&self.pairs)
+                .filter(|(_, p)| p.ix().is_none())
+                .map(|(r, _)| r.id.as_str().into())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !unknown.is_empty() {
+            self.rare().unknown = unknown;
+        } else if let Some(rare) = self.rare.as_mut() {
+            rare.unknown.clear();
+        }
     }
 
-    /// Whether this entry was derived from the inputs `dev` has now (its name was
-    /// matched already): the same labels and, when governed, the same reports.
+    /// The ids of its reports the catalog does not know, in report order (none when no
+    /// policy governs it: then they are not recorded).
+    pub fn unknown_ids(&self) -> &[Box<str>] {
+        self.rare.as_ref().map_or(&[], |r| &r.unknown)
+    }
+
+    /// Whether this entry was derived from the inputs `dev` has now: the same name and
+    /// labels and, when governed, the same reports.
     pub fn same_inputs(&self, dev: &ManagedDevice) -> bool {
         if !self.kept {
             return false;
         }
-        let mut key = Key(&self.key);
-        if key.str().is_none() {
-            return false;
-        }
-        let labels_match = match (&dev.metadata.labels, key.len()) {
-            (None, Some(NO_LABELS)) => true,
-            (Some(labels), Some(n)) if n != NO_LABELS && n == len32(labels.len()) => {
-                labels.iter().all(|(k, v)| key.eat(k) && key.eat(v))
+        let governed = self.policy.is_some();
+        if governed {
+            let reports = reports(dev);
+            let same_reports = self.pairs.len() == reports.len()
+                && self
+                    .pairs
+                    .iter()
+                    .zip(reports)
+                    .all(|(p, r)| p.state == r.state && p.installed_at() == r.installed_at);
+            if !same_reports {
+                return false;
             }
-            _ => false,
-        };
-        if !labels_match {
-            return false;
         }
-        if self.policy.is_none() {
-            // Ungoverned: its reports are not read.
-            return true;
+        // Ungoverned: its reports are not read.
+        self.inputs == inputs_hash(dev, governed)
+    }
+}
+
+/// A device's reports.
+fn reports(dev: &ManagedDevice) -> &[DevicePatchStatus] {
+    dev.status.as_ref().map_or(&[], |s| &s.patches)
+}
+
+/// The 64-bit SipHash of a device's name.
+fn name_hash(name: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
+}
+
+/// The 64-bit SipHash of what a device's entry is derived from besides its reports'
+/// states and install times: its name, its labels (none and an empty map apart) and,
+/// when a policy governs it, its reports' ids in order.
+fn inputs_hash(dev: &ManagedDevice, governed: bool) -> u64 {
+    let mut h = DefaultHasher::new();
+    dev.metadata.name.as_deref().unwrap_or("").hash(&mut h);
+    dev.metadata.labels.hash(&mut h);
+    if governed {
+        let reports = reports(dev);
+        h.write_usize(reports.len());
+        for r in reports {
+            r.id.hash(&mut h);
         }
-        let reports: &[DevicePatchStatus] = dev.status.as_ref().map_or(&[], |s| &s.patches);
-        self.pairs.len() == reports.len()
-            && self.pairs.iter().zip(reports).all(|(p, r)| {
-                p.state == r.state && p.installed_at() == r.installed_at && key.eat(&r.id)
-            })
     }
+    h.finish()
 }
 
-/// A length as stored in a key (longer strings and maps than a key can say never match).
-fn len32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(NO_LABELS - 1)
-}
-
-fn put_len(key: &mut Vec<u8>, n: u32) {
-    key.extend_from_slice(&n.to_le_bytes());
-}
-
-fn put_str(key: &mut Vec<u8>, s: &str) {
-    put_len(key, len32(s.len()));
-    key.extend_from_slice(s.as_bytes());
-}
-
-/// Reads a key from the front.
-struct Key<'k>(&'k [u8]);
-
-impl<'k> Key<'k> {
-    fn len(&mut self) -> Option<u32> {
-        let (head, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        Some(u32::from_le_bytes(*head))
-    }
-
-    fn str(&mut self) -> Option<&'k [u8]> {
-        let n = usize::try_from(self.len()?).ok()?;
-        let (s, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(s)
-    }
-
-    /// Reads the next string and says whether it is `s`.
-    fn eat(&mut self, s: &str) -> bool {
-        self.str() == Some(s.as_bytes())
-    }
-}
-
-/// One device–patch pair: its report's key fields, what covers it, and its SLA clock.
-/// A pass reads every pair of every device, so it is kept to one cache line (64 bytes):
-/// instants as [`When`], flags as bits.
+/// One device–patch pair: its report's key fields, whether exceptions cover it, and its
+/// SLA clock. A pass reads every pair of every device, and keeps them all, so it is kept
+/// small (44 bytes): instants as [`When`], flags as bits, and what covers it (few pairs)
+/// in its entry ([`Derived::covered`]).
 #[derive(Clone, Debug)]
-#[repr(align(64))]
 pub(super) struct Pair {
     /// The report's install time.
     installed_at: When,
@@ -375,15 +501,13 @@ pub(super) struct Pair {
     deadline: When,
     /// The next instant its clock changes by time alone.
     next_change: When,
-    /// The exceptions that cover it, if any do (few pairs).
-    pub exempt: Option<Box<Exempt>>,
     /// The patch's index in the catalog; [`NO_PATCH`] when the catalog does not know it.
     ix: u32,
-    /// The report's state (its id is in the device's key).
+    /// The report's state (its id is in the device's inputs hash).
     pub state: PatchState,
     /// Its clock's state, once run (with `deadline` and `next_change`).
     clock: Option<ClockState>,
-    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`], [`DUPLICATE`].
+    /// [`BLOCKS`], [`IN_INSTALL`], [`IN_UNINSTALL`], [`DUPLICATE`], [`EXEMPT`].
     flags: u8,
 }
 
@@ -398,11 +522,17 @@ const IN_UNINSTALL: u8 = 4;
 /// Another report of the device for the same patch counts instead (the device contract's
 /// [`winner`](crate::contract::winner)): this one is passed over.
 const DUPLICATE: u8 = 8;
+/// Exceptions cover it (which, its entry says).
+const EXEMPT: u8 = 16;
 
-/// An optional instant in 16 bytes, where an `Option<Timestamp>` takes 24.
+/// An optional instant in 12 bytes, aligned to 4, where an `Option<Timestamp>` takes 24
+/// (aligned to 8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct When {
-    second: i64,
+    /// The instant's seconds, high half (an `i64` field would align the whole to 8).
+    second_hi: i32,
+    /// The seconds' low half.
+    second_lo: u32,
     /// The instant's nanoseconds (negative before 1970, as jiff has them); `i32::MIN`
     /// for none.
     nanosecond: i32,
@@ -417,12 +547,17 @@ impl Default for When {
 impl When {
     pub(crate) fn new(t: Option<Timestamp>) -> Self {
         match t {
-            Some(t) => Self {
-                second: t.as_second(),
-                nanosecond: t.subsec_nanosecond(),
-            },
+            Some(t) => {
+                let second = t.as_second();
+                Self {
+                    second_hi: (second >> 32) as i32,
+                    second_lo: second as u32,
+                    nanosecond: t.subsec_nanosecond(),
+                }
+            }
             None => Self {
-                second: 0,
+                second_hi: 0,
+                second_lo: 0,
                 nanosecond: i32::MIN,
             },
         }
@@ -432,8 +567,9 @@ impl When {
         if self.nanosecond == i32::MIN {
             return None;
         }
+        let second = (i64::from(self.second_hi) << 32) | i64::from(self.second_lo);
         // Taken apart from a valid instant, so always valid again.
-        Timestamp::new(self.second, self.nanosecond).ok()
+        Timestamp::new(second, self.nanosecond).ok()
     }
 }
 
@@ -446,8 +582,26 @@ pub(super) struct Exempt {
     pub intervals: Vec<(Timestamp, Timestamp)>,
 }
 
-// Kept to one cache line: a field added here must keep it there.
-const _: () = assert!(std::mem::size_of::<Pair>() == 64);
+/// The exceptions covering a device's pairs.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Covered<'e>(&'e [(u32, Exempt)]);
+
+impl<'e> Covered<'e> {
+    /// The exceptions that cover the pair at `pos`, if any do.
+    pub fn at(self, pos: usize) -> Option<&'e Exempt> {
+        let pos = u32::try_from(pos).ok()?;
+        let k = self.0.binary_search_by_key(&pos, |(p, _)| *p).ok()?;
+        Some(&self.0[k].1)
+    }
+
+    /// The active exceptions that cover the pair at `pos`.
+    pub fn active(self, pos: usize) -> &'e [usize] {
+        self.at(pos).map_or(&[], |e| &e.active)
+    }
+}
+
+// Kept small: a field added here must not make it larger.
+const _: () = assert!(std::mem::size_of::<Pair>() == 44);
 
 impl Pair {
     /// A pair for a report of the patch at `ix` in the catalog (None: not in it).
@@ -456,7 +610,6 @@ impl Pair {
             installed_at: When::new(installed_at),
             deadline: When::new(None),
             next_change: When::new(None),
-            exempt: None,
             // A catalog past u32::MAX patches could not be held in memory.
             ix: ix
                 .and_then(|ix| u32::try_from(ix).ok())
@@ -534,19 +687,9 @@ impl Pair {
         }
     }
 
-    /// An active exception covers it now.
-    pub fn exempt_now(&self) -> bool {
-        self.exempt.as_ref().is_some_and(|e| !e.active.is_empty())
-    }
-
-    /// The intervals during which exceptions paused its clock.
-    pub fn intervals(&self) -> &[(Timestamp, Timestamp)] {
-        self.exempt.as_ref().map_or(&[], |e| &e.intervals)
-    }
-
-    /// The active exceptions that cover it.
-    pub fn active(&self) -> &[usize] {
-        self.exempt.as_ref().map_or(&[], |e| &e.active)
+    /// Exceptions cover it (which, its entry says: [`Derived::covered`]).
+    pub fn exempt(&self) -> bool {
+        self.flags & EXEMPT != 0
     }
 
     /// The install time the clock counts: only an Installed report has one, and an
@@ -569,7 +712,7 @@ impl Pair {
     /// from `now` (none reported, or one ahead of `now`).
     #[inline]
     pub fn moves_with_time(&self, now: Timestamp) -> bool {
-        self.exempt.is_some()
+        self.exempt()
             || (self.state == PatchState::Installed && self.installed_at().is_none_or(|t| t > now))
     }
 
@@ -615,7 +758,7 @@ mod tests {
     }
 
     #[test]
-    fn an_instant_kept_in_sixteen_bytes_comes_back_the_same() {
+    fn an_instant_kept_in_twelve_bytes_comes_back_the_same() {
         let instants = [
             None,
             Some(Timestamp::UNIX_EPOCH),
@@ -628,7 +771,33 @@ mod tests {
         for t in instants {
             assert_eq!(When::new(t).get(), t, "{t:?}");
         }
-        assert_eq!(std::mem::size_of::<When>(), 16);
+        assert_eq!(std::mem::size_of::<When>(), 12);
+    }
+
+    #[test]
+    fn what_covers_a_pair_is_found_at_its_position() {
+        let mut entry = Derived::default();
+        for _ in 0..3 {
+            entry
+                .pairs
+                .push(Pair::new(Some(1), PatchState::Missing, None));
+        }
+        let exempt = Exempt {
+            active: vec![4],
+            intervals: Vec::new(),
+        };
+        entry.cover(1, exempt);
+        entry.cover(2, Exempt::default());
+        let marked: Vec<bool> = entry.pairs.iter().map(Pair::exempt).collect();
+        assert_eq!(marked, [false, true, true]);
+        let covered = entry.covered();
+        assert!(covered.at(0).is_none());
+        assert_eq!(covered.active(1), [4]);
+        assert!(covered.at(2).is_some_and(|e| e.active.is_empty()));
+        let now = Timestamp::UNIX_EPOCH;
+        // Covered, even by no active exception: its clock moves with time.
+        assert!(entry.pairs[2].moves_with_time(now));
+        assert!(!entry.pairs[0].moves_with_time(now));
     }
 
     #[test]

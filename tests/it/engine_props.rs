@@ -1035,3 +1035,86 @@ fn an_incremental_pass_runs_when_only_devices_changed_and_a_full_one_otherwise()
     assert_eq!(pass, engine::decide(&w.snapshot(), now));
     assert_eq!(cache.incremental_passes(), 5, "a device added: a full pass");
 }
+
+/// Devices two policies of equal priority select (in conflict), and devices two rings of
+/// their policy select (claimed elsewhere), are kept alike by cached and incremental
+/// passes as they come into conflict and leave it: each pass decides what a full pass
+/// decides.
+#[test]
+fn conflicts_and_devices_claimed_elsewhere_are_kept_alike() {
+    let ring = |max: i32| RingPlan {
+        max: IntOrString::Int(max),
+        window: None,
+        soak_h: 1,
+        min_success: 50.0,
+        halt: None,
+        manual: false,
+    };
+    let s = Scenario {
+        rings: vec![ring(1), ring(2)],
+        devices: vec![(0, 0), (0, 1), (1, 2), (1, 0), (1, 1)],
+        patches: vec![(9.5, false, -1), (7.5, false, -1)],
+        freezes: vec![],
+        exceptions: vec![],
+        steps: vec![],
+    };
+    let mut w = build(&s);
+    // A second policy of the same priority, over the devices labelled `extra`; and the
+    // last ring selecting every managed device, so the first ring's are claimed there too.
+    let mut q = w.policies["p"].clone();
+    q.metadata = meta("q", &[]);
+    q.spec.device_selector = selector("extra", "yes");
+    w.policies.insert("q".into(), q);
+    if let Some(last) = w.rings.get_mut("r1") {
+        last.spec.device_selector = selector("managed", "yes");
+    }
+    let toggle = |w: &mut World, n: usize| {
+        if let Some(labels) = nth_labels(w, n)
+            && labels.remove("extra").is_none()
+        {
+            labels.insert("extra".into(), "yes".into());
+        }
+    };
+    toggle(&mut w, 0);
+    let conflicts = |d: &engine::Decisions| {
+        d.policies
+            .iter()
+            .find(|(name, _)| name == "p")
+            .map_or(0, |(_, s)| s.conflicts.len())
+    };
+    let mut cache = engine::Cache::new();
+    let mut cached = engine::Cache::new();
+    let mut now = ts(START);
+    let mut before = w.clone();
+    let first = engine::decide_changed(&w.snapshot(), Changed::Everything, now, &mut cache);
+    assert_eq!(first, engine::decide(&w.snapshot(), now));
+    assert_eq!(conflicts(&first), 1, "one device in conflict");
+    for step in 1..8 {
+        w.apply(&engine::decide(&w.snapshot(), now), now);
+        now = now
+            .checked_add(SignedDuration::from_mins(30))
+            .expect("in range");
+        toggle(&mut w, step % 3);
+        play_agents(&mut w, now, 40 + step as u8, 0);
+        // As an API server does: a changed device gets a new version.
+        for name in changed_devices(&before, &w) {
+            w.version += 1;
+            let v = w.version.to_string();
+            if let Some(d) = w.devices.get_mut(&name) {
+                d.metadata.resource_version = Some(v);
+            }
+        }
+        version_rollouts(&before, &mut w);
+        let told = any_changed(&before, &w);
+        let full = engine::decide(&w.snapshot(), now);
+        let pass = engine::decide_changed(&w.snapshot(), Changed::Devices(&told), now, &mut cache);
+        assert_eq!(pass, full, "incremental pass, step {step}");
+        let again = engine::decide_cached(&w.snapshot(), now, &mut cached);
+        assert_eq!(again, full, "cached pass, step {step}");
+        before = w.clone();
+    }
+    assert!(
+        cache.incremental_passes() > 0,
+        "some passes were incremental"
+    );
+}

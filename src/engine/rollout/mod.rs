@@ -47,7 +47,7 @@ pub fn unreachable(seen: Option<Timestamp>, after: Duration, now: Timestamp) -> 
 }
 
 /// One device of the policy that reports the patch, as the rollout sees it. A pass makes
-/// one per device–patch pair of a rollout's rings, so it is kept small (72 bytes): what
+/// one per device–patch pair of a rollout's rings, so it is kept small (56 bytes): what
 /// every member's standing needs is copied in; the device object itself (its report, its
 /// plan's entries) is read only for members that have an entry or are named.
 #[derive(Clone, Debug)]
@@ -133,7 +133,7 @@ impl<'a> Member<'a> {
     }
 }
 
-const _: () = assert!(std::mem::size_of::<Member<'static>>() <= 72);
+const _: () = assert!(std::mem::size_of::<Member<'static>>() <= 56);
 
 /// A ring of the policy, with its members for this patch.
 #[derive(Clone, Debug)]

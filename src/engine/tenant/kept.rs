@@ -50,7 +50,7 @@ pub(crate) struct Kept {
     governed: Governed,
     /// Per device with a counted clock, the first instant one changes (entries whose
     /// instant is no longer the device's are skipped when they come up).
-    clocks: BinaryHeap<Reverse<(Timestamp, u32)>>,
+    clocks: Clocks,
     /// Devices counted again at every pass ([`DeviceView::volatile`]).
     volatile: BTreeSet<u32>,
     /// Devices whose stored summary is not the one the last pass computed.
@@ -195,9 +195,6 @@ pub(super) struct Replay<'k> {
 /// nothing (a ring of 10,000 members is 720 kB, which `malloc` would map and unmap).
 pub(crate) type Pool = Vec<Vec<Member<'static>>>;
 
-/// How many emptied member lists a pool keeps.
-const POOLED: usize = 8;
-
 /// An emptied member list, kept with its room (the same allocation: a list of members of
 /// this pass becomes an empty one of no pass).
 #[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
@@ -207,12 +204,20 @@ pub(super) fn recycle(members: Vec<Member<'_>>) -> Vec<Member<'static>> {
     members.into_iter().filter_map(|_| None).collect()
 }
 
-/// Keeps the roomiest lists of a pool, at most [`POOLED`].
-fn trim(pool: &mut Pool) {
+/// Keeps the roomiest lists of a pool, as many as a rollout of `w` takes at once: one per
+/// ring of its policy (a rollout's lists are back in the pool before the next takes any).
+fn trim(pool: &mut Pool, w: &Walked<'_>) {
+    let most = w
+        .slots
+        .iter()
+        .flatten()
+        .map(|s| s.at.len())
+        .max()
+        .unwrap_or(0);
     pool.retain(|v| v.capacity() > 0);
-    if pool.len() > POOLED {
+    if pool.len() > most {
         pool.sort_by_key(|v| std::cmp::Reverse(v.capacity()));
-        pool.truncate(POOLED);
+        pool.truncate(most);
     }
 }
 
@@ -248,30 +253,32 @@ impl Kept {
         mut pool: std::cell::RefCell<Pool>,
         cache: &Cache,
     ) -> Kept {
-        trim(pool.get_mut());
+        trim(pool.get_mut(), &w);
         let mut walked = w.detach();
         for tally in &mut walked.tallies {
             tally.settle();
         }
+        fit_positions(&mut walked);
         let mut clocks = Vec::new();
         let mut volatile = BTreeSet::new();
         for (di, v) in walked.views.iter().enumerate() {
-            let di = di as u32;
-            if let Some(next) = v.next {
-                clocks.push(Reverse((next, di)));
+            if let Some(next) = v.next() {
+                clocks.push(Reverse(Due::new(next, di)));
             }
             if v.volatile {
-                volatile.insert(di);
+                volatile.insert(di as u32);
             }
         }
         let unmatched = cache
             .devices
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.summary.is_some_and(|(_, matched)| !matched))
+            .filter(|(_, e)| e.summary.is_some_and(|s| !s.matched))
             .map(|(di, _)| di as u32)
             .collect();
         let prints = vec![Prints::default(); walked.views.len()];
+        // Kept until the next full pass: no room left over from growing it.
+        clocks.shrink_to_fit();
         Kept {
             walked,
             governed,
@@ -281,6 +288,16 @@ impl Kept {
             memos,
             prints,
             pool,
+        }
+    }
+}
+
+/// Gives each slot's member positions, made by pushing, no more room than they take: they
+/// are kept until the next full pass, and an incremental pass moves few of them.
+fn fit_positions(w: &mut Walked<'_>) {
+    for slot in w.slots.iter_mut().flatten() {
+        for list in &mut slot.at {
+            list.shrink_to_fit();
         }
     }
 }
@@ -305,7 +322,7 @@ pub(super) struct Resumed<'a> {
     /// The devices whose summaries this pass gives (in order): those counted again and
     /// those whose stored summary is not theirs.
     pub(super) summaries: Vec<usize>,
-    clocks: BinaryHeap<Reverse<(Timestamp, u32)>>,
+    clocks: Clocks,
     volatile: BTreeSet<u32>,
     unmatched: BTreeSet<u32>,
     prints: Vec<Prints>,
@@ -358,8 +375,8 @@ pub(super) fn resume<'a>(
     let dis: Vec<usize> = dis.into_iter().collect();
     cache.last_now = Some(now);
     for (di, old) in walk::rewalk(t, &mut w, cache, &mut prints, &dis, last_now, now) {
-        governed.remove(di, &old);
-        governed.add(di, &w.views[di]);
+        governed.remove(&old);
+        governed.add(&w.views[di]);
         recounted(di, &w.views[di], &mut clocks, &mut volatile);
     }
     let seen: Vec<usize> = seen
@@ -373,7 +390,7 @@ pub(super) fn resume<'a>(
             .views
             .iter()
             .enumerate()
-            .filter_map(|(di, v)| v.next.map(|next| Reverse((next, di as u32))))
+            .filter_map(|(di, v)| v.next().map(|next| Reverse(Due::new(next, di))))
             .collect();
     }
     w.wake = due(&mut clocks, &w.views, now, &mut BTreeSet::new());
@@ -394,16 +411,11 @@ pub(super) fn resume<'a>(
 
 /// Notes when the device counted again at `di` (now `view`) next has a clock change, and
 /// whether it must be counted at every pass.
-fn recounted(
-    di: usize,
-    view: &DeviceView,
-    clocks: &mut BinaryHeap<Reverse<(Timestamp, u32)>>,
-    volatile: &mut BTreeSet<u32>,
-) {
-    let di = di as u32;
-    if let Some(next) = view.next {
-        clocks.push(Reverse((next, di)));
+fn recounted(di: usize, view: &DeviceView, clocks: &mut Clocks, volatile: &mut BTreeSet<u32>) {
+    if let Some(next) = view.next() {
+        clocks.push(Reverse(Due::new(next, di)));
     }
+    let di = di as u32;
     if view.volatile {
         volatile.insert(di);
     } else {
@@ -420,13 +432,15 @@ pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
             .devices
             .get(di)
             .and_then(|e| e.summary)
-            .is_none_or(|(_, matched)| matched);
+            .is_none_or(|s| s.matched);
         if matched {
             unmatched.remove(&(di as u32));
         } else {
             unmatched.insert(di as u32);
         }
     }
+    let mut pool = r.pool;
+    trim(pool.get_mut(), &r.w);
     cache.kept = Some(Box::new(Kept {
         walked: r.w.detach(),
         governed: r.governed,
@@ -435,11 +449,7 @@ pub(super) fn keep(cache: &mut Cache, r: Resumed<'_>) {
         unmatched,
         memos: r.memos,
         prints: r.prints,
-        pool: {
-            let mut pool = r.pool;
-            trim(pool.get_mut());
-            pool
-        },
+        pool,
     }));
 }
 
@@ -467,7 +477,7 @@ fn positions(snap: &Snapshot<'_>, cache: &Cache, changed: &BTreeSet<String>) -> 
                 });
             let dev = snap.devices.get(di)?;
             from = di + 1;
-            (name_of(&dev.metadata) == name && cache.devices.get(di)?.is_for(dev)).then_some(di)
+            (name_of(&dev.metadata) == name && cache.devices.get(di)?.is_named(name)).then_some(di)
         })
         .collect()
 }
@@ -500,27 +510,60 @@ fn slots_hold(t: &Tenant<'_>, w: &Walked<'_>, now: Timestamp) -> bool {
 /// Pops the devices whose next clock change is at or before `now` into `dis`; returns
 /// the first change after `now`.
 fn due(
-    clocks: &mut BinaryHeap<Reverse<(Timestamp, u32)>>,
+    clocks: &mut Clocks,
     views: &[DeviceView],
     now: Timestamp,
     dis: &mut BTreeSet<usize>,
 ) -> Option<Timestamp> {
-    while let Some(&Reverse((at, di))) = clocks.peek() {
-        let current = views.get(di as usize).and_then(|v| v.next) == Some(at);
-        if current && at > now {
+    while let Some(&Reverse(first)) = clocks.peek() {
+        let di = first.device as usize;
+        // Still the device's next change (a later count may have replaced it).
+        let current = views
+            .get(di)
+            .and_then(DeviceView::next)
+            .filter(|at| Due::new(*at, di) == first);
+        if let Some(at) = current
+            && at > now
+        {
             return Some(at);
         }
         clocks.pop();
-        if current {
-            dis.insert(di as usize);
+        if current.is_some() {
+            dis.insert(di);
         }
     }
     None
 }
 
+/// Per device with a counted clock, the first instant one changes, soonest first.
+type Clocks = BinaryHeap<Reverse<Due>>;
+
+/// A device's next clock change, in 16 bytes where a `(Timestamp, u32)` takes 24.
+/// Ordered by instant, then device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    /// The instant's seconds.
+    second: i64,
+    /// Its nanoseconds, of the seconds' sign (as jiff has them), so that the two order
+    /// as the instants do.
+    nanosecond: i32,
+    /// The device's position.
+    device: u32,
+}
+
+impl Due {
+    fn new(at: Timestamp, device: usize) -> Due {
+        Due {
+            second: at.as_second(),
+            nanosecond: at.subsec_nanosecond(),
+            device: device as u32,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::gallop;
+    use super::*;
 
     #[test]
     fn gallop_finds_the_first_position_not_before() {
@@ -530,5 +573,28 @@ mod tests {
                 assert_eq!(gallop(&list, |&x| x < cut), cut, "len {len}, cut {cut}");
             }
         }
+    }
+
+    #[test]
+    fn a_clock_change_kept_in_sixteen_bytes_orders_as_its_instant() {
+        let at = |s: i64, ns: i32| Timestamp::new(s, ns).expect("valid");
+        // Before 1970 jiff's nanoseconds are negative.
+        let mut instants = vec![
+            at(-2, 0),
+            at(-1, -500_000_000),
+            at(-1, -200_000_000),
+            at(0, -500_000_000),
+            at(0, 0),
+            at(0, 300_000_000),
+            at(1, 0),
+            at(1_700_000_000, 123_456_789),
+            Timestamp::MIN,
+            Timestamp::MAX,
+        ];
+        instants.sort();
+        let dues: Vec<Due> = instants.iter().map(|t| Due::new(*t, 7)).collect();
+        assert!(dues.is_sorted(), "{dues:?}");
+        assert!(Due::new(at(5, 0), 1) < Due::new(at(5, 0), 2));
+        assert_eq!(std::mem::size_of::<Due>(), 16);
     }
 }

@@ -155,7 +155,7 @@ fn row<'a>(
     let device = w.devices[f.di];
     let report = device.status.as_ref()?.patches.get(f.report)?;
     let pv = &t.policies[f.pi];
-    let ring = w.views[f.di].ring.map(|pos| pv.rings[pos].0);
+    let ring = w.views[f.di].ring().map(|pos| pv.rings[pos].0);
     let installed = matches!(
         f.clock.state,
         ClockState::InstalledOnTime | ClockState::InstalledLate

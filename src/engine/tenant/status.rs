@@ -8,7 +8,7 @@ use crate::api::{
     ApprovalSummary, DeploymentRingStatus, DeviceCompliance, ExceptionHistoryEntry, ExceptionPhase,
     ManagedDevice, PatchException, PatchExceptionStatus, PatchPolicyStatus, PolicyConflict,
 };
-use crate::engine::cache::{Cache, Summary, Version};
+use crate::engine::cache::{Cache, Shown, Version};
 use crate::engine::decision::{Decisions, DueSoon, Event, EventType, Health, Kind, Reason};
 use crate::engine::{exceptions, history, sla, windows};
 
@@ -19,13 +19,12 @@ use super::walk::{DeviceView, Walked};
 /// The most conflicts a policy status lists.
 const CONFLICTS_LISTED: usize = 20;
 
-/// Per policy, counted in one walk over the devices: governed, in no ring; and the
-/// devices in conflict (few), in order.
+/// Per policy, counted in one walk over the devices: governed, in no ring. (The devices
+/// in conflict are [`Walked::conflicts`].)
 #[derive(Clone)]
 pub(super) struct Governed {
     by: Vec<u32>,
     in_no_ring: Vec<u32>,
-    conflicted: Vec<usize>,
 }
 
 impl Governed {
@@ -33,47 +32,30 @@ impl Governed {
         let mut g = Governed {
             by: vec![0; t.policies.len()],
             in_no_ring: vec![0; t.policies.len()],
-            conflicted: Vec::new(),
         };
-        for (di, v) in w.views.iter().enumerate() {
-            if let Some(pi) = v.policy {
-                g.by[pi] += 1;
-                if v.ring.is_none() {
-                    g.in_no_ring[pi] += 1;
-                }
-            }
-            if !v.conflict.is_empty() {
-                g.conflicted.push(di);
-            }
+        for v in &w.views {
+            g.add(v);
         }
         g
     }
 
-    /// Counts the device at `di` in as `v` has it (for a kept count; `di` was not in it).
-    pub fn add(&mut self, di: usize, v: &DeviceView) {
-        if let Some(pi) = v.policy {
+    /// Counts a device in as `v` has it (for a kept count: it was not in it).
+    pub fn add(&mut self, v: &DeviceView) {
+        if let Some(pi) = v.policy() {
             self.by[pi] += 1;
-            if v.ring.is_none() {
+            if v.ring().is_none() {
                 self.in_no_ring[pi] += 1;
             }
         }
-        if !v.conflict.is_empty()
-            && let Err(k) = self.conflicted.binary_search(&di)
-        {
-            self.conflicted.insert(k, di);
-        }
     }
 
-    /// Takes the device at `di` out, as `v` had it when it was counted in.
-    pub fn remove(&mut self, di: usize, v: &DeviceView) {
-        if let Some(pi) = v.policy {
+    /// Takes a device out, as `v` had it when it was counted in.
+    pub fn remove(&mut self, v: &DeviceView) {
+        if let Some(pi) = v.policy() {
             self.by[pi] = self.by[pi].saturating_sub(1);
-            if v.ring.is_none() {
+            if v.ring().is_none() {
                 self.in_no_ring[pi] = self.in_no_ring[pi].saturating_sub(1);
             }
-        }
-        if let Ok(k) = self.conflicted.binary_search(&di) {
-            self.conflicted.remove(k);
         }
     }
 }
@@ -90,7 +72,7 @@ pub(super) fn policy(
 ) {
     let (pv, policy) = (&t.policies[pi], t.policies[pi].policy);
     let governed = g.by[pi];
-    let conflicts = conflicts(t, w, g, pi);
+    let conflicts = conflicts(t, w, pi);
     let tally = &w.tallies[pi];
     let (ok, all) = tally.totals();
     let old = policy.status.as_ref();
@@ -157,16 +139,14 @@ pub(super) fn policy(
 }
 
 /// The devices policy `pi` shares with another policy of its priority (the first few).
-fn conflicts(t: &Tenant<'_>, w: &Walked<'_>, g: &Governed, pi: usize) -> Vec<PolicyConflict> {
-    g.conflicted
+fn conflicts(t: &Tenant<'_>, w: &Walked<'_>, pi: usize) -> Vec<PolicyConflict> {
+    w.conflicts
         .iter()
-        .map(|&di| (di, &w.views[di]))
-        .filter(|(_, v)| v.conflict.contains(&pi))
+        .filter(|(_, policies)| policies.contains(&pi))
         .take(CONFLICTS_LISTED)
-        .map(|(di, v)| PolicyConflict {
+        .map(|(&di, policies)| PolicyConflict {
             device: name_of(&w.devices[di].metadata).to_string(),
-            policies: v
-                .conflict
+            policies: policies
                 .iter()
                 .filter(|o| **o != pi)
                 .map(|o| t.policies[*o].name.to_string())
@@ -385,33 +365,32 @@ pub(super) fn devices(
         let (Some(dev), Some(v)) = (w.devices.get(di), w.views.get(di)) else {
             continue;
         };
-        let names = Names::of(t, v, &cache.tiers);
-        let summary = Summary {
-            policy: v.policy,
-            ring: v.ring,
-            tier: v.tier,
-            overdue: v.overdue,
-            due_soon: v.due_soon,
-            conflict: !v.conflict.is_empty(),
-        };
+        let conflict = w.conflicts.get(&di).map_or(&[][..], Vec::as_slice);
+        let names = Names::of(t, v, conflict, &cache.tiers);
+        let counts = (v.overdue, v.due_soon);
         let compare = || stored_matches(dev, v, &names);
         let unchanged = match cache.keep.then(|| &mut cache.devices[di]) {
             Some(e) => {
                 // A trusted device's stored summary is the one the previous pass compared
-                // with: the same summary compares the same.
+                // with: the same summary compares the same. (Its policy, ring, tier and
+                // conflict are the entry's, which a trusted entry keeps.)
                 let unchanged = match e.summary {
-                    Some((last, matched)) if e.trusted && last == summary => {
+                    Some(last) if e.trusted && (last.overdue, last.due_soon) == counts => {
                         debug_assert_eq!(
-                            matched,
+                            last.matched,
                             compare(),
                             "device {}'s summary",
                             name_of(&dev.metadata)
                         );
-                        matched
+                        last.matched
                     }
                     _ => compare(),
                 };
-                e.summary = Some((summary, unchanged));
+                e.summary = Some(Shown {
+                    overdue: v.overdue,
+                    due_soon: v.due_soon,
+                    matched: unchanged,
+                });
                 if !e.trusted {
                     e.version = Version::of(dev.metadata.resource_version.as_deref());
                 }
@@ -427,20 +406,24 @@ pub(super) fn devices(
     }
 }
 
-/// The names a device's summary shows: its policy, ring and tier.
+/// What a device's summary names: its policy, ring and tier, or the policies in
+/// conflict over it.
 struct Names<'a> {
     policy: Option<&'a str>,
     ring: Option<&'a str>,
     tier: Option<&'a str>,
+    /// The policies in conflict over it (indices in the pass's list).
+    conflict: &'a [usize],
 }
 
 impl<'a> Names<'a> {
-    fn of(t: &Tenant<'a>, v: &DeviceView, tiers: &'a [String]) -> Self {
-        let policy = v.policy.map(|pi| &t.policies[pi]);
+    fn of(t: &Tenant<'a>, v: &DeviceView, conflict: &'a [usize], tiers: &'a [String]) -> Self {
+        let policy = v.policy().map(|pi| &t.policies[pi]);
         Names {
             policy: policy.map(|p| p.name),
-            ring: policy.and_then(|p| v.ring.and_then(|pos| p.rings.get(pos)).map(|(n, _)| *n)),
-            tier: v.policy.map(|_| tiers[v.tier].as_str()),
+            ring: policy.and_then(|p| v.ring().and_then(|pos| p.rings.get(pos)).map(|(n, _)| *n)),
+            tier: v.policy().map(|_| tiers[v.tier()].as_str()),
+            conflict,
         }
     }
 }
@@ -458,19 +441,19 @@ fn stored_matches(dev: &ManagedDevice, v: &DeviceView, n: &Names<'_>) -> bool {
                 && o.overdue == v.overdue
                 && o.due_soon == v.due_soon
                 && o.message.is_some() == (n.ring.is_none() || n.policy.is_none())
-                && v.conflict.is_empty()
+                && n.conflict.is_empty()
         })
 }
 
 /// A device's summary, with why it gets no assignments when it gets none.
 fn compliance(t: &Tenant<'_>, v: &DeviceView, n: &Names<'_>) -> DeviceCompliance {
-    let message = match (n.policy, v.conflict.is_empty()) {
+    let message = match (n.policy, n.conflict.is_empty()) {
         (Some(policy), _) => n
             .ring
             .is_none()
             .then(|| format!("matches none of policy {policy}'s rings: it gets no patches")),
         (None, false) => {
-            let names: Vec<&str> = v.conflict.iter().map(|p| t.policies[*p].name).collect();
+            let names: Vec<&str> = n.conflict.iter().map(|p| t.policies[*p].name).collect();
             Some(format!(
                 "conflict: policies {} select it at the same priority; it gets no new assignments",
                 names.join(", ")

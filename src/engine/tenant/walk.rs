@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::contract::{self, CheckIns};
 use crate::engine::approval::{self, Approval, Outcomes};
-use crate::engine::cache::{Cache, Derived, Pair, When};
+use crate::engine::cache::{Cache, Derived, Exempt, Ix, Pair, When};
 use crate::engine::exceptions;
 use crate::engine::rollout::Member;
 use crate::engine::sla::{self, ClockState, PairFacts, Tally};
@@ -63,24 +63,50 @@ impl Slot<'_> {
     }
 }
 
-/// One device as the pass sees it.
+/// One device as the pass sees it (a pass that keeps its walk keeps one per device, so
+/// it is kept small: indices as [`Ix`], instants as [`When`], the few devices' conflicts
+/// in [`Walked::conflicts`]).
 #[derive(Clone, Default)]
 pub(super) struct DeviceView {
-    pub policy: Option<usize>,
-    pub conflict: Vec<usize>,
+    /// The governing policy (index in the pass's policy list).
+    policy: Option<Ix>,
     /// Position in the policy's ring list.
-    pub ring: Option<usize>,
+    ring: Option<Ix>,
     /// The tier (index into the cache's tier names), when governed.
-    pub tier: usize,
+    tier: Option<Ix>,
+    /// How many of its counted pairs are overdue.
     pub overdue: u32,
+    /// How many are due soon.
     pub due_soon: u32,
     /// The first instant after the pass at which one of its counted clocks changes.
-    pub next: Option<Timestamp>,
+    next: When,
     /// One of its clocks moves with time itself (an exemption, or an install time taken
     /// from `now`): it is counted again at every pass.
     pub volatile: bool,
     /// When it was last seen (kept for an incremental pass's members).
     pub seen: When,
+}
+
+impl DeviceView {
+    /// The governing policy (index in the pass's policy list).
+    pub fn policy(&self) -> Option<usize> {
+        self.policy.map(Ix::get)
+    }
+
+    /// Position in the policy's ring list.
+    pub fn ring(&self) -> Option<usize> {
+        self.ring.map(Ix::get)
+    }
+
+    /// The tier (index into the cache's tier names); 0 when not governed.
+    pub fn tier(&self) -> usize {
+        self.tier.map_or(0, Ix::get)
+    }
+
+    /// The first instant after the pass at which one of its counted clocks changes.
+    pub fn next(&self) -> Option<Timestamp> {
+        self.next.get()
+    }
 }
 
 /// What the walk over the devices found.
@@ -90,6 +116,8 @@ pub(super) struct Walked<'a> {
     pub devices: Vec<&'a ManagedDevice>,
     /// One view per device, in the same order.
     pub views: Vec<DeviceView>,
+    /// The devices several policies of equal priority select (few), with those policies.
+    pub conflicts: BTreeMap<usize, Vec<usize>>,
     /// Per ring: the devices it claims.
     pub ring_members: Vec<u32>,
     /// Per ring: devices it selects that an earlier ring of a policy claims.
@@ -138,6 +166,7 @@ impl<'a> Walked<'a> {
         slots.resize_with(policies * t.patches.len(), || None);
         Walked {
             views: vec![DeviceView::default(); devices.len()],
+            conflicts: BTreeMap::new(),
             devices,
             ring_members: vec![0; rings],
             ring_claimed_elsewhere: vec![0; rings],
@@ -157,6 +186,7 @@ impl<'a> Walked<'a> {
         Walked {
             devices: Vec::new(),
             views: self.views,
+            conflicts: self.conflicts,
             ring_members: self.ring_members,
             ring_claimed_elsewhere: self.ring_claimed_elsewhere,
             slots: self
@@ -423,30 +453,35 @@ impl<'a> Walk<'_, 'a> {
         tiers: &[String],
     ) {
         let view = &mut w.views[di];
-        view.next = None;
+        view.next = When::new(None);
         view.volatile = false;
         view.seen = status.map_or(When::new(None), |(_, seen)| seen);
-        view.policy = entry.policy;
-        view.conflict.clone_from(&entry.conflict);
-        view.ring = entry.ring;
-        view.tier = entry.tier;
-        if let Some(ri) = entry.member_of {
+        view.policy = entry.policy().and_then(Ix::new);
+        view.ring = entry.ring().and_then(Ix::new);
+        view.tier = Ix::new(entry.tier());
+        if !entry.conflict().is_empty() {
+            w.conflicts.insert(di, entry.conflict().to_vec());
+        }
+        if let Some(ri) = entry.member_of() {
             w.ring_members[ri] += 1;
         }
-        for &ri in &entry.claimed_elsewhere {
+        for &ri in entry.claimed_elsewhere() {
             w.ring_claimed_elsewhere[ri] += 1;
         }
-        let (Some(pi), Some((reports, last_seen))) = (entry.policy, status) else {
+        let (Some(pi), Some((reports, last_seen))) = (entry.policy(), status) else {
             return;
         };
         let dev = w.devices[di];
-        let tier = tiers[entry.tier].as_str();
+        let tier = tiers[entry.tier()].as_str();
         let trusted = entry.trusted;
-        let ring_pos = entry.ring;
-        let tier_ix = entry.tier;
+        let ring_pos = entry.ring();
+        let tier_ix = entry.tier();
         // The policy's SLA row for the device's tier, found when a clock must run.
         let mut row = None;
-        for (pos, (report, pair)) in reports.iter().zip(entry.pairs.iter_mut()).enumerate() {
+        // The first instant after `now` at which one of its counted clocks changes.
+        let mut next = None;
+        let (pairs, covered) = entry.pairs_mut();
+        for (pos, (report, pair)) in reports.iter().zip(pairs.iter_mut()).enumerate() {
             if pair.duplicate() {
                 continue;
             }
@@ -465,8 +500,9 @@ impl<'a> Walk<'_, 'a> {
                 ix,
                 tier,
                 tier_ix,
+                exempt: covered.at(pos),
             };
-            let clock = self.count(w, &at, pair, &mut row);
+            let clock = self.count(w, &at, pair, &mut row, &mut next);
             if self.record {
                 self.record_fact(w, &at, pos, clock);
             }
@@ -504,22 +540,28 @@ impl<'a> Walk<'_, 'a> {
             debug_assert_eq!(pair.deadline_when(), When::new(clock.deadline));
             slot.members[ring].push(member_of(dev, pos, pair, last_seen));
         }
+        w.views[di].next = When::new(next);
     }
 
     /// One pair's SLA clock (kept from an earlier pass while it holds), counted into its
-    /// policy's tally and its device's view unless the patch is rejected or superseded.
+    /// policy's tally, its device's view and the device's `next` clock change unless the
+    /// patch is rejected or superseded.
     fn count(
         &mut self,
         w: &mut Walked<'a>,
         at: &PairAt<'_>,
         pair: &mut Pair,
         row: &mut Option<Option<&'a SlaTier>>,
+        next: &mut Option<Timestamp>,
     ) -> sla::Clock {
         let (t, now) = (self.t, self.now);
         let slot = w.slot(t, at.pi, at.ix, self.sizes, now);
         slot.reported += 1;
         let counted = slot.counted();
-        for &ei in pair.active() {
+        let (active, intervals) = at.exempt.map_or((&[][..], &[][..]), |e| {
+            (e.active.as_slice(), e.intervals.as_slice())
+        });
+        for &ei in active {
             w.exc_covered[ei].insert(at.di);
         }
         let installed_at = pair.installed_for_clock(now);
@@ -536,8 +578,8 @@ impl<'a> Walk<'_, 'a> {
                         cap,
                         margin: policy.spec.due_soon_margin.unwrap_or(DEFAULT_MARGIN),
                         installed_at,
-                        exempt_now: pair.exempt_now(),
-                        exempt_intervals: pair.intervals(),
+                        exempt_now: !active.is_empty(),
+                        exempt_intervals: intervals,
                     },
                     now,
                 );
@@ -547,10 +589,9 @@ impl<'a> Walk<'_, 'a> {
         };
         if counted {
             self.tally(w, at, clock.state, installed_at);
-            if let Some(next) = clock.next_change.filter(|n| *n > now) {
-                w.wake = Some(w.wake.map_or(next, |w| w.min(next)));
-                let view = &mut w.views[at.di];
-                view.next = Some(view.next.map_or(next, |w| w.min(next)));
+            if let Some(change) = clock.next_change.filter(|n| *n > now) {
+                w.wake = Some(w.wake.map_or(change, |w| w.min(change)));
+                *next = Some(next.map_or(change, |n| n.min(change)));
             }
         }
         clock
@@ -617,28 +658,31 @@ impl<'a> Walk<'_, 'a> {
         last_now: Timestamp,
     ) -> DeviceView {
         let old = std::mem::take(&mut w.views[di]);
-        if let Some(ri) = entry.member_of {
+        w.conflicts.remove(&di);
+        if let Some(ri) = entry.member_of() {
             w.ring_members[ri] = w.ring_members[ri].saturating_sub(1);
         }
-        for &ri in &entry.claimed_elsewhere {
+        for &ri in entry.claimed_elsewhere() {
             w.ring_claimed_elsewhere[ri] = w.ring_claimed_elsewhere[ri].saturating_sub(1);
         }
-        let Some(pi) = entry.policy else {
+        let Some(pi) = entry.policy() else {
             return old;
         };
-        let tier = tiers.get(entry.tier).map_or("", String::as_str);
-        let mut ids = entry.report_ids();
-        for pair in &entry.pairs {
-            let id = ids.next();
+        let tier = tiers.get(entry.tier()).map_or("", String::as_str);
+        let mut unknown = entry.unknown_ids().iter();
+        let covered = entry.covered();
+        for (pos, pair) in entry.pairs.iter().enumerate() {
+            let Some(ix) = pair.ix() else {
+                // The catalog does not know it, so no other report of it counts instead.
+                if let Some(id) = unknown.next() {
+                    uncount_unknown(&mut w.unknown[pi], id);
+                }
+                continue;
+            };
             if pair.duplicate() {
                 continue;
             }
-            let Some(ix) = pair.ix() else {
-                let id = id.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
-                uncount_unknown(&mut w.unknown[pi], id);
-                continue;
-            };
-            for &ei in pair.active() {
+            for &ei in covered.active(pos) {
                 w.exc_covered[ei].remove(&di);
             }
             self.uncount_pair(w, pi, ix, pair, tier, last_now);
@@ -836,7 +880,7 @@ fn memberships(
     entry: &Derived,
     prints: &[u64],
 ) -> Vec<(usize, Membership)> {
-    let (Some(pi), Some(ring)) = (entry.policy, entry.ring) else {
+    let (Some(pi), Some(ring)) = (entry.policy(), entry.ring()) else {
         return Vec::new();
     };
     let seen = w.views.get(di).map(|v| v.seen).unwrap_or_default();
@@ -908,7 +952,7 @@ pub(super) fn reseen(t: &Tenant<'_>, w: &mut Walked<'_>, cache: &Cache, dis: &[u
             continue;
         };
         let before = std::mem::replace(&mut view.seen, seen);
-        let (Some(pi), Some(ring), false) = (entry.policy, entry.ring, before == seen) else {
+        let (Some(pi), Some(ring), false) = (entry.policy(), entry.ring(), before == seen) else {
             continue;
         };
         let dirt = match (
@@ -1082,13 +1126,14 @@ fn member_of<'a>(
     }
 }
 
-/// Where a pair is: its device, policy, patch and tier.
+/// Where a pair is: its device, policy, patch and tier; and what exceptions cover it.
 struct PairAt<'t> {
     di: usize,
     pi: usize,
     ix: usize,
     tier: &'t str,
     tier_ix: usize,
+    exempt: Option<&'t Exempt>,
 }
 
 /// Reads a device's reports and when it was last seen (its `lastSeen` or its Lease's
@@ -1159,30 +1204,22 @@ fn derive(
 ) {
     let t = inputs.tenant;
     let labels = dev.metadata.labels.as_ref();
-    e.kept = keep;
-    e.summary = None;
-    e.key.clear();
-    e.policy = None;
-    e.conflict.clear();
-    e.ring = None;
-    e.member_of = None;
-    e.claimed_elsewhere.clear();
-    e.tier = 0;
-    e.pairs.clear();
+    e.forget(keep);
     let pi = match governing(t, labels).as_slice() {
         [one] => *one,
         many => {
-            e.conflict.extend_from_slice(many);
+            e.set_conflict(many);
             if keep {
                 e.record(dev);
             }
             return;
         }
     };
-    e.policy = Some(pi);
-    if keep {
-        e.record(dev);
-    }
+    let tier = labels
+        .and_then(|l| l.get(&t.policies[pi].policy.spec.tier_label))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_TIER);
+    e.govern(pi, Cache::tier(tiers, tier));
     for (pos, (_, ri)) in t.policies[pi].rings.iter().enumerate() {
         let Some(ri) = ri else { continue };
         if t.rings[*ri]
@@ -1190,25 +1227,18 @@ fn derive(
             .as_ref()
             .is_some_and(|s| s.matches(labels))
         {
-            if e.member_of.is_some() {
-                e.claimed_elsewhere.push(*ri);
-            } else {
-                e.ring = Some(pos);
-                e.member_of = Some(*ri);
-            }
+            e.claim(pos, *ri);
         }
     }
-    let tier = labels
-        .and_then(|l| l.get(&t.policies[pi].policy.spec.tier_label))
-        .map(String::as_str)
-        .unwrap_or(DEFAULT_TIER);
-    e.tier = Cache::tier(tiers, tier);
     if let Some(status) = dev.status.as_ref() {
         // Kept for every device until it changes: exactly one pair a report, no room
         // left over from growing the list (a third of a pair list's memory otherwise).
         e.pairs.reserve_exact(status.patches.len());
         pairs(e, dev, &status.patches, inputs);
         e.pairs.shrink_to_fit();
+    }
+    if keep {
+        e.record(dev);
     }
 }
 
@@ -1247,6 +1277,7 @@ fn pairs(
     for (pos, report) in reports.iter().enumerate() {
         let ix = t.catalog.get(report.id.as_str()).copied();
         let mut pair = Pair::new(ix, report.state, report.installed_at);
+        let mut exempt = None;
         if let Some(ix) = ix {
             // A patch reported twice counts once, at the report the contract prefers.
             if let Some(first) = seen.first(ix, stamp, pos) {
@@ -1257,16 +1288,26 @@ fn pairs(
                 }
                 pair.set_duplicate(!prefer);
             }
-            cover(&mut pair, t, ix, dev, &report.id);
+            exempt = cover(&mut pair, t, ix, dev, &report.id);
         }
         e.pairs.push(pair);
+        if let Some(exempt) = exempt {
+            e.cover(pos, exempt);
+        }
     }
 }
 
-/// Records on a pair the exceptions that cover it: whether one keeps it from being
-/// assigned, which are active, and when they paused its clock.
-fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &str) {
+/// The exceptions that cover a pair, if any do: which are active, and when they paused
+/// its clock; marks the pair when one keeps it from being assigned.
+fn cover(
+    pair: &mut Pair,
+    t: &Tenant<'_>,
+    ix: usize,
+    dev: &ManagedDevice,
+    id: &str,
+) -> Option<Exempt> {
     let (name, labels) = (name_of(&dev.metadata), dev.metadata.labels.as_ref());
+    let mut covering = None;
     for &ei in &t.exc_by_patch[ix] {
         let (exc, ev) = (t.excs[ei], &t.evals[ei]);
         if !exceptions::covers(exc, ev, name, labels, id) {
@@ -1275,7 +1316,7 @@ fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &s
         if ev.blocks_assignment {
             pair.set_blocks();
         }
-        let exempt = pair.exempt.get_or_insert_with(Box::default);
+        let exempt = covering.get_or_insert_with(Exempt::default);
         if ev.phase == ExceptionPhase::Active {
             exempt.active.push(ei);
         }
@@ -1283,6 +1324,7 @@ fn cover(pair: &mut Pair, t: &Tenant<'_>, ix: usize, dev: &ManagedDevice, id: &s
             exempt.intervals.push(iv);
         }
     }
+    covering
 }
 
 /// The policy's SLA row for a tier, or its default row.
