@@ -200,16 +200,22 @@ pub struct DevicePatchStatus {
 }
 
 impl DevicePatchStatus {
+    /// A report of no patch (an empty id), missing and never attempted.
+    pub const NONE: Self = Self {
+        id: String::new(),
+        state: PatchState::Missing,
+        attempts: 0,
+        last_attempt_at: None,
+        installed_at: None,
+        message: None,
+        attempt: None,
+    };
+
     /// A patch the device needs and has not attempted yet.
     pub fn missing(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            state: PatchState::Missing,
-            attempts: 0,
-            last_attempt_at: None,
-            installed_at: None,
-            message: None,
-            attempt: None,
+            ..Self::NONE
         }
     }
 }

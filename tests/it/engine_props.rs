@@ -981,10 +981,8 @@ fn a_cache_drops_the_entry_of_a_device_removed_from_the_end() {
     assert_eq!(cached, engine::decide(&w.snapshot(), now));
 }
 
-/// Told which device changed, a pass counts only it again and decides what a full pass
-/// decides; a device added (which the kept state has no place for) makes it a full pass.
-#[test]
-fn an_incremental_pass_runs_when_only_devices_changed_and_a_full_one_otherwise() {
+/// Two rings (one and two at a time), five devices over them, two patches.
+fn two_rings_five_devices() -> Scenario {
     let ring = |max: i32| RingPlan {
         max: IntOrString::Int(max),
         window: None,
@@ -993,15 +991,21 @@ fn an_incremental_pass_runs_when_only_devices_changed_and_a_full_one_otherwise()
         halt: None,
         manual: false,
     };
-    let s = Scenario {
+    Scenario {
         rings: vec![ring(1), ring(2)],
         devices: vec![(0, 0), (0, 1), (1, 2), (1, 0), (1, 1)],
         patches: vec![(9.5, false, -1), (7.5, false, -1)],
         freezes: vec![],
         exceptions: vec![],
         steps: vec![],
-    };
-    let mut w = build(&s);
+    }
+}
+
+/// Told which device changed, a pass counts only it again and decides what a full pass
+/// decides; a device added (which the kept state has no place for) makes it a full pass.
+#[test]
+fn an_incremental_pass_runs_when_only_devices_changed_and_a_full_one_otherwise() {
+    let mut w = build(&two_rings_five_devices());
     let mut cache = engine::Cache::new();
     let mut now = ts(START);
     let mut before = w.clone();
@@ -1042,23 +1046,7 @@ fn an_incremental_pass_runs_when_only_devices_changed_and_a_full_one_otherwise()
 /// decides.
 #[test]
 fn conflicts_and_devices_claimed_elsewhere_are_kept_alike() {
-    let ring = |max: i32| RingPlan {
-        max: IntOrString::Int(max),
-        window: None,
-        soak_h: 1,
-        min_success: 50.0,
-        halt: None,
-        manual: false,
-    };
-    let s = Scenario {
-        rings: vec![ring(1), ring(2)],
-        devices: vec![(0, 0), (0, 1), (1, 2), (1, 0), (1, 1)],
-        patches: vec![(9.5, false, -1), (7.5, false, -1)],
-        freezes: vec![],
-        exceptions: vec![],
-        steps: vec![],
-    };
-    let mut w = build(&s);
+    let mut w = build(&two_rings_five_devices());
     // A second policy of the same priority, over the devices labelled `extra`; and the
     // last ring selecting every managed device, so the first ring's are claimed there too.
     let mut q = w.policies["p"].clone();

@@ -76,15 +76,7 @@ pub struct Member<'a> {
 
 /// The report a member whose device lost its reports would have (it cannot: a member is
 /// made from its report, and the objects of a pass do not change).
-static NO_REPORT: DevicePatchStatus = DevicePatchStatus {
-    id: String::new(),
-    state: PatchState::Missing,
-    attempts: 0,
-    last_attempt_at: None,
-    installed_at: None,
-    message: None,
-    attempt: None,
-};
+static NO_REPORT: DevicePatchStatus = DevicePatchStatus::NONE;
 
 impl<'a> Member<'a> {
     /// Its report for this patch.
