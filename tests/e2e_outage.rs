@@ -186,22 +186,13 @@ async fn three_replicas_with_shards_take_over_a_dead_ones_tenants() {
 /// (`POD_NAMESPACE`): what the chart's leader-election Role grants in the release
 /// namespace.
 async fn allow_shard_leases(env: &Env) {
-    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     use kube::Api;
     use kube::api::PostParams;
     if std::env::var_os("RINGMASTER_E2E_OPERATOR_KUBECONFIG").is_none() {
         return;
     }
-    let review = Api::<SelfSubjectReview>::all(operator_client().await)
-        .create(&PostParams::default(), &SelfSubjectReview::default())
-        .await
-        .expect("a SelfSubjectReview as the operator");
-    let user = review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-        .expect("the API server names the operator's user");
+    let user = user_name(&operator_client().await).await;
     let names: Vec<String> = (0..3).map(|shard| lease_name(LEASES, shard)).collect();
     let role: Role = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "shard-leases"},

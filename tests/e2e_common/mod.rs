@@ -87,6 +87,19 @@ pub(crate) async fn operator_client() -> Client {
     Client::try_from(config).expect("the operator's client")
 }
 
+/// The user name the API server knows `client` by (a SelfSubjectReview).
+pub(crate) async fn user_name(client: &Client) -> String {
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("a SelfSubjectReview");
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .expect("the API server names the client's user")
+}
+
 pub(crate) fn unique(test: &str) -> String {
     let nanos = Timestamp::now().as_nanosecond();
     format!("{test}-{:x}", nanos % 0xff_ffff)
@@ -130,15 +143,7 @@ pub(crate) async fn setup(test: &str, with_operator: bool) -> Env {
         .expect("creating the test namespace");
 
     let metrics = Arc::new(Metrics::new());
-    let review = Api::<SelfSubjectReview>::all(client.clone())
-        .create(&PostParams::default(), &SelfSubjectReview::default())
-        .await
-        .expect("a SelfSubjectReview");
-    let user = review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username)
-        .expect("the API server names the test's user");
+    let user = user_name(&client).await;
     let env = Env {
         client,
         ns,
