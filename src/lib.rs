@@ -10,6 +10,7 @@
 //! - [`operator`]: the Kubernetes shell, `ringmaster run`.
 //! - [`report`]: the monthly evidence packet and its verification.
 //! - [`sim`]: the offline shell that plays the engine forward in virtual time.
+//! - [`watch`]: watches that come back by themselves after an API server outage.
 
 pub mod agent;
 pub mod api;
@@ -25,3 +26,4 @@ pub mod operator;
 pub mod report;
 pub mod sim;
 pub mod validate;
+pub mod watch;

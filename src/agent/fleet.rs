@@ -21,6 +21,7 @@ use super::device::{Behaviour, SimDevice};
 use super::lease::{CheckIn, RenewError};
 use super::{AGENT_ANNOTATION, Error, FIELD_MANAGER, FLEET_LABEL};
 use crate::api::{DevicePlan, ManagedDevice, ManagedDeviceSpec, OsInfo, Patch};
+use crate::watch::{Pace, recovering};
 
 /// What the fleet reports as its agent.
 const AGENT: &str = concat!(
@@ -674,11 +675,13 @@ impl Fleet {
     fn inputs(&self) -> std::pin::Pin<Box<dyn Stream<Item = Input> + Send>> {
         let cfg = &self.config;
         let api: Api<ManagedDevice> = Api::namespaced(self.client.clone(), &cfg.namespace);
-        let devices = watcher(
-            api,
-            watcher::Config::default().labels(&format!("{FLEET_LABEL}={}", cfg.prefix)),
+        let devices = recovering(
+            watcher(
+                api,
+                watcher::Config::default().labels(&format!("{FLEET_LABEL}={}", cfg.prefix)),
+            ),
+            Pace::Agent,
         )
-        .default_backoff()
         .applied_objects()
         .map(|r| match r {
             Ok(d) => Input::Device(Box::new(d)),
@@ -687,13 +690,15 @@ impl Fleet {
         if !cfg.patches.is_empty() {
             return Box::pin(devices);
         }
-        let catalog = watcher(Api::<Patch>::all(self.client.clone()), Default::default())
-            .default_backoff()
-            .applied_objects()
-            .map(|r| match r {
-                Ok(p) => Input::Catalog(Box::new(p)),
-                Err(e) => Input::WatchError(e.to_string()),
-            });
+        let catalog = recovering(
+            watcher(Api::<Patch>::all(self.client.clone()), Default::default()),
+            Pace::Agent,
+        )
+        .applied_objects()
+        .map(|r| match r {
+            Ok(p) => Input::Catalog(Box::new(p)),
+            Err(e) => Input::WatchError(e.to_string()),
+        });
         Box::pin(stream::select(devices, catalog))
     }
 }

@@ -11,15 +11,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::{Backoff, ResetTimerBackoff};
-use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -31,6 +27,7 @@ use crate::api::{
     PatchPolicy, PatchReport, PatchRollout, PatchState,
 };
 use crate::engine;
+use crate::watch::{self, Pace};
 
 use super::changes::Pending;
 use super::check_ins::{self, Change, CheckInStore};
@@ -613,56 +610,8 @@ impl Watch<'_> {
     }
 }
 
-/// How long a failed watch waits before it tries again: from 0.5 s doubling to at most
-/// 2 s (kube's default goes to 30 s, client-go's), so that the operator is watching
-/// again within seconds of an API server coming back. Nine watches retrying every 2 s
-/// are no burden on a server that is down; the delay starts again at 0.5 s after two
-/// minutes without a failure. A watch whose resource version has expired (410 Gone, as
-/// every watch gets from an API server that has just restarted) lists again at once,
-/// as client-go's reflector does: the server answered, nothing is gained by waiting.
-fn watch_backoff(gone: Arc<AtomicBool>) -> WatchBackoff {
-    let exponential = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(2))
-        .with_factor(2.0)
-        .without_max_times();
-    WatchBackoff {
-        backoff: ResetTimerBackoff::new(exponential.into(), Duration::from_secs(120)),
-        gone,
-    }
-}
-
-/// The watch backoff, which skips its wait once after a 410 Gone (`gone` set by the
-/// stream when it sees one).
-struct WatchBackoff {
-    backoff: ResetTimerBackoff<ExponentialBackoff>,
-    gone: Arc<AtomicBool>,
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        if self.gone.swap(false, Ordering::Relaxed) {
-            return Some(Duration::ZERO);
-        }
-        self.backoff.next()
-    }
-}
-
-impl Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.backoff.reset();
-    }
-}
-
-/// Whether a watch error says its resource version has expired: the watcher lists again.
-fn is_gone(e: &watcher::Error) -> bool {
-    matches!(e, watcher::Error::WatchError(status) if status.code == 410)
-}
-
-/// A watch of `api` that retries as [`watch_backoff`] says, and lists again at once after
-/// a 410 Gone (every watch of the operator's is one of these).
+/// A watch of `api` that comes back by itself after an outage, at the operator's pace
+/// (every watch of the operator's is one of these; see [`crate::watch`]).
 pub(super) fn recovering_watch<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -670,15 +619,7 @@ pub(super) fn recovering_watch<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let gone = Arc::new(AtomicBool::new(false));
-    let seen_gone = Arc::clone(&gone);
-    watcher(api, config)
-        .inspect_err(move |e| {
-            if is_gone(e) {
-                seen_gone.store(true, Ordering::Relaxed);
-            }
-        })
-        .backoff(watch_backoff(gone))
+    watch::recovering(watcher(api, config), Pace::Operator)
 }
 
 /// Watches `api`: each event is given to `apply` (the store) and then to `after`.

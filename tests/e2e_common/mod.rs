@@ -126,8 +126,20 @@ pub(crate) async fn apply_crds(client: &Client) {
     }
 }
 
+/// Logs what runs in the test process (the simulated fleets, an in-process operator)
+/// to stderr, filtered by `RINGMASTER_E2E_LOG`, when that is set; once per process.
+fn log_in_process() {
+    if let Ok(filter) = std::env::var("RINGMASTER_E2E_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 pub(crate) async fn setup(test: &str, with_operator: bool) -> Env {
     require_cluster();
+    log_in_process();
     let client = Client::try_default()
         .await
         .expect("a cluster in KUBECONFIG");
@@ -418,8 +430,19 @@ spec:
     /// that no more than `max_concurrent` were ever seen installing at once and that each
     /// was attempted once.
     pub(crate) async fn every_device_installs_once(&self, n: usize, max_concurrent: usize) {
+        self.every_device_installs_once_within(n, max_concurrent, Duration::from_secs(90))
+            .await;
+    }
+
+    /// [`Env::every_device_installs_once`], waiting up to `limit`.
+    pub(crate) async fn every_device_installs_once_within(
+        &self,
+        n: usize,
+        max_concurrent: usize,
+        limit: Duration,
+    ) {
         let most_in_progress = std::sync::atomic::AtomicUsize::new(0);
-        eventually("every device installs", Duration::from_secs(90), || {
+        eventually("every device installs", limit, || {
             let most = &most_in_progress;
             async move {
                 let r = self.reports().await;

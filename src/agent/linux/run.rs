@@ -21,6 +21,7 @@ use super::inventory;
 use super::runner::{Prefixed, Runner, SystemRunner};
 use super::state::Store;
 use crate::api::{ManagedDevice, Patch};
+use crate::watch::{Pace, recovering};
 
 /// Which package manager drives the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -228,11 +229,13 @@ pub async fn run(options: Options, mut shutdown: watch::Receiver<bool>) -> Resul
         agent.release_stale_cordon().await;
     }
     let devices: Api<ManagedDevice> = Api::namespaced(client.clone(), &options.namespace);
-    let mut changes = watcher(
-        devices,
-        watcher::Config::default().fields(&format!("metadata.name={}", options.name)),
+    let mut changes = recovering(
+        watcher(
+            devices,
+            watcher::Config::default().fields(&format!("metadata.name={}", options.name)),
+        ),
+        Pace::Agent,
     )
-    .default_backoff()
     .touched_objects()
     .boxed();
     loop {
@@ -366,8 +369,7 @@ async fn watch_catalog(
         p.spec.title = None;
         p.spec.supersedes.clear();
     });
-    let stream = reflector(writer, trimmed)
-        .default_backoff()
+    let stream = recovering(reflector(writer, trimmed), Pace::Agent)
         .applied_objects()
         .for_each(|_| future::ready(()));
     tokio::spawn(stream);
