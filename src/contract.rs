@@ -177,7 +177,7 @@ pub enum Standing {
 pub fn answers(report: &DevicePatchStatus, entry: &PlanEntry) -> bool {
     match (&report.attempt, &entry.attempt, &entry.basis) {
         (Some(echoed), Some(attempt), _) => echoed == attempt,
-        (None, Some(_), Some(basis)) => digest(report) != *basis,
+        (None, Some(_), Some(basis)) => digest_hex(report) != basis.as_bytes(),
         _ => report
             .last_attempt_at
             .is_some_and(|t| t >= entry.not_before),
@@ -199,16 +199,30 @@ pub fn judge_state<'r>(
     entry: Option<&PlanEntry>,
     now: Timestamp,
 ) -> Standing {
+    judge_timed(state, report, entry, now).0
+}
+
+/// [`judge_state`], and for a device with an entry that is in progress, when the entry's
+/// attempt times out unless answered ([`times_out_at`], weighed once for both).
+pub fn judge_timed<'r>(
+    state: PatchState,
+    report: impl Fn() -> &'r DevicePatchStatus,
+    entry: Option<&PlanEntry>,
+    now: Timestamp,
+) -> (Standing, Option<Timestamp>) {
     match (state, entry) {
-        (PatchState::Installed, _) => Standing::Installed,
-        (PatchState::PendingReboot, _) | (PatchState::Installing, None) => Standing::InProgress,
-        (PatchState::RolledBack, None) => Standing::RolledBack,
-        (PatchState::Missing | PatchState::Failed, None) => Standing::Waiting,
+        (PatchState::Installed, _) => (Standing::Installed, None),
+        (PatchState::PendingReboot, Some(e)) => (Standing::InProgress, times_out_at(report(), e)),
+        (PatchState::PendingReboot | PatchState::Installing, None) => (Standing::InProgress, None),
+        (PatchState::RolledBack, None) => (Standing::RolledBack, None),
+        (PatchState::Missing | PatchState::Failed, None) => (Standing::Waiting, None),
         (PatchState::Failed, Some(e)) if answers(report(), e) => {
-            Standing::Failed(FailReason::Reported)
+            (Standing::Failed(FailReason::Reported), None)
         }
-        (_, Some(e)) if timed_out(report(), e, now) => Standing::Failed(FailReason::TimedOut),
-        (_, Some(_)) => Standing::InProgress,
+        (_, Some(e)) => match times_out_at(report(), e) {
+            Some(at) if now >= at => (Standing::Failed(FailReason::TimedOut), None),
+            at => (Standing::InProgress, at),
+        },
     }
 }
 
@@ -288,6 +302,12 @@ pub fn install_time(installed_at: Option<Timestamp>, now: Timestamp) -> Option<T
 /// A digest of what a report says, for an entry's `basis`: 16 hex digits over the state,
 /// attempt count, times, message and echoed attempt.
 pub fn digest(report: &DevicePatchStatus) -> String {
+    digest_hex(report).iter().map(|&b| char::from(b)).collect()
+}
+
+/// [`digest`]'s 16 hex digits, without building a string (a rollout compares one with
+/// the basis of every entry in progress, at every pass).
+fn digest_hex(report: &DevicePatchStatus) -> [u8; 16] {
     use std::fmt::Write as _;
     // Each part is written straight into the hash, followed by a zero byte: no string is
     // built for it (an admission digests one report per admitted device).
@@ -310,10 +330,10 @@ pub fn digest(report: &DevicePatchStatus) -> String {
     h.0.update(report.attempt.as_deref().unwrap_or_default().as_bytes());
     h.end_part();
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(16);
-    for b in &h.0.finalize()[..8] {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    let mut out = [0; 16];
+    for (i, b) in h.0.finalize()[..8].iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
     out
 }

@@ -20,20 +20,22 @@ pub(super) enum Standing {
 }
 
 /// `ours` is the member's install entry when it is this rollout's; `seen`, its check-in.
+/// With the standing, when an entry in progress times out unless answered.
 fn standing(
     m: &Member<'_>,
     ours: Option<&PlanEntry>,
     seen: Option<Timestamp>,
     unreachable_after: Duration,
     now: Timestamp,
-) -> Standing {
+) -> (Standing, Option<Timestamp>) {
     if m.excepted {
-        return Standing::Excepted;
+        return (Standing::Excepted, None);
     }
     if unreachable(seen, unreachable_after, now) {
-        return Standing::Unreachable;
+        return (Standing::Unreachable, None);
     }
-    Standing::Judged(contract::judge_state(m.state, || m.report(), ours, now))
+    let (judged, times_out) = contract::judge_timed(m.state, || m.report(), ours, now);
+    (Standing::Judged(judged), times_out)
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,7 +111,7 @@ pub(super) fn tally(
     for m in &ring.members {
         let ours = m.install().filter(|e| e.rollout == rollout);
         let last_seen = m.last_seen();
-        let s = standing(m, ours, last_seen, unreachable_after, now);
+        let (s, times_out) = standing(m, ours, last_seen, unreachable_after, now);
         let c = &mut t.counts;
         let release = match s {
             Standing::Excepted => {
@@ -123,7 +125,7 @@ pub(super) fn tally(
                 m.state != PatchState::Installed
             }
             Standing::Judged(j) => {
-                t.judged(j, m, ours, now, &mut untimed);
+                t.judged(j, m, times_out, now, &mut untimed);
                 j == contract::Standing::Installed
             }
         };
@@ -154,12 +156,13 @@ pub(super) fn tally(
 }
 
 impl Tallied {
-    /// Counts a member as the device contract judged it.
+    /// Counts a member as the device contract judged it (`times_out`: when its entry in
+    /// progress times out).
     fn judged(
         &mut self,
         j: contract::Standing,
         m: &Member<'_>,
-        ours: Option<&PlanEntry>,
+        times_out: Option<Timestamp>,
         now: Timestamp,
         untimed: &mut bool,
     ) {
@@ -183,10 +186,7 @@ impl Tallied {
             }
             contract::Standing::InProgress => {
                 c.in_progress += 1;
-                self.sooner(
-                    ours.and_then(|e| contract::times_out_at(m.report(), e)),
-                    now,
-                );
+                self.sooner(times_out, now);
             }
             contract::Standing::Waiting => c.waiting += 1,
             contract::Standing::RolledBack => c.rolled_back += 1,

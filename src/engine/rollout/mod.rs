@@ -47,9 +47,9 @@ pub fn unreachable(seen: Option<Timestamp>, after: Duration, now: Timestamp) -> 
 }
 
 /// One device of the policy that reports the patch, as the rollout sees it. A pass makes
-/// one per device–patch pair of a rollout's rings, so it is kept small (56 bytes): what
-/// every member's standing needs is copied in; the device object itself (its report, its
-/// plan's entries) is read only for members that have an entry or are named.
+/// one per device–patch pair of a rollout's rings, so it is kept small (one 64-byte cache
+/// line): what every member's standing needs is copied in; the device object itself (its
+/// report, its plan's entries) is read only for members that have an entry or are named.
 #[derive(Clone, Debug)]
 pub struct Member<'a> {
     /// The device (its name is read only where a decision names it).
@@ -64,6 +64,9 @@ pub struct Member<'a> {
     pub excepted: bool,
     /// Its plan has an install entry for this patch.
     pub(crate) in_install: bool,
+    /// That entry, when the pass that made the member read the device's plan (the device
+    /// changed since the pass before); looked up by [`Member::install`] otherwise.
+    pub(crate) install_entry: Option<&'a PlanEntry>,
     /// Its plan has an uninstall entry for this patch.
     pub(crate) in_uninstall: bool,
     /// The report's install time (`report.installed_at`, likewise).
@@ -95,10 +98,11 @@ impl<'a> Member<'a> {
 
     /// Its plan's install entry for this patch, if any.
     pub fn install(&self) -> Option<&'a PlanEntry> {
-        let plan = &self.device.spec.plan;
-        self.in_install
-            .then(|| plan.install.get(&self.report().id))
-            .flatten()
+        if !self.in_install {
+            return None;
+        }
+        self.install_entry
+            .or_else(|| self.device.spec.plan.install.get(&self.report().id))
     }
 
     /// Its plan's uninstall entry for this patch, if any.
@@ -125,7 +129,7 @@ impl<'a> Member<'a> {
     }
 }
 
-const _: () = assert!(std::mem::size_of::<Member<'static>>() <= 56);
+const _: () = assert!(std::mem::size_of::<Member<'static>>() <= 64);
 
 /// A ring of the policy, with its members for this patch.
 #[derive(Clone, Debug)]

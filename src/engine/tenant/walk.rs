@@ -3,13 +3,13 @@
 //! taken from the cache where the device is the one it was derived from — counted into
 //! the policies' SLA tallies as the walk goes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 
 use crate::api::{
     DEFAULT_TIER, DevicePatchStatus, Duration, ExceptionPhase, ManagedDevice, PatchPolicy,
-    PatchState, SlaTier,
+    PatchState, PlanEntry, SlaTier,
 };
 use crate::contract::{self, CheckIns};
 use crate::engine::approval::{self, Approval, Outcomes};
@@ -18,7 +18,7 @@ use crate::engine::exceptions;
 use crate::engine::rollout::Member;
 use crate::engine::sla::{self, ClockState, PairFacts, Tally};
 
-use super::gather::Tenant;
+use super::gather::{FastHash, Tenant};
 use super::name_of;
 
 /// The DueSoon margin when a policy sets none.
@@ -307,6 +307,7 @@ pub(super) fn walk<'a>(
         kept,
         incremental: false,
         now,
+        planned: Vec::new(),
     };
     let mut check_alignment = keep;
     let walked = loop {
@@ -353,6 +354,39 @@ struct Walk<'s, 'a> {
     /// in device order, the tallies' samples kept in order.
     incremental: bool,
     now: Timestamp,
+    /// Scratch space for [`Planned`], kept from device to device.
+    planned: Vec<(usize, &'a PlanEntry)>,
+}
+
+/// A device's install entries by catalog position (a device has a few at most).
+struct Planned<'a>(Vec<(usize, &'a PlanEntry)>);
+
+impl<'a> Planned<'a> {
+    /// The entries of `install` (none when not read) whose patch the catalog knows, in
+    /// `scratch`'s space.
+    fn of(
+        mut scratch: Vec<(usize, &'a PlanEntry)>,
+        install: Option<&'a BTreeMap<String, PlanEntry>>,
+        catalog: &HashMap<&str, usize, FastHash>,
+    ) -> Self {
+        scratch.clear();
+        for (id, e) in install.into_iter().flatten() {
+            if let Some(&ix) = catalog.get(id.as_str()) {
+                scratch.push((ix, e));
+            }
+        }
+        Self(scratch)
+    }
+
+    /// The entry for the patch at `ix`.
+    fn install(&self, ix: usize) -> Option<&'a PlanEntry> {
+        self.0.iter().find(|(i, _)| *i == ix).map(|(_, e)| *e)
+    }
+
+    /// Its space, for the next device.
+    fn done(self) -> Vec<(usize, &'a PlanEntry)> {
+        self.0
+    }
 }
 
 /// What the walk reads of one device object first: its reports and its check-in.
@@ -386,6 +420,9 @@ impl<'a> Walk<'_, 'a> {
                 ahead.extend((di..end).map(|j| {
                     let d = w.devices[j];
                     let same = keep && cache.devices.get(j).is_some_and(|e| e.unchanged(d));
+                    if !same {
+                        touch_derived(d);
+                    }
                     (read_ahead(d, self.t.check_ins), same)
                 }));
                 if keep {
@@ -480,6 +517,13 @@ impl<'a> Walk<'_, 'a> {
         let mut row = None;
         // The first instant after `now` at which one of its counted clocks changes.
         let mut next = None;
+        // The install entries of a device that changed, by patch, read once here: each
+        // pair finds its own without comparing ids, and its member carries it.
+        let planned = Planned::of(
+            std::mem::take(&mut self.planned),
+            (ring_pos.is_some() && !trusted).then_some(&dev.spec.plan.install),
+            &self.t.catalog,
+        );
         let (pairs, covered) = entry.pairs_mut();
         for (pos, (report, pair)) in reports.iter().zip(pairs.iter_mut()).enumerate() {
             if pair.duplicate() {
@@ -519,11 +563,13 @@ impl<'a> Walk<'_, 'a> {
             // where there were some.
             // (Read for every pair, so that what a trusted device's pairs say of its plan
             // holds when a rollout starts for a patch later.)
-            let plan = &dev.spec.plan;
+            let mut entry = None;
             if ring_pos.is_some() && !trusted {
+                entry = planned.install(ix);
+                let uninstall = &dev.spec.plan.uninstall;
                 pair.set_in_plan(
-                    plan.install.contains_key(&report.id),
-                    plan.uninstall.contains_key(&report.id),
+                    entry.is_some(),
+                    !uninstall.is_empty() && uninstall.contains_key(&report.id),
                 );
             }
             let Some(ring) = ring_pos.filter(|_| slot.decided) else {
@@ -538,9 +584,10 @@ impl<'a> Walk<'_, 'a> {
             }
             // The pair keeps the clock just counted: its deadline is the clock's.
             debug_assert_eq!(pair.deadline_when(), When::new(clock.deadline));
-            slot.members[ring].push(member_of(dev, pos, pair, last_seen));
+            slot.members[ring].push(member_of(dev, pos, pair, last_seen, entry));
         }
         w.views[di].next = When::new(next);
+        self.planned = planned.done();
     }
 
     /// One pair's SLA clock (kept from an earlier pass while it holds), counted into its
@@ -763,6 +810,7 @@ pub(super) fn rewalk<'a>(
         kept: true,
         incremental: true,
         now,
+        planned: Vec::new(),
     };
     w.dirty.clear();
     w.dirty.resize(w.slots.len(), Dirt::Clean);
@@ -1100,7 +1148,7 @@ pub(super) fn members<'a>(
 fn member<'a>(w: &Walked<'a>, cache: &Cache, di: usize, pos: usize) -> Option<Member<'a>> {
     let dev = *w.devices.get(di)?;
     let pair = cache.devices.get(di)?.pairs.get(pos)?;
-    Some(member_of(dev, pos, pair, w.views.get(di)?.seen))
+    Some(member_of(dev, pos, pair, w.views.get(di)?.seen, None))
 }
 
 /// The member a device–patch pair makes, its clock counted, the device last seen at
@@ -1110,6 +1158,7 @@ fn member_of<'a>(
     report: usize,
     pair: &Pair,
     last_seen: When,
+    install_entry: Option<&'a PlanEntry>,
 ) -> Member<'a> {
     let (in_install, in_uninstall) = pair.in_plan();
     Member {
@@ -1119,6 +1168,7 @@ fn member_of<'a>(
         state: pair.state,
         excepted: pair.blocks(),
         in_install,
+        install_entry,
         in_uninstall,
         installed_at: pair.installed_when(),
         last_seen,
@@ -1142,6 +1192,23 @@ fn read_ahead<'a>(d: &'a ManagedDevice, check_ins: &CheckIns) -> Ahead<'a> {
     d.status
         .as_ref()
         .map(|s| (&s.patches[..], When::new(contract::last_seen(d, check_ins))))
+}
+
+/// Reads what deriving a device reads first, each in a string of its own elsewhere on the
+/// heap: its labels (the selectors), its reports' patch ids (the catalog) and its plan's
+/// (its entries). Done in the read-ahead loop, so that those reads wait on memory together.
+fn touch_derived(d: &ManagedDevice) {
+    let first = |s: &String| std::hint::black_box(s.as_bytes().first().copied());
+    for (k, v) in d.metadata.labels.iter().flatten() {
+        first(k);
+        first(v);
+    }
+    for r in d.status.iter().flat_map(|s| &s.patches) {
+        first(&r.id);
+    }
+    for id in d.spec.plan.install.keys() {
+        first(id);
+    }
 }
 
 /// What deriving a device's results reads besides the device.
