@@ -7,6 +7,8 @@
 //! over N devices (10 patches each) instead, without criterion, and prints the fastest and
 //! the median: quick comparisons of two builds, and a pass's instructions and cache misses
 //! counted with callgrind, whose counts do not depend on what else the machine does.
+//! `RINGMASTER_BENCH_OPERATOR=1` with it times the operator's full pass instead
+//! (`decide_changed`, everything changed, the cache warm).
 //! `RINGMASTER_BENCH_MEMORY=N` measures instead the memory the engine's cache keeps per
 //! device between passes at N devices (the heap it holds after a pass, counted by this
 //! binary's allocator): what the operator keeps per device beyond its cached objects.
@@ -423,20 +425,45 @@ fn thread_cpu() -> std::time::Duration {
         .unwrap_or_default()
 }
 
-/// `passes` passes over `devices` devices, each timed.
-fn passes(devices: usize, passes: usize) {
+/// `passes` passes over `devices` devices, each timed: `engine::decide`, which keeps
+/// nothing; with `operator`, the operator's full pass instead (`decide_changed` told
+/// everything changed, with the tenant's cache warm from the pass before: what a resync
+/// or a spec change costs it).
+fn passes(devices: usize, passes: usize, operator: bool) {
     let (w, now) = tenant(devices, 10);
     let snapshot = w.snapshot();
+    let mut cache = ringmaster::engine::Cache::new();
+    let mut pass = || {
+        if operator {
+            let everything = ringmaster::engine::Changed::Everything;
+            black_box(ringmaster::engine::decide_changed(
+                black_box(&snapshot),
+                everything,
+                now,
+                &mut cache,
+            ));
+        } else {
+            black_box(ringmaster::engine::decide(black_box(&snapshot), now));
+        }
+    };
+    if operator {
+        pass();
+    }
     let mut times: Vec<std::time::Duration> = (0..passes)
         .map(|_| {
             let started = std::time::Instant::now();
-            black_box(ringmaster::engine::decide(black_box(&snapshot), now));
+            pass();
             started.elapsed()
         })
         .collect();
     times.sort();
+    let kind = if operator {
+        "operator's full"
+    } else {
+        "uncached"
+    };
     println!(
-        "{passes} passes over {devices} devices: fastest {:?}, median {:?}",
+        "{passes} {kind} passes over {devices} devices: fastest {:?}, median {:?}",
         times.first().copied().unwrap_or_default(),
         times.get(passes / 2).copied().unwrap_or_default()
     );
@@ -504,7 +531,8 @@ fn main() {
                 |v: &str, name: &str| v.parse().unwrap_or_else(|_| panic!("{name}: a number"));
             let n = std::env::var("RINGMASTER_BENCH_PASSES")
                 .map_or(1, |p| count(&p, "RINGMASTER_BENCH_PASSES"));
-            passes(count(&devices, "RINGMASTER_BENCH_DEVICES"), n);
+            let operator = std::env::var_os("RINGMASTER_BENCH_OPERATOR").is_some();
+            passes(count(&devices, "RINGMASTER_BENCH_DEVICES"), n, operator);
         }
         Err(_) => {
             benches();
