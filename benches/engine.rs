@@ -311,7 +311,10 @@ fn one_report(c: &mut Criterion) {
         black_box(ringmaster::engine::decide_changed(
             &one, everything, now, &mut cache,
         ));
+        // Whether criterion ran it (a filter on the command line may leave it out).
+        let mut ran = false;
         group.bench_function(BenchmarkId::new("incremental-pass", devices), |b| {
+            ran = true;
             b.iter(|| {
                 flip = !flip;
                 let snap = if flip { &two } else { &one };
@@ -325,7 +328,7 @@ fn one_report(c: &mut Criterion) {
             })
         });
         assert!(
-            cache.incremental_passes() > 0,
+            !ran || cache.incremental_passes() > 0,
             "the passes were incremental"
         );
     }
