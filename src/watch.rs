@@ -68,10 +68,7 @@ where
                 seen_gone.store(true, Ordering::Relaxed);
             }
         })
-        .backoff(WatchBackoff {
-            backoff: ResetTimerBackoff::new(pace.backoff(), Duration::from_secs(120)),
-            gone,
-        })
+        .backoff(WatchBackoff::new(pace, gone))
 }
 
 /// A backoff that skips its wait once after a 410 Gone (`gone`, set by the stream when it
@@ -79,6 +76,17 @@ where
 struct WatchBackoff {
     backoff: ResetTimerBackoff<ExponentialBackoff>,
     gone: Arc<AtomicBool>,
+}
+
+impl WatchBackoff {
+    /// At `pace`, starting again from the shortest delay after two minutes without a
+    /// failure.
+    fn new(pace: Pace, gone: Arc<AtomicBool>) -> Self {
+        Self {
+            backoff: ResetTimerBackoff::new(pace.backoff(), Duration::from_secs(120)),
+            gone,
+        }
+    }
 }
 
 impl Iterator for WatchBackoff {
@@ -109,11 +117,7 @@ mod tests {
 
     fn backoff(pace: Pace) -> (WatchBackoff, Arc<AtomicBool>) {
         let gone = Arc::new(AtomicBool::new(false));
-        let b = WatchBackoff {
-            backoff: ResetTimerBackoff::new(pace.backoff(), Duration::from_secs(120)),
-            gone: Arc::clone(&gone),
-        };
-        (b, gone)
+        (WatchBackoff::new(pace, Arc::clone(&gone)), gone)
     }
 
     #[test]

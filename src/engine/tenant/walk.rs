@@ -933,7 +933,7 @@ fn memberships(
     };
     let seen = w.views.get(di).map(|v| v.seen).unwrap_or_default();
     let turns = turns_unreachable(t, pi, ring, seen);
-    let mut out: Vec<(usize, Membership)> = member_slots(t, w, pi, entry)
+    let mut out: Vec<(usize, Membership)> = member_slots(t, &w.slots, pi, entry)
         .map(|(pos, p, at)| {
             let m = Membership {
                 ring,
@@ -958,7 +958,7 @@ fn memberships(
 /// governs it): each one's position, pair and slot (policy × patch), in report order.
 fn member_slots<'e>(
     t: &Tenant<'_>,
-    w: &'e Walked<'_>,
+    slots: &'e [Option<Slot<'_>>],
     pi: usize,
     entry: &'e Derived,
 ) -> impl Iterator<Item = (usize, &'e Pair, usize)> + 'e {
@@ -970,7 +970,7 @@ fn member_slots<'e>(
         .filter(|(_, p)| !p.duplicate())
         .filter_map(move |(pos, p)| Some((pos, p, pi * n + p.ix()?)))
         .filter(|(_, _, at)| {
-            w.slots
+            slots
                 .get(*at)
                 .and_then(Option::as_ref)
                 .is_some_and(|s| s.decided)
@@ -1010,8 +1010,7 @@ pub(super) fn reseen(t: &Tenant<'_>, w: &mut Walked<'_>, cache: &Cache, dis: &[u
             (Some(x), Some(y)) => Dirt::Seen(x.min(y)),
             _ => Dirt::Changed,
         };
-        let slots: Vec<usize> = member_slots(t, w, pi, entry).map(|(_, _, at)| at).collect();
-        for at in slots {
+        for (_, _, at) in member_slots(t, &w.slots, pi, entry) {
             w.dirty[at] = w.dirty[at].and(dirt);
         }
     }
