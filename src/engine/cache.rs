@@ -511,6 +511,14 @@ pub(super) struct Pair {
     flags: u8,
 }
 
+impl Pair {
+    /// Reads its first and last bytes (a pair may straddle two cache lines), so that a
+    /// loop of nothing else brings many pairs into cache at once.
+    pub(super) fn touch(&self) {
+        std::hint::black_box((self.installed_at, self.flags));
+    }
+}
+
 /// A pair's patch index when the catalog does not know the patch.
 const NO_PATCH: u32 = u32::MAX;
 /// An exception keeps the pair from being assigned.

@@ -583,25 +583,14 @@ impl Simulation {
                 self.dirty = false;
                 // Every online agent has checked in by now. Devices and agents share one
                 // key set in one order, so devices and online flags are walked together.
-                // Their names are noted only for an incremental pass, which is told them
-                // (a cached pass compares every device anyway; copying ten thousand names
-                // a pass was a fifth of a 10,000-device run).
+                // (An incremental pass is not told which: it compares every device's
+                // check-in, `World::step_changed`.)
                 debug_assert!(self.world.devices.keys().eq(self.agents.keys()));
-                let mut seen = Vec::new();
-                let told = self.world.changed.is_some();
-                for ((name, dev), online) in self.world.devices.iter_mut().zip(&self.online) {
+                for (dev, online) in self.world.devices.values_mut().zip(&self.online) {
                     if *online {
                         let status = dev.status.get_or_insert_with(ManagedDeviceStatus::default);
-                        if status.last_seen != Some(now) {
-                            status.last_seen = Some(now);
-                            if told {
-                                seen.push(name.clone());
-                            }
-                        }
+                        status.last_seen = Some(now);
                     }
-                }
-                if let Some(changed) = self.world.changed.as_mut() {
-                    changed.extend(seen);
                 }
                 let decisions = match self.incremental {
                     true => self.world.step_changed(now, &mut self.cache),

@@ -50,11 +50,12 @@ pub struct World {
     /// every change of a device a version of its own. A check-in that only moves
     /// `lastSeen` is not a change here (liveness is not an object write).
     pub version: u64,
-    /// The devices changed (their objects or check-ins, or added) since the last
+    /// The devices changed (their objects, or added or removed) since the last
     /// [`World::step_changed`]; None when anything may have (before the first): what the
     /// world tells the engine's incremental pass. Every method of the world that changes
     /// a device notes it here; code that changes `devices` itself calls
-    /// [`World::changed_device`] ([`World::step_changed`] relies on it).
+    /// [`World::changed_device`] ([`World::step_changed`] relies on it). A check-in
+    /// alone (`lastSeen`, a Lease) need not be noted: the engine compares every device's.
     pub changed: Option<BTreeSet<String>>,
 }
 
@@ -116,7 +117,10 @@ impl World {
     pub fn step_changed(&mut self, now: Timestamp, cache: &mut Cache) -> Decisions {
         self.record_patch_releases();
         let told = self.changed.replace(BTreeSet::new());
-        let changed = told.as_ref().map_or(Changed::Everything, Changed::Devices);
+        // The fleet stamps `lastSeen` on every agent that checked in, without telling.
+        let changed = told
+            .as_ref()
+            .map_or(Changed::Everything, Changed::DevicesAndCheckIns);
         let decisions = engine::decide_changed(&self.snapshot(), changed, now, cache);
         debug_assert_eq!(
             decisions,

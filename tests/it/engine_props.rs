@@ -890,7 +890,9 @@ proptest! {
     /// sequences of agent reports, label, device, exception, policy and catalog changes,
     /// and time moving on (now and then back): both when the devices carry no
     /// `resourceVersion` (every device is compared) and when they carry one that changes
-    /// with every change, as an API server's do (unchanged devices are trusted).
+    /// with every change, as an API server's do (unchanged devices are trusted); and an
+    /// incremental pass, told the changed devices by name, or told only those whose
+    /// objects changed and left to compare every device's check-in.
     #[test]
     fn a_cached_pass_decides_what_a_full_pass_decides(
         s in scenario(),
@@ -903,6 +905,7 @@ proptest! {
         let mut compared = engine::Cache::new();
         let mut versioned = engine::Cache::new();
         let mut resumed = engine::Cache::new();
+        let mut swept = engine::Cache::new();
         let mut last_pass: Option<World> = None;
         let mut serial = 0u32;
         let mut now = ts(START);
@@ -936,6 +939,14 @@ proptest! {
             let told = named.as_ref().map_or(Changed::Everything, Changed::Devices);
             let incremental = engine::decide_changed(&w.snapshot(), told, now, &mut resumed);
             prop_assert_eq!(&full, &incremental, "incremental pass at {}", now);
+            // As a simulated fleet does: told of changed objects only, check-ins compared.
+            let objects = last_pass.as_ref().map(|before| changed_devices(before, &w));
+            let objects: Option<BTreeSet<String>> = objects.map(|o| o.into_iter().collect());
+            let told = objects
+                .as_ref()
+                .map_or(Changed::Everything, Changed::DevicesAndCheckIns);
+            let swept_pass = engine::decide_changed(&w.snapshot(), told, now, &mut swept);
+            prop_assert_eq!(&full, &swept_pass, "incremental pass, check-ins compared, at {}", now);
             last_pass = Some(w.clone());
             w.apply(&full, now);
             for c in changes {

@@ -84,9 +84,10 @@ pub(super) struct Tallied {
     /// Entries to release: unreachable or excepted devices that have not started, and
     /// finished installs (the plan holds only what is still to do).
     pub(super) releases: Vec<PlanChange>,
-    /// The first instant a member's standing changes by time alone: it becomes
-    /// unreachable, or its attempt times out.
+    /// The first instant a member's attempt in progress times out (after now).
     pub(super) wake: Option<Timestamp>,
+    /// The first instant a member counted as reachable turns unreachable (after now).
+    pub(super) turns: Option<Timestamp>,
 }
 
 pub(super) fn tally(
@@ -102,6 +103,7 @@ pub(super) fn tally(
         last_install: None,
         releases: Vec::new(),
         wake: None,
+        turns: None,
     };
     let mut untimed = false;
     // The earliest check-in of a member that can still become unreachable: every such
@@ -151,10 +153,9 @@ pub(super) fn tally(
         t.last_install = Some(t.last_install.map_or(at, |l| l.max(at)));
     }
     // After `now`: a member seen that long ago would be Unreachable already.
-    t.sooner(
-        earliest_seen.and_then(|seen| seen.checked_add(unreachable_after.span()).ok()),
-        now,
-    );
+    t.turns = earliest_seen
+        .and_then(|seen| seen.checked_add(unreachable_after.span()).ok())
+        .filter(|t| *t > now);
     t
 }
 

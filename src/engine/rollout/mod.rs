@@ -186,6 +186,12 @@ pub struct RolloutOutcome {
     /// where nothing need act on it: a finished rollout asks for no wake-up, but its
     /// rings' counts still move as entries time out and members turn unreachable.
     pub changes_at: Option<Timestamp>,
+    /// The first instant after now at which a member counted as reachable turns
+    /// unreachable (the earliest `lastSeen` plus its ring's `unreachableAfter`); part of
+    /// `changes_at`, and kept apart because check-ins alone move it, and only later.
+    pub unreachable_at: Option<Timestamp>,
+    /// `changes_at` but for `unreachable_at`: what check-ins do not move.
+    pub changes_else: Option<Timestamp>,
     /// A ring cannot deploy because a spec is unusable (a ring missing or invalid, or the
     /// policy blocked): the rollout is Stalled until a person fixes it.
     pub invalid_spec: bool,
@@ -205,6 +211,8 @@ struct Pass<'i, 'a> {
     now: Timestamp,
     out: RolloutOutcome,
     wake: Vec<Option<Timestamp>>,
+    /// The first instant a member counted as reachable turns unreachable.
+    turns: Option<Timestamp>,
     old_phase: Option<RolloutPhase>,
     held: bool,
     rejected: bool,
@@ -229,6 +237,7 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         now,
         out: RolloutOutcome::default(),
         wake: Vec::new(),
+        turns: None,
         old_phase,
         held: input.approval.state == ApprovalState::Held,
         rejected,
@@ -260,16 +269,17 @@ pub fn decide(input: &RolloutInput<'_>, now: Timestamp) -> RolloutOutcome {
         phase = pass.roll_back(&mut rings);
     }
     pass.phase_events(phase);
-    let wake = pass
+    let changes_else = pass
         .wake
         .iter()
         .flatten()
         .filter(|t| **t > now)
         .min()
         .copied();
-    let done = matches!(phase, RolloutPhase::Aborted | RolloutPhase::RolledBack);
-    pass.out.changes_at = wake;
-    pass.out.wake = if done { None } else { wake };
+    pass.out.changes_else = changes_else;
+    pass.out.unreachable_at = pass.turns;
+    pass.out.changes_at = earlier(changes_else, pass.turns);
+    pass.out.wake = asks_wake(phase).then_some(pass.out.changes_at).flatten();
     pass.out.status = pass.status(phase, rings);
     pass.out
 }
@@ -338,6 +348,20 @@ pub fn max_concurrent(value: &IntOrString, targeted: u32) -> u32 {
             }
             None => s.trim().parse::<u32>().unwrap_or(1).max(1),
         },
+    }
+}
+
+/// Whether a rollout in `phase` asks to be decided again when its decision changes by
+/// time: all but one that is over (aborted, rolled back).
+pub fn asks_wake(phase: RolloutPhase) -> bool {
+    !matches!(phase, RolloutPhase::Aborted | RolloutPhase::RolledBack)
+}
+
+/// The earlier of two instants, either of which may be none.
+pub(crate) fn earlier(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

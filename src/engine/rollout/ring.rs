@@ -28,7 +28,7 @@ use jiff::Timestamp;
 use crate::api::{DeploymentRingSpec, Duration, GateResult, RingPhase, RingProgress, RolloutPhase};
 
 use super::members::{Counts, Tallied, tally};
-use super::{Halt, Pass, unreachable_after, whole_seconds};
+use super::{Halt, Pass, earlier, unreachable_after, whole_seconds};
 use crate::engine::decision::{EventType, Reason};
 
 impl<'i, 'a> Pass<'i, 'a> {
@@ -42,6 +42,7 @@ impl<'i, 'a> Pass<'i, 'a> {
         let mut t = tally(ring, self.input.name, unreachable_after, old, self.now);
         self.out.plan.append(&mut t.releases);
         self.wake.push(t.wake);
+        self.turns = earlier(self.turns, t.turns);
         let mut rp = progress(ring.name, old, &t);
         if self.stopped() {
             // Rollback and abort are handled after the rings; their phases stay.

@@ -29,15 +29,16 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::api::Duration;
 use crate::api::{ApprovalRecord, Freeze, PatchRolloutStatus};
 use crate::engine::cache::{Cache, Version};
-use crate::engine::rollout::{Member, RingInput, RolloutOutcome};
+use crate::engine::rollout::{self, Member, RingInput, RolloutOutcome};
 use crate::engine::windows::next_freeze_change;
 
 use super::gather::Tenant;
 use super::rollouts::One;
 use super::status::Governed;
-use super::walk::{self, DeviceView, Dirt, Prints, Walked};
+use super::walk::{self, DeviceView, Dirt, Prints, Slot, Walked};
 use super::{Snapshot, name_of};
 
 /// What a pass keeps for an incremental pass.
@@ -77,14 +78,25 @@ pub(super) struct Memo {
     blocked: Option<String>,
     /// Its status (the stored one), shared with the decisions that gave it.
     pub(super) status: Arc<PatchRolloutStatus>,
-    /// When it asked to be decided again by time alone (its wake-up, replayed).
-    pub(super) wake: Option<Timestamp>,
-    /// Until when the decision holds by time: the first change by time alone
-    /// ([`RolloutOutcome::changes_at`]: its wake-up, or for a finished rollout its counts'
-    /// next change), and the next instant a window or a freeze of its rings opens or
+    /// When the decision was made.
+    made: Timestamp,
+    /// It asks to be decided again when it changes by time (it is not over).
+    asks_wake: bool,
+    /// Its first change by time alone but for a member turning unreachable
+    /// ([`RolloutOutcome::changes_else`]).
+    changes_else: Option<Timestamp>,
+    /// The first instant a member counted as reachable turns unreachable, as the members'
+    /// check-ins now have it ([`RolloutOutcome::unreachable_at`], counted again when the
+    /// member who turns first checks in).
+    turns: Option<Timestamp>,
+    /// Until when the decision holds by time, but for `turns`: its first other change by
+    /// time alone, and the next instant a window or a freeze of its rings opens or
     /// closes, or one of its entries' windows ends (a ring that waits on no device says
     /// nothing of those, but they change what it says).
     until: Option<Timestamp>,
+    /// Per ring: its `unreachableAfter`, and the positions (in its member list) of the
+    /// members not counted as reachable when it was decided (excepted, or unreachable).
+    rings: Vec<(Duration, Vec<u32>)>,
 }
 
 impl Memo {
@@ -103,14 +115,18 @@ impl Memo {
             && existing.status.as_ref() == Some(&**status);
         let name = name_of(&existing.metadata);
         settled.then(|| Memo {
-            until: until(outcome.changes_at, &one.pv.freezes, rings, name, now),
+            until: until(outcome.changes_else, &one.pv.freezes, rings, name, now),
             version: Version::of(existing.metadata.resource_version.as_deref()),
             record: one.record.clone(),
             policy_freezes: one.pv.freezes.clone(),
             ring_freezes: ring_freezes(one).map(<[Freeze]>::to_vec).collect(),
             blocked: one.pv.blocked(),
             status: Arc::clone(status),
-            wake: outcome.wake,
+            made: now,
+            asks_wake: status.phase.is_none_or(rollout::asks_wake),
+            changes_else: outcome.changes_else,
+            turns: outcome.unreachable_at,
+            rings: rings.iter().map(|r| apart(r, now)).collect(),
         })
     }
 
@@ -120,6 +136,7 @@ impl Memo {
         one.existing
             .is_some_and(|r| self.version.is(r.metadata.resource_version.as_deref()))
             && self.until.is_none_or(|w| now < w)
+            && self.turns.is_none_or(|w| now < w)
             && self.record == one.record
             && self.policy_freezes == one.pv.freezes
             && self.ring_freezes.len() == one.pv.rings.len()
@@ -128,6 +145,50 @@ impl Memo {
                 .all(|(now, then)| now == then.as_slice())
             && self.blocked == one.pv.blocked()
     }
+
+    /// Its wake-up, as deciding it again would ask.
+    pub(super) fn wake(&self) -> Option<Timestamp> {
+        self.asks_wake
+            .then(|| rollout::earlier(self.changes_else, self.turns))
+            .flatten()
+    }
+
+    /// Counts again, from when the members of `slot` were last seen (`views`), when the
+    /// first of those it counted as reachable turns unreachable; false if one has by
+    /// `now` (the decision no longer holds).
+    fn recount_turns(&mut self, slot: &Slot<'_>, views: &[DeviceView], now: Timestamp) -> bool {
+        let mut turns = None;
+        for ((after, apart), list) in self.rings.iter().zip(&slot.at) {
+            let mut apart = apart.iter().copied().peekable();
+            let mut earliest: Option<Timestamp> = None;
+            for (k, (di, _)) in list.iter().enumerate() {
+                if apart.next_if_eq(&(k as u32)).is_some() {
+                    continue;
+                }
+                let seen = views.get(*di as usize).and_then(|v| v.seen.get());
+                earliest = rollout::earlier(earliest, seen);
+            }
+            let turn = earliest.and_then(|seen| seen.checked_add(after.span()).ok());
+            turns = rollout::earlier(turns, turn);
+        }
+        self.turns = turns;
+        turns.is_none_or(|t| t > now)
+    }
+}
+
+/// A ring's `unreachableAfter`, and the positions of its members not counted as
+/// reachable at `now` (as [`crate::engine::rollout`] counts them: excepted, or not seen
+/// for that long).
+fn apart(ring: &RingInput<'_>, now: Timestamp) -> (Duration, Vec<u32>) {
+    let after = rollout::unreachable_after(ring.ring.as_ref().ok().map(|(spec, _)| *spec));
+    let apart = ring
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.excepted || rollout::unreachable(m.last_seen(), after, now))
+        .map(|(k, _)| k as u32)
+        .collect();
+    (after, apart)
 }
 
 /// The first instant after `now` at which a decision that asked to wake at `wake` may
@@ -223,23 +284,29 @@ fn trim(pool: &mut Pool, w: &Walked<'_>) {
 
 impl Replay<'_> {
     /// The memo of the slot at `at`, if its rollout may be replayed: the memo holds, and
-    /// none of its members changed (`dirt`) but for check-ins that turn no member
-    /// unreachable before the decision's wake-up (so neither a standing nor the wake-up,
-    /// which is the earliest such turn, moves).
+    /// none of its members changed (`dirt`) but for check-ins of members it counted as
+    /// reachable (so no standing moves; when the first of them to turn unreachable
+    /// checked in, when one next does is counted again from `views`).
     pub(super) fn replayable(
-        &self,
+        &mut self,
         at: usize,
         one: &One<'_, '_>,
+        slot: Option<&Slot<'_>>,
         dirt: Option<Dirt>,
+        views: &[DeviceView],
         now: Timestamp,
     ) -> Option<&Memo> {
-        let memo = self.memos.get(at)?.as_ref()?;
+        let memo = self.memos.get_mut(at)?.as_mut()?;
         let fresh = match dirt? {
             Dirt::Clean => true,
-            Dirt::Seen(turns) => memo.wake.is_some_and(|w| turns > w),
+            // A member unreachable when it was decided was seen again.
+            Dirt::Seen(turned) if turned <= memo.made => false,
+            // None of those seen again was the first to turn.
+            Dirt::Seen(turned) if memo.turns.is_some_and(|t| turned > t) => true,
+            Dirt::Seen(_) => slot.is_some_and(|s| memo.recount_turns(s, views, now)),
             Dirt::Changed => false,
         };
-        (fresh && memo.holds(one, now)).then_some(memo)
+        (fresh && memo.holds(one, now)).then_some(&*memo)
     }
 }
 
@@ -310,6 +377,13 @@ pub enum Changed<'c> {
     /// Only these devices (by name) changed: their objects, their check-ins, or they
     /// came or went. Every other object may have changed too: they are few and compared.
     Devices(&'c BTreeSet<String>),
+    /// These devices changed, as with [`Changed::Devices`], and any other may have
+    /// checked in besides: its `lastSeen` stamped without a new `resourceVersion`, or its
+    /// Lease renewed (a simulated fleet, every agent of which checks in between two
+    /// passes). Every device's check-in is compared, in one walk that reads nothing else,
+    /// and one that moves no standing marks its policy's rollouts rather than finding
+    /// the device's own.
+    DevicesAndCheckIns(&'c BTreeSet<String>),
 }
 
 /// An incremental pass under way: the kept state brought up to date for the devices
@@ -335,6 +409,7 @@ pub(super) fn resume<'a>(
     snap: &Snapshot<'a>,
     t: &Tenant<'a>,
     changed: &BTreeSet<String>,
+    any_seen: bool,
     now: Timestamp,
     cache: &mut Cache,
 ) -> Option<Resumed<'a>> {
@@ -379,11 +454,15 @@ pub(super) fn resume<'a>(
         governed.add(&w.views[di]);
         recounted(di, &w.views[di], &mut clocks, &mut volatile);
     }
+    let seen: Vec<usize> = match any_seen {
+        true => (0..w.devices.len()).collect(),
+        false => seen,
+    };
     let seen: Vec<usize> = seen
         .into_iter()
         .filter(|di| dis.binary_search(di).is_err())
         .collect();
-    walk::reseen(t, &mut w, cache, &seen);
+    walk::reseen(t, &mut w, cache, &seen, last_now, any_seen);
     if clocks.len() > 2 * w.views.len() + 1024 {
         // Entries a device's later count replaced: start afresh rather than let them pile.
         clocks = w

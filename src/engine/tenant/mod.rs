@@ -105,7 +105,8 @@ pub fn decide_changed(
 ) -> Decisions {
     let t = gather::gather(snap, now);
     let resumed = match changed {
-        Changed::Devices(names) => kept::resume(snap, &t, names, now, cache),
+        Changed::Devices(names) => kept::resume(snap, &t, names, false, now, cache),
+        Changed::DevicesAndCheckIns(names) => kept::resume(snap, &t, names, true, now, cache),
         Changed::Everything => None,
     };
     let Some(mut r) = resumed else {

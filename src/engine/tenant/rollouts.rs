@@ -75,9 +75,10 @@ pub(super) fn policy_rollouts<'a>(
             existing: existing_rollout,
             record,
         };
-        let replay = replay.as_deref_mut();
-        if let Some(r) = replay.as_deref().filter(|r| r.reuse) {
-            if let Some(m) = r.replayable(at, &one, w.dirty.get(at).copied(), now) {
+        let mut replay = replay.as_deref_mut();
+        if let Some(r) = replay.as_deref_mut().filter(|r| r.reuse) {
+            let (slot, dirt) = (w.slots[at].as_ref(), w.dirty.get(at).copied());
+            if let Some(m) = r.replayable(at, &one, slot, dirt, &w.views, now) {
                 one.replay(m, ring_active, d, now);
                 continue;
             }
@@ -215,7 +216,7 @@ impl<'s, 'a> One<'s, 'a> {
     fn replay(&self, m: &Memo, ring_active: &mut [u32], d: &mut Decisions, now: Timestamp) {
         let name = self.existing.map_or("", |r| name_of(&r.metadata));
         count_active(self.pv, &m.status, ring_active);
-        d.wake(m.wake, now);
+        d.wake(m.wake(), now);
         d.rollouts.push((name.to_string(), Arc::clone(&m.status)));
     }
 

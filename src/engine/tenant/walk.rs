@@ -985,34 +985,82 @@ fn turns_unreachable(t: &Tenant<'_>, pi: usize, ring: usize, seen: When) -> Opti
 }
 
 /// Brings up to date when the devices at `dis` were last seen, devices whose objects are
-/// as the last pass counted them (so that nothing else of them can have changed: a
-/// check-in by Lease, or a `lastSeen` stamped without a new version). Nothing is counted
-/// again; the slots they are members of are marked as seen ([`Dirt::Seen`]), or as
-/// changed where a sighting that never turns unreachable cannot be told apart.
-pub(super) fn reseen(t: &Tenant<'_>, w: &mut Walked<'_>, cache: &Cache, dis: &[usize]) {
+/// as the last pass (at `last_now`) counted them (so that nothing else of them can have
+/// changed: a check-in by Lease, or a `lastSeen` stamped without a new version). Nothing
+/// is counted again; the slots they are members of are marked as seen ([`Dirt::Seen`]),
+/// or as changed where a member's standing may have moved (it was unreachable, it went
+/// back in time, or a sighting that never turns unreachable cannot be told apart).
+///
+/// With `coarse` (every device may have checked in), a check-in that moves no standing
+/// marks every slot of its device's policy instead of finding the device's own: a
+/// rollout then counts again from its members' check-ins when the first of them turns
+/// unreachable ([`super::kept`]), which costs less than finding ten thousand devices'
+/// slots.
+pub(super) fn reseen(
+    t: &Tenant<'_>,
+    w: &mut Walked<'_>,
+    cache: &Cache,
+    dis: &[usize],
+    last_now: Timestamp,
+    coarse: bool,
+) {
     w.dirty.resize(w.slots.len(), Dirt::Clean);
-    for &di in dis {
-        let (Some(&dev), Some(entry)) = (w.devices.get(di), cache.devices.get(di)) else {
-            continue;
-        };
-        let seen = When::new(contract::last_seen(dev, t.check_ins));
+    // Read first in a loop of nothing else, so that the reads wait on memory together.
+    let now_seen: Vec<When> = dis
+        .iter()
+        .map(|&di| {
+            let dev = w.devices.get(di);
+            When::new(dev.and_then(|d| contract::last_seen(d, t.check_ins)))
+        })
+        .collect();
+    let mut by_policy: Vec<Option<Timestamp>> = vec![None; t.policies.len()];
+    for (&di, seen) in dis.iter().zip(now_seen) {
         let Some(view) = w.views.get_mut(di) else {
             continue;
         };
         let before = std::mem::replace(&mut view.seen, seen);
-        let (Some(pi), Some(ring), false) = (entry.policy(), entry.ring(), before == seen) else {
+        let (Some(pi), Some(ring), false) = (view.policy(), view.ring(), before == seen) else {
             continue;
         };
         let dirt = match (
             turns_unreachable(t, pi, ring, before),
             turns_unreachable(t, pi, ring, seen),
         ) {
-            (Some(x), Some(y)) => Dirt::Seen(x.min(y)),
+            (Some(x), Some(y)) if x > last_now => Dirt::Seen(x.min(y)),
             _ => Dirt::Changed,
         };
-        for (_, _, at) in member_slots(t, &w.slots, pi, entry) {
-            w.dirty[at] = w.dirty[at].and(dirt);
+        match (coarse, dirt) {
+            (true, Dirt::Seen(at)) => {
+                by_policy[pi] = Some(by_policy[pi].map_or(at, |b| b.min(at)));
+            }
+            _ => mark_member_slots(t, w, cache, di, pi, dirt),
         }
+    }
+    let n = t.patches.len();
+    for (pi, at) in by_policy.into_iter().enumerate() {
+        let Some(at) = at else { continue };
+        for k in pi * n..(pi + 1) * n {
+            if w.slots[k].as_ref().is_some_and(|s| s.decided) {
+                w.dirty[k] = w.dirty[k].and(Dirt::Seen(at));
+            }
+        }
+    }
+}
+
+/// Marks the slots the device at `di` (governed by policy `pi`) is a member of.
+fn mark_member_slots(
+    t: &Tenant<'_>,
+    w: &mut Walked<'_>,
+    cache: &Cache,
+    di: usize,
+    pi: usize,
+    dirt: Dirt,
+) {
+    let Some(entry) = cache.devices.get(di) else {
+        return;
+    };
+    for (_, _, at) in member_slots(t, &w.slots, pi, entry) {
+        w.dirty[at] = w.dirty[at].and(dirt);
     }
 }
 
@@ -1133,13 +1181,30 @@ pub(super) fn members<'a>(
         .iter()
         .map(|list| {
             let mut members: Vec<Member<'a>> = pool.pop().unwrap_or_default();
-            members.extend(
-                list.iter()
-                    .filter_map(|&(di, pos)| member(w, cache, di as usize, pos as usize)),
-            );
+            for (k, &(di, pos)) in list.iter().enumerate() {
+                if k % READ_AHEAD == 0 {
+                    touch_pairs(cache, &list[k..list.len().min(k + READ_AHEAD)]);
+                }
+                members.extend(member(w, cache, di as usize, pos as usize));
+            }
             members
         })
         .collect()
+}
+
+/// Reads the pairs of the members at `at` (device and report positions), each in its
+/// device's list elsewhere on the heap: in a loop of nothing else, those reads wait on
+/// memory together.
+fn touch_pairs(cache: &Cache, at: &[(u32, u32)]) {
+    for &(di, pos) in at {
+        let pair = cache
+            .devices
+            .get(di as usize)
+            .and_then(|e| e.pairs.get(pos as usize));
+        if let Some(p) = pair {
+            p.touch();
+        }
+    }
 }
 
 /// One member, from its device's position and its report's (the device object itself is
