@@ -122,10 +122,15 @@ pub fn check_in(lease: &Lease) -> Option<(&str, Timestamp)> {
 /// the simulator. None if it never checked in either way.
 pub fn last_seen(device: &ManagedDevice, check_ins: &CheckIns) -> Option<Timestamp> {
     let reported = device.status.as_ref().and_then(|s| s.last_seen);
-    let leased = match device.metadata.name.as_deref() {
-        Some(name) if !check_ins.is_empty() => check_ins.get(name),
-        _ => None,
-    };
+    if check_ins.is_empty() {
+        // No Lease at all (the name, elsewhere in memory, is not read).
+        return reported;
+    }
+    let leased = device
+        .metadata
+        .name
+        .as_deref()
+        .and_then(|name| check_ins.get(name));
     reported.max(leased)
 }
 

@@ -278,8 +278,8 @@ pub struct Simulation {
     unreachable_after: Duration,
     /// What each engine pass can reuse from the one before.
     cache: Cache,
-    /// Run the engine's incremental pass (told which devices changed) instead of the
-    /// cached full pass ([`Simulation::incremental`]).
+    /// Run the engine's incremental pass, as the operator does (the default), rather
+    /// than the cached full pass ([`Simulation::cached`]).
     incremental: bool,
     /// Whether each agent is online, by its position (see `Agent::pos`): the stamp of
     /// `lastSeen` before every pass walks these beside the devices.
@@ -289,19 +289,20 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// Sets up a run: generates the fleet's devices and gives the world's own devices
-    /// (ManagedDevices in the manifests, or read from a cluster) agents, holds back
-    /// patches released after the start, and schedules offline spells and people's
-    /// actions.
-    /// Runs every engine pass as the operator does: the incremental pass, told which
-    /// devices changed ([`World::step_changed`]; a debug build checks each against a full
-    /// pass). The simulated agents all check in before every pass, so here it saves
-    /// nothing: it is a check of the incremental pass over a realistic run.
-    pub fn incremental(mut self) -> Self {
-        self.incremental = true;
+    /// Runs every engine pass as a cached full pass ([`World::step_cached`]: a walk of
+    /// every device, deriving again only those that changed) instead of the incremental
+    /// pass the operator runs: the same decisions, kept to compare the two.
+    pub fn cached(mut self) -> Self {
+        self.incremental = false;
         self
     }
 
+    /// Sets up a run: generates the fleet's devices and gives the world's own devices
+    /// (ManagedDevices in the manifests, or read from a cluster) agents, holds back
+    /// patches released after the start, and schedules offline spells and people's
+    /// actions. Every engine pass is the incremental one, as the operator runs it: told
+    /// which devices' objects changed, comparing every device's check-in
+    /// ([`World::step_changed`]; a debug build checks each against a full pass).
     pub fn new(mut world: World, fleet: FleetSpec, options: Options) -> Self {
         let start = options.start;
         let end = end_of(&options);
@@ -326,7 +327,7 @@ impl Simulation {
             dirty: true,
             unreachable_after,
             cache: Cache::new(),
-            incremental: false,
+            incremental: true,
             online: Vec::new(),
             closer: None,
             failure_selectors: fleet

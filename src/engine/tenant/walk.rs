@@ -1181,9 +1181,13 @@ pub(super) fn members<'a>(
         .iter()
         .map(|list| {
             let mut members: Vec<Member<'a>> = pool.pop().unwrap_or_default();
+            // Each block's pairs are read while the block before is made, so that their
+            // reads wait on memory together and behind work.
+            let block = |k: usize| &list[k.min(list.len())..(k + READ_AHEAD).min(list.len())];
+            touch_pairs(cache, block(0));
             for (k, &(di, pos)) in list.iter().enumerate() {
                 if k % READ_AHEAD == 0 {
-                    touch_pairs(cache, &list[k..list.len().min(k + READ_AHEAD)]);
+                    touch_pairs(cache, block(k + READ_AHEAD));
                 }
                 members.extend(member(w, cache, di as usize, pos as usize));
             }
