@@ -590,6 +590,25 @@ pub(super) struct Exempt {
     pub intervals: Vec<(Timestamp, Timestamp)>,
 }
 
+impl Exempt {
+    /// Whether the clock it covers moves with time at `now`: an exception is active (the
+    /// clock is stopped), or an interval it paused the clock for has not ended (its
+    /// length grows while it lasts). Once every interval has ended, the time it took
+    /// off the clock is fixed.
+    pub fn moves_at(&self, now: Timestamp) -> bool {
+        !self.active.is_empty() || self.intervals.iter().any(|(_, to)| now < *to)
+    }
+
+    /// The first instant after `now` at which one of its intervals ends.
+    fn settles_after(&self, now: Timestamp) -> Option<Timestamp> {
+        self.intervals
+            .iter()
+            .map(|(_, to)| *to)
+            .filter(|to| now < *to)
+            .min()
+    }
+}
+
 /// The exceptions covering a device's pairs.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Covered<'e>(&'e [(u32, Exempt)]);
@@ -708,30 +727,39 @@ impl Pair {
             .then(|| crate::contract::install_time(self.installed_at(), now).unwrap_or(now))
     }
 
-    /// Keeps a clock run at `now`.
-    pub fn set_clock(&mut self, clock: Clock) {
+    /// Keeps a clock run at `now`, the pair covered by `exempt`. A clock run while an
+    /// exemption's interval lasts is kept only until that interval ends (it is run
+    /// again then, with the time the interval took off fixed).
+    pub fn set_clock(&mut self, clock: Clock, exempt: Option<&Exempt>, now: Timestamp) {
         self.clock = Some(clock.state);
         self.deadline = When::new(clock.deadline);
-        self.next_change = When::new(clock.next_change);
+        let settles = exempt.and_then(|e| e.settles_after(now));
+        self.next_change = When::new(crate::engine::rollout::earlier(clock.next_change, settles));
     }
 
     /// Whether its clock at `now` moves with time itself, not only at the instant it
-    /// names: an exemption (whose length grows while it lasts), or an install time taken
-    /// from `now` (none reported, or one ahead of `now`).
+    /// names: an exemption that lasts (its length grows while it does), or an install
+    /// time taken from `now` (none reported, or one ahead of `now`). `exempt` is what
+    /// covers it ([`Derived::covered`]).
     #[inline]
-    pub fn moves_with_time(&self, now: Timestamp) -> bool {
-        self.exempt()
+    pub fn moves_with_time(&self, now: Timestamp, exempt: Option<&Exempt>) -> bool {
+        (self.exempt() && exempt.is_none_or(|e| e.moves_at(now)))
             || (self.state == PatchState::Installed && self.installed_at().is_none_or(|t| t > now))
     }
 
     /// The clock run at an earlier pass, if it is still the clock at `now`: time has
     /// not gone back since (`rewound`), `now` is before the instant it said it changes,
-    /// and nothing else in it moves with time (no exemption, whose length grows while it
-    /// lasts, and no install time taken from `now`).
+    /// and nothing else in it moves with time (no exemption that lasts, whose length
+    /// grows while it does, and no install time taken from `now`).
     #[inline]
-    pub fn clock_at(&self, now: Timestamp, rewound: bool) -> Option<Clock> {
+    pub fn clock_at(
+        &self,
+        now: Timestamp,
+        rewound: bool,
+        exempt: Option<&Exempt>,
+    ) -> Option<Clock> {
         let state = self.clock?;
-        if rewound || self.moves_with_time(now) {
+        if rewound || self.moves_with_time(now, exempt) {
             return None;
         }
         let next_change = self.next_change.get();
@@ -803,9 +831,50 @@ mod tests {
         assert_eq!(covered.active(1), [4]);
         assert!(covered.at(2).is_some_and(|e| e.active.is_empty()));
         let now = Timestamp::UNIX_EPOCH;
-        // Covered, even by no active exception: its clock moves with time.
-        assert!(entry.pairs[2].moves_with_time(now));
-        assert!(!entry.pairs[0].moves_with_time(now));
+        let later = |s: i64| Timestamp::from_second(s).expect("in range");
+        let moves =
+            |pos: usize, exempt: Option<&Exempt>| entry.pairs[pos].moves_with_time(now, exempt);
+        // Covered by an active exception: its clock is stopped, so it moves with time.
+        assert!(moves(1, covered.at(1)));
+        // Covered by none active, and no interval: its clock is fixed.
+        assert!(!moves(2, covered.at(2)));
+        // An interval that has not ended grows; one that has, does not.
+        let lasting = Exempt {
+            active: Vec::new(),
+            intervals: vec![(later(-10), later(10))],
+        };
+        let ended = Exempt {
+            active: Vec::new(),
+            intervals: vec![(later(-10), later(-5))],
+        };
+        assert!(moves(2, Some(&lasting)));
+        assert!(!moves(2, Some(&ended)));
+        assert!(!moves(0, None));
+    }
+
+    #[test]
+    fn a_clock_run_while_an_exemption_lasts_is_run_again_once_it_ends() {
+        let at = |s: i64| Timestamp::from_second(s).expect("in range");
+        let lasting = Exempt {
+            active: Vec::new(),
+            intervals: vec![(at(0), at(100))],
+        };
+        let mut pair = Pair::new(Some(0), PatchState::Missing, None);
+        pair.flags |= EXEMPT;
+        let clock = Clock {
+            state: ClockState::NotDue,
+            deadline: Some(at(1_000)),
+            next_change: Some(at(900)),
+        };
+        pair.set_clock(clock, Some(&lasting), at(50));
+        // While the interval lasts, the clock moves with time: never reused.
+        assert!(pair.clock_at(at(60), false, Some(&lasting)).is_none());
+        // Once it ended, the clock kept from before its end is not the clock: run again.
+        assert!(pair.clock_at(at(150), false, Some(&lasting)).is_none());
+        // One run after its end is kept until its own next change.
+        pair.set_clock(clock, Some(&lasting), at(150));
+        assert_eq!(pair.clock_at(at(200), false, Some(&lasting)), Some(clock));
+        assert!(pair.clock_at(at(900), false, Some(&lasting)).is_none());
     }
 
     #[test]

@@ -550,7 +550,7 @@ impl<'a> Walk<'_, 'a> {
             if self.record {
                 self.record_fact(w, &at, pos, clock);
             }
-            w.views[di].volatile |= pair.moves_with_time(self.now);
+            w.views[di].volatile |= pair.moves_with_time(self.now, at.exempt);
             let slot = w.slot(self.t, pi, ix, self.sizes, self.now);
             // The pair's state is the report's (compared, or trusted).
             match pair.state {
@@ -613,7 +613,7 @@ impl<'a> Walk<'_, 'a> {
         }
         let installed_at = pair.installed_for_clock(now);
         let policy = t.policies[at.pi].policy;
-        let clock = match pair.clock_at(now, self.rewound) {
+        let clock = match pair.clock_at(now, self.rewound, at.exempt) {
             Some(clock) => clock,
             None => {
                 let row = *row.get_or_insert_with(|| sla_row(policy, at.tier));
@@ -630,7 +630,7 @@ impl<'a> Walk<'_, 'a> {
                     },
                     now,
                 );
-                pair.set_clock(clock);
+                pair.set_clock(clock, at.exempt, now);
                 clock
             }
         };
