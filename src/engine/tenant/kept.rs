@@ -95,7 +95,7 @@ pub(super) struct Memo {
     /// nothing of those, but they change what it says).
     until: Option<Timestamp>,
     /// Per ring: its `unreachableAfter`, and the positions (in its member list) of the
-    /// members not counted as reachable when it was decided (excepted, or unreachable).
+    /// members excepted when it was decided.
     rings: Vec<(Duration, Vec<u32>)>,
 }
 
@@ -126,7 +126,7 @@ impl Memo {
             asks_wake: status.phase.is_none_or(rollout::asks_wake),
             changes_else: outcome.changes_else,
             turns: outcome.unreachable_at,
-            rings: rings.iter().map(|r| apart(r, now)).collect(),
+            rings: rings.iter().map(excepted).collect(),
         })
     }
 
@@ -155,18 +155,23 @@ impl Memo {
 
     /// Counts again, from when the members of `slot` were last seen (`views`), when the
     /// first of those it counted as reachable turns unreachable; false if one has by
-    /// `now` (the decision no longer holds).
+    /// `now` (the decision no longer holds). A member it counted as unreachable was last
+    /// seen `unreachableAfter` or more before it was made, and still was (one seen since
+    /// is a changed member, for which no memo is replayed).
     fn recount_turns(&mut self, slot: &Slot<'_>, views: &[DeviceView], now: Timestamp) -> bool {
         let mut turns = None;
-        for ((after, apart), list) in self.rings.iter().zip(&slot.at) {
-            let mut apart = apart.iter().copied().peekable();
+        for ((after, excepted), list) in self.rings.iter().zip(&slot.at) {
+            let gone_by = self.made.checked_sub(after.span()).ok();
+            let mut excepted = excepted.iter().copied().peekable();
             let mut earliest: Option<Timestamp> = None;
             for (k, (di, _)) in list.iter().enumerate() {
-                if apart.next_if_eq(&(k as u32)).is_some() {
+                if excepted.next_if_eq(&(k as u32)).is_some() {
                     continue;
                 }
                 let seen = views.get(*di as usize).and_then(|v| v.seen.get());
-                earliest = rollout::earlier(earliest, seen);
+                if seen.is_some_and(|s| gone_by.is_none_or(|g| s > g)) {
+                    earliest = rollout::earlier(earliest, seen);
+                }
             }
             let turn = earliest.and_then(|seen| seen.checked_add(after.span()).ok());
             turns = rollout::earlier(turns, turn);
@@ -176,19 +181,17 @@ impl Memo {
     }
 }
 
-/// A ring's `unreachableAfter`, and the positions of its members not counted as
-/// reachable at `now` (as [`crate::engine::rollout`] counts them: excepted, or not seen
-/// for that long).
-fn apart(ring: &RingInput<'_>, now: Timestamp) -> (Duration, Vec<u32>) {
+/// A ring's `unreachableAfter`, and the positions of its excepted members.
+fn excepted(ring: &RingInput<'_>) -> (Duration, Vec<u32>) {
     let after = rollout::unreachable_after(ring.ring.as_ref().ok().map(|(spec, _)| *spec));
-    let apart = ring
+    let excepted = ring
         .members
         .iter()
         .enumerate()
-        .filter(|(_, m)| m.excepted || rollout::unreachable(m.last_seen(), after, now))
+        .filter(|(_, m)| m.excepted)
         .map(|(k, _)| k as u32)
         .collect();
-    (after, apart)
+    (after, excepted)
 }
 
 /// The first instant after `now` at which a decision that asked to wake at `wake` may
