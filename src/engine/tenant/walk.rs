@@ -1031,7 +1031,7 @@ pub(super) fn reseen(
         };
         match (coarse, dirt) {
             (true, Dirt::Seen(at)) => {
-                by_policy[pi] = Some(by_policy[pi].map_or(at, |b| b.min(at)));
+                by_policy[pi] = crate::engine::rollout::earlier(by_policy[pi], Some(at));
             }
             _ => mark_member_slots(t, w, cache, di, pi, dirt),
         }
